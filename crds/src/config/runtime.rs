@@ -1,0 +1,379 @@
+//! `RuntimeConfig`: everything one workspace server process needs.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, SecretSource};
+use crate::{
+    access_policy::PolicyMode,
+    language_model::ModelProvider,
+    partner_connection::{QueueFullPolicy, ShareMode},
+    workspace::PushMode,
+};
+
+/// The schema version this build reads and writes.
+pub const RUNTIME_CONFIG_VERSION: u32 = 1;
+
+/// The rendered configuration of one workspace server.
+///
+/// Sections the server can apply without a restart (partners, guests, access,
+/// legal holds, retention, limits) are marked so in [`RuntimeConfig::live_sections`];
+/// a change anywhere else needs a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Always [`RUNTIME_CONFIG_VERSION`].
+    pub version: u32,
+    pub workspace: WorkspaceIdentity,
+    pub listen: Listen,
+    pub database: DatabaseConfig,
+    pub object_storage: ObjectStorageConfig,
+    pub identity: IdentityConfig,
+    pub federation: FederationConfig,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guests: Vec<GuestRules>,
+    #[serde(default)]
+    pub access: AccessConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<CallsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushConfig>,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legal_holds: Vec<LegalHoldConfig>,
+    pub limits: LimitsConfig,
+}
+
+impl RuntimeConfig {
+    /// Sections a running server applies when the file changes.
+    pub const LIVE_SECTIONS: &'static [&'static str] = &[
+        "federation.partners",
+        "guests",
+        "access",
+        "retention",
+        "legalHolds",
+        "limits",
+    ];
+
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        super::load(path, "RuntimeConfig", RUNTIME_CONFIG_VERSION)
+    }
+
+    /// The file the operator mounts and `entente up` writes.
+    pub fn to_yaml(&self) -> String {
+        super::to_yaml(self)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        super::parse(text, origin, "RuntimeConfig", RUNTIME_CONFIG_VERSION)
+    }
+
+    /// The top-level sections (dotted names as in the file) that differ between
+    /// two configs and cannot be applied live: the server logs these as needing a restart.
+    pub fn sections_needing_restart(&self, new: &RuntimeConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |name: &'static str, differs: bool| {
+            if differs {
+                changed.push(name);
+            }
+        };
+        check("version", self.version != new.version);
+        check("workspace", self.workspace != new.workspace);
+        check("listen", self.listen != new.listen);
+        check("database", self.database != new.database);
+        check("objectStorage", self.object_storage != new.object_storage);
+        check("identity", self.identity != new.identity);
+        check("federation.tls", self.federation.tls != new.federation.tls);
+        check("ai", self.ai != new.ai);
+        check("calls", self.calls != new.calls);
+        check("push", self.push != new.push);
+        changed
+    }
+}
+
+/// Who this workspace is, to users and to partners.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkspaceIdentity {
+    /// Globally unique id, the origin of every event this workspace creates.
+    pub id: String,
+    pub display_name: String,
+    pub organisation: String,
+    pub site_url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listen {
+    /// REST, WebSocket, health and metrics.
+    pub http: SocketAddr,
+    /// Federation gRPC over mutual TLS.
+    pub federation: SocketAddr,
+    /// Admin gRPC the operator reads status from.
+    pub admin: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// A `postgres://` URL.
+    pub url: SecretSource,
+    pub pool_size: u32,
+    /// CA certificate to verify the database's TLS certificate against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectStorageConfig {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub force_path_style: bool,
+    pub access_key_id: SecretSource,
+    pub secret_access_key: SecretSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The bucket has Object Lock, so files under legal hold get an S3 legal hold too.
+    #[serde(default)]
+    pub object_lock: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub local: LocalIdentityConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlConfig>,
+    /// Ranked attributes: name → levels, lowest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ranked_attributes: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalIdentityConfig {
+    pub enabled: bool,
+    pub admin_username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_email: Option<String>,
+    /// The bootstrap admin's password.
+    pub admin_password: SecretSource,
+    pub min_password_length: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    pub scopes: Vec<String>,
+    /// User attribute → claim.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claim_mappings: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub button_text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SamlConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_file: Option<PathBuf>,
+    pub entity_id: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attribute_mappings: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FederationConfig {
+    pub tls: TlsFiles,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partners: Vec<PartnerConfig>,
+}
+
+/// PEM files of a TLS identity and the CA that issued it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_file: PathBuf,
+}
+
+/// One partner workspace and what is shared with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// The partner's workspace id (the origin its events must carry).
+    pub workspace_id: String,
+    pub organisation: String,
+    pub endpoint: String,
+    /// CA bundle the partner's certificate must chain to.
+    pub ca_file: PathBuf,
+    /// DNS name the partner's certificate must carry.
+    pub identity: String,
+    pub channels: Vec<SharedChannelConfig>,
+    pub sync: SyncConfig,
+    pub allow_relay: bool,
+    pub suspended: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SharedChannelConfig {
+    pub name: String,
+    pub remote_name: String,
+    pub mode: ShareMode,
+    /// Effective permissions (the mode's defaults narrowed by the spec).
+    pub post: bool,
+    pub react: bool,
+    pub upload_files: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncConfig {
+    pub max_queued_events: u64,
+    pub max_queued_bytes: u64,
+    pub when_queue_full: QueueFullPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bytes_per_second: Option<u64>,
+    pub max_file_bytes: u64,
+    pub keepalive_seconds: u32,
+    pub max_backoff_seconds: u32,
+    pub compression: bool,
+}
+
+/// Guests admitted under one GuestPolicy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuestRules {
+    /// The GuestPolicy's name.
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organisations: Vec<String>,
+    pub channels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_lifetime_seconds: Option<u64>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub invitation_lifetime_seconds: u64,
+    pub upload_files: bool,
+    pub direct_messages: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<AccessRule>,
+}
+
+/// One AccessPolicy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessRule {
+    pub policy: String,
+    pub expression: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// Channel label → value, all of which must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channel_labels: BTreeMap<String, String>,
+    pub mode: PolicyMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AiConfig {
+    pub provider: ModelProvider,
+    /// Base URL of the OpenAI-compatible API; nothing is sent anywhere else.
+    pub base_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<SecretSource>,
+    pub chat_model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_deployment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_api_version: Option<String>,
+    pub timeout_seconds: u32,
+    pub summaries: bool,
+    pub agents: bool,
+    pub allow_partner_users: bool,
+    /// Languages offered for translation; empty: no translation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub translation_languages: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Signalling URLs of the SFU nodes; the server picks the least loaded healthy one.
+    pub sfu_nodes: Vec<String>,
+    /// Key the join tokens are signed with (shared with the SFU).
+    pub join_token_key: SecretSource,
+    pub join_token_ttl_seconds: u32,
+    pub recording: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushConfig {
+    pub mode: PushMode,
+    pub proxy_url: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_days: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LegalHoldConfig {
+    /// The LegalHold's name.
+    pub hold: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    pub include_files: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_upload_bytes: u64,
+    pub max_request_body_bytes: u64,
+    pub requests_per_minute: u32,
+}

@@ -1,0 +1,41 @@
+//! The `entente.dev/v1alpha1` API and the contract between the operator and the
+//! processes it runs.
+//!
+//! - One module per kind: the spec a cluster admin writes and the status the
+//!   operator reports. Cross-field rules are CEL `x-kubernetes-validations`
+//!   carried in the generated CRDs, so the API server enforces them.
+//! - [`config`]: `RuntimeConfig` and `MediaConfig`, what the operator renders
+//!   for the server and media processes.
+//! - [`crd`]: the list of CRDs and their YAML, as `crdgen` writes them.
+//! - `validate` (feature `validate`): evaluates a manifest against the
+//!   generated schema and its CEL rules without an API server.
+//!
+//! Light by design: no async runtime, no database, no network.
+
+pub mod access_policy;
+pub mod bridge;
+pub mod calls_cluster;
+pub mod common;
+pub mod config;
+pub mod crd;
+pub mod guest_policy;
+pub mod language_model;
+pub mod legal_hold;
+pub mod partner_connection;
+#[cfg(feature = "validate")]
+pub mod validate;
+pub mod workspace;
+
+pub use access_policy::{AccessPolicy, AccessPolicySpec, AccessPolicyStatus};
+pub use bridge::{Bridge, BridgeSpec, BridgeStatus};
+pub use calls_cluster::{CallsCluster, CallsClusterSpec, CallsClusterStatus};
+pub use guest_policy::{GuestPolicy, GuestPolicySpec, GuestPolicyStatus};
+pub use language_model::{LanguageModel, LanguageModelSpec, LanguageModelStatus};
+pub use legal_hold::{LegalHold, LegalHoldSpec, LegalHoldStatus};
+pub use partner_connection::{PartnerConnection, PartnerConnectionSpec, PartnerConnectionStatus};
+pub use workspace::{Workspace, WorkspaceSpec, WorkspaceStatus};
+
+/// API group of every Entente kind.
+pub const GROUP: &str = "entente.dev";
+/// The one served and stored version.
+pub const VERSION: &str = "v1alpha1";

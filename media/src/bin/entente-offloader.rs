@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    entente_media::not_built("entente-offloader")
+}
