@@ -1,0 +1,160 @@
+//! A real S3-compatible server: moto, with request signatures checked.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
+
+use crate::process::{
+    at_exit, fail, free_port, spawn_supervised, stop, wait_for_port, HarnessError, ScratchDir,
+};
+
+/// Requests moto serves without checking signatures: exactly the bootstrap's IAM calls.
+const BOOTSTRAP_REQUESTS: &str = "3";
+
+/// A running moto S3 server on 127.0.0.1 that accepts only requests signed with
+/// [`access_key_id`](Self::access_key_id)/[`secret_access_key`](Self::secret_access_key).
+pub struct S3Server {
+    child: Mutex<Child>,
+    port: u16,
+    access_key_id: String,
+    secret_access_key: String,
+    dir: ScratchDir,
+}
+
+impl S3Server {
+    /// Starts a new server, stopped when the value is dropped.
+    pub fn start() -> Result<S3Server, HarnessError> {
+        let python = python();
+        let dir = ScratchDir::new("s3")?;
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = free_port();
+            let log = std::fs::File::create(dir.path().join("moto.log"))
+                .map_err(|e| HarnessError(format!("cannot create the moto log: {e}")))?;
+            let mut command = Command::new(&python);
+            command
+                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", BOOTSTRAP_REQUESTS)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().map_err(|e| HarnessError(e.to_string()))?)
+                .stderr(log);
+            let mut child = spawn_supervised(command).map_err(|e| {
+                HarnessError(format!(
+                    "cannot run {} -m moto.server: {e}",
+                    python.display()
+                ))
+            })?;
+            if let Err(e) = wait_for_port(&mut child, port, Duration::from_secs(60), "moto_server")
+            {
+                stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
+                let log = std::fs::read_to_string(dir.path().join("moto.log")).unwrap_or_default();
+                let hint = if log.contains("No module named moto") {
+                    "\nmoto is not installed: `pip install 'moto[server]'` (scripts/setup does)"
+                } else {
+                    ""
+                };
+                last_error = Some(HarnessError(format!("{e}\n{log}{hint}")));
+                continue;
+            }
+            let (access_key_id, secret_access_key) = match bootstrap(&python, port) {
+                Ok(keys) => keys,
+                Err(e) => {
+                    stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
+                    return Err(e);
+                }
+            };
+            return Ok(S3Server {
+                child: Mutex::new(child),
+                port,
+                access_key_id,
+                secret_access_key,
+                dir,
+            });
+        }
+        Err(last_error.expect("at least one attempt was made"))
+    }
+
+    /// One server for the whole test binary, stopped when the process exits.
+    /// Panics with the reason when it cannot start.
+    pub fn shared() -> &'static S3Server {
+        static SHARED: OnceLock<S3Server> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let server = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
+            at_exit(Box::new(|| {
+                if let Some(s3) = SHARED.get() {
+                    s3.stop();
+                    let _ = std::fs::remove_dir_all(s3.dir.path());
+                }
+            }));
+            server
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`; use path-style addressing.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn region(&self) -> &str {
+        "us-east-1"
+    }
+
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    pub fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+
+    pub fn stop(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `$ENTENTE_PYTHON` or `python3`: the interpreter moto is installed for.
+pub(crate) fn python() -> PathBuf {
+    std::env::var_os("ENTENTE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// The bootstrap script: creates the IAM user whose key signs every request.
+fn bootstrap(python: &PathBuf, port: u16) -> Result<(String, String), HarnessError> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_bootstrap.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .map_err(|e| HarnessError(format!("cannot run {}: {e}", script.display())))?;
+    if !output.status.success() {
+        return fail(format!(
+            "creating the S3 test identity failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let keys: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| HarnessError(format!("the bootstrap printed no JSON: {e}")))?;
+    let field = |name: &str| {
+        keys[name]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| HarnessError(format!("the bootstrap printed no {name}")))
+    };
+    Ok((field("accessKeyId")?, field("secretAccessKey")?))
+}
