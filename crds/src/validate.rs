@@ -76,17 +76,17 @@ pub const KINDS: &[&str] = &[
     "LegalHold",
 ];
 
-/// A validated Entente object of any kind.
+/// A validated Entente object of any kind (boxed: a Workspace is large).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Resource {
-    Workspace(Workspace),
-    PartnerConnection(PartnerConnection),
-    GuestPolicy(GuestPolicy),
-    AccessPolicy(AccessPolicy),
-    CallsCluster(CallsCluster),
-    LanguageModel(LanguageModel),
-    Bridge(Bridge),
-    LegalHold(LegalHold),
+    Workspace(Box<Workspace>),
+    PartnerConnection(Box<PartnerConnection>),
+    GuestPolicy(Box<GuestPolicy>),
+    AccessPolicy(Box<AccessPolicy>),
+    CallsCluster(Box<CallsCluster>),
+    LanguageModel(Box<LanguageModel>),
+    Bridge(Box<Bridge>),
+    LegalHold(Box<LegalHold>),
 }
 
 impl Resource {
@@ -204,14 +204,14 @@ fn decode(kind: &str, value: Value) -> Result<Resource, String> {
         serde_json::from_value(value).map_err(|e| e.to_string())
     }
     Ok(match kind {
-        "Workspace" => Resource::Workspace(typed(value)?),
-        "PartnerConnection" => Resource::PartnerConnection(typed(value)?),
-        "GuestPolicy" => Resource::GuestPolicy(typed(value)?),
-        "AccessPolicy" => Resource::AccessPolicy(typed(value)?),
-        "CallsCluster" => Resource::CallsCluster(typed(value)?),
-        "LanguageModel" => Resource::LanguageModel(typed(value)?),
-        "Bridge" => Resource::Bridge(typed(value)?),
-        "LegalHold" => Resource::LegalHold(typed(value)?),
+        "Workspace" => Resource::Workspace(Box::new(typed(value)?)),
+        "PartnerConnection" => Resource::PartnerConnection(Box::new(typed(value)?)),
+        "GuestPolicy" => Resource::GuestPolicy(Box::new(typed(value)?)),
+        "AccessPolicy" => Resource::AccessPolicy(Box::new(typed(value)?)),
+        "CallsCluster" => Resource::CallsCluster(Box::new(typed(value)?)),
+        "LanguageModel" => Resource::LanguageModel(Box::new(typed(value)?)),
+        "Bridge" => Resource::Bridge(Box::new(typed(value)?)),
+        "LegalHold" => Resource::LegalHold(Box::new(typed(value)?)),
         other => return Err(format!("no decoder for kind {other}")),
     })
 }

@@ -286,7 +286,7 @@ pub(crate) fn default_true() -> bool {
 }
 
 /// How users log in. Several methods may be enabled at once.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.local.enabled || has(self.oidc) || has(self.saml)").message("enable at least one way to log in: identity.local.enabled, identity.oidc or identity.saml"))]
 pub struct IdentitySpec {
@@ -296,16 +296,6 @@ pub struct IdentitySpec {
     pub oidc: Option<OidcSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saml: Option<SamlSpec>,
-}
-
-impl Default for IdentitySpec {
-    fn default() -> Self {
-        Self {
-            local: LocalIdentity::default(),
-            oidc: None,
-            saml: None,
-        }
-    }
 }
 
 /// Accounts with passwords kept by the workspace itself.

@@ -14,8 +14,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("validate") => validate(&args[1..]),
-        Some("up") => not_built::report("entente up", "tracked by the `entente up` issue; `entente validate PATH…` checks the same manifests today"),
-        Some("admin") => not_built::report("entente admin", "comes with the server and federation issues"),
+        Some("up") => up(&args[1..]),
+        Some("admin") => not_built::report(
+            "entente admin",
+            "comes with the server and federation issues",
+        ),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -25,6 +28,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `entente up`: the manifests are checked for real; starting them is not built yet.
+fn up(args: &[String]) -> ExitCode {
+    let paths: Vec<String> = args.iter().filter(|a| *a != "--check").cloned().collect();
+    let status = validate(&paths);
+    if status != ExitCode::SUCCESS {
+        return status;
+    }
+    not_built::report(
+        "entente up",
+        "tracked by the `entente up` issue: the manifests above are valid, but nothing runs them on this machine yet",
+    )
 }
 
 fn validate(paths: &[String]) -> ExitCode {

@@ -1,0 +1,69 @@
+//! The `entente` command line and the server binary, as a user meets them.
+
+use std::process::Command;
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+#[test]
+fn the_server_says_it_is_not_built_and_fails() {
+    let output = Command::new(env!("CARGO_BIN_EXE_entente-server"))
+        .args(["serve", "--config", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not built yet"));
+}
+
+#[test]
+fn validate_accepts_the_examples_and_refuses_a_broken_manifest() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_entente"))
+        .arg("validate")
+        .arg(repo("examples"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok    Workspace \"nation-a\""));
+
+    let broken = Command::new(env!("CARGO_BIN_EXE_entente"))
+        .arg("validate")
+        .arg(repo("crds/tests/invalid/partner-endpoint-http.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert!(
+        stdout.contains("partner.endpoint must be an https URL"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn up_checks_the_manifests_then_says_running_them_is_not_built() {
+    let output = Command::new(env!("CARGO_BIN_EXE_entente"))
+        .arg("up")
+        .arg(repo("examples/edge-ddil"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ok    Workspace \"fob-north\""));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("entente up: not built yet"));
+
+    let invalid = Command::new(env!("CARGO_BIN_EXE_entente"))
+        .arg("up")
+        .arg(repo("crds/tests/invalid/database-both.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        invalid.status.code(),
+        Some(1),
+        "an invalid manifest is an error, not 'not built'"
+    );
+}
