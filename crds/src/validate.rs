@@ -295,6 +295,15 @@ fn join(path: &str, field: &str) -> String {
     }
 }
 
+/// Checks `value` against the OpenAPI constraints of `schema` alone (no
+/// defaulting, no CEL): what the API server checks of an object, and of every
+/// `default` in a CRD when the CRD is created.
+pub fn schema_errors(schema: &Value, value: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_schema(schema, value, "", &mut errors);
+    errors
+}
+
 /// The OpenAPI (structural schema) checks of the API server, with its wording
 /// where it has one.
 fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {

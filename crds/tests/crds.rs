@@ -153,6 +153,32 @@ fn every_generated_schema_is_structural() {
 }
 
 #[test]
+fn every_default_satisfies_its_own_schema() {
+    // The API server refuses a CRD whose defaults do not validate.
+    fn walk(node: &Value, path: &str, problems: &mut Vec<String>, defaults: &mut usize) {
+        if let Some(default) = node.get("default") {
+            *defaults += 1;
+            for e in entente_crds::validate::schema_errors(node, default) {
+                problems.push(format!("{path}: default {default}: {e}"));
+            }
+        }
+        for (name, child) in node.get("properties").and_then(Value::as_object).into_iter().flatten() {
+            walk(child, &format!("{path}.{name}"), problems, defaults);
+        }
+        if let Some(items) = node.get("items") {
+            walk(items, &format!("{path}[]"), problems, defaults);
+        }
+    }
+    let mut problems = Vec::new();
+    let mut defaults = 0;
+    for crd in crd::all() {
+        walk(&schema_of(&crd), &crd.spec.names.kind, &mut problems, &mut defaults);
+    }
+    assert!(defaults >= 50, "only {defaults} defaults found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn every_cel_rule_compiles_and_fits_the_cost_budget() {
     let mut problems = Vec::new();
     let mut rules = 0;

@@ -184,6 +184,40 @@ fn defaults_are_applied_as_the_api_server_would() {
     assert_eq!(ws.spec.federation.certificate_duration, "2160h");
 }
 
+/// What the API server fills in from the schema's defaults must be what the
+/// code assumes for an absent field (its serde default): otherwise the
+/// operator and `kubectl get -o yaml` would disagree about the same object.
+#[test]
+fn schema_defaults_agree_with_the_code_defaults() {
+    use entente_crds::*;
+    fn same<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(raw: &serde_json::Value, validated: &T) {
+        let from_code: T = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(&from_code, validated);
+    }
+    let mut checked = 0;
+    for example in ["mission-partner", "sovereign-m365", "edge-ddil"] {
+        for file in yaml_files(&repo().join("examples").join(example)) {
+            let text = fs::read_to_string(&file).unwrap();
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                let raw: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
+                let validated = validate_object(&raw, None, "example").unwrap();
+                match &validated {
+                    Resource::Workspace(v) => same::<Workspace>(&raw, v),
+                    Resource::PartnerConnection(v) => same::<PartnerConnection>(&raw, v),
+                    Resource::GuestPolicy(v) => same::<GuestPolicy>(&raw, v),
+                    Resource::AccessPolicy(v) => same::<AccessPolicy>(&raw, v),
+                    Resource::CallsCluster(v) => same::<CallsCluster>(&raw, v),
+                    Resource::LanguageModel(v) => same::<LanguageModel>(&raw, v),
+                    Resource::Bridge(v) => same::<Bridge>(&raw, v),
+                    Resource::LegalHold(v) => same::<LegalHold>(&raw, v),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 14);
+}
+
 /// Each file in tests/invalid/ starts with `# expect: …` lines; every line must
 /// appear in the error, and the manifest must be refused.
 #[test]

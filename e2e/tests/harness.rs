@@ -110,6 +110,24 @@ except botocore.exceptions.ClientError as e:
     );
 }
 
+#[test]
+fn owned_servers_stop_when_dropped_during_a_panic() {
+    // In this process, so only the handles' own teardown can close the ports
+    // (the parent-death signal does not fire while the process lives).
+    let mut seen = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let pg = Postgres::start().unwrap();
+        let s3 = S3Server::start().unwrap();
+        seen = Some((pg.port(), pg.data_dir(), s3.port()));
+        panic!("a test failed while its servers were running");
+    }));
+    assert!(result.is_err());
+    let (pg_port, pg_data, s3_port) = seen.unwrap();
+    assert!(!port_is_open(pg_port), "postgres still listening after drop");
+    assert!(!port_is_open(s3_port), "moto still listening after drop");
+    assert!(!pg_data.exists(), "{} left behind", pg_data.display());
+}
+
 struct Probe {
     pg_port: u16,
     pg_dir: String,
