@@ -162,7 +162,12 @@ fn every_default_satisfies_its_own_schema() {
                 problems.push(format!("{path}: default {default}: {e}"));
             }
         }
-        for (name, child) in node.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        for (name, child) in node
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             walk(child, &format!("{path}.{name}"), problems, defaults);
         }
         if let Some(items) = node.get("items") {
@@ -172,7 +177,12 @@ fn every_default_satisfies_its_own_schema() {
     let mut problems = Vec::new();
     let mut defaults = 0;
     for crd in crd::all() {
-        walk(&schema_of(&crd), &crd.spec.names.kind, &mut problems, &mut defaults);
+        walk(
+            &schema_of(&crd),
+            &crd.spec.names.kind,
+            &mut problems,
+            &mut defaults,
+        );
     }
     assert!(defaults >= 50, "only {defaults} defaults found");
     assert!(problems.is_empty(), "{}", problems.join("\n"));

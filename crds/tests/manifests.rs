@@ -190,7 +190,10 @@ fn defaults_are_applied_as_the_api_server_would() {
 #[test]
 fn schema_defaults_agree_with_the_code_defaults() {
     use entente_crds::*;
-    fn same<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(raw: &serde_json::Value, validated: &T) {
+    fn same<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        raw: &serde_json::Value,
+        validated: &T,
+    ) {
         let from_code: T = serde_json::from_value(raw.clone()).unwrap();
         assert_eq!(&from_code, validated);
     }

@@ -11,8 +11,8 @@ use std::{
 };
 
 use crate::process::{
-    at_exit, fail, find_program, free_port, random_hex, spawn_supervised, stop, wait_for_port,
-    HarnessError, ScratchDir,
+    fail, find_program, free_port, random_hex, shared, spawn_supervised, stop, wait_for_port,
+    HarnessError, ScratchDir, Server,
 };
 
 const USER: &str = "entente";
@@ -89,16 +89,7 @@ impl Postgres {
     /// when the process exits. Panics with the reason when it cannot start.
     pub fn shared() -> &'static Postgres {
         static SHARED: OnceLock<Postgres> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            let postgres = Postgres::start().unwrap_or_else(|e| panic!("{e}"));
-            at_exit(Box::new(|| {
-                if let Some(pg) = SHARED.get() {
-                    pg.stop();
-                    let _ = std::fs::remove_dir_all(pg.dir.path());
-                }
-            }));
-            postgres
-        })
+        shared(&SHARED)
     }
 
     pub fn port(&self) -> u16 {
@@ -181,6 +172,20 @@ impl Postgres {
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
+    }
+}
+
+impl Server for Postgres {
+    fn start() -> Result<Self, HarnessError> {
+        Postgres::start()
+    }
+
+    fn stop(&self) {
+        Postgres::stop(self)
+    }
+
+    fn scratch_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 

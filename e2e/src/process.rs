@@ -136,9 +136,34 @@ pub(crate) fn stop(child: &mut Child, signal: libc::c_int, grace: Duration) {
     let _ = child.wait();
 }
 
+/// A test server the harness can share across a test binary.
+pub(crate) trait Server: Send + Sync + 'static {
+    fn start() -> Result<Self, HarnessError>
+    where
+        Self: Sized;
+    fn stop(&self);
+    fn scratch_dir(&self) -> &Path;
+}
+
+/// The one instance of `S` in `cell`, started on first use and stopped (and its
+/// directory removed) when the process exits. Panics with the reason when it
+/// cannot start, failing the test that asked.
+pub(crate) fn shared<S: Server>(cell: &'static OnceLock<S>) -> &'static S {
+    cell.get_or_init(|| {
+        let server = S::start().unwrap_or_else(|e| panic!("{e}"));
+        at_exit(Box::new(move || {
+            if let Some(server) = cell.get() {
+                server.stop();
+                let _ = std::fs::remove_dir_all(server.scratch_dir());
+            }
+        }));
+        server
+    })
+}
+
 /// Cleanup to run when the process exits normally, for the shared servers that
 /// live in statics (whose destructors Rust never runs).
-pub(crate) fn at_exit(cleanup: Box<dyn FnOnce() + Send>) {
+fn at_exit(cleanup: Box<dyn FnOnce() + Send>) {
     static CLEANUPS: Mutex<Vec<Box<dyn FnOnce() + Send>>> = Mutex::new(Vec::new());
     static REGISTERED: OnceLock<()> = OnceLock::new();
     extern "C" fn run_cleanups() {

@@ -8,7 +8,8 @@ use std::{
 };
 
 use crate::process::{
-    at_exit, fail, free_port, spawn_supervised, stop, wait_for_port, HarnessError, ScratchDir,
+    fail, free_port, shared, spawn_supervised, stop, wait_for_port, HarnessError, ScratchDir,
+    Server,
 };
 
 /// Requests moto serves without checking signatures: exactly the bootstrap's IAM calls.
@@ -78,23 +79,13 @@ impl S3Server {
         Err(last_error.expect("at least one attempt was made"))
     }
 
-    /// One server for the whole test binary, stopped when the process exits.
-    /// Panics with the reason when it cannot start.
+    /// One server for the whole test binary, started on first use and stopped
+    /// when the process exits. Panics with the reason when it cannot start.
     pub fn shared() -> &'static S3Server {
         static SHARED: OnceLock<S3Server> = OnceLock::new();
-        SHARED.get_or_init(|| {
-            let server = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
-            at_exit(Box::new(|| {
-                if let Some(s3) = SHARED.get() {
-                    s3.stop();
-                    let _ = std::fs::remove_dir_all(s3.dir.path());
-                }
-            }));
-            server
-        })
+        shared(&SHARED)
     }
 
-    /// `http://127.0.0.1:<port>`; use path-style addressing.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -118,6 +109,20 @@ impl S3Server {
     pub fn stop(&self) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
+    }
+}
+
+impl Server for S3Server {
+    fn start() -> Result<Self, HarnessError> {
+        S3Server::start()
+    }
+
+    fn stop(&self) {
+        S3Server::stop(self)
+    }
+
+    fn scratch_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 

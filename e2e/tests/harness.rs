@@ -123,7 +123,10 @@ fn owned_servers_stop_when_dropped_during_a_panic() {
     }));
     assert!(result.is_err());
     let (pg_port, pg_data, s3_port) = seen.unwrap();
-    assert!(!port_is_open(pg_port), "postgres still listening after drop");
+    assert!(
+        !port_is_open(pg_port),
+        "postgres still listening after drop"
+    );
     assert!(!port_is_open(s3_port), "moto still listening after drop");
     assert!(!pg_data.exists(), "{} left behind", pg_data.display());
 }
