@@ -1,10 +1,80 @@
-//! The workspace server. Not built yet: it says so and exits non-zero.
+//! The workspace server.
+//!
+//!   entente-server serve   --config FILE   migrate, then serve the API
+//!   entente-server migrate --config FILE   apply database migrations and exit (upgrade Jobs)
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
+
+use entente_crds::config::RuntimeConfig;
+use entente_runtime::server;
+
+const USAGE: &str = "usage: entente-server serve|migrate --config FILE";
 
 fn main() -> ExitCode {
-    entente_runtime::not_built::report(
-        "entente-server",
-        "tracked by the \"Workspace server core\" issue",
-    )
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, config_path) = match args.as_slice() {
+        [command, flag, path]
+            if flag == "--config" && (command == "serve" || command == "migrate") =>
+        {
+            (command.clone(), PathBuf::from(path))
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging();
+    let config = match RuntimeConfig::load(&config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("entente-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    let result = runtime.block_on(async {
+        if command == "migrate" {
+            let db = server::connect(&config).await?;
+            server::migrate(&db).await?;
+            tracing::info!("migrations applied");
+            return Ok(());
+        }
+        let address = config.listen.http;
+        let state = server::prepare(config).await?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| server::ServerError::Listen { address, source })?;
+        tracing::info!(%address, "serving");
+        server::serve(state, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("entente-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// JSON logs to stderr; `RUST_LOG` filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -1,0 +1,450 @@
+//! Accounts: passwords (argon2id), session and personal access tokens, the
+//! bootstrap admin, and the [`Caller`] every authenticated handler receives.
+
+use argon2::{
+    password_hash::{
+        rand_core::OsRng, rand_core::RngCore, PasswordHash, PasswordHasher, PasswordVerifier,
+        SaltString,
+    },
+    Argon2,
+};
+use axum::{
+    extract::{FromRequestParts, Path, State},
+    http::request::Parts,
+    Json,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use super::{
+    access::Role,
+    error::{ApiError, ApiResult, Body},
+    state::AppState,
+};
+
+/// How long a login session lasts without use.
+const SESSION_LIFETIME: Duration = Duration::days(30);
+
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashes any password with default parameters")
+        .to_string()
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A fresh bearer token (256 random bits, hex) and the hash stored for it.
+fn new_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The authenticated user making a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub role: Role,
+    pub token_id: String,
+}
+
+impl Caller {
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.role == Role::SystemAdmin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only a system admin may do this"))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthenticated)?;
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "UPDATE tokens t SET last_used_at = now()
+             FROM users u
+             WHERE t.token_hash = $1 AND t.user_id = u.id
+               AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+               AND u.deactivated_at IS NULL
+             RETURNING t.id, u.id, u.role",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&state.db)
+        .await?;
+        let (token_id, user_id, role) = row.ok_or_else(ApiError::unauthenticated)?;
+        Ok(Caller {
+            user_id,
+            role: Role::parse(&role).unwrap_or(Role::Guest),
+            token_id,
+        })
+    }
+}
+
+/// A user as the API shows it. Guests are marked as guests.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: String,
+    pub role: String,
+    pub attributes: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn find_user(db: &PgPool, id: &str) -> ApiResult<Option<User>> {
+    Ok(sqlx::query_as(
+        "SELECT id, username, email, display_name, role, attributes, created_at
+         FROM users WHERE id = $1 AND deactivated_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Creates the configured admin at start-up if no user of that name exists;
+/// an existing admin's password is left alone (it may have been changed).
+pub async fn bootstrap_admin(
+    db: &PgPool,
+    username: &str,
+    email: Option<&str>,
+    password: &str,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO users (id, username, email, display_name, password_hash, role)
+         VALUES ($1, $2, $3, $2, $4, 'system_admin')
+         ON CONFLICT (lower(username)) DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(username)
+    .bind(email)
+    .bind(hash_password(password))
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub user: User,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Body(request): Body<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(username) = lower($1) AND deactivated_at IS NULL")
+            .bind(&request.username)
+            .fetch_optional(&state.db)
+            .await?;
+    // The same answer for an unknown user and a wrong password.
+    let refused = || ApiError {
+        status: axum::http::StatusCode::UNAUTHORIZED,
+        code: "unauthenticated",
+        message: "wrong username or password".into(),
+        field: None,
+    };
+    let (user_id, hash) = row.ok_or_else(refused)?;
+    let hash = hash.ok_or_else(refused)?;
+    let password = request.password.clone();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(refused());
+    }
+    let (token, hash) = new_token();
+    sqlx::query("INSERT INTO tokens (id, token_hash, user_id, kind, expires_at) VALUES ($1, $2, $3, 'session', $4)")
+        .bind(new_id())
+        .bind(hash)
+        .bind(&user_id)
+        .bind(Utc::now() + SESSION_LIFETIME)
+        .execute(&state.db)
+        .await?;
+    let user = find_user(&state.db, &user_id).await?.ok_or_else(refused)?;
+    Ok(Json(LoginResponse { token, user }))
+}
+
+/// Revokes the token the request was made with.
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::http::StatusCode> {
+    sqlx::query("UPDATE tokens SET revoked_at = now() WHERE id = $1")
+        .bind(&caller.token_id)
+        .execute(&state.db)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
+    find_user(&state.db, &caller.user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(ApiError::unauthenticated)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default = "default_role")]
+    pub role: String,
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_role() -> String {
+    "member".into()
+}
+
+fn valid_username(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+/// A system admin creates an account.
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CreateUser>,
+) -> ApiResult<(axum::http::StatusCode, Json<User>)> {
+    caller.require_admin()?;
+    if !valid_username(&request.username) {
+        return Err(ApiError::invalid(
+            "username",
+            "a username is 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
+        ));
+    }
+    let min = state.config.identity.local.min_password_length as usize;
+    if request.password.chars().count() < min {
+        return Err(ApiError::invalid(
+            "password",
+            format!("a password needs at least {min} characters"),
+        ));
+    }
+    let role = Role::parse(&request.role)
+        .ok_or_else(|| ApiError::invalid("role", "role must be system_admin, member or guest"))?;
+    let password = request.password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| ApiError::unavailable("could not hash the password"))?;
+    let id = new_id();
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, username, email, display_name, password_hash, role, attributes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(&request.username)
+    .bind(&request.email)
+    .bind(request.display_name.as_deref().unwrap_or(&request.username))
+    .bind(hash)
+    .bind(role.as_str())
+    .bind(serde_json::Value::Object(request.attributes))
+    .execute(&state.db)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(ApiError::conflict(
+                "username",
+                "that username or email is taken",
+            ))
+        }
+        other => other?,
+    };
+    let user = find_user(&state.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok((axum::http::StatusCode::CREATED, Json(user)))
+}
+
+/// A system admin replaces a user's attributes (nation, clearance, …).
+pub async fn set_attributes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    Body(attributes): Body<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<User>> {
+    caller.require_admin()?;
+    let updated =
+        sqlx::query("UPDATE users SET attributes = $2 WHERE id = $1 AND deactivated_at IS NULL")
+            .bind(&user_id)
+            .bind(serde_json::Value::Object(attributes))
+            .execute(&state.db)
+            .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::not_found("user"));
+    }
+    find_user(&state.db, &user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+pub struct CreatedToken {
+    pub id: String,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+}
+
+/// A personal access token for a bot or an integration: no expiry, revocable.
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CreateToken>,
+) -> ApiResult<(axum::http::StatusCode, Json<CreatedToken>)> {
+    if request.name.trim().is_empty() || request.name.len() > 128 {
+        return Err(ApiError::invalid(
+            "name",
+            "name the token (1-128 characters) so you can tell it apart later",
+        ));
+    }
+    if caller.role == Role::Guest {
+        return Err(ApiError::forbidden("guests cannot create access tokens"));
+    }
+    let (token, hash) = new_token();
+    let id = new_id();
+    sqlx::query("INSERT INTO tokens (id, token_hash, user_id, kind, name) VALUES ($1, $2, $3, 'personal', $4)")
+        .bind(&id)
+        .bind(hash)
+        .bind(&caller.user_id)
+        .bind(request.name.trim())
+        .execute(&state.db)
+        .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(CreatedToken { id, token }),
+    ))
+}
+
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TokenInfo>>> {
+    let tokens = sqlx::query_as(
+        "SELECT id, name, created_at, last_used_at FROM tokens
+         WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL ORDER BY created_at",
+    )
+    .bind(&caller.user_id)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(tokens))
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token_id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    let revoked = sqlx::query(
+        "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND kind = 'personal' AND revoked_at IS NULL",
+    )
+    .bind(&token_id)
+    .bind(&caller.user_id)
+    .execute(&state.db)
+    .await?;
+    if revoked.rows_affected() == 0 {
+        return Err(ApiError::not_found("token"));
+    }
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let hash = hash_password("correct horse battery staple");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse battery staple", &hash));
+        assert!(!verify_password("Correct horse battery staple", &hash));
+        assert!(!verify_password("anything", "not a hash"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_hashed() {
+        let (a, hash_a) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_eq!(hash_a, token_hash(&a));
+        assert_ne!(hash_a, a.as_bytes());
+    }
+
+    #[test]
+    fn usernames_are_plain() {
+        for ok in ["alice", "j.doe", "a_b-c", "x1"] {
+            assert!(valid_username(ok), "{ok}");
+        }
+        for bad in ["", "Alice", "-lead", "a b", "ünïcode", &"x".repeat(65)] {
+            assert!(!valid_username(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Channels: public, private, direct (1:1) and group conversations, their
+//! members, and the list a caller sees.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use super::{
+    access::{channel_access, Access, ChannelKind, Membership, Role},
+    auth::{new_id, Caller},
+    error::{ApiError, ApiResult, Body},
+    state::AppState,
+};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Channel {
+    pub id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub display_name: String,
+    pub purpose: String,
+    pub created_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+    /// Whether the caller is a member.
+    #[sqlx(default)]
+    pub member: bool,
+    /// Posts by others after the caller's read marker (members only).
+    #[sqlx(default)]
+    pub unread: i64,
+    /// Of those, the ones that mention the caller.
+    #[sqlx(default)]
+    pub mentions: i64,
+}
+
+/// A channel as seen by one caller, with what they may do with it.
+pub struct Seen {
+    pub channel: Channel,
+    pub access: Access,
+}
+
+/// Loads a channel and decides the caller's access; a channel the caller may
+/// not read is reported as absent.
+pub async fn see(db: &PgPool, caller: &Caller, channel_id: &str) -> ApiResult<Seen> {
+    let row: Option<(Channel, Option<String>)> = sqlx::query_as::<_, ChannelWithRole>(
+        "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
+                m.role AS member_role
+         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+         WHERE c.id = $1",
+    )
+    .bind(channel_id)
+    .bind(&caller.user_id)
+    .fetch_optional(db)
+    .await?
+    .map(|r| (r.channel, r.member_role));
+    let (mut channel, member_role) = row.ok_or_else(|| ApiError::not_found("channel"))?;
+    let membership = match member_role.as_deref() {
+        None => Membership::None,
+        Some("admin") => Membership::ChannelAdmin,
+        Some(_) => Membership::Member,
+    };
+    let kind = ChannelKind::parse(&channel.kind).unwrap_or(ChannelKind::Private);
+    let access = channel_access(caller.role, kind, membership, channel.archived_at.is_some());
+    if !access.read {
+        return Err(ApiError::not_found("channel"));
+    }
+    channel.member = membership != Membership::None;
+    Ok(Seen { channel, access })
+}
+
+#[derive(sqlx::FromRow)]
+struct ChannelWithRole {
+    #[sqlx(flatten)]
+    channel: Channel,
+    member_role: Option<String>,
+}
+
+/// Every channel the caller may see: those they belong to, and for non-guests
+/// the public ones, with unread and mention counts for their own.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Channel>>> {
+    let channels = sqlx::query_as(
+        "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
+                (m.user_id IS NOT NULL) AS member,
+                COALESCE((SELECT count(*) FROM posts p
+                          WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
+                            AND p.deleted_at IS NULL AND p.user_id <> $1), 0) AS unread,
+                COALESCE((SELECT count(*) FROM posts p JOIN mentions x ON x.post_id = p.id AND x.user_id = $1
+                          WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
+                            AND p.deleted_at IS NULL), 0) AS mentions
+         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
+         WHERE m.user_id IS NOT NULL OR (c.kind = 'public' AND $2)
+         ORDER BY c.created_at, c.id",
+    )
+    .bind(&caller.user_id)
+    .bind(caller.role != Role::Guest)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(channels))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Channel>> {
+    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateChannel {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub purpose: String,
+    pub kind: String,
+}
+
+pub fn valid_channel_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+/// Creates a public or private channel; its creator is its first admin.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CreateChannel>,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
+    if caller.role == Role::Guest {
+        return Err(ApiError::forbidden("guests cannot create channels"));
+    }
+    let kind = match ChannelKind::parse(&request.kind) {
+        Some(kind @ (ChannelKind::Public | ChannelKind::Private)) => kind,
+        _ => {
+            return Err(ApiError::invalid(
+                "kind",
+                "kind must be public or private (direct and group conversations have their own endpoints)",
+            ))
+        }
+    };
+    if !valid_channel_name(&request.name) {
+        return Err(ApiError::invalid(
+            "name",
+            "a channel name is 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",
+        ));
+    }
+    if request.purpose.len() > 1024 {
+        return Err(ApiError::invalid(
+            "purpose",
+            "purpose is at most 1024 characters",
+        ));
+    }
+    let id = new_id();
+    let mut tx = state.db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO channels (id, kind, name, display_name, purpose, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(kind.as_str())
+    .bind(&request.name)
+    .bind(request.display_name.as_deref().unwrap_or(&request.name))
+    .bind(&request.purpose)
+    .bind(&caller.user_id)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(ApiError::conflict(
+                "name",
+                "a channel with that name exists",
+            ))
+        }
+        other => other?,
+    };
+    add_member(&mut tx, &id, &caller.user_id, "admin").await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(see(&state.db, &caller, &id).await?.channel),
+    ))
+}
+
+async fn add_member(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    channel_id: &str,
+    user_id: &str,
+    role: &str,
+) -> Result<bool, sqlx::Error> {
+    // A new member starts with everything already posted marked as read.
+    let result = sqlx::query(
+        "INSERT INTO channel_members (channel_id, user_id, role, last_read_seq)
+         VALUES ($1, $2, $3, COALESCE((SELECT max(seq) FROM posts WHERE channel_id = $1), 0))
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(channel_id)
+    .bind(user_id)
+    .bind(role)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Role of an active user, or None if there is no such user.
+async fn user_role(db: &PgPool, user_id: &str) -> ApiResult<Option<Role>> {
+    let role: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM users WHERE id = $1 AND deactivated_at IS NULL")
+            .bind(user_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(role.and_then(|(r,)| Role::parse(&r)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DirectRequest {
+    pub user_id: String,
+}
+
+/// The direct conversation between the caller and one other user, created on first use.
+pub async fn direct(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<DirectRequest>,
+) -> ApiResult<Json<Channel>> {
+    let other_role = user_role(&state.db, &request.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if caller.role == Role::Guest || other_role == Role::Guest {
+        // Guests only talk in the channels they were given (the GuestPolicy decides more).
+        return Err(ApiError::forbidden(
+            "direct messages with guests are not allowed",
+        ));
+    }
+    let mut pair = [caller.user_id.clone(), request.user_id.clone()];
+    pair.sort();
+    let key = pair.join(":");
+    let mut tx = state.db.begin().await?;
+    let existing: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM channels WHERE direct_key = $1")
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let id = match existing {
+        Some((id,)) => id,
+        None => {
+            let id = new_id();
+            let inserted = sqlx::query("INSERT INTO channels (id, kind, direct_key, created_by) VALUES ($1, 'direct', $2, $3) ON CONFLICT (direct_key) DO NOTHING")
+                .bind(&id)
+                .bind(&key)
+                .bind(&caller.user_id)
+                .execute(&mut *tx)
+                .await?;
+            if inserted.rows_affected() == 0 {
+                // Created concurrently by the other side: use theirs.
+                tx.rollback().await?;
+                let (id,): (String,) =
+                    sqlx::query_as("SELECT id FROM channels WHERE direct_key = $1")
+                        .bind(&key)
+                        .fetch_one(&state.db)
+                        .await?;
+                return Ok(Json(see(&state.db, &caller, &id).await?.channel));
+            }
+            for user in &pair {
+                add_member(&mut tx, &id, user, "member").await?;
+            }
+            id
+        }
+    };
+    tx.commit().await?;
+    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupRequest {
+    pub user_ids: Vec<String>,
+}
+
+/// A group conversation of the caller and 2-7 others.
+pub async fn group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<GroupRequest>,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
+    let mut members: Vec<String> = request.user_ids.clone();
+    members.push(caller.user_id.clone());
+    members.sort();
+    members.dedup();
+    if !(3..=8).contains(&members.len()) {
+        return Err(ApiError::invalid(
+            "userIds",
+            "a group conversation has 3 to 8 people, you included",
+        ));
+    }
+    if caller.role == Role::Guest {
+        return Err(ApiError::forbidden(
+            "guests cannot start group conversations",
+        ));
+    }
+    for user in &members {
+        match user_role(&state.db, user).await? {
+            None => return Err(ApiError::not_found("user")),
+            Some(Role::Guest) => {
+                return Err(ApiError::forbidden(
+                    "group conversations with guests are not allowed",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let id = new_id();
+    let mut tx = state.db.begin().await?;
+    sqlx::query("INSERT INTO channels (id, kind, created_by) VALUES ($1, 'group', $2)")
+        .bind(&id)
+        .bind(&caller.user_id)
+        .execute(&mut *tx)
+        .await?;
+    for user in &members {
+        add_member(&mut tx, &id, user, "member").await?;
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(see(&state.db, &caller, &id).await?.channel),
+    ))
+}
+
+pub async fn join(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Channel>> {
+    let seen = see(&state.db, &caller, &id).await?;
+    if seen.channel.member {
+        return Ok(Json(seen.channel));
+    }
+    if !seen.access.join {
+        return Err(ApiError::forbidden(
+            "this channel cannot be joined; ask a member to add you",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    add_member(&mut tx, &id, &caller.user_id, "member").await?;
+    tx.commit().await?;
+    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let seen = see(&state.db, &caller, &id).await?;
+    if seen.channel.kind == "direct" {
+        return Err(ApiError::forbidden("a direct conversation cannot be left"));
+    }
+    remove(&state.db, &id, &caller.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(db: &PgPool, channel_id: &str, user_id: &str) -> ApiResult<bool> {
+    let removed = sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+        .bind(channel_id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(removed.rows_affected() == 1)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// Adds a member. In a public channel any member may add people; in a private
+/// one, channel admins and system admins.
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<AddMember>,
+) -> ApiResult<StatusCode> {
+    let seen = see(&state.db, &caller, &id).await?;
+    let may_add = match seen.channel.kind.as_str() {
+        "public" => seen.access.post || seen.access.manage,
+        "private" => seen.access.manage,
+        _ => false,
+    };
+    if !may_add || (request.admin && !seen.access.manage) || seen.channel.archived_at.is_some() {
+        return Err(ApiError::forbidden(
+            "you may not add members to this channel",
+        ));
+    }
+    user_role(&state.db, &request.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let mut tx = state.db.begin().await?;
+    add_member(
+        &mut tx,
+        &id,
+        &request.user_id,
+        if request.admin { "admin" } else { "member" },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kick(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let seen = see(&state.db, &caller, &id).await?;
+    if !seen.access.manage {
+        return Err(ApiError::forbidden(
+            "only channel admins and system admins remove members",
+        ));
+    }
+    if !remove(&state.db, &id, &user_id).await? {
+        return Err(ApiError::not_found("member"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn archive(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Channel>> {
+    let seen = see(&state.db, &caller, &id).await?;
+    if !seen.access.manage {
+        return Err(ApiError::forbidden(
+            "only channel admins and system admins archive a channel",
+        ));
+    }
+    sqlx::query("UPDATE channels SET archived_at = COALESCE(archived_at, now()) WHERE id = $1")
+        .bind(&id)
+        .execute(&state.db)
+        .await?;
+    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_channel_name;
+
+    #[test]
+    fn channel_names_are_slugs() {
+        assert!(valid_channel_name("joint-ops"));
+        assert!(valid_channel_name("intel_2"));
+        for bad in ["", "Joint", "-ops", "a b", &"x".repeat(65)] {
+            assert!(!valid_channel_name(bad), "{bad}");
+        }
+    }
+}

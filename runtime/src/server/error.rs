@@ -1,0 +1,190 @@
+//! Every error a handler returns, and the one place they become HTTP.
+//!
+//! Bodies are `{code, message, field}`. What a caller may not see is `404`,
+//! never `403`: a refusal must not reveal that a private channel or post exists.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn unauthenticated() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthenticated",
+            message: "log in first: send `Authorization: Bearer <token>`".into(),
+            field: None,
+        }
+    }
+
+    /// Not there, or not for this caller: the two are indistinguishable on purpose.
+    pub fn not_found(what: &str) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("no such {what}"),
+            field: None,
+        }
+    }
+
+    /// The caller can see the thing but may not do this to it.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn conflict(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn internal() -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error; the server log has the details".into(),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, Json(self)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// A database that cannot be reached is `503` (retry later, nothing was
+/// accepted); anything else unexpected is `500` and logged.
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => {
+                tracing::warn!(%error, "database unavailable");
+                ApiError::unavailable(
+                    "the database is unavailable; nothing was changed, retry later",
+                )
+            }
+            _ => {
+                tracing::error!(%error, "database error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON request body whose problems are answered like every other error:
+/// `400 {code: "invalid", message, field}` naming the offending field when
+/// serde can tell, `413` when it is too large, `415` without a JSON content type.
+pub struct Body<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match <Json<T> as axum::extract::FromRequest<S>>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                let detail = std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| e.body_text());
+                Err(ApiError::invalid(
+                    field_of(&detail),
+                    format!("the request body does not fit: {detail}"),
+                ))
+            }
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::invalid(
+                "body",
+                format!("the request body is not valid JSON: {}", e.body_text()),
+            )),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code: "unsupported_media_type",
+                message: "send the body as JSON with `Content-Type: application/json`".into(),
+                field: None,
+            }),
+            Err(other) if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: "the request body is larger than this server accepts".into(),
+                field: Some("body".into()),
+            }),
+            Err(other) => Err(ApiError::invalid("body", other.body_text())),
+        }
+    }
+}
+
+/// The field a serde error names (`unknown field `mesage``, `missing field `message``,
+/// or a path prefix `message: invalid type…`), else `body`.
+fn field_of(detail: &str) -> String {
+    for marker in ["unknown field `", "missing field `"] {
+        if let Some(rest) = detail.split(marker).nth(1) {
+            if let Some(name) = rest.split('`').next() {
+                return name.to_string();
+            }
+        }
+    }
+    match detail.split_once(": ") {
+        Some((path, _)) if !path.contains(' ') && !path.is_empty() => path.to_string(),
+        _ => "body".into(),
+    }
+}

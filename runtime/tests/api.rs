@@ -1,0 +1,833 @@
+//! The REST API against a real PostgreSQL: accounts, channels, posts, and who
+//! may see and do what.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Workspace, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn login_sessions_and_personal_tokens() {
+    let ws = Workspace::new().await;
+    let (status, body) = ws
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "admin", "password": "wrong"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "unauthenticated");
+    let (status, _) = ws
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "nobody", "password": "wrong"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an unknown user looks like a wrong password"
+    );
+
+    let session = ws.login("ADMIN", ADMIN_PASSWORD).await; // usernames are case-insensitive
+    let (status, me) = ws.get("/api/v1/users/me", &session).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["role"], "system_admin");
+    assert!(me.get("passwordHash").is_none() && !me.to_string().contains("argon2"));
+
+    // A personal access token works until revoked, and is shown only once.
+    let (status, created) = ws
+        .post(
+            "/api/v1/users/me/tokens",
+            &session,
+            json!({"name": "ci bot"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let pat = created["token"].as_str().unwrap().to_string();
+    assert_eq!(ws.get("/api/v1/users/me", &pat).await.0, StatusCode::OK);
+    let (_, listed) = ws.get("/api/v1/users/me/tokens", &session).await;
+    assert_eq!(listed[0]["name"], "ci bot");
+    assert!(listed[0].get("token").is_none());
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = ws
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/me/tokens/{id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        ws.get("/api/v1/users/me", &pat).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Logging out revokes the session.
+    let (status, _) = ws
+        .call(Method::POST, "/api/v1/auth/logout", Some(&session), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        ws.get("/api/v1/users/me", &session).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ws.get("/api/v1/users/me", "garbage").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn only_admins_create_users_and_bad_input_names_the_field() {
+    let ws = Workspace::new().await;
+    let admin = ws.admin().await;
+    let (_, member) = ws.user("alice", "member").await;
+    let (status, _) = ws
+        .post(
+            "/api/v1/users",
+            &member,
+            json!({"username": "mallory", "password": "long-enough-pass"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    for (body, field) in [
+        (
+            json!({"username": "Bad Name", "password": "long-enough-pass"}),
+            "username",
+        ),
+        (json!({"username": "bob", "password": "short"}), "password"),
+        (
+            json!({"username": "bob", "password": "long-enough-pass", "role": "root"}),
+            "role",
+        ),
+    ] {
+        let (status, error) = ws.post("/api/v1/users", &admin, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert_eq!(error["field"], field);
+        assert!(error["message"].as_str().unwrap().len() > 10);
+    }
+    let (status, error) = ws
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "alice", "password": "long-enough-pass"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error["field"], "username");
+
+    // Attributes are set by an admin and carried on the user.
+    let (_, bob) = ws
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "bob", "password": "long-enough-pass", "attributes": {"nation": "FR"}}),
+        )
+        .await;
+    let id = bob["id"].as_str().unwrap();
+    let (status, updated) = ws
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{id}/attributes"),
+            Some(&admin),
+            Some(json!({"nation": "FR", "clearance": "SECRET"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(updated["attributes"]["clearance"], "SECRET");
+}
+
+#[tokio::test]
+async fn posts_threads_edits_reactions_pins_and_pagination() {
+    let ws = Workspace::new().await;
+    let (alice_id, alice) = ws.user("alice", "member").await;
+    let (_, bob) = ws.user("bob", "member").await;
+    let ops = ws.channel(&alice, "ops", "public").await;
+    assert_eq!(
+        ws.post(&format!("/api/v1/channels/{ops}/join"), &bob, json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    let (status, root) = ws
+        .post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"message": "first @bob"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{root}");
+    let root_id = root["id"].as_str().unwrap().to_string();
+    assert_eq!(root["userId"], alice_id.as_str());
+
+    // Replies to a reply land in the same thread.
+    let (_, reply) = ws
+        .post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &bob,
+            json!({"message": "reply", "rootId": root_id}),
+        )
+        .await;
+    let (_, nested) = ws
+        .post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"message": "nested", "rootId": reply["id"]}),
+        )
+        .await;
+    assert_eq!(nested["rootId"], root_id.as_str());
+    let (_, thread) = ws
+        .get(&format!("/api/v1/posts/{root_id}/thread"), &bob)
+        .await;
+    let messages: Vec<&str> = thread
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["first @bob", "reply", "nested"]);
+
+    // Only the author edits; history keeps the earlier text.
+    let path = format!("/api/v1/posts/{root_id}");
+    assert_eq!(
+        ws.call(
+            Method::PATCH,
+            &path,
+            Some(&bob),
+            Some(json!({"message": "hijack"}))
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, edited) = ws
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&alice),
+            Some(json!({"message": "first, edited"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(edited["editedAt"].is_string());
+    let (_, history) = ws.get(&format!("{path}/history"), &bob).await;
+    assert_eq!(history[0]["message"], "first @bob");
+
+    // Reactions are idempotent per user and emoji.
+    let reaction = format!("{path}/reactions/thumbsup");
+    ws.call(Method::PUT, &reaction, Some(&bob), None).await;
+    let (_, reacted) = ws.call(Method::PUT, &reaction, Some(&bob), None).await;
+    assert_eq!(reacted["reactions"].as_array().unwrap().len(), 1);
+    let (status, _) = ws
+        .call(
+            Method::PUT,
+            &format!("{path}/reactions/not%20an%20emoji"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, unreacted) = ws.call(Method::DELETE, &reaction, Some(&bob), None).await;
+    assert!(unreacted["reactions"].as_array().unwrap().is_empty());
+
+    // Pins.
+    ws.post(&format!("{path}/pin"), &bob, json!({})).await;
+    let (_, pinned) = ws
+        .get(&format!("/api/v1/channels/{ops}/pinned"), &alice)
+        .await;
+    assert_eq!(pinned[0]["id"], root_id.as_str());
+
+    // Cursor pagination: newest first, no overlap, no gap.
+    for i in 0..7 {
+        ws.post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"message": format!("bulk {i}")}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<i64> = None;
+    loop {
+        let query = cursor.map(|c| format!("&before={c}")).unwrap_or_default();
+        let (status, page) = ws
+            .get(
+                &format!("/api/v1/channels/{ops}/posts?limit=4{query}"),
+                &bob,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        seen.extend(
+            page["posts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["seq"].as_i64().unwrap()),
+        );
+        match page["next"].as_i64() {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 10);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "{seen:?}");
+    let (status, error) = ws
+        .get(&format!("/api/v1/channels/{ops}/posts?limit=1000"), &bob)
+        .await;
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("limit"))
+    );
+
+    // Deleting: the author (or a channel admin), and the post is gone from lists.
+    assert_eq!(
+        ws.call(Method::DELETE, &path, Some(&bob), None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ws.call(Method::DELETE, &path, Some(&alice), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, page) = ws
+        .get(&format!("/api/v1/channels/{ops}/posts?limit=200"), &bob)
+        .await;
+    assert!(page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["id"] != root_id.as_str()));
+    assert_eq!(
+        ws.call(
+            Method::PATCH,
+            &path,
+            Some(&alice),
+            Some(json!({"message": "x"}))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+fn counts(channels: &Value, id: &str) -> (i64, i64) {
+    let channel = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap();
+    (
+        channel["unread"].as_i64().unwrap(),
+        channel["mentions"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn unread_and_mention_counts_follow_the_read_marker() {
+    let ws = Workspace::new().await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let (_, bob) = ws.user("bob", "member").await;
+    let ops = ws.channel(&alice, "ops", "public").await;
+    ws.post(&format!("/api/v1/channels/{ops}/join"), &bob, json!({}))
+        .await;
+    for message in [
+        "hello",
+        "@bob look",
+        "@channel all hands",
+        "mail bob@example.org",
+    ] {
+        ws.post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"message": message}),
+        )
+        .await;
+    }
+    let (_, channels) = ws.get("/api/v1/channels", &bob).await;
+    assert_eq!(counts(&channels, &ops), (4, 2));
+    // Alice's own posts are not unread for her.
+    let (_, channels) = ws.get("/api/v1/channels", &alice).await;
+    assert_eq!(counts(&channels, &ops), (0, 0));
+
+    let (status, _) = ws
+        .post(&format!("/api/v1/channels/{ops}/read"), &bob, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, channels) = ws.get("/api/v1/channels", &bob).await;
+    assert_eq!(counts(&channels, &ops), (0, 0));
+}
+
+/// (what, may a member / non-member / guest member / guest outsider / admin outsider do it)
+#[tokio::test]
+async fn the_authorisation_matrix() {
+    let ws = Workspace::new().await;
+    let (_, owner) = ws.user("owner", "member").await;
+    let (member_id, member) = ws.user("member", "member").await;
+    let (_, outsider) = ws.user("outsider", "member").await;
+    let (guest_id, guest) = ws.user("guest", "guest").await;
+    let (_, guest_outsider) = ws.user("guest2", "guest").await;
+    let admin = ws.admin().await;
+
+    let public = ws.channel(&owner, "town-square", "public").await;
+    let private = ws.channel(&owner, "planning", "private").await;
+    for channel in [&public, &private] {
+        for user in [&member_id, &guest_id] {
+            let (status, body) = ws
+                .post(
+                    &format!("/api/v1/channels/{channel}/members"),
+                    &owner,
+                    json!({"userId": user}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+    }
+    let (_, direct) = ws
+        .post(
+            "/api/v1/channels/direct",
+            &owner,
+            json!({"userId": member_id}),
+        )
+        .await;
+    let direct = direct["id"].as_str().unwrap().to_string();
+
+    let mut seeds = std::collections::HashMap::new();
+    for channel in [&public, &private, &direct] {
+        let (_, post) = ws
+            .post(
+                &format!("/api/v1/channels/{channel}/posts"),
+                &owner,
+                json!({"message": "seed"}),
+            )
+            .await;
+        seeds.insert(channel.clone(), post["id"].as_str().unwrap().to_string());
+    }
+
+    // (caller, channel, read, post, react)
+    let cases: Vec<(&str, &String, &String, StatusCode, StatusCode, StatusCode)> = vec![
+        (
+            "member",
+            &member,
+            &public,
+            StatusCode::OK,
+            StatusCode::CREATED,
+            StatusCode::OK,
+        ),
+        (
+            "member",
+            &member,
+            &private,
+            StatusCode::OK,
+            StatusCode::CREATED,
+            StatusCode::OK,
+        ),
+        (
+            "member",
+            &member,
+            &direct,
+            StatusCode::OK,
+            StatusCode::CREATED,
+            StatusCode::OK,
+        ),
+        (
+            "non-member",
+            &outsider,
+            &public,
+            StatusCode::OK,
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "non-member",
+            &outsider,
+            &private,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "non-member",
+            &outsider,
+            &direct,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "guest member",
+            &guest,
+            &public,
+            StatusCode::OK,
+            StatusCode::CREATED,
+            StatusCode::OK,
+        ),
+        (
+            "guest member",
+            &guest,
+            &private,
+            StatusCode::OK,
+            StatusCode::CREATED,
+            StatusCode::OK,
+        ),
+        (
+            "guest member",
+            &guest,
+            &direct,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "guest outsider",
+            &guest_outsider,
+            &public,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "guest outsider",
+            &guest_outsider,
+            &private,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "admin",
+            &admin,
+            &public,
+            StatusCode::OK,
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "admin",
+            &admin,
+            &private,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "admin",
+            &admin,
+            &direct,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (who, token, channel, read, post, react) in cases {
+        let seed = &seeds[channel];
+        let got_read = ws
+            .get(&format!("/api/v1/channels/{channel}/posts"), token)
+            .await
+            .0;
+        let got_post = ws
+            .post(
+                &format!("/api/v1/channels/{channel}/posts"),
+                token,
+                json!({"message": "hi"}),
+            )
+            .await
+            .0;
+        let got_react = ws
+            .call(
+                Method::PUT,
+                &format!("/api/v1/posts/{seed}/reactions/eyes"),
+                Some(token),
+                None,
+            )
+            .await
+            .0;
+        let got_thread = ws
+            .get(&format!("/api/v1/posts/{seed}/thread"), token)
+            .await
+            .0;
+        if (got_read, got_post, got_react, got_thread) != (read, post, react, read) {
+            failures.push(format!(
+                "{who} on {channel}: read {got_read} (want {read}), post {got_post} (want {post}), react {got_react} (want {react}), thread {got_thread}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The channel list shows exactly what each caller may see.
+    let names = |channels: Value| -> Vec<String> {
+        let mut ids: Vec<String> = channels
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(ws.get("/api/v1/channels", &member).await.1),
+        sorted(vec![&public, &private, &direct])
+    );
+    assert_eq!(
+        names(ws.get("/api/v1/channels", &outsider).await.1),
+        sorted(vec![&public])
+    );
+    assert_eq!(
+        names(ws.get("/api/v1/channels", &guest).await.1),
+        sorted(vec![&public, &private])
+    );
+    assert!(names(ws.get("/api/v1/channels", &guest_outsider).await.1).is_empty());
+    assert_eq!(
+        names(ws.get("/api/v1/channels", &admin).await.1),
+        sorted(vec![&public])
+    );
+
+    // Guests cannot join public channels, create channels or open direct messages.
+    assert_eq!(
+        ws.post(
+            &format!("/api/v1/channels/{public}/join"),
+            &guest_outsider,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        ws.post(
+            "/api/v1/channels",
+            &guest,
+            json!({"name": "g", "kind": "public"})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ws.post(
+            "/api/v1/channels/direct",
+            &guest,
+            json!({"userId": member_id})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn membership_admins_and_archiving() {
+    let ws = Workspace::new().await;
+    let (_, owner) = ws.user("owner", "member").await;
+    let (member_id, member) = ws.user("member", "member").await;
+    let (other_id, _) = ws.user("other", "member").await;
+    let private = ws.channel(&owner, "planning", "private").await;
+    ws.post(
+        &format!("/api/v1/channels/{private}/members"),
+        &owner,
+        json!({"userId": member_id}),
+    )
+    .await;
+
+    // A plain member of a private channel cannot add or remove people.
+    assert_eq!(
+        ws.post(
+            &format!("/api/v1/channels/{private}/members"),
+            &member,
+            json!({"userId": other_id})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let kick = format!("/api/v1/channels/{private}/members/{member_id}");
+    assert_eq!(
+        ws.call(Method::DELETE, &kick, Some(&member), None).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Leaving makes the channel vanish for the leaver.
+    assert_eq!(
+        ws.post(
+            &format!("/api/v1/channels/{private}/leave"),
+            &member,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        ws.get(&format!("/api/v1/channels/{private}"), &member)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Archived: readable, not writable.
+    let (status, archived) = ws
+        .post(
+            &format!("/api/v1/channels/{private}/archive"),
+            &owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(archived["archivedAt"].is_string());
+    assert_eq!(
+        ws.get(&format!("/api/v1/channels/{private}/posts"), &owner)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, error) = ws
+        .post(
+            &format!("/api/v1/channels/{private}/posts"),
+            &owner,
+            json!({"message": "late"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(error["message"].as_str().unwrap().contains("archived"));
+
+    // Direct conversations are unique per pair; group conversations need 3 to 8 people.
+    let (_, a) = ws
+        .post(
+            "/api/v1/channels/direct",
+            &owner,
+            json!({"userId": member_id}),
+        )
+        .await;
+    let (_, b) = ws
+        .post(
+            "/api/v1/channels/direct",
+            &member,
+            json!({"userId": ws_user_id(&ws, &owner).await}),
+        )
+        .await;
+    assert_eq!(a["id"], b["id"]);
+    let (status, error) = ws
+        .post(
+            "/api/v1/channels/group",
+            &owner,
+            json!({"userIds": [member_id]}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("userIds"))
+    );
+    let (status, group) = ws
+        .post(
+            "/api/v1/channels/group",
+            &owner,
+            json!({"userIds": [member_id, other_id]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(group["kind"], "group");
+}
+
+async fn ws_user_id(ws: &Workspace, token: &str) -> String {
+    ws.get("/api/v1/users/me", token).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_and_unknown_things_404() {
+    let ws = Workspace::new().await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let ops = ws.channel(&alice, "ops", "public").await;
+    let (status, error) = ws
+        .post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"message": "   "}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("message"))
+    );
+    let (status, error) = ws
+        .post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"mesage": "typo"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].clone(), error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid"), json!("mesage")),
+        "{error}"
+    );
+    let (status, error) = ws
+        .post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"message": 42}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("message")),
+        "{error}"
+    );
+    let (status, error) = ws
+        .call(
+            Method::POST,
+            &format!("/api/v1/channels/{ops}/posts"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{error}");
+    let (status, _) = ws
+        .post(
+            "/api/v1/channels/NOPE/posts",
+            &alice,
+            json!({"message": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, error) = ws
+        .post(
+            "/api/v1/channels",
+            &alice,
+            json!({"name": "ops", "kind": "public"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::CONFLICT, json!("name"))
+    );
+    let huge = "x".repeat(70_000);
+    let (status, error) = ws
+        .post(
+            &format!("/api/v1/channels/{ops}/posts"),
+            &alice,
+            json!({"message": huge}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].clone()),
+        (StatusCode::PAYLOAD_TOO_LARGE, json!("too_large")),
+        "{error}"
+    );
+}

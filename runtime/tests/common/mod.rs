@@ -1,0 +1,203 @@
+//! A workspace server on a fresh database of the shared test PostgreSQL,
+//! driven in-process through its router.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+
+use axum::{
+    body::Body,
+    http::{Method, Request, StatusCode},
+    Router,
+};
+use entente_crds::config::RuntimeConfig;
+use entente_runtime::server;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// Writes secrets and a RuntimeConfig for `database_url` into `dir`, listening on `http_port`.
+pub fn write_config(dir: &Path, database_url: &str, http_port: u16) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("database-url"), database_url).unwrap();
+    std::fs::write(dir.join("admin-password"), format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let config = format!(
+        r#"
+version: 1
+workspace: {{id: test, displayName: Test, organisation: Test Org, siteUrl: "http://127.0.0.1:{http_port}"}}
+listen: {{http: "127.0.0.1:{http_port}", federation: "127.0.0.1:0", admin: "127.0.0.1:0"}}
+database: {{url: {{file: {dir}/database-url}}, poolSize: 10}}
+objectStorage:
+  endpoint: http://127.0.0.1:1
+  region: us-east-1
+  bucket: unused
+  forcePathStyle: true
+  accessKeyId: {{env: UNUSED_KEY}}
+  secretAccessKey: {{env: UNUSED_SECRET}}
+identity:
+  local: {{enabled: true, adminUsername: admin, adminPassword: {{file: {dir}/admin-password}}, minPasswordLength: 12}}
+federation:
+  tls: {{certFile: /unused, keyFile: /unused, caFile: /unused}}
+limits: {{maxUploadBytes: 1048576, maxRequestBodyBytes: 65536, requestsPerMinute: 100000}}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("runtime.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+pub struct Workspace {
+    pub router: Router,
+    pub state: server::AppState,
+    pub dir: PathBuf,
+}
+
+impl Workspace {
+    pub async fn new() -> Workspace {
+        let url = entente_e2e::Postgres::shared()
+            .create_database("api")
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "entente-api-{}-{}",
+            std::process::id(),
+            url.rsplit('_').next().unwrap()
+        ));
+        let config = RuntimeConfig::load(&write_config(&dir, &url, 0)).unwrap();
+        let state = server::prepare(config).await.unwrap();
+        Workspace {
+            router: server::router(state.clone()),
+            state,
+            dir,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn admin(&self) -> String {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user with `role` and returns (id, token).
+    pub async fn user(&self, username: &str, role: &str) -> (String, String) {
+        let admin = self.admin().await;
+        let password = format!("{username}-password-long");
+        let (status, body) = self
+            .post(
+                "/api/v1/users",
+                &admin,
+                json!({"username": username, "password": password, "role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = self.login(username, &password).await;
+        (body["id"].as_str().unwrap().to_string(), token)
+    }
+
+    /// Creates a channel as `token` and returns its id.
+    pub async fn channel(&self, token: &str, name: &str, kind: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/channels",
+                token,
+                json!({"name": name, "kind": kind}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (enough for tests that drive a
+/// server process from outside). Returns the status and the JSON body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> std::io::Result<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let payload = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let value = serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string()));
+    Ok((status, value))
+}

@@ -1,0 +1,189 @@
+//! `entente-server` as a process: migrate, serve, survive being killed, and
+//! answer 503 rather than lose a write when the database is gone.
+
+mod common;
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{http, write_config, Workspace, ADMIN_PASSWORD};
+use entente_e2e::{free_port, Postgres};
+use serde_json::json;
+
+fn server(command: &str, config: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_entente-server"));
+    cmd.args([command, "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn wait_healthy(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((200, _)) = http(port, "GET", "/readyz", None, None) {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("entente-server exited ({status}):\n{stderr}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "entente-server did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_killed_server_loses_no_acknowledged_post() {
+    let url = Postgres::shared().create_database("killed").unwrap();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("entente-process-{}-kill", std::process::id()));
+    let config = write_config(&dir, &url, port);
+
+    let mut first = server("serve", &config).spawn().unwrap();
+    wait_healthy(port, &mut first);
+    let (_, login) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+    )
+    .unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let (status, channel) = http(
+        port,
+        "POST",
+        "/api/v1/channels",
+        Some(&token),
+        Some(json!({"name": "ops", "kind": "public"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{channel}");
+    let channel = channel["id"].as_str().unwrap().to_string();
+    let mut acknowledged = Vec::new();
+    for i in 0..25 {
+        let (status, post) = http(
+            port,
+            "POST",
+            &format!("/api/v1/channels/{channel}/posts"),
+            Some(&token),
+            Some(json!({"message": format!("post {i}")})),
+        )
+        .unwrap();
+        assert_eq!(status, 201);
+        acknowledged.push(post["id"].as_str().unwrap().to_string());
+    }
+    first.kill().unwrap(); // SIGKILL: no graceful anything
+    first.wait().unwrap();
+
+    let mut second = server("serve", &config).spawn().unwrap();
+    wait_healthy(port, &mut second);
+    let (status, page) = http(
+        port,
+        "GET",
+        &format!("/api/v1/channels/{channel}/posts?limit=200"),
+        Some(&token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "the session survives a restart: {page}");
+    let mut stored: Vec<String> = page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    stored.reverse();
+    assert_eq!(stored, acknowledged);
+
+    // SIGTERM stops it cleanly.
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(second.id() as i32, libc::SIGTERM);
+    }
+    let status = second.wait().unwrap();
+    assert!(status.success(), "{status}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn migrate_is_idempotent_and_bad_config_is_named() {
+    let url = Postgres::shared().create_database("migrate").unwrap();
+    let dir = std::env::temp_dir().join(format!("entente-process-{}-migrate", std::process::id()));
+    let config = write_config(&dir, &url, free_port());
+    for _ in 0..2 {
+        let output = server("migrate", &config).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tables = Postgres::shared()
+        .psql(url.rsplit('/').next().unwrap(), "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('users', 'channels', 'posts')")
+        .unwrap();
+    assert_eq!(tables, "3");
+
+    std::fs::write(dir.join("broken.yaml"), "version: 1\nworkspace: {}\n").unwrap();
+    let output = server("serve", &dir.join("broken.yaml")).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("broken.yaml is not a valid RuntimeConfig"),
+        "{stderr}"
+    );
+
+    let output = server("serve", &dir.join("missing.yaml")).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.yaml"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_database_is_503_and_nothing_is_half_written() {
+    // An owned PostgreSQL, so stopping it does not disturb the other tests.
+    let pg = Postgres::start().unwrap();
+    let url = pg.create_database("dead").unwrap();
+    let dir = std::env::temp_dir().join(format!("entente-process-{}-dead", std::process::id()));
+    let config = entente_crds::config::RuntimeConfig::load(&write_config(&dir, &url, 0)).unwrap();
+    let state = entente_runtime::server::prepare(config).await.unwrap();
+    let ws = Workspace {
+        router: entente_runtime::server::router(state.clone()),
+        state,
+        dir,
+    };
+    let admin = ws.admin().await;
+    let channel = ws.channel(&admin, "ops", "public").await;
+
+    pg.stop();
+    let (status, error) = ws
+        .post(
+            &format!("/api/v1/channels/{channel}/posts"),
+            &admin,
+            json!({"message": "lost?"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{error}"
+    );
+    let ready = ws
+        .call(axum::http::Method::GET, "/readyz", None, None)
+        .await;
+    assert_eq!(ready.0, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+}
