@@ -93,24 +93,30 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthenticated)?;
-        let row: Option<(String, String, String)> = sqlx::query_as(
-            "UPDATE tokens t SET last_used_at = now()
-             FROM users u
-             WHERE t.token_hash = $1 AND t.user_id = u.id
-               AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-               AND u.deactivated_at IS NULL
-             RETURNING t.id, u.id, u.role",
-        )
-        .bind(token_hash(token))
-        .fetch_optional(&state.db)
-        .await?;
-        let (token_id, user_id, role) = row.ok_or_else(ApiError::unauthenticated)?;
-        Ok(Caller {
-            user_id,
-            role: Role::parse(&role).unwrap_or(Role::Guest),
-            token_id,
-        })
+        authenticate(&state.db, token).await
     }
+}
+
+/// The caller a bearer token stands for, if it is valid, unexpired, unrevoked
+/// and its user active.
+pub async fn authenticate(db: &PgPool, token: &str) -> ApiResult<Caller> {
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "UPDATE tokens t SET last_used_at = now()
+         FROM users u
+         WHERE t.token_hash = $1 AND t.user_id = u.id
+           AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+           AND u.deactivated_at IS NULL
+         RETURNING t.id, u.id, u.role",
+    )
+    .bind(token_hash(token))
+    .fetch_optional(db)
+    .await?;
+    let (token_id, user_id, role) = row.ok_or_else(ApiError::unauthenticated)?;
+    Ok(Caller {
+        user_id,
+        role: Role::parse(&role).unwrap_or(Role::Guest),
+        token_id,
+    })
 }
 
 /// A user as the API shows it. Guests are marked as guests.

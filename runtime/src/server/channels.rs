@@ -14,6 +14,7 @@ use super::{
     access::{channel_access, Access, ChannelKind, Membership, Role},
     auth::{new_id, Caller},
     error::{ApiError, ApiResult, Body},
+    events,
     state::AppState,
 };
 
@@ -207,7 +208,12 @@ async fn add_member(
     .bind(role)
     .execute(&mut **tx)
     .await?;
-    Ok(result.rows_affected() == 1)
+    let added = result.rows_affected() == 1;
+    if added {
+        let data = serde_json::json!({"channelId": channel_id, "userId": user_id, "role": role});
+        events::record(tx, "member_added", Some(channel_id), Some(user_id), data).await?;
+    }
+    Ok(added)
 }
 
 /// Role of an active user, or None if there is no such user.
@@ -368,13 +374,28 @@ pub async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Removes a member; the channel's members and the removed user hear of it.
 async fn remove(db: &PgPool, channel_id: &str, user_id: &str) -> ApiResult<bool> {
+    let mut tx = db.begin().await?;
     let removed = sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
         .bind(channel_id)
         .bind(user_id)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
-    Ok(removed.rows_affected() == 1)
+    let removed = removed.rows_affected() == 1;
+    if removed {
+        let data = serde_json::json!({"channelId": channel_id, "userId": user_id});
+        events::record(
+            &mut tx,
+            "member_removed",
+            Some(channel_id),
+            Some(user_id),
+            data,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(removed)
 }
 
 #[derive(Deserialize)]
@@ -447,10 +468,24 @@ pub async fn archive(
             "only channel admins and system admins archive a channel",
         ));
     }
-    sqlx::query("UPDATE channels SET archived_at = COALESCE(archived_at, now()) WHERE id = $1")
-        .bind(&id)
-        .execute(&state.db)
+    let mut tx = state.db.begin().await?;
+    let archived = sqlx::query(
+        "UPDATE channels SET archived_at = now() WHERE id = $1 AND archived_at IS NULL",
+    )
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    if archived.rows_affected() == 1 {
+        events::record(
+            &mut tx,
+            "channel_archived",
+            Some(&id),
+            None,
+            serde_json::json!({"channelId": id}),
+        )
         .await?;
+    }
+    tx.commit().await?;
     Ok(Json(see(&state.db, &caller, &id).await?.channel))
 }
 

@@ -4,18 +4,22 @@
 //! tokens, the bootstrap admin, attributes), channels (public, private, direct,
 //! group; members, channel admins, archive), posts (threads, edits with
 //! history, deletes, reactions, pins, mentions, cursor pagination, read
-//! markers with unread and mention counts), `/healthz` and `/readyz`.
+//! markers with unread and mention counts), live events over WebSocket with
+//! resume (fanned out between replicas by `LISTEN/NOTIFY`), `/healthz` and
+//! `/readyz`.
 //!
 //! Not built yet (the "Workspace server core" issue stays open): files on S3,
-//! search, live events over WebSocket and LISTEN/NOTIFY, the OpenAPI document,
-//! rate limits, metrics, config reload, the admin gRPC endpoint.
+//! search, the OpenAPI document, rate limits, metrics, config reload, the
+//! admin gRPC endpoint.
 
 pub mod access;
 pub mod auth;
 pub mod channels;
 pub mod error;
+pub mod events;
 pub mod posts;
 pub mod state;
+pub mod ws;
 
 use std::{sync::Arc, time::Duration};
 
@@ -106,22 +110,41 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
             tracing::info!(username = %local.admin_username, "created the bootstrap admin");
         }
     }
+    let hub = events::Hub::start(db.clone())
+        .await
+        .map_err(ServerError::Connect)?;
+    let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     Ok(AppState {
         db,
         config: Arc::new(config),
+        hub,
+        shutdown,
+        shutdown_sender: Arc::new(shutdown_sender),
+        sessions: tokio::sync::mpsc::channel(1).0,
     })
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve(
-    state: AppState,
+    mut state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let (sessions, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    state.sessions = sessions;
+    let sender = state.shutdown_sender.clone();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Upgraded connections are not the HTTP server's to wait for: tell
+            // every WebSocket to close, so clients reconnect elsewhere.
+            let _ = sender.send(true);
+        })
         .await
-        .map_err(ServerError::Serve)
+        .map_err(ServerError::Serve)?;
+    // Let the WebSockets send their close frames before the process exits.
+    let _ = tokio::time::timeout(Duration::from_secs(10), drained.recv()).await;
+    Ok(())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -159,7 +182,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/posts/{id}/reactions/{emoji}",
             put(posts::react).delete(posts::unreact),
-        );
+        )
+        .route("/ws", get(ws::connect));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))

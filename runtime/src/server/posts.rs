@@ -16,6 +16,7 @@ use super::{
     auth::{new_id, Caller},
     channels::see,
     error::{ApiError, ApiResult, Body},
+    events,
     state::AppState,
 };
 
@@ -101,11 +102,25 @@ fn check_message(message: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn load(db: &PgPool, post_id: &str) -> ApiResult<Option<Post>> {
+async fn load<'e>(db: impl sqlx::PgExecutor<'e>, post_id: &str) -> ApiResult<Option<Post>> {
     Ok(sqlx::query_as(concat!(post_select!(), " WHERE p.id = $1"))
         .bind(post_id)
         .fetch_optional(db)
         .await?)
+}
+
+/// Records `kind` for `post_id` (the post as it now is) in `tx`.
+async fn announce(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    kind: &str,
+    post_id: &str,
+) -> ApiResult<Post> {
+    let post = load(&mut **tx, post_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("post"))?;
+    let data = serde_json::to_value(&post).expect("a post serializes");
+    events::record(tx, kind, Some(&post.channel_id), None, data).await?;
+    Ok(post)
 }
 
 /// A post the caller may read (its channel is readable), else 404.
@@ -208,10 +223,8 @@ pub async fn create(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
+    let post = announce(&mut tx, "posted", &id).await?;
     tx.commit().await?;
-    let post = load(&state.db, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("post"))?;
     Ok((StatusCode::CREATED, Json(post)))
 }
 
@@ -313,12 +326,9 @@ pub async fn edit(
         .bind(&request.message)
         .execute(&mut *tx)
         .await?;
+    let post = announce(&mut tx, "edited", &post_id).await?;
     tx.commit().await?;
-    Ok(Json(
-        load(&state.db, &post_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("post"))?,
-    ))
+    Ok(Json(post))
 }
 
 #[derive(Serialize, sqlx::FromRow)]
@@ -361,10 +371,13 @@ pub async fn delete(
             "only the author or a channel admin deletes a post",
         ));
     }
+    let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE posts SET deleted_at = now() WHERE id = $1")
         .bind(&post_id)
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
+    announce(&mut tx, "deleted", &post_id).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -399,19 +412,7 @@ pub async fn react(
     caller: Caller,
     Path((post_id, emoji)): Path<(String, String)>,
 ) -> ApiResult<Json<Post>> {
-    check_emoji(&emoji)?;
-    postable(&state.db, &caller, &post_id).await?;
-    sqlx::query("INSERT INTO reactions (post_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(&post_id)
-        .bind(&caller.user_id)
-        .bind(&emoji)
-        .execute(&state.db)
-        .await?;
-    Ok(Json(
-        load(&state.db, &post_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("post"))?,
-    ))
+    set_reaction(&state, &caller, &post_id, &emoji, true).await
 }
 
 pub async fn unreact(
@@ -419,19 +420,51 @@ pub async fn unreact(
     caller: Caller,
     Path((post_id, emoji)): Path<(String, String)>,
 ) -> ApiResult<Json<Post>> {
-    check_emoji(&emoji)?;
-    postable(&state.db, &caller, &post_id).await?;
-    sqlx::query("DELETE FROM reactions WHERE post_id = $1 AND user_id = $2 AND emoji = $3")
-        .bind(&post_id)
+    set_reaction(&state, &caller, &post_id, &emoji, false).await
+}
+
+/// Adds or removes one reaction; only a real change is announced.
+async fn set_reaction(
+    state: &AppState,
+    caller: &Caller,
+    post_id: &str,
+    emoji: &str,
+    add: bool,
+) -> ApiResult<Json<Post>> {
+    check_emoji(emoji)?;
+    postable(&state.db, caller, post_id).await?;
+    let mut tx = state.db.begin().await?;
+    let sql = if add {
+        "INSERT INTO reactions (post_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2 AND emoji = $3"
+    };
+    let changed = sqlx::query(sql)
+        .bind(post_id)
         .bind(&caller.user_id)
-        .bind(&emoji)
-        .execute(&state.db)
-        .await?;
-    Ok(Json(
-        load(&state.db, &post_id)
+        .bind(emoji)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    let post = if changed {
+        announce(
+            &mut tx,
+            if add {
+                "reaction_added"
+            } else {
+                "reaction_removed"
+            },
+            post_id,
+        )
+        .await?
+    } else {
+        load(&mut *tx, post_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("post"))?,
-    ))
+            .ok_or_else(|| ApiError::not_found("post"))?
+    };
+    tx.commit().await?;
+    Ok(Json(post))
 }
 
 async fn set_pinned(
@@ -441,16 +474,15 @@ async fn set_pinned(
     pinned: bool,
 ) -> ApiResult<Json<Post>> {
     postable(&state.db, caller, post_id).await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE posts SET pinned = $2 WHERE id = $1")
         .bind(post_id)
         .bind(pinned)
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
-    Ok(Json(
-        load(&state.db, post_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("post"))?,
-    ))
+    let post = announce(&mut tx, "edited", post_id).await?;
+    tx.commit().await?;
+    Ok(Json(post))
 }
 
 pub async fn pin(

@@ -1,0 +1,326 @@
+//! `GET /api/v1/ws`: the live event stream of one user.
+//!
+//! Authenticate with `Authorization: Bearer …` or, from a browser, a first
+//! message `{"type": "auth", "token": "…"}`. Connect with `?since=SEQ` (the
+//! `seq` of the last event received) to first get every event missed since,
+//! then live ones: a reconnecting client misses nothing. Send
+//! `{"type": "typing", "channelId": "…"}` to show you are typing.
+
+use std::{collections::HashSet, time::Duration};
+
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        Query, State,
+    },
+    http::HeaderMap,
+    response::Response,
+};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{
+    auth::{self, Caller},
+    error::{ApiError, ApiResult},
+    events::{self, Event},
+    state::AppState,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    pub since: Option<i64>,
+}
+
+pub async fn connect(
+    State(state): State<AppState>,
+    Query(query): Query<Connect>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    // A bad header token is refused before upgrading; no header means the
+    // token comes as the first message.
+    let caller = match bearer(&headers) {
+        Some(token) => Some(auth::authenticate(&state.db, token).await?),
+        None => None,
+    };
+    if query.since.is_some_and(|s| s < 0) {
+        return Err(ApiError::invalid(
+            "since",
+            "since is the seq of the last event received, 0 or more",
+        ));
+    }
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        if let Err(e) = session(state, socket, caller, query.since).await {
+            tracing::debug!(error = %e, "websocket closed");
+        }
+    }))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether `user` receives `event`, given the channels they are a member of.
+pub fn delivers(event: &Event, user: &str, member_of: &HashSet<String>) -> bool {
+    event.user_id.as_deref() == Some(user)
+        || event
+            .channel_id
+            .as_ref()
+            .is_some_and(|c| member_of.contains(c))
+}
+
+/// Keeps `member_of` current as membership events for `user` pass by.
+fn track_membership(event: &Event, user: &str, member_of: &mut HashSet<String>) {
+    if event.user_id.as_deref() != Some(user) {
+        return;
+    }
+    if let Some(channel) = &event.channel_id {
+        match event.kind.as_str() {
+            "member_added" => {
+                member_of.insert(channel.clone());
+            }
+            "member_removed" => {
+                member_of.remove(channel);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("socket: {0}")]
+    Socket(#[from] axum::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("authentication failed")]
+    Unauthenticated,
+}
+
+async fn session(
+    state: AppState,
+    mut socket: WebSocket,
+    caller: Option<Caller>,
+    since: Option<i64>,
+) -> Result<(), SessionError> {
+    // Held until the session ends: shutdown waits for it.
+    let _draining = state.sessions.clone();
+    let caller = match caller {
+        Some(caller) => caller,
+        None => match first_message_auth(&state, &mut socket).await {
+            Some(caller) => caller,
+            None => {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4001,
+                        reason: "send {\"type\":\"auth\",\"token\":…} first".into(),
+                    })))
+                    .await;
+                return Err(SessionError::Unauthenticated);
+            }
+        },
+    };
+    // Subscribe before reading the backlog, so nothing falls between the two.
+    let mut live = state.hub.subscribe();
+    let mut member_of: HashSet<String> =
+        sqlx::query_scalar("SELECT channel_id FROM channel_members WHERE user_id = $1")
+            .bind(&caller.user_id)
+            .fetch_all(&state.db)
+            .await?
+            .into_iter()
+            .collect();
+    // `hello` says where the stream starts: every event after `seq` follows,
+    // the missed ones first.
+    let start = match since {
+        Some(since) => since,
+        None => events::latest(&state.db).await?,
+    };
+    let hello = serde_json::json!({"type": "hello", "seq": start, "userId": caller.user_id});
+    socket.send(Message::Text(hello.to_string().into())).await?;
+    let mut last = replay(&state, &mut socket, &caller, &mut member_of, start).await?;
+
+    let mut shutdown = state.shutdown.clone();
+    let mut keepalive = tokio::time::interval(Duration::from_secs(30));
+    keepalive.tick().await;
+    loop {
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(event) => {
+                    if let Some(seq) = event.seq {
+                        if seq <= last {
+                            continue; // already sent from the backlog
+                        }
+                        last = seq;
+                    }
+                    send_if_visible(&mut socket, &event, &caller, &mut member_of).await?;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too slow for the live stream: catch up from the table.
+                    last = replay(&state, &mut socket, &caller, &mut member_of, last).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => handle_client_message(&state, &caller, &member_of, &text).await,
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            },
+            _ = keepalive.tick() => socket.send(Message::Ping(Vec::new().into())).await?,
+            _ = shutdown.changed() => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down; reconnect with since".into() }))).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn first_message_auth(state: &AppState, socket: &mut WebSocket) -> Option<Caller> {
+    let message = tokio::time::timeout(Duration::from_secs(10), socket.recv())
+        .await
+        .ok()??
+        .ok()?;
+    let Message::Text(text) = message else {
+        return None;
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if value["type"] != "auth" {
+        return None;
+    }
+    auth::authenticate(&state.db, value["token"].as_str()?)
+        .await
+        .ok()
+}
+
+/// Sends every visible event after `since`; returns the last sequence number seen.
+async fn replay(
+    state: &AppState,
+    socket: &mut WebSocket,
+    caller: &Caller,
+    member_of: &mut HashSet<String>,
+    mut since: i64,
+) -> Result<i64, SessionError> {
+    loop {
+        let batch = events::since(&state.db, since, 500).await?;
+        if batch.is_empty() {
+            return Ok(since);
+        }
+        for event in batch {
+            since = event.seq.unwrap_or(since);
+            send_if_visible(socket, &event, caller, member_of).await?;
+        }
+    }
+}
+
+async fn send_if_visible(
+    socket: &mut WebSocket,
+    event: &Event,
+    caller: &Caller,
+    member_of: &mut HashSet<String>,
+) -> Result<(), SessionError> {
+    // An event adding this user makes the channel theirs before delivery;
+    // one removing them is delivered (to them) and then stops the channel.
+    if event.kind == "member_added" {
+        track_membership(event, &caller.user_id, member_of);
+    }
+    if delivers(event, &caller.user_id, member_of)
+        && !(event.kind == "typing" && event.data["userId"] == caller.user_id.as_str())
+    {
+        let text = serde_json::to_string(event).expect("events serialize");
+        socket.send(Message::Text(text.into())).await?;
+    }
+    track_membership(event, &caller.user_id, member_of);
+    Ok(())
+}
+
+async fn handle_client_message(
+    state: &AppState,
+    caller: &Caller,
+    member_of: &HashSet<String>,
+    text: &str,
+) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    if value["type"] == "typing" {
+        if let Some(channel) = value["channelId"].as_str() {
+            // Typing is announced only in channels one belongs to.
+            if member_of.contains(channel) {
+                let _ = events::typing(
+                    &state.db,
+                    channel,
+                    &caller.user_id,
+                    value["rootId"].as_str(),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, channel: Option<&str>, user: Option<&str>) -> Event {
+        Event {
+            seq: Some(1),
+            kind: kind.into(),
+            channel_id: channel.map(String::from),
+            user_id: user.map(String::from),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn events_reach_members_and_the_user_they_name() {
+        let member_of: HashSet<String> = ["ops".to_string()].into();
+        assert!(delivers(
+            &event("posted", Some("ops"), None),
+            "bob",
+            &member_of
+        ));
+        assert!(!delivers(
+            &event("posted", Some("intel"), None),
+            "bob",
+            &member_of
+        ));
+        assert!(delivers(
+            &event("member_removed", Some("intel"), Some("bob")),
+            "bob",
+            &member_of
+        ));
+        assert!(!delivers(
+            &event("member_removed", Some("intel"), Some("carol")),
+            "bob",
+            &member_of
+        ));
+    }
+
+    #[test]
+    fn membership_follows_the_events_about_oneself() {
+        let mut member_of = HashSet::new();
+        track_membership(
+            &event("member_added", Some("ops"), Some("carol")),
+            "bob",
+            &mut member_of,
+        );
+        assert!(member_of.is_empty());
+        track_membership(
+            &event("member_added", Some("ops"), Some("bob")),
+            "bob",
+            &mut member_of,
+        );
+        assert!(member_of.contains("ops"));
+        track_membership(
+            &event("member_removed", Some("ops"), Some("bob")),
+            "bob",
+            &mut member_of,
+        );
+        assert!(member_of.is_empty());
+    }
+}
