@@ -831,3 +831,92 @@ async fn malformed_requests_are_400_and_unknown_things_404() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn search_finds_only_what_the_caller_may_read() {
+    let ws = Workspace::new().await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let (bob_id, bob) = ws.user("bob", "member").await;
+    let (_, carol) = ws.user("carol", "member").await;
+    let (guest_id, guest) = ws.user("guest", "guest").await;
+    let lobby = ws.channel(&alice, "lobby", "public").await;
+    let intel = ws.channel(&alice, "intel", "private").await;
+    ws.post(
+        &format!("/api/v1/channels/{intel}/members"),
+        &alice,
+        json!({"userId": bob_id}),
+    )
+    .await;
+    ws.post(&format!("/api/v1/channels/{lobby}/join"), &bob, json!({}))
+        .await;
+    ws.post(
+        &format!("/api/v1/channels/{intel}/members"),
+        &alice,
+        json!({"userId": guest_id}),
+    )
+    .await;
+    for (token, channel, message) in [
+        (&alice, &lobby, "convoy leaves at dawn"),
+        (&bob, &lobby, "convoy delayed by weather"),
+        (&alice, &intel, "convoy route compromised"),
+        (&alice, &lobby, "unrelated chatter"),
+    ] {
+        ws.post(
+            &format!("/api/v1/channels/{channel}/posts"),
+            token,
+            json!({"message": message}),
+        )
+        .await;
+    }
+    let found = |token: &str, q: &str| {
+        let ws = &ws;
+        let q = q.replace(' ', "%20").replace(':', "%3A");
+        let token = token.to_string();
+        async move {
+            let (status, body) = ws.get(&format!("/api/v1/search?q={q}"), &token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let mut messages: Vec<String> = body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["message"].as_str().unwrap().to_string())
+                .collect();
+            messages.sort();
+            messages
+        }
+    };
+    assert_eq!(
+        found(&bob, "convoy").await,
+        [
+            "convoy delayed by weather",
+            "convoy leaves at dawn",
+            "convoy route compromised"
+        ]
+    );
+    // Carol reads the public channel without being in it, never the private one.
+    assert_eq!(
+        found(&carol, "convoy").await,
+        ["convoy delayed by weather", "convoy leaves at dawn"]
+    );
+    // The guest sees only the channel they were given.
+    assert_eq!(found(&guest, "convoy").await, ["convoy route compromised"]);
+    assert_eq!(
+        found(&bob, "convoy in:intel").await,
+        ["convoy route compromised"]
+    );
+    assert_eq!(
+        found(&bob, "convoy from:bob").await,
+        ["convoy delayed by weather"]
+    );
+    assert_eq!(found(&bob, "from:bob").await, ["convoy delayed by weather"]);
+    assert!(found(&bob, "convoy before:2000-01-01").await.is_empty());
+    assert_eq!(
+        found(&bob, "convoy after:2000-01-01 in:lobby").await.len(),
+        2
+    );
+    let (status, error) = ws.get("/api/v1/search?q=before%3Asoon", &bob).await;
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("q"))
+    );
+}

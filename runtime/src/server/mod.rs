@@ -17,7 +17,9 @@ pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod events;
+#[macro_use]
 pub mod posts;
+pub mod search;
 pub mod state;
 pub mod ws;
 
@@ -183,6 +185,7 @@ pub fn router(state: AppState) -> Router {
             "/posts/{id}/reactions/{emoji}",
             put(posts::react).delete(posts::unreact),
         )
+        .route("/search", get(search::search))
         .route("/ws", get(ws::connect));
     Router::new()
         .nest("/api/v1", api)
