@@ -93,7 +93,9 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthenticated)?;
-        authenticate(&state.db, token).await
+        let caller = authenticate(&state.db, token).await?;
+        state.rate_limit.check(&caller.user_id, &state.metrics)?;
+        Ok(caller)
     }
 }
 
@@ -191,6 +193,7 @@ pub async fn login(
         code: "unauthenticated",
         message: "wrong username or password".into(),
         field: None,
+        retry_after: None,
     };
     let (user_id, hash) = row.ok_or_else(refused)?;
     let hash = hash.ok_or_else(refused)?;

@@ -18,6 +18,9 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds until a retry may succeed (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             code: "invalid",
             message: message.into(),
             field: Some(field.into()),
+            retry_after: None,
         }
     }
 
@@ -36,6 +40,7 @@ impl ApiError {
             code: "unauthenticated",
             message: "log in first: send `Authorization: Bearer <token>`".into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -46,6 +51,7 @@ impl ApiError {
             code: "not_found",
             message: format!("no such {what}"),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -56,6 +62,7 @@ impl ApiError {
             code: "forbidden",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -65,6 +72,7 @@ impl ApiError {
             code: "conflict",
             message: message.into(),
             field: Some(field.into()),
+            retry_after: None,
         }
     }
 
@@ -74,6 +82,18 @@ impl ApiError {
             code: "unavailable",
             message: message.into(),
             field: None,
+            retry_after: None,
+        }
+    }
+
+    /// The caller made too many requests; `wait` is how long until the next is allowed.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: "too many requests; wait before retrying".into(),
+            field: None,
+            retry_after: Some(wait.as_secs().max(1)),
         }
     }
 
@@ -83,6 +103,7 @@ impl ApiError {
             code: "internal",
             message: "internal error; the server log has the details".into(),
             field: None,
+            retry_after: None,
         }
     }
 }
@@ -90,11 +111,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
+        let retry_after = match (self.retry_after, status) {
+            (Some(seconds), _) => Some(seconds),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(5),
+            _ => None,
+        };
         let mut response = (status, Json(self)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert("retry-after", seconds.into());
         }
         response
     }
@@ -161,12 +185,14 @@ where
                 code: "unsupported_media_type",
                 message: "send the body as JSON with `Content-Type: application/json`".into(),
                 field: None,
+                retry_after: None,
             }),
             Err(other) if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code: "too_large",
                 message: "the request body is larger than this server accepts".into(),
                 field: Some("body".into()),
+                retry_after: None,
             }),
             Err(other) => Err(ApiError::invalid("body", other.body_text())),
         }

@@ -5,12 +5,11 @@
 //! group; members, channel admins, archive), posts (threads, edits with
 //! history, deletes, reactions, pins, mentions, cursor pagination, read
 //! markers with unread and mention counts), live events over WebSocket with
-//! resume (fanned out between replicas by `LISTEN/NOTIFY`), `/healthz` and
-//! `/readyz`.
+//! resume (fanned out between replicas by `LISTEN/NOTIFY`), search, per-user
+//! rate limits, request ids, metrics, `/healthz` and `/readyz`.
 //!
 //! Not built yet (the "Workspace server core" issue stays open): files on S3,
-//! search, the OpenAPI document, rate limits, metrics, config reload, the
-//! admin gRPC endpoint.
+//! the OpenAPI document, config reload, the admin gRPC endpoint.
 
 pub mod access;
 pub mod auth;
@@ -19,6 +18,7 @@ pub mod error;
 pub mod events;
 #[macro_use]
 pub mod posts;
+pub mod ops;
 pub mod search;
 pub mod state;
 pub mod ws;
@@ -118,11 +118,13 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     Ok(AppState {
         db,
-        config: Arc::new(config),
         hub,
         shutdown,
         shutdown_sender: Arc::new(shutdown_sender),
         sessions: tokio::sync::mpsc::channel(1).0,
+        metrics: Arc::new(ops::Metrics::default()),
+        rate_limit: ops::RateLimit::per_minute(config.limits.requests_per_minute),
+        config: Arc::new(config),
     })
 }
 
@@ -191,6 +193,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::observe,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

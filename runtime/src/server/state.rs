@@ -6,7 +6,10 @@ use entente_crds::config::RuntimeConfig;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use super::events::Hub;
+use super::{
+    events::Hub,
+    ops::{Metrics, RateLimit},
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,6 +20,8 @@ pub struct AppState {
     /// Becomes `true` when the server shuts down, so WebSockets close cleanly.
     pub shutdown: watch::Receiver<bool>,
     pub(crate) shutdown_sender: Arc<watch::Sender<bool>>,
+    pub metrics: Arc<Metrics>,
+    pub rate_limit: Arc<RateLimit>,
     /// Each WebSocket session holds a clone; shutdown waits until all are gone.
     pub(crate) sessions: tokio::sync::mpsc::Sender<()>,
 }

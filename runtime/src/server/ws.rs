@@ -64,6 +64,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
+struct DecOnDrop<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for DecOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Whether `user` receives `event`, given the channels they are a member of.
 pub fn delivers(event: &Event, user: &str, member_of: &HashSet<String>) -> bool {
     event.user_id.as_deref() == Some(user)
@@ -109,6 +117,8 @@ async fn session(
 ) -> Result<(), SessionError> {
     // Held until the session ends: shutdown waits for it.
     let _draining = state.sessions.clone();
+    state.metrics.websockets.inc();
+    let _gauge = DecOnDrop(&state.metrics.websockets);
     let caller = match caller {
         Some(caller) => caller,
         None => match first_message_auth(&state, &mut socket).await {

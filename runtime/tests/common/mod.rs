@@ -56,6 +56,11 @@ pub struct Workspace {
 
 impl Workspace {
     pub async fn new() -> Workspace {
+        Workspace::with_config(|yaml| yaml).await
+    }
+
+    /// A workspace whose RuntimeConfig YAML is first passed through `edit`.
+    pub async fn with_config(edit: impl FnOnce(String) -> String) -> Workspace {
         let url = entente_e2e::Postgres::shared()
             .create_database("api")
             .unwrap();
@@ -64,13 +69,20 @@ impl Workspace {
             std::process::id(),
             url.rsplit('_').next().unwrap()
         ));
-        let config = RuntimeConfig::load(&write_config(&dir, &url, 0)).unwrap();
+        let path = write_config(&dir, &url, 0);
+        std::fs::write(&path, edit(std::fs::read_to_string(&path).unwrap())).unwrap();
+        let config = RuntimeConfig::load(&path).unwrap();
         let state = server::prepare(config).await.unwrap();
         Workspace {
             router: server::router(state.clone()),
             state,
             dir,
         }
+    }
+
+    /// The raw response, headers included.
+    pub async fn request(&self, request: Request<Body>) -> axum::response::Response {
+        self.router.clone().oneshot(request).await.unwrap()
     }
 
     pub async fn call(

@@ -1,0 +1,201 @@
+//! Operations: a request id and a structured log line per request, Prometheus
+//! metrics at `/metrics`, and the per-user rate limit.
+
+use std::{num::NonZeroU32, sync::Arc, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{header, HeaderValue},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use tracing::Instrument;
+
+use super::{error::ApiError, state::AppState};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    /// The route pattern (`/api/v1/channels/{id}`), never the raw path: ids
+    /// would make a series per object.
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// This replica's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabels, Histogram>,
+    pub websockets: Gauge,
+    pub rate_limited: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 16,
+    ))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("entente");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let websockets = Gauge::default();
+        let rate_limited = Counter::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            duration.clone(),
+        );
+        registry.register(
+            "websocket_connections",
+            "Open live-event WebSockets",
+            websockets.clone(),
+        );
+        registry.register(
+            "rate_limited_requests",
+            "Requests refused with 429",
+            rate_limited.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            websockets,
+            rate_limited,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Gives every request an id (`x-request-id`, kept if the client sent one),
+/// runs it inside a span carrying that id, logs one line when it is answered,
+/// and counts it.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(String::from)
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            "answered"
+        )
+    });
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    state
+        .metrics
+        .duration
+        .get_or_create(&RouteLabels { route })
+        .observe(elapsed.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Requests per minute per user, with bursts up to the same number.
+pub struct RateLimit {
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+impl RateLimit {
+    pub fn per_minute(requests: u32) -> Arc<RateLimit> {
+        let quota = Quota::per_minute(NonZeroU32::new(requests.max(1)).expect("at least one"));
+        Arc::new(RateLimit {
+            limiter: governor::RateLimiter::keyed(quota),
+        })
+    }
+
+    /// Ok, or the 429 to answer with its `Retry-After`.
+    pub fn check(&self, user_id: &str, metrics: &Metrics) -> Result<(), ApiError> {
+        self.limiter
+            .check_key(&user_id.to_string())
+            .map_err(|not_until| {
+                metrics.rate_limited.inc();
+                ApiError::rate_limited(
+                    not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_is_per_user_and_says_when_to_retry() {
+        let limit = RateLimit::per_minute(3);
+        let metrics = Metrics::default();
+        for _ in 0..3 {
+            limit.check("alice", &metrics).unwrap();
+        }
+        let refused = limit.check("alice", &metrics).unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.retry_after.unwrap() >= 1);
+        limit.check("bob", &metrics).unwrap();
+        assert!(metrics
+            .render()
+            .contains("entente_rate_limited_requests_total 1"));
+    }
+}
