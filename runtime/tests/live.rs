@@ -242,7 +242,9 @@ fn two_server_processes_on_one_database_share_live_events_and_close_sockets_on_s
     let dir = std::env::temp_dir().join(format!("entente-live-{}", std::process::id()));
     let (port_a, port_b) = (free_port(), free_port());
     let config_a = write_config(&dir.join("a"), &url, port_a);
+    common::create_bucket_blocking(&config_a);
     let config_b = write_config(&dir.join("b"), &url, port_b);
+    common::create_bucket_blocking(&config_b);
     let spawn = |config: &std::path::Path| {
         KillOnDrop(
             std::process::Command::new(env!("CARGO_BIN_EXE_entente-server"))

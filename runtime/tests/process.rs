@@ -46,6 +46,7 @@ fn a_killed_server_loses_no_acknowledged_post() {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("entente-process-{}-kill", std::process::id()));
     let config = write_config(&dir, &url, port);
+    common::create_bucket_blocking(&config);
 
     let mut first = server("serve", &config).spawn().unwrap();
     wait_healthy(port, &mut first);
@@ -119,6 +120,7 @@ fn migrate_is_idempotent_and_bad_config_is_named() {
     let url = Postgres::shared().create_database("migrate").unwrap();
     let dir = std::env::temp_dir().join(format!("entente-process-{}-migrate", std::process::id()));
     let config = write_config(&dir, &url, free_port());
+    common::create_bucket_blocking(&config);
     for _ in 0..2 {
         let output = server("migrate", &config).output().unwrap();
         assert!(

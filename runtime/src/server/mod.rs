@@ -8,19 +8,23 @@
 //! resume (fanned out between replicas by `LISTEN/NOTIFY`), search, per-user
 //! rate limits, request ids, metrics, `/healthz` and `/readyz`.
 //!
-//! Not built yet (the "Workspace server core" issue stays open): files on S3,
-//! the OpenAPI document, config reload, the admin gRPC endpoint.
+//! Files go to an S3-compatible store.
+//!
+//! Not built yet (the "Workspace server core" issue stays open): the OpenAPI
+//! document, config reload, the admin gRPC endpoint.
 
 pub mod access;
 pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod events;
+pub mod files;
 #[macro_use]
 pub mod posts;
 pub mod ops;
 pub mod search;
 pub mod state;
+pub mod store;
 pub mod ws;
 
 use std::{sync::Arc, time::Duration};
@@ -57,6 +61,8 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
 }
 
 /// The embedded migrations; `entente-server migrate` and start-up apply them.
@@ -112,12 +118,14 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
             tracing::info!(username = %local.admin_username, "created the bootstrap admin");
         }
     }
+    let store = store::ObjectStore::new(&config.object_storage)?;
     let hub = events::Hub::start(db.clone())
         .await
         .map_err(ServerError::Connect)?;
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     Ok(AppState {
         db,
+        store,
         hub,
         shutdown,
         shutdown_sender: Arc::new(shutdown_sender),
@@ -187,6 +195,8 @@ pub fn router(state: AppState) -> Router {
             "/posts/{id}/reactions/{emoji}",
             put(posts::react).delete(posts::unreact),
         )
+        .route("/channels/{id}/files", post(files::upload))
+        .route("/files/{id}", get(files::download))
         .route("/search", get(search::search))
         .route("/ws", get(ws::connect));
     Router::new()
@@ -202,23 +212,31 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Ready when the database answers. (Object storage joins this check when
-/// files are built.)
+/// Ready when the database and the object store both answer.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let database = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(&state.db),
+    let limit = Duration::from_secs(2);
+    let (database, objects) = tokio::join!(
+        tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)),
+        tokio::time::timeout(limit, state.store.check()),
+    );
+    let database = match database {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2s".to_string()),
+    };
+    let objects = match objects {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2s".to_string()),
+    };
+    let status = if database.is_ok() && objects.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let show = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".into());
+    (
+        status,
+        Json(serde_json::json!({"database": show(database), "objectStorage": show(objects)})),
     )
-    .await;
-    match database {
-        Ok(Ok(_)) => (StatusCode::OK, Json(serde_json::json!({"database": "ok"}))),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"database": e.to_string()})),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"database": "no answer within 2s"})),
-        ),
-    }
 }

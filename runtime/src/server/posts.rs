@@ -40,6 +40,8 @@ pub struct Post {
     pub deleted_at: Option<DateTime<Utc>>,
     /// `[[emoji, userId], …]`
     pub reactions: sqlx::types::Json<Vec<(String, String)>>,
+    /// Attached files (`id`, `name`, `contentType`, `size`); download at `/api/v1/files/{id}`.
+    pub files: sqlx::types::Json<Vec<serde_json::Value>>,
 }
 
 /// The columns of [`Post`], as a literal so queries stay static strings.
@@ -49,7 +51,10 @@ macro_rules! post_select {
         CASE WHEN p.deleted_at IS NULL THEN p.message ELSE '' END AS message,
         p.pinned, p.created_at, p.edited_at, p.deleted_at,
         COALESCE((SELECT json_agg(json_build_array(r.emoji, r.user_id) ORDER BY r.created_at)
-                  FROM reactions r WHERE r.post_id = p.id), '[]'::json) AS reactions
+                  FROM reactions r WHERE r.post_id = p.id), '[]'::json) AS reactions,
+        CASE WHEN p.deleted_at IS NULL THEN COALESCE((SELECT json_agg(json_build_object(
+                    'id', f.id, 'name', f.name, 'contentType', f.content_type, 'size', f.size) ORDER BY f.created_at)
+                  FROM files f WHERE f.post_id = p.id), '[]'::json) ELSE '[]'::json END AS files
     FROM posts p"
     };
 }
@@ -144,6 +149,9 @@ pub struct CreatePost {
     pub message: String,
     #[serde(default)]
     pub root_id: Option<String>,
+    /// Files the caller uploaded to this channel, to attach.
+    #[serde(default)]
+    pub file_ids: Vec<String>,
 }
 
 pub async fn create(
@@ -223,6 +231,7 @@ pub async fn create(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
+    super::files::attach(&mut tx, &caller, &channel_id, &id, &request.file_ids).await?;
     let post = announce(&mut tx, "posted", &id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(post)))

@@ -14,6 +14,7 @@ use super::{
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    pub store: super::store::ObjectStore,
     pub config: Arc<RuntimeConfig>,
     /// This replica's live-event fan-out.
     pub hub: Hub,

@@ -22,6 +22,14 @@ pub fn write_config(dir: &Path, database_url: &str, http_port: u16) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("database-url"), database_url).unwrap();
     std::fs::write(dir.join("admin-password"), format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let s3 = entente_e2e::S3Server::shared();
+    std::fs::write(dir.join("s3-key"), s3.access_key_id()).unwrap();
+    std::fs::write(dir.join("s3-secret"), s3.secret_access_key()).unwrap();
+    // One bucket per workspace, named after its database.
+    let bucket = format!(
+        "ws-{}",
+        database_url.rsplit('/').next().unwrap().replace('_', "-")
+    );
     let config = format!(
         r#"
 version: 1
@@ -29,23 +37,43 @@ workspace: {{id: test, displayName: Test, organisation: Test Org, siteUrl: "http
 listen: {{http: "127.0.0.1:{http_port}", federation: "127.0.0.1:0", admin: "127.0.0.1:0"}}
 database: {{url: {{file: {dir}/database-url}}, poolSize: 10}}
 objectStorage:
-  endpoint: http://127.0.0.1:1
+  endpoint: {endpoint}
   region: us-east-1
-  bucket: unused
+  bucket: {bucket}
   forcePathStyle: true
-  accessKeyId: {{env: UNUSED_KEY}}
-  secretAccessKey: {{env: UNUSED_SECRET}}
+  accessKeyId: {{file: {dir}/s3-key}}
+  secretAccessKey: {{file: {dir}/s3-secret}}
 identity:
   local: {{enabled: true, adminUsername: admin, adminPassword: {{file: {dir}/admin-password}}, minPasswordLength: 12}}
 federation:
   tls: {{certFile: /unused, keyFile: /unused, caFile: /unused}}
 limits: {{maxUploadBytes: 1048576, maxRequestBodyBytes: 65536, requestsPerMinute: 100000}}
 "#,
-        dir = dir.display()
+        dir = dir.display(),
+        endpoint = s3.endpoint(),
     );
     let path = dir.join("runtime.yaml");
     std::fs::write(&path, config).unwrap();
     path
+}
+
+/// Creates the bucket a config names (the operator's job on a cluster).
+pub async fn create_bucket(config: &Path) {
+    let config = RuntimeConfig::load(config).unwrap();
+    server::store::ObjectStore::new(&config.object_storage)
+        .unwrap()
+        .ensure_bucket()
+        .await
+        .unwrap();
+}
+
+/// The same, from a test that is not async.
+pub fn create_bucket_blocking(config: &Path) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(create_bucket(config));
 }
 
 pub struct Workspace {
@@ -70,6 +98,8 @@ impl Workspace {
             url.rsplit('_').next().unwrap()
         ));
         let path = write_config(&dir, &url, 0);
+        // The bucket of the unedited config exists, as the operator would have made it.
+        create_bucket(&path).await;
         std::fs::write(&path, edit(std::fs::read_to_string(&path).unwrap())).unwrap();
         let config = RuntimeConfig::load(&path).unwrap();
         let state = server::prepare(config).await.unwrap();

@@ -1,0 +1,333 @@
+//! Files: streamed uploads into the object store, attached to posts, and
+//! downloadable only by people who can read the post.
+
+use std::io::Write;
+
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    auth::{new_id, Caller},
+    channels::see,
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    pub id: String,
+    pub channel_id: String,
+    pub post_id: Option<String>,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    pub name: String,
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    let ok = !name.trim().is_empty()
+        && name.chars().count() <= 255
+        && !name.contains(['/', '\\', '\0'])
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "name",
+            "a file name is 1-255 characters without slashes",
+        ))
+    }
+}
+
+/// The type from the bytes themselves; the client's claim only when the bytes
+/// say nothing (plain text, say), and never a type a browser would run.
+pub fn content_type(head: &[u8], declared: Option<&str>) -> String {
+    if let Some(kind) = infer::get(head) {
+        return kind.mime_type().to_string();
+    }
+    let declared = declared
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let active = [
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "application/javascript",
+        "text/javascript",
+    ];
+    if declared.is_empty() || active.contains(&declared.as_str()) || !declared.contains('/') {
+        if std::str::from_utf8(head).is_ok() {
+            "text/plain".into()
+        } else {
+            "application/octet-stream".into()
+        }
+    } else {
+        declared
+    }
+}
+
+/// `POST /api/v1/channels/{id}/files?name=…`: the body is the file. It is
+/// streamed to a temporary file (so memory stays flat), refused with 413 past
+/// the configured limit, typed from its first bytes, then stored.
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(channel_id): Path<String>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<FileInfo>)> {
+    check_name(&query.name)?;
+    let seen = see(&state.db, &caller, &channel_id).await?;
+    if !seen.access.post {
+        return Err(ApiError::forbidden(
+            "join the channel before uploading to it",
+        ));
+    }
+    let limit = state.config.limits.max_upload_bytes;
+    let too_large = || ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "too_large",
+        message: format!("files are limited to {limit} bytes"),
+        field: Some("body".into()),
+        retry_after: None,
+    };
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(too_large());
+    }
+    let mut spool = tempfile::NamedTempFile::new().map_err(|e| {
+        tracing::error!(error = %e, "cannot create a temporary file for an upload");
+        ApiError::unavailable("the server cannot take uploads right now")
+    })?;
+    let mut size: u64 = 0;
+    let mut head = Vec::with_capacity(8192);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::invalid("body", format!("the upload was interrupted: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large());
+        }
+        if head.len() < 8192 {
+            let take = (8192 - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        spool.write_all(&chunk).map_err(|e| {
+            tracing::error!(error = %e, "cannot spool an upload");
+            ApiError::unavailable("the server cannot take uploads right now (disk)")
+        })?;
+    }
+    spool
+        .flush()
+        .map_err(|_| ApiError::unavailable("the server cannot take uploads right now (disk)"))?;
+    let kind = content_type(
+        &head,
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let id = new_id();
+    let key = format!("files/{channel_id}/{id}");
+    state
+        .store
+        .put_file(&key, spool.path(), &kind)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "upload to the object store failed");
+            ApiError::unavailable(
+                "the object store is unavailable; nothing was stored, retry later",
+            )
+        })?;
+    let file = sqlx::query_as(
+        "INSERT INTO files (id, channel_id, uploader_id, name, content_type, size, object_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING id, channel_id, post_id, name, content_type, size, created_at",
+    )
+    .bind(&id)
+    .bind(&channel_id)
+    .bind(&caller.user_id)
+    .bind(&query.name)
+    .bind(&kind)
+    .bind(size as i64)
+    .bind(&key)
+    .fetch_one(&state.db)
+    .await;
+    match file {
+        Ok(file) => Ok((StatusCode::CREATED, Json(file))),
+        Err(e) => {
+            // Do not leave an object nothing refers to.
+            let _ = state.store.delete(&key).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// `GET /api/v1/files/{id}`: the bytes, for whoever can read the post the file
+/// is attached to (or its uploader, before it is attached).
+pub async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let row: Option<(FileInfo, String, String, bool)> = sqlx::query_as::<_, FileRow>(
+        "SELECT f.id, f.channel_id, f.post_id, f.name, f.content_type, f.size, f.created_at,
+                f.object_key, f.uploader_id, (p.deleted_at IS NOT NULL) AS post_deleted
+         FROM files f LEFT JOIN posts p ON p.id = f.post_id WHERE f.id = $1",
+    )
+    .bind(&id)
+    .fetch_optional(&state.db)
+    .await?
+    .map(|r| (r.info, r.object_key, r.uploader_id, r.post_deleted));
+    let (file, key, uploader, post_deleted) = row.ok_or_else(|| ApiError::not_found("file"))?;
+    see(&state.db, &caller, &file.channel_id)
+        .await
+        .map_err(|_| ApiError::not_found("file"))?;
+    if post_deleted || (file.post_id.is_none() && uploader != caller.user_id) {
+        return Err(ApiError::not_found("file"));
+    }
+    let stream = state.store.get(&key).await.map_err(|e| {
+        tracing::warn!(error = %e, "download from the object store failed");
+        ApiError::unavailable("the object store is unavailable, retry later")
+    })?;
+    let body = Body::from_stream(futures_util::stream::unfold(
+        stream,
+        |mut stream| async move {
+            match stream.next().await {
+                Some(Ok(bytes)) => Some((Ok::<_, std::io::Error>(bytes), stream)),
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), stream)),
+                None => None,
+            }
+        },
+    ));
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        percent_encode(&file.name)
+    );
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&file.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    headers.insert(header::CONTENT_LENGTH, file.size.into());
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).expect("percent-encoded is ASCII"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+#[derive(sqlx::FromRow)]
+struct FileRow {
+    #[sqlx(flatten)]
+    info: FileInfo,
+    object_key: String,
+    uploader_id: String,
+    post_deleted: bool,
+}
+
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Attaches the caller's unattached uploads in `channel_id` to `post_id`.
+pub async fn attach(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    caller: &Caller,
+    channel_id: &str,
+    post_id: &str,
+    file_ids: &[String],
+) -> ApiResult<()> {
+    if file_ids.is_empty() {
+        return Ok(());
+    }
+    if file_ids.len() > 10 {
+        return Err(ApiError::invalid(
+            "fileIds",
+            "a post carries at most 10 files",
+        ));
+    }
+    let attached = sqlx::query(
+        "UPDATE files SET post_id = $1
+         WHERE id = ANY($2) AND uploader_id = $3 AND channel_id = $4 AND post_id IS NULL",
+    )
+    .bind(post_id)
+    .bind(file_ids)
+    .bind(&caller.user_id)
+    .bind(channel_id)
+    .execute(&mut **tx)
+    .await?;
+    if attached.rows_affected() as usize != file_ids.len() {
+        return Err(ApiError::invalid(
+            "fileIds",
+            "every file must be one you uploaded to this channel and not yet attached",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bytes_decide_the_type_and_active_content_is_never_served_as_such() {
+        let png = [
+            0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D,
+        ];
+        assert_eq!(content_type(&png, Some("text/plain")), "image/png");
+        assert_eq!(content_type(b"hello", Some("text/html")), "text/plain");
+        assert_eq!(content_type(b"<svg/>", Some("image/svg+xml")), "text/plain");
+        assert_eq!(content_type(b"a,b\n1,2", Some("text/csv")), "text/csv");
+        assert_eq!(
+            content_type(&[0xff, 0xfe, 0x00, 0x9f], None),
+            "application/octet-stream"
+        );
+    }
+
+    #[test]
+    fn file_names_cannot_escape() {
+        assert!(check_name("report 2026.pdf").is_ok());
+        for bad in ["", "../etc/passwd", "a/b", "a\\b", ".."] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(percent_encode("ré port.pdf"), "r%C3%A9%20port.pdf");
+    }
+}
