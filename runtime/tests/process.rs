@@ -189,3 +189,110 @@ async fn a_dead_database_is_503_and_nothing_is_half_written() {
         .await;
     assert_eq!(ready.0, axum::http::StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[test]
+fn config_changes_apply_live_or_are_named_as_needing_a_restart() {
+    let url = Postgres::shared().create_database("reload").unwrap();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("entente-process-{}-reload", std::process::id()));
+    let config = write_config(&dir, &url, port);
+    common::create_bucket_blocking(&config);
+    let mut child = server("serve", &config).spawn().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let guard = Kill(child);
+    wait_ready_http(port);
+    let (_, login) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+    )
+    .unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let original = std::fs::read_to_string(&config).unwrap();
+
+    // A live change: the rate limit drops and starts refusing.
+    std::fs::write(
+        &config,
+        original.replace("requestsPerMinute: 100000", "requestsPerMinute: 2"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = http(port, "GET", "/api/v1/users/me", Some(&token), None).unwrap();
+        if status == 429 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new rate limit never took effect"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A broken file is refused and the server keeps serving.
+    std::fs::write(&config, "version: 1\nthis is: [not a config\n").unwrap();
+    wait_for_log(&log, "config change refused");
+    assert_eq!(http(port, "GET", "/healthz", None, None).unwrap().0, 200);
+
+    // A change that needs a restart is named, and not applied.
+    std::fs::write(
+        &config,
+        original.replace(
+            &format!("http: \"127.0.0.1:{port}\""),
+            "http: \"127.0.0.1:1\"",
+        ),
+    )
+    .unwrap();
+    wait_for_log(&log, "take effect only after a restart");
+    assert!(
+        log.lock().unwrap().contains("listen"),
+        "{}",
+        log.lock().unwrap()
+    );
+    assert_eq!(http(port, "GET", "/healthz", None, None).unwrap().0, 200);
+    drop(guard);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn wait_for_log(log: &std::sync::Mutex<String>, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.lock().unwrap().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {needle:?}:\n{}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_ready_http(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(http(port, "GET", "/readyz", None, None), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "server on {port} not ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A server process that cannot outlive a failed test.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

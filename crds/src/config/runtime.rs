@@ -56,7 +56,8 @@ impl RuntimeConfig {
         "access",
         "retention",
         "legalHolds",
-        "limits",
+        "limits.maxUploadBytes",
+        "limits.requestsPerMinute",
     ];
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
@@ -91,6 +92,11 @@ impl RuntimeConfig {
         check("ai", self.ai != new.ai);
         check("calls", self.calls != new.calls);
         check("push", self.push != new.push);
+        // The body limit is built into the HTTP stack when it starts.
+        check(
+            "limits.maxRequestBodyBytes",
+            self.limits.max_request_body_bytes != new.limits.max_request_body_bytes,
+        );
         changed
     }
 }

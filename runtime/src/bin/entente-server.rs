@@ -41,6 +41,11 @@ fn main() -> ExitCode {
         }
         let address = config.listen.http;
         let state = server::prepare(config).await?;
+        tokio::spawn(server::reload::watch(
+            state.clone(),
+            config_path.clone(),
+            std::time::Duration::from_secs(2),
+        ));
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| server::ServerError::Listen { address, source })?;

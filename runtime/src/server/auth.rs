@@ -94,7 +94,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthenticated)?;
         let caller = authenticate(&state.db, token).await?;
-        state.rate_limit.check(&caller.user_id, &state.metrics)?;
+        state.rate_limit().check(&caller.user_id, &state.metrics)?;
         Ok(caller)
     }
 }
@@ -275,7 +275,7 @@ pub async fn create_user(
             "a username is 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
         ));
     }
-    let min = state.config.identity.local.min_password_length as usize;
+    let min = state.config().identity.local.min_password_length as usize;
     if request.password.chars().count() < min {
         return Err(ApiError::invalid(
             "password",

@@ -104,7 +104,7 @@ pub async fn upload(
             "join the channel before uploading to it",
         ));
     }
-    let limit = state.config.limits.max_upload_bytes;
+    let limit = state.config().limits.max_upload_bytes;
     let too_large = || ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         code: "too_large",

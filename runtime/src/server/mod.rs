@@ -10,8 +10,10 @@
 //!
 //! Files go to an S3-compatible store.
 //!
+//! The config file is reloaded on change for what can change live ([`reload`]).
+//!
 //! Not built yet (the "Workspace server core" issue stays open): the OpenAPI
-//! document, config reload, the admin gRPC endpoint.
+//! document and the admin gRPC endpoint.
 
 pub mod access;
 pub mod auth;
@@ -22,12 +24,13 @@ pub mod files;
 #[macro_use]
 pub mod posts;
 pub mod ops;
+pub mod reload;
 pub mod search;
 pub mod state;
 pub mod store;
 pub mod ws;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::{DefaultBodyLimit, State},
@@ -122,18 +125,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let hub = events::Hub::start(db.clone())
         .await
         .map_err(ServerError::Connect)?;
-    let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
-    Ok(AppState {
-        db,
-        store,
-        hub,
-        shutdown,
-        shutdown_sender: Arc::new(shutdown_sender),
-        sessions: tokio::sync::mpsc::channel(1).0,
-        metrics: Arc::new(ops::Metrics::default()),
-        rate_limit: ops::RateLimit::per_minute(config.limits.requests_per_minute),
-        config: Arc::new(config),
-    })
+    Ok(AppState::new(db, store, config, hub))
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -160,7 +152,7 @@ pub async fn serve(
 }
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.limits.max_request_body_bytes as usize;
+    let body_limit = state.config().limits.max_request_body_bytes as usize;
     let api = Router::new()
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))

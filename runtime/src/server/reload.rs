@@ -1,0 +1,117 @@
+//! Config reload: the operator rewrites the mounted RuntimeConfig and the
+//! server picks up what it can without a restart.
+//!
+//! Live: partners, guests, access policies, retention, legal holds, and the
+//! upload size and request-rate limits. Anything else changed is logged as
+//! needing a restart, by name, and the running value is kept. A file that does
+//! not parse is refused with a log line; the server keeps serving.
+
+use std::{path::PathBuf, time::Duration};
+
+use entente_crds::config::RuntimeConfig;
+
+use super::state::AppState;
+
+/// The config to run with after `new` appeared, and the sections of `new`
+/// that cannot take effect until a restart.
+pub fn merge(current: &RuntimeConfig, new: &RuntimeConfig) -> (RuntimeConfig, Vec<&'static str>) {
+    let restart = current.sections_needing_restart(new);
+    let mut effective = current.clone();
+    effective.federation.partners = new.federation.partners.clone();
+    effective.guests = new.guests.clone();
+    effective.access = new.access.clone();
+    effective.retention = new.retention.clone();
+    effective.legal_holds = new.legal_holds.clone();
+    effective.limits.max_upload_bytes = new.limits.max_upload_bytes;
+    effective.limits.requests_per_minute = new.limits.requests_per_minute;
+    (effective, restart)
+}
+
+/// Polls `path` every `every` and applies changes (polling, not inotify:
+/// Kubernetes updates a mounted Secret by swapping a symlink, which file
+/// watches often miss).
+pub async fn watch(state: AppState, path: PathBuf, every: Duration) {
+    let mut last = std::fs::read_to_string(&path).ok();
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read the config; keeping the running one");
+                continue;
+            }
+        };
+        if last.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        last = Some(text.clone());
+        let new = match RuntimeConfig::parse(&text, &path.display().to_string()) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(error = %e, "config change refused; keeping the running config");
+                continue;
+            }
+        };
+        let current = state.config();
+        let (effective, restart) = merge(&current, &new);
+        if effective != *current {
+            state.apply(effective);
+            tracing::info!(file = %path.display(), "config reloaded");
+        }
+        if !restart.is_empty() {
+            tracing::warn!(sections = ?restart, "these config changes take effect only after a restart");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RuntimeConfig {
+        RuntimeConfig::parse(
+            r#"
+version: 1
+workspace: {id: w, displayName: W, organisation: O, siteUrl: "http://x"}
+listen: {http: "127.0.0.1:8080", federation: "127.0.0.1:8443", admin: "127.0.0.1:9090"}
+database: {url: {env: DB}, poolSize: 5}
+objectStorage: {endpoint: "http://s3", region: r, bucket: b, forcePathStyle: true, accessKeyId: {env: K}, secretAccessKey: {env: S}}
+identity: {local: {enabled: true, adminUsername: admin, adminPassword: {env: P}, minPasswordLength: 12}}
+federation: {tls: {certFile: /c, keyFile: /k, caFile: /a}}
+limits: {maxUploadBytes: 100, maxRequestBodyBytes: 100, requestsPerMinute: 60}
+"#,
+            "test",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn live_sections_apply_and_the_rest_waits_for_a_restart() {
+        let current = config();
+        let mut new = current.clone();
+        new.limits.requests_per_minute = 5;
+        new.retention.message_days = Some(30);
+        new.listen.http = "127.0.0.1:9999".parse().unwrap();
+        new.database.pool_size = 50;
+        let (effective, restart) = merge(&current, &new);
+        assert_eq!(effective.limits.requests_per_minute, 5);
+        assert_eq!(effective.retention.message_days, Some(30));
+        assert_eq!(effective.listen.http, current.listen.http, "kept until a restart");
+        assert_eq!(effective.database.pool_size, 5);
+        assert_eq!(restart, ["listen", "database"]);
+    }
+
+    #[test]
+    fn the_request_body_limit_needs_a_restart() {
+        let current = config();
+        let mut new = current.clone();
+        new.limits.max_request_body_bytes = 1;
+        let (effective, restart) = merge(&current, &new);
+        assert_eq!(effective.limits.max_request_body_bytes, 100);
+        assert_eq!(restart, ["limits.maxRequestBodyBytes"]);
+    }
+}
