@@ -95,10 +95,25 @@ pub async fn latest(db: &PgPool) -> Result<i64, sqlx::Error> {
     Ok(seq.unwrap_or(0))
 }
 
+/// An event on its way to the subscribers, serialized once for all of them.
+pub struct Fanned {
+    pub event: Event,
+    pub json: axum::extract::ws::Utf8Bytes,
+}
+
+impl Fanned {
+    fn new(event: Event) -> Arc<Fanned> {
+        let json = serde_json::to_string(&event)
+            .expect("events serialize")
+            .into();
+        Arc::new(Fanned { event, json })
+    }
+}
+
 /// This replica's fan-out: one database listener, any number of subscribers.
 #[derive(Clone)]
 pub struct Hub {
-    sender: broadcast::Sender<Arc<Event>>,
+    sender: broadcast::Sender<Arc<Fanned>>,
 }
 
 impl Hub {
@@ -122,7 +137,7 @@ impl Hub {
                     notification = listener.recv() => match notification {
                         Ok(n) if n.channel() == TYPING_CHANNEL => {
                             if let Ok(data) = serde_json::from_str::<serde_json::Value>(n.payload()) {
-                                let _ = fanout.send(Arc::new(Event {
+                                let _ = fanout.send(Fanned::new(Event {
                                     seq: None,
                                     kind: "typing".into(),
                                     channel_id: data["channelId"].as_str().map(String::from),
@@ -147,7 +162,7 @@ impl Hub {
                         Ok(events) => {
                             for event in events {
                                 cursor = event.seq.unwrap_or(cursor);
-                                let _ = fanout.send(Arc::new(event));
+                                let _ = fanout.send(Fanned::new(event));
                             }
                         }
                         Err(e) => {
@@ -161,7 +176,7 @@ impl Hub {
         Ok(hub)
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Fanned>> {
         self.sender.subscribe()
     }
 

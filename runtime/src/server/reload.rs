@@ -100,7 +100,10 @@ limits: {maxUploadBytes: 100, maxRequestBodyBytes: 100, requestsPerMinute: 60}
         let (effective, restart) = merge(&current, &new);
         assert_eq!(effective.limits.requests_per_minute, 5);
         assert_eq!(effective.retention.message_days, Some(30));
-        assert_eq!(effective.listen.http, current.listen.http, "kept until a restart");
+        assert_eq!(
+            effective.listen.http, current.listen.http,
+            "kept until a restart"
+        );
         assert_eq!(effective.database.pool_size, 5);
         assert_eq!(restart, ["listen", "database"]);
     }

@@ -160,13 +160,13 @@ async fn session(
         tokio::select! {
             received = live.recv() => match received {
                 Ok(event) => {
-                    if let Some(seq) = event.seq {
+                    if let Some(seq) = event.event.seq {
                         if seq <= last {
                             continue; // already sent from the backlog
                         }
                         last = seq;
                     }
-                    send_if_visible(&mut socket, &event, &caller, &mut member_of).await?;
+                    send_if_visible(&mut socket, &event.event, Some(&event.json), &caller, &mut member_of).await?;
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Too slow for the live stream: catch up from the table.
@@ -221,14 +221,17 @@ async fn replay(
         }
         for event in batch {
             since = event.seq.unwrap_or(since);
-            send_if_visible(socket, &event, caller, member_of).await?;
+            send_if_visible(socket, &event, None, caller, member_of).await?;
         }
     }
 }
 
+/// Sends `event` if this user receives it; `json` is its serialization when
+/// the hub already made one (shared by every subscriber).
 async fn send_if_visible(
     socket: &mut WebSocket,
     event: &Event,
+    json: Option<&axum::extract::ws::Utf8Bytes>,
     caller: &Caller,
     member_of: &mut HashSet<String>,
 ) -> Result<(), SessionError> {
@@ -240,8 +243,13 @@ async fn send_if_visible(
     if delivers(event, &caller.user_id, member_of)
         && !(event.kind == "typing" && event.data["userId"] == caller.user_id.as_str())
     {
-        let text = serde_json::to_string(event).expect("events serialize");
-        socket.send(Message::Text(text.into())).await?;
+        let text = match json {
+            Some(json) => json.clone(),
+            None => serde_json::to_string(event)
+                .expect("events serialize")
+                .into(),
+        };
+        socket.send(Message::Text(text)).await?;
     }
     track_membership(event, &caller.user_id, member_of);
     Ok(())

@@ -1,0 +1,283 @@
+//! Load benchmark of one `entente-server` process on the harness's PostgreSQL:
+//! sustained posts per second, post-to-WebSocket latency with N connected
+//! clients, and the server's CPU and peak RSS. Prints its figures; asserts no
+//! timings.
+//!
+//!   cargo bench -p entente-runtime --bench server -- [--clients N] [--seconds S] [--posters P]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+struct Options {
+    clients: usize,
+    seconds: u64,
+    posters: usize,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name} takes a number"))
+            })
+            .unwrap_or(default)
+    };
+    Options {
+        clients: value("--clients", 1000) as usize,
+        seconds: value("--seconds", 15),
+        posters: value("--posters", 8) as usize,
+    }
+}
+
+/// Peak and current resident memory (kB) and CPU ticks of a process.
+fn process_stats(pid: u32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+    (kb("VmHWM:"), kb("VmRSS:"), ticks)
+}
+
+/// A keep-alive HTTP/1.1 connection that posts JSON.
+struct Poster {
+    stream: BufReader<TcpStream>,
+}
+
+impl Poster {
+    async fn connect(port: u16) -> Poster {
+        Poster {
+            stream: BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()),
+        }
+    }
+
+    async fn post(&mut self, path: &str, token: &str, body: &str) -> u16 {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut status_line = String::new();
+        self.stream.read_line(&mut status_line).await.unwrap();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.unwrap();
+        status
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn main() {
+    let options = options();
+    let pg = entente_e2e::Postgres::shared();
+    let url = pg.create_database("bench").unwrap();
+    let port = entente_e2e::free_port();
+    let dir = std::env::temp_dir().join(format!("entente-bench-{}", std::process::id()));
+    let config = common::write_config(&dir, &url, port);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("requestsPerMinute: 100000", "requestsPerMinute: 100000000")
+        .replace("poolSize: 10", "poolSize: 30");
+    std::fs::write(&config, text).unwrap();
+    common::create_bucket_blocking(&config);
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_entente-server"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(
+        common::http(port, "GET", "/readyz", None, None),
+        Ok((200, _))
+    ) {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // Users, tokens and memberships straight into the database: the
+        // benchmark measures posting and delivery, not password hashing.
+        let db = sqlx::PgPool::connect(&url).await.unwrap();
+        let (admin_id,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = 'admin'").fetch_one(&db).await.unwrap();
+        let (_, login) = common::http(port, "POST", "/api/v1/auth/login", None, Some(serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))).unwrap();
+        let admin = login["token"].as_str().unwrap().to_string();
+        let (_, channel) = common::http(port, "POST", "/api/v1/channels", Some(&admin), Some(serde_json::json!({"name": "bench", "kind": "public"}))).unwrap();
+        let channel = channel["id"].as_str().unwrap().to_string();
+        let users = options.clients + options.posters;
+        let mut tokens = Vec::with_capacity(users);
+        for i in 0..users {
+            let id = ulid::Ulid::new().to_string();
+            let token = format!("bench-token-{i}-{id}");
+            sqlx::query("INSERT INTO users (id, username, role) VALUES ($1, $2, 'member')").bind(&id).bind(format!("bench{i}")).execute(&db).await.unwrap();
+            sqlx::query("INSERT INTO tokens (id, token_hash, user_id, kind) VALUES ($1, $2, $3, 'personal')")
+                .bind(ulid::Ulid::new().to_string())
+                .bind(Sha256::digest(token.as_bytes()).to_vec())
+                .bind(&id)
+                .execute(&db)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)").bind(&channel).bind(&id).execute(&db).await.unwrap();
+            tokens.push(token);
+        }
+        let _ = admin_id;
+
+        // Connect the clients.
+        let epoch = Instant::now();
+        let latencies: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
+        let delivered = Arc::new(AtomicU64::new(0));
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut readers = Vec::new();
+        for token in tokens.iter().take(options.clients) {
+            let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws").into_client_request().unwrap();
+            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("a client connects");
+            let (latencies, delivered, mut stop) = (latencies.clone(), delivered.clone(), stop.clone());
+            readers.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    tokio::select! {
+                        message = socket.next() => match message {
+                            Some(Ok(Message::Text(text))) => {
+                                if let Some(sent) = text.split("bench@").nth(1).and_then(|r| r.split('"').next()).and_then(|n| n.parse::<u64>().ok()) {
+                                    mine.push(epoch.elapsed().as_micros() as u64 - sent);
+                                    delivered.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Some(Ok(_)) => {}
+                            _ => break,
+                        },
+                        _ = stop.changed() => break,
+                    }
+                }
+                latencies.lock().unwrap().extend(mine);
+            }));
+        }
+        let (rss_before, _, cpu_before) = process_stats(server.id());
+
+        // Post for the configured time.
+        let posted = Arc::new(AtomicU64::new(0));
+        let ack_latencies: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
+        let run_for = Duration::from_secs(options.seconds);
+        let mut posters = Vec::new();
+        for token in tokens.into_iter().skip(options.clients) {
+            let (channel, posted, acks) = (channel.clone(), posted.clone(), ack_latencies.clone());
+            posters.push(tokio::spawn(async move {
+                let mut connection = Poster::connect(port).await;
+                let mut mine = Vec::new();
+                while started.elapsed() < run_for {
+                    let sent = epoch.elapsed().as_micros() as u64;
+                    let body = format!("{{\"message\":\"bench@{sent}\"}}");
+                    let status = connection.post(&format!("/api/v1/channels/{channel}/posts"), &token, &body).await;
+                    assert_eq!(status, 201, "a post was refused");
+                    mine.push(epoch.elapsed().as_micros() as u64 - sent);
+                    posted.fetch_add(1, Ordering::Relaxed);
+                }
+                acks.lock().unwrap().extend(mine);
+            }));
+        }
+        for poster in posters {
+            poster.await.unwrap();
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let posts = posted.load(Ordering::Relaxed);
+        // Let the last deliveries arrive.
+        let expected = posts * options.clients as u64;
+        let drain = Instant::now();
+        while delivered.load(Ordering::Relaxed) < expected && drain.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (peak_kb, rss_kb, cpu_after) = process_stats(server.id());
+        let _ = stop_tx.send(true);
+        for reader in readers {
+            let _ = reader.await;
+        }
+        let mut latencies = latencies.lock().unwrap().clone();
+        latencies.sort_unstable();
+        let mut acks = ack_latencies.lock().unwrap().clone();
+        acks.sort_unstable();
+        let ticks_per_second = 100.0; // USER_HZ on Linux
+        let server_cpu = (cpu_after - cpu_before) as f64 / ticks_per_second / elapsed;
+
+        println!("entente-server benchmark ({} clients, {} posters, {:.1}s, this machine: {} cores)", options.clients, options.posters, elapsed, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+        println!("  posts accepted:           {posts} ({:.0} posts/s sustained)", posts as f64 / elapsed);
+        println!("  post acknowledged in:     p50 {:.1} ms, p99 {:.1} ms", percentile(&acks, 0.50), percentile(&acks, 0.99));
+        println!("  deliveries:               {} of {} expected ({:.0}/s)", latencies.len(), expected, latencies.len() as f64 / elapsed);
+        println!("  post → WebSocket latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", percentile(&latencies, 0.50), percentile(&latencies, 0.99), percentile(&latencies, 1.0));
+        println!("  server CPU:               {:.2} cores on average", server_cpu);
+        println!("  server memory:            peak RSS {} MiB (before posting {} MiB, now {} MiB)", peak_kb / 1024, rss_before / 1024, rss_kb / 1024);
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
