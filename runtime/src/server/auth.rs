@@ -122,7 +122,7 @@ pub async fn authenticate(db: &PgPool, token: &str) -> ApiResult<Caller> {
 }
 
 /// A user as the API shows it. Guests are marked as guests.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
@@ -130,6 +130,7 @@ pub struct User {
     pub email: Option<String>,
     pub display_name: String,
     pub role: String,
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
@@ -166,18 +167,19 @@ pub async fn bootstrap_admin(
     Ok(result.rows_affected() == 1)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     pub token: String,
     pub user: User,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password", body = ApiError)))]
 pub async fn login(
     State(state): State<AppState>,
     Body(request): Body<LoginRequest>,
@@ -217,6 +219,7 @@ pub async fn login(
 }
 
 /// Revokes the token the request was made with.
+#[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204, description = "session revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,6 +231,7 @@ pub async fn logout(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/users/me", responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
     find_user(&state.db, &caller.user_id)
         .await?
@@ -235,7 +239,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
         .ok_or_else(ApiError::unauthenticated)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
     pub username: String,
@@ -247,6 +251,7 @@ pub struct CreateUser {
     #[serde(default = "default_role")]
     pub role: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -263,6 +268,7 @@ fn valid_username(name: &str) -> bool {
 }
 
 /// A system admin creates an account.
+#[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser, responses((status = 201, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 409, description = "username or email taken", body = ApiError)), security(("bearer" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -318,6 +324,7 @@ pub async fn create_user(
 }
 
 /// A system admin replaces a user's attributes (nation, clearance, …).
+#[utoipa::path(put, path = "/api/v1/users/{id}/attributes", params(("id" = String, Path)), request_body(content = Object, description = "attribute name → value"), responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn set_attributes(
     State(state): State<AppState>,
     caller: Caller,
@@ -340,13 +347,13 @@ pub async fn set_attributes(
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub id: String,
@@ -355,7 +362,7 @@ pub struct TokenInfo {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     pub id: String,
     /// Shown once; only its hash is stored.
@@ -363,6 +370,7 @@ pub struct CreatedToken {
 }
 
 /// A personal access token for a bot or an integration: no expiry, revocable.
+#[utoipa::path(post, path = "/api/v1/users/me/tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -392,6 +400,7 @@ pub async fn create_token(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/users/me/tokens", responses((status = 200, body = Vec<TokenInfo>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -406,6 +415,7 @@ pub async fn list_tokens(
     Ok(Json(tokens))
 }
 
+#[utoipa::path(delete, path = "/api/v1/users/me/tokens/{id}", params(("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,

@@ -18,7 +18,7 @@ use super::{
     state::AppState,
 };
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Channel {
     pub id: String,
@@ -83,6 +83,7 @@ struct ChannelWithRole {
 
 /// Every channel the caller may see: those they belong to, and for non-guests
 /// the public ones, with unread and mention counts for their own.
+#[utoipa::path(get, path = "/api/v1/channels", responses((status = 200, body = Vec<Channel>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Channel>>> {
     let channels = sqlx::query_as(
         "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
@@ -104,6 +105,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     Ok(Json(channels))
 }
 
+#[utoipa::path(get, path = "/api/v1/channels/{id}", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,7 +114,7 @@ pub async fn get(
     Ok(Json(see(&state.db, &caller, &id).await?.channel))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateChannel {
     pub name: String,
@@ -132,6 +134,7 @@ pub fn valid_channel_name(name: &str) -> bool {
 }
 
 /// Creates a public or private channel; its creator is its first admin.
+#[utoipa::path(post, path = "/api/v1/channels", request_body = CreateChannel, responses((status = 201, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 409, description = "name taken", body = ApiError)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -226,13 +229,14 @@ async fn user_role(db: &PgPool, user_id: &str) -> ApiResult<Option<Role>> {
     Ok(role.and_then(|(r,)| Role::parse(&r)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectRequest {
     pub user_id: String,
 }
 
 /// The direct conversation between the caller and one other user, created on first use.
+#[utoipa::path(post, path = "/api/v1/channels/direct", request_body = DirectRequest, responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn direct(
     State(state): State<AppState>,
     caller: Caller,
@@ -286,13 +290,14 @@ pub async fn direct(
     Ok(Json(see(&state.db, &caller, &id).await?.channel))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupRequest {
     pub user_ids: Vec<String>,
 }
 
 /// A group conversation of the caller and 2-7 others.
+#[utoipa::path(post, path = "/api/v1/channels/group", request_body = GroupRequest, responses((status = 201, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn group(
     State(state): State<AppState>,
     caller: Caller,
@@ -341,6 +346,7 @@ pub async fn group(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{id}/join", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn join(
     State(state): State<AppState>,
     caller: Caller,
@@ -361,6 +367,7 @@ pub async fn join(
     Ok(Json(see(&state.db, &caller, &id).await?.channel))
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{id}/leave", params(("id" = String, Path)), responses((status = 204, description = "left"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn leave(
     State(state): State<AppState>,
     caller: Caller,
@@ -398,7 +405,7 @@ async fn remove(db: &PgPool, channel_id: &str, user_id: &str) -> ApiResult<bool>
     Ok(removed)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddMember {
     pub user_id: String,
@@ -408,6 +415,7 @@ pub struct AddMember {
 
 /// Adds a member. In a public channel any member may add people; in a private
 /// one, channel admins and system admins.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/members", params(("id" = String, Path)), request_body = AddMember, responses((status = 204, description = "added"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -440,6 +448,7 @@ pub async fn add(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/v1/channels/{id}/members/{user}", params(("id" = String, Path), ("user" = String, Path)), responses((status = 204, description = "removed"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn kick(
     State(state): State<AppState>,
     caller: Caller,
@@ -457,6 +466,7 @@ pub async fn kick(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{id}/archive", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn archive(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,9 +10,10 @@ use axum::{
 };
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
@@ -20,6 +21,7 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds until a retry may succeed (`Retry-After`).
     #[serde(skip)]
+    #[schema(ignore)]
     pub retry_after: Option<u64>,
 }
 

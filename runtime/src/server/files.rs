@@ -21,7 +21,7 @@ use super::{
     state::AppState,
 };
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileInfo {
     pub id: String,
@@ -33,8 +33,9 @@ pub struct FileInfo {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     pub name: String,
 }
@@ -89,6 +90,7 @@ pub fn content_type(head: &[u8], declared: Option<&str>) -> String {
 /// `POST /api/v1/channels/{id}/files?name=…`: the body is the file. It is
 /// streamed to a temporary file (so memory stays flat), refused with 413 past
 /// the configured limit, typed from its first bytes, then stored.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/files", params(("id" = String, Path), UploadQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file"), responses((status = 201, body = FileInfo), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError), (status = 413, description = "over the upload limit", body = ApiError)), security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -189,6 +191,7 @@ pub async fn upload(
 
 /// `GET /api/v1/files/{id}`: the bytes, for whoever can read the post the file
 /// is attached to (or its uploader, before it is attached).
+#[utoipa::path(get, path = "/api/v1/files/{id}", params(("id" = String, Path)), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,

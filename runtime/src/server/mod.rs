@@ -12,8 +12,11 @@
 //!
 //! The config file is reloaded on change for what can change live ([`reload`]).
 //!
-//! Not built yet (the "Workspace server core" issue stays open): the OpenAPI
-//! document and the admin gRPC endpoint.
+//! Every endpoint is documented in the OpenAPI 3 document at
+//! `/api/v1/openapi.json`, generated from the handlers.
+//!
+//! Not built yet (the "Workspace server core" issue stays open): the admin
+//! gRPC endpoint.
 
 pub mod access;
 pub mod auth;
@@ -35,7 +38,7 @@ use std::time::Duration;
 use axum::{
     extract::{DefaultBodyLimit, State},
     http::StatusCode,
-    routing::{delete, get, post, put},
+    routing::get,
     Json, Router,
 };
 use entente_crds::config::RuntimeConfig;
@@ -151,51 +154,93 @@ pub async fn serve(
     Ok(())
 }
 
+/// The OpenAPI document's frame; the paths come from the handlers themselves.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Entente workspace API", description = "One organisation's collaboration workspace: accounts, channels, posts, files, search and live events."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "a session token from /api/v1/auth/login, or a personal access token",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// Every route with its documentation: a handler cannot be served without
+/// appearing in `/api/v1/openapi.json`.
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::create_user))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::list_tokens, auth::create_token))
+        .routes(routes!(auth::revoke_token))
+        .routes(routes!(auth::set_attributes))
+        .routes(routes!(channels::list, channels::create))
+        .routes(routes!(channels::direct))
+        .routes(routes!(channels::group))
+        .routes(routes!(channels::get))
+        .routes(routes!(channels::join))
+        .routes(routes!(channels::leave))
+        .routes(routes!(channels::archive))
+        .routes(routes!(channels::add))
+        .routes(routes!(channels::kick))
+        .routes(routes!(posts::list, posts::create))
+        .routes(routes!(posts::pinned))
+        .routes(routes!(posts::mark_read))
+        .routes(routes!(posts::edit, posts::delete))
+        .routes(routes!(posts::history))
+        .routes(routes!(posts::thread))
+        .routes(routes!(posts::pin, posts::unpin))
+        .routes(routes!(posts::react, posts::unreact))
+        .routes(routes!(files::upload))
+        .routes(routes!(files::download))
+        .routes(routes!(search::search))
+        .routes(routes!(ws::connect))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3 document of this server, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().limits.max_request_body_bytes as usize;
-    let api = Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/users", post(auth::create_user))
-        .route("/users/me", get(auth::me))
+    let (router, document) = routes();
+    let document = std::sync::Arc::new(document);
+    router
         .route(
-            "/users/me/tokens",
-            get(auth::list_tokens).post(auth::create_token),
+            "/api/v1/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
         )
-        .route("/users/me/tokens/{id}", delete(auth::revoke_token))
-        .route("/users/{id}/attributes", put(auth::set_attributes))
-        .route("/channels", get(channels::list).post(channels::create))
-        .route("/channels/direct", post(channels::direct))
-        .route("/channels/group", post(channels::group))
-        .route("/channels/{id}", get(channels::get))
-        .route("/channels/{id}/join", post(channels::join))
-        .route("/channels/{id}/leave", post(channels::leave))
-        .route("/channels/{id}/archive", post(channels::archive))
-        .route("/channels/{id}/members", post(channels::add))
-        .route("/channels/{id}/members/{user}", delete(channels::kick))
-        .route("/channels/{id}/posts", get(posts::list).post(posts::create))
-        .route("/channels/{id}/pinned", get(posts::pinned))
-        .route("/channels/{id}/read", post(posts::mark_read))
-        .route(
-            "/posts/{id}",
-            axum::routing::patch(posts::edit).delete(posts::delete),
-        )
-        .route("/posts/{id}/history", get(posts::history))
-        .route("/posts/{id}/thread", get(posts::thread))
-        .route("/posts/{id}/pin", post(posts::pin).delete(posts::unpin))
-        .route(
-            "/posts/{id}/reactions/{emoji}",
-            put(posts::react).delete(posts::unreact),
-        )
-        .route("/channels/{id}/files", post(files::upload))
-        .route("/files/{id}", get(files::download))
-        .route("/search", get(search::search))
-        .route("/ws", get(ws::connect));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(ops::metrics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::observe,
@@ -204,7 +249,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Alive (the process answers); says nothing of its dependencies.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
 /// Ready when the database and the object store both answer.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", body = Object), (status = 503, description = "a dependency does not answer; the body names it", body = Object)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let limit = Duration::from_secs(2);
     let (database, objects) = tokio::join!(

@@ -93,6 +93,7 @@ impl Metrics {
 }
 
 /// `GET /metrics` in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(

@@ -23,7 +23,7 @@ use super::{
 /// Longest message accepted, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 16_383;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Post {
     pub id: String,
@@ -39,8 +39,10 @@ pub struct Post {
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
     /// `[[emoji, userId], …]`
+    #[schema(value_type = Vec<Vec<String>>)]
     pub reactions: sqlx::types::Json<Vec<(String, String)>>,
     /// Attached files (`id`, `name`, `contentType`, `size`); download at `/api/v1/files/{id}`.
+    #[schema(value_type = Vec<Object>)]
     pub files: sqlx::types::Json<Vec<serde_json::Value>>,
 }
 
@@ -143,7 +145,7 @@ async fn visible(
     Ok((post, seen))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePost {
     pub message: String,
@@ -154,6 +156,7 @@ pub struct CreatePost {
     pub file_ids: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{id}/posts", params(("id" = String, Path)), request_body = CreatePost, responses((status = 201, body = Post), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -237,15 +240,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(post)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Return posts older than this `seq` (the `next` of the previous page).
     pub before: Option<i64>,
     pub limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PostPage {
     /// Newest first.
     pub posts: Vec<Post>,
@@ -255,6 +259,7 @@ pub struct PostPage {
 }
 
 /// A channel's posts, newest first, in pages of `limit` (default 50, at most 200).
+#[utoipa::path(get, path = "/api/v1/channels/{id}/posts", params(("id" = String, Path), Page), responses((status = 200, body = PostPage), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -282,6 +287,7 @@ pub async fn list(
 }
 
 /// A thread: its first post and every reply, oldest first.
+#[utoipa::path(get, path = "/api/v1/posts/{id}/thread", params(("id" = String, Path)), responses((status = 200, body = Vec<Post>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn thread(
     State(state): State<AppState>,
     caller: Caller,
@@ -299,13 +305,14 @@ pub async fn thread(
     Ok(Json(posts))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditPost {
     pub message: String,
 }
 
 /// The author edits a post; the earlier text is kept in its history.
+#[utoipa::path(patch, path = "/api/v1/posts/{id}", params(("id" = String, Path)), request_body = EditPost, responses((status = 200, body = Post), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn edit(
     State(state): State<AppState>,
     caller: Caller,
@@ -340,7 +347,7 @@ pub async fn edit(
     Ok(Json(post))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Edit {
     pub message: String,
@@ -349,6 +356,7 @@ pub struct Edit {
 }
 
 /// Earlier texts of a post, oldest first.
+#[utoipa::path(get, path = "/api/v1/posts/{id}/history", params(("id" = String, Path)), responses((status = 200, body = Vec<Edit>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
@@ -366,6 +374,7 @@ pub async fn history(
 }
 
 /// The author, a channel admin or a system admin deletes a post.
+#[utoipa::path(delete, path = "/api/v1/posts/{id}", params(("id" = String, Path)), responses((status = 204, description = "deleted"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -416,6 +425,7 @@ async fn postable(db: &PgPool, caller: &Caller, post_id: &str) -> ApiResult<Post
     Ok(post)
 }
 
+#[utoipa::path(put, path = "/api/v1/posts/{id}/reactions/{emoji}", params(("id" = String, Path), ("emoji" = String, Path)), responses((status = 200, body = Post), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn react(
     State(state): State<AppState>,
     caller: Caller,
@@ -424,6 +434,7 @@ pub async fn react(
     set_reaction(&state, &caller, &post_id, &emoji, true).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/posts/{id}/reactions/{emoji}", params(("id" = String, Path), ("emoji" = String, Path)), responses((status = 200, body = Post), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn unreact(
     State(state): State<AppState>,
     caller: Caller,
@@ -494,6 +505,7 @@ async fn set_pinned(
     Ok(Json(post))
 }
 
+#[utoipa::path(post, path = "/api/v1/posts/{id}/pin", params(("id" = String, Path)), responses((status = 200, body = Post), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn pin(
     State(state): State<AppState>,
     caller: Caller,
@@ -502,6 +514,7 @@ pub async fn pin(
     set_pinned(&state, &caller, &post_id, true).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/posts/{id}/pin", params(("id" = String, Path)), responses((status = 200, body = Post), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn unpin(
     State(state): State<AppState>,
     caller: Caller,
@@ -510,6 +523,7 @@ pub async fn unpin(
     set_pinned(&state, &caller, &post_id, false).await
 }
 
+#[utoipa::path(get, path = "/api/v1/channels/{id}/pinned", params(("id" = String, Path)), responses((status = 200, body = Vec<Post>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn pinned(
     State(state): State<AppState>,
     caller: Caller,
@@ -526,7 +540,7 @@ pub async fn pinned(
     Ok(Json(posts))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     /// Read up to this `seq`; absent: everything.
@@ -534,6 +548,7 @@ pub struct MarkRead {
 }
 
 /// Moves the caller's read marker forward (never back).
+#[utoipa::path(post, path = "/api/v1/channels/{id}/read", params(("id" = String, Path)), request_body = MarkRead, responses((status = 204, description = "read marker moved"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn mark_read(
     State(state): State<AppState>,
     caller: Caller,

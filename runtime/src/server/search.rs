@@ -64,8 +64,9 @@ pub fn parse(q: &str) -> ApiResult<Terms> {
     Ok(terms)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     pub q: String,
     pub limit: Option<i64>,
@@ -73,6 +74,7 @@ pub struct SearchQuery {
 
 /// Matching posts, best first (newest first among equals), from channels the
 /// caller may read: their own, and for non-guests the public ones.
+#[utoipa::path(get, path = "/api/v1/search", params(SearchQuery), responses((status = 200, body = Vec<Post>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn search(
     State(state): State<AppState>,
     caller: Caller,

@@ -26,12 +26,14 @@ use super::{
     state::AppState,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Connect {
     pub since: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/ws", params(Connect), responses((status = 101, description = "the live event stream (WebSocket); see the module documentation"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn connect(
     State(state): State<AppState>,
     Query(query): Query<Connect>,
