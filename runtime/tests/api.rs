@@ -400,16 +400,36 @@ async fn the_authorisation_matrix() {
         .await;
     let direct = direct["id"].as_str().unwrap().to_string();
 
+    // Each channel gets a post with a word of its own and an attached file.
     let mut seeds = std::collections::HashMap::new();
-    for channel in [&public, &private, &direct] {
+    for (i, channel) in [&public, &private, &direct].into_iter().enumerate() {
+        let upload = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/channels/{channel}/files?name=seed.txt"))
+            .header("authorization", format!("Bearer {owner}"))
+            .body(axum::body::Body::from("seed file"))
+            .unwrap();
+        let response = ws.request(upload).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let file: Value = serde_json::from_slice(
+            &axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let file = file["id"].as_str().unwrap().to_string();
+        let word = format!("seedword{i}");
         let (_, post) = ws
             .post(
                 &format!("/api/v1/channels/{channel}/posts"),
                 &owner,
-                json!({"message": "seed"}),
+                json!({"message": word, "fileIds": [file]}),
             )
             .await;
-        seeds.insert(channel.clone(), post["id"].as_str().unwrap().to_string());
+        seeds.insert(
+            channel.clone(),
+            (post["id"].as_str().unwrap().to_string(), word, file),
+        );
     }
 
     // (caller, channel, read, post, react)
@@ -529,7 +549,7 @@ async fn the_authorisation_matrix() {
     ];
     let mut failures = Vec::new();
     for (who, token, channel, read, post, react) in cases {
-        let seed = &seeds[channel];
+        let (seed, word, file) = &seeds[channel];
         let got_read = ws
             .get(&format!("/api/v1/channels/{channel}/posts"), token)
             .await
@@ -555,9 +575,21 @@ async fn the_authorisation_matrix() {
             .get(&format!("/api/v1/posts/{seed}/thread"), token)
             .await
             .0;
-        if (got_read, got_post, got_react, got_thread) != (read, post, react, read) {
+        let got_download = ws.get(&format!("/api/v1/files/{file}"), token).await.0;
+        let (_, found) = ws.get(&format!("/api/v1/search?q={word}"), token).await;
+        let searchable = found.as_array().is_some_and(|hits| !hits.is_empty());
+        let readable = read == StatusCode::OK;
+        if (
+            got_read,
+            got_post,
+            got_react,
+            got_thread,
+            got_download,
+            searchable,
+        ) != (read, post, react, read, read, readable)
+        {
             failures.push(format!(
-                "{who} on {channel}: read {got_read} (want {read}), post {got_post} (want {post}), react {got_react} (want {react}), thread {got_thread}"
+                "{who} on {channel}: read {got_read} (want {read}), post {got_post} (want {post}), react {got_react} (want {react}), thread {got_thread}, download {got_download}, found by search {searchable} (want {readable})"
             ));
         }
     }
