@@ -296,3 +296,69 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn the_admin_endpoint_reports_health_and_counts() {
+    use entente_runtime::server::admin::proto::{
+        admin_client::AdminClient, CountsRequest, HealthRequest,
+    };
+    let url = Postgres::shared().create_database("admin").unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("entente-process-{}-admin", std::process::id()));
+    let config = write_config(&dir, &url, port);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "admin: \"127.0.0.1:0\"",
+        &format!("admin: \"127.0.0.1:{admin_port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    common::create_bucket_blocking(&config);
+    let server = Kill(server("serve", &config).spawn().unwrap());
+    wait_ready_http(port);
+    let (_, login) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+    )
+    .unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let (_, channel) = http(
+        port,
+        "POST",
+        "/api/v1/channels",
+        Some(&token),
+        Some(json!({"name": "ops", "kind": "public"})),
+    )
+    .unwrap();
+    let channel = channel["id"].as_str().unwrap().to_string();
+    http(
+        port,
+        "POST",
+        &format!("/api/v1/channels/{channel}/posts"),
+        Some(&token),
+        Some(json!({"message": "one"})),
+    )
+    .unwrap();
+
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = AdminClient::connect(format!("http://127.0.0.1:{admin_port}"))
+            .await
+            .unwrap();
+        let health = client.health(HealthRequest {}).await.unwrap().into_inner();
+        assert!(health.ready, "{health:?}");
+        assert_eq!(
+            (health.database.as_str(), health.object_storage.as_str()),
+            ("ok", "ok")
+        );
+        assert_eq!(health.config_version, 1);
+        let counts = client.counts(CountsRequest {}).await.unwrap().into_inner();
+        assert_eq!(
+            (counts.users, counts.guests, counts.channels, counts.posts),
+            (1, 0, 1, 1)
+        );
+        assert!(counts.latest_event_seq >= 2, "{counts:?}");
+    });
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}

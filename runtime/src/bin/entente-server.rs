@@ -32,25 +32,41 @@ fn main() -> ExitCode {
         }
     };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-    let result = runtime.block_on(async {
+    let result: Result<(), server::ServerError> = runtime.block_on(async {
         if command == "migrate" {
             let db = server::connect(&config).await?;
             server::migrate(&db).await?;
             tracing::info!("migrations applied");
             return Ok(());
         }
-        let address = config.listen.http;
+        let (address, admin_address) = (config.listen.http, config.listen.admin);
         let state = server::prepare(config).await?;
         tokio::spawn(server::reload::watch(
             state.clone(),
             config_path.clone(),
             std::time::Duration::from_secs(2),
         ));
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| server::ServerError::Listen { address, source })?;
-        tracing::info!(%address, "serving");
-        server::serve(state, listener, shutdown_signal()).await
+        let bind = |address| async move {
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| server::ServerError::Listen { address, source })
+        };
+        let (listener, admin_listener) = (bind(address).await?, bind(admin_address).await?);
+        tracing::info!(%address, admin = %admin_address, "serving");
+        // One signal stops both the API and the admin endpoint.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        tokio::try_join!(
+            server::serve(state.clone(), listener, until_stopped(stopped.clone())),
+            server::admin::serve(state, admin_listener, until_stopped(stopped)),
+        )?;
+        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,10 +15,11 @@
 //! Every endpoint is documented in the OpenAPI 3 document at
 //! `/api/v1/openapi.json`, generated from the handlers.
 //!
-//! Not built yet (the "Workspace server core" issue stays open): the admin
-//! gRPC endpoint.
+//! The operator reads health and counts from the admin gRPC endpoint
+//! ([`admin`]).
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod channels;
 pub mod error;
@@ -255,9 +256,8 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database and the object store both answer.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", body = Object), (status = 503, description = "a dependency does not answer; the body names it", body = Object)))]
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+/// Whether the database and the object store answer (each `Ok` or what is wrong).
+pub(crate) async fn readiness(state: &AppState) -> (Result<(), String>, Result<(), String>) {
     let limit = Duration::from_secs(2);
     let (database, objects) = tokio::join!(
         tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)),
@@ -273,6 +273,13 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 2s".to_string()),
     };
+    (database, objects)
+}
+
+/// Ready when the database and the object store both answer.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", body = Object), (status = 503, description = "a dependency does not answer; the body names it", body = Object)))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let (database, objects) = readiness(&state).await;
     let status = if database.is_ok() && objects.is_ok() {
         StatusCode::OK
     } else {
