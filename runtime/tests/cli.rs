@@ -68,3 +68,10 @@ fn up_checks_the_manifests_then_says_running_them_is_not_built() {
         "an invalid manifest is an error, not 'not built'"
     );
 }
+
+#[test]
+fn the_example_runtime_config_parses() {
+    let config =
+        entente_crds::config::RuntimeConfig::load(&repo("runtime/runtime.example.yaml")).unwrap();
+    assert_eq!(config.listen.http.port(), 8080);
+}

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http, write_config, Workspace, ADMIN_PASSWORD};
+use common::{http, wait_ready, write_config, KillOnDrop, Workspace, ADMIN_PASSWORD};
 use entente_e2e::{free_port, Postgres};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -316,25 +316,4 @@ fn two_server_processes_on_one_database_share_live_events_and_close_sockets_on_s
     a.0.kill().unwrap();
     a.0.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-fn wait_ready(port: u16) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !matches!(http(port, "GET", "/readyz", None, None), Ok((200, _))) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server on {port} not ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A server process that cannot outlive a failed test.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{http, write_config, Workspace, ADMIN_PASSWORD};
+use common::{http, wait_ready, write_config, KillOnDrop, Workspace, ADMIN_PASSWORD};
 use entente_e2e::{free_port, Postgres};
 use serde_json::json;
 
@@ -210,8 +210,8 @@ fn config_changes_apply_live_or_are_named_as_needing_a_restart() {
             sink.lock().unwrap().push_str(&(line + "\n"));
         }
     });
-    let guard = Kill(child);
-    wait_ready_http(port);
+    let guard = KillOnDrop(child);
+    wait_ready(port);
     let (_, login) = http(
         port,
         "POST",
@@ -279,24 +279,6 @@ fn wait_for_log(log: &std::sync::Mutex<String>, needle: &str) {
     }
 }
 
-fn wait_ready_http(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(http(port, "GET", "/readyz", None, None), Ok((200, _))) {
-        assert!(Instant::now() < deadline, "server on {port} not ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A server process that cannot outlive a failed test.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_admin_endpoint_reports_health_and_counts() {
     use entente_runtime::server::admin::proto::{
@@ -312,8 +294,8 @@ fn the_admin_endpoint_reports_health_and_counts() {
     );
     std::fs::write(&config, text).unwrap();
     common::create_bucket_blocking(&config);
-    let server = Kill(server("serve", &config).spawn().unwrap());
-    wait_ready_http(port);
+    let server = KillOnDrop(server("serve", &config).spawn().unwrap());
+    wait_ready(port);
     let (_, login) = http(
         port,
         "POST",

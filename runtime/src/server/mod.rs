@@ -263,16 +263,16 @@ pub(crate) async fn readiness(state: &AppState) -> (Result<(), String>, Result<(
         tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)),
         tokio::time::timeout(limit, state.store.check()),
     );
-    let database = match database {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 2s".to_string()),
-    };
-    let objects = match objects {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 2s".to_string()),
-    };
+    fn outcome<T, E: std::fmt::Display>(
+        answer: Result<Result<T, E>, tokio::time::error::Elapsed>,
+    ) -> Result<(), String> {
+        match answer {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer within 2s".to_string()),
+        }
+    }
+    let (database, objects) = (outcome(database), outcome(objects));
     (database, objects)
 }
 

@@ -243,3 +243,25 @@ pub fn http(
     let value = serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string()));
     Ok((status, value))
 }
+
+/// Waits until a server on `port` answers `/readyz` with 200.
+pub fn wait_ready(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !matches!(http(port, "GET", "/readyz", None, None), Ok((200, _))) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server on {port} did not become ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A server process that cannot outlive a failed test.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
