@@ -143,6 +143,23 @@ fn migrate_is_idempotent_and_bad_config_is_named() {
         "{stderr}"
     );
 
+    let text = std::fs::read_to_string(&config).unwrap();
+    let no_password = format!(
+        "adminPassword: {{file: {}/admin-password}}, ",
+        dir.display()
+    );
+    assert!(text.contains(&no_password));
+    std::fs::write(dir.join("no-password.yaml"), text.replace(&no_password, "")).unwrap();
+    let output = server("serve", &dir.join("no-password.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("identity.local.adminPassword is required"),
+        "{stderr}"
+    );
+
     let output = server("serve", &dir.join("missing.yaml")).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.yaml"));
     std::fs::remove_dir_all(dir).unwrap();

@@ -170,8 +170,9 @@ pub struct LocalIdentityConfig {
     pub admin_username: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_email: Option<String>,
-    /// The bootstrap admin's password.
-    pub admin_password: SecretSource,
+    /// The bootstrap admin's password; required when `enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<SecretSource>,
     pub min_password_length: u32,
 }
 

@@ -55,6 +55,8 @@ pub enum ServerError {
         what: &'static str,
         source: entente_crds::config::SecretError,
     },
+    #[error("invalid RuntimeConfig: {0}")]
+    Config(&'static str),
     #[error("cannot connect to the database: {0}")]
     Connect(sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -108,6 +110,10 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     if local.enabled {
         let password = local
             .admin_password
+            .as_ref()
+            .ok_or(ServerError::Config(
+                "identity.local.adminPassword is required when local login is enabled",
+            ))?
             .read()
             .map_err(|source| ServerError::Secret {
                 what: "the admin password",

@@ -1,0 +1,43 @@
+//! The PodDisruptionBudget that keeps a multi-replica workspace serving
+//! through node drains.
+
+use entente_crds::Workspace;
+use k8s_openapi::{
+    api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+use kube::ResourceExt;
+
+use crate::{
+    labels,
+    workspace::layout::{Names, COMPONENT},
+};
+
+/// One replica may be evicted at a time; a single replica gets no budget
+/// (it would block every drain).
+pub fn build(workspace: &Workspace) -> Option<PodDisruptionBudget> {
+    if workspace.spec.replicas < 2 {
+        return None;
+    }
+    let names = Names::of(workspace);
+    Some(PodDisruptionBudget {
+        metadata: ObjectMeta {
+            name: Some(names.server()),
+            namespace: workspace.namespace(),
+            labels: Some(labels::labels(&names.workspace, COMPONENT)),
+            ..Default::default()
+        },
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(labels::selector(&names.workspace, COMPONENT)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}

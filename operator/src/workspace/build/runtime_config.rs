@@ -1,0 +1,150 @@
+//! The RuntimeConfig of a workspace's servers.
+//!
+//! Built from the Workspace alone so far: partners, guest and access rules,
+//! legal holds, the AI endpoint and calls are added by their controllers'
+//! issues (the config has empty or absent sections for them until then).
+
+use std::path::PathBuf;
+
+use entente_crds::{
+    config::{
+        DatabaseConfig, FederationConfig, IdentityConfig, LimitsConfig, Listen,
+        LocalIdentityConfig, ObjectStorageConfig, OidcConfig, PushConfig, RetentionConfig,
+        RuntimeConfig, SamlConfig, SecretSource, TlsFiles, WorkspaceIdentity,
+        RUNTIME_CONFIG_VERSION,
+    },
+    Workspace,
+};
+use kube::ResourceExt;
+
+use super::{secrets, BuildError};
+use crate::{
+    quantity,
+    workspace::layout::{secret_file, ADMIN_PORT, FEDERATION_PORT, HTTP_PORT, MAX_REQUEST_BODY},
+};
+
+fn file((dir, name): (&str, &str)) -> SecretSource {
+    SecretSource::File(PathBuf::from(secret_file(dir, name)))
+}
+
+fn path((dir, name): (&str, &str)) -> PathBuf {
+    PathBuf::from(secret_file(dir, name))
+}
+
+pub fn build(workspace: &Workspace) -> Result<RuntimeConfig, BuildError> {
+    let spec = &workspace.spec;
+    let name = workspace.name_any();
+    let invalid = |field: &'static str, message: String| BuildError {
+        workspace: name.clone(),
+        field,
+        message,
+    };
+    let all = |ip: [u8; 4], port: u16| std::net::SocketAddr::from((ip, port));
+    let local = &spec.identity.local;
+    Ok(RuntimeConfig {
+        version: RUNTIME_CONFIG_VERSION,
+        workspace: WorkspaceIdentity {
+            id: name.clone(),
+            display_name: spec.display_name.clone().unwrap_or_else(|| name.clone()),
+            organisation: spec.organisation.clone(),
+            site_url: spec.site_url.clone(),
+        },
+        listen: Listen {
+            http: all([0, 0, 0, 0], HTTP_PORT),
+            federation: all([0, 0, 0, 0], FEDERATION_PORT),
+            admin: all([0, 0, 0, 0], ADMIN_PORT),
+        },
+        database: DatabaseConfig {
+            url: file(secrets::DATABASE_URL),
+            pool_size: spec.database.pool_size as u32,
+            ca_file: spec
+                .database
+                .external
+                .as_ref()
+                .and_then(|e| e.ca_secret.as_ref())
+                .map(|_| path(secrets::DATABASE_CA)),
+        },
+        object_storage: ObjectStorageConfig {
+            endpoint: spec.object_storage.endpoint.clone(),
+            region: spec.object_storage.region.clone(),
+            bucket: spec.object_storage.bucket.clone(),
+            force_path_style: spec.object_storage.force_path_style,
+            access_key_id: file(secrets::S3_ACCESS_KEY),
+            secret_access_key: file(secrets::S3_SECRET_KEY),
+            ca_file: spec
+                .object_storage
+                .ca_secret
+                .as_ref()
+                .map(|_| path(secrets::S3_CA)),
+            object_lock: spec.object_storage.object_lock,
+        },
+        identity: IdentityConfig {
+            local: LocalIdentityConfig {
+                enabled: local.enabled,
+                admin_username: local.admin.username.clone(),
+                admin_email: local.admin.email.clone(),
+                // Mounted only when local login is on (see secrets::mounts).
+                admin_password: local.enabled.then(|| file(secrets::ADMIN_PASSWORD)),
+                min_password_length: local.min_password_length as u32,
+            },
+            oidc: spec.identity.oidc.as_ref().map(|oidc| OidcConfig {
+                issuer_url: oidc.issuer_url.clone(),
+                client_id: oidc.client_id.clone(),
+                client_secret: file(secrets::OIDC_CLIENT_SECRET),
+                scopes: oidc.scopes.clone(),
+                claim_mappings: oidc.claim_mappings.clone(),
+                button_text: oidc.button_text.clone(),
+            }),
+            saml: spec.identity.saml.as_ref().map(|saml| SamlConfig {
+                metadata_url: saml.metadata_url.clone(),
+                metadata_file: saml
+                    .metadata_secret
+                    .as_ref()
+                    .map(|_| path(secrets::SAML_METADATA)),
+                entity_id: saml.entity_id.clone(),
+                attribute_mappings: saml.attribute_mappings.clone(),
+            }),
+            ranked_attributes: spec
+                .user_attributes
+                .ranked
+                .iter()
+                .map(|r| (r.name.clone(), r.levels.clone()))
+                .collect(),
+        },
+        federation: FederationConfig {
+            tls: TlsFiles {
+                cert_file: path(secrets::FEDERATION_CERT),
+                key_file: path(secrets::FEDERATION_KEY),
+                ca_file: path(secrets::FEDERATION_CA),
+            },
+            partners: Vec::new(),
+        },
+        guests: Vec::new(),
+        access: Default::default(),
+        ai: None,
+        calls: None,
+        push: spec.push.as_ref().map(|push| PushConfig {
+            mode: push.mode,
+            proxy_url: push.proxy_url.clone(),
+        }),
+        retention: RetentionConfig {
+            message_days: spec
+                .retention
+                .as_ref()
+                .and_then(|r| r.message_days)
+                .map(|d| d as u32),
+            file_days: spec
+                .retention
+                .as_ref()
+                .and_then(|r| r.file_days)
+                .map(|d| d as u32),
+        },
+        legal_holds: Vec::new(),
+        limits: LimitsConfig {
+            max_upload_bytes: quantity::bytes(&spec.limits.max_upload_size)
+                .map_err(|m| invalid("spec.limits.maxUploadSize", m))?,
+            max_request_body_bytes: MAX_REQUEST_BODY,
+            requests_per_minute: spec.limits.requests_per_minute as u32,
+        },
+    })
+}

@@ -1,0 +1,71 @@
+//! Where things are in a workspace server pod: ports, object names, and the
+//! paths secrets are mounted at. The RuntimeConfig builder and the Deployment
+//! builder both read them here, so the config always names files the pod has.
+
+use entente_crds::Workspace;
+use kube::ResourceExt;
+
+pub const COMPONENT: &str = "server";
+pub const HTTP_PORT: u16 = 8080;
+pub const FEDERATION_PORT: u16 = 8443;
+pub const ADMIN_PORT: u16 = 9090;
+
+pub const CONFIG_DIR: &str = "/etc/entente/runtime";
+pub const CONFIG_FILE: &str = "runtime.yaml";
+pub const SECRETS_DIR: &str = "/etc/entente/secrets";
+
+/// Largest request body besides uploads (JSON), in bytes.
+pub const MAX_REQUEST_BODY: u64 = 1 << 20;
+
+/// The default server image when the spec names none.
+pub fn default_image() -> String {
+    format!(
+        "registry.example/entente/entente-server:{}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Names of the objects the operator makes for a workspace.
+pub struct Names {
+    pub workspace: String,
+}
+
+impl Names {
+    pub fn of(workspace: &Workspace) -> Names {
+        Names {
+            workspace: workspace.name_any(),
+        }
+    }
+
+    pub fn server(&self) -> String {
+        self.workspace.clone()
+    }
+    pub fn runtime_secret(&self) -> String {
+        format!("{}-runtime", self.workspace)
+    }
+    pub fn admin_secret(&self) -> String {
+        format!("{}-admin", self.workspace)
+    }
+    pub fn federation_tls_secret(&self) -> String {
+        format!("{}-federation-tls", self.workspace)
+    }
+    /// The CloudNativePG Cluster of a managed database.
+    pub fn database_cluster(&self) -> String {
+        format!("{}-db", self.workspace)
+    }
+    /// CloudNativePG's application Secret (keys `uri`, `username`, `password`, …).
+    pub fn database_app_secret(&self) -> String {
+        format!("{}-db-app", self.workspace)
+    }
+    pub fn federation_service(&self) -> String {
+        format!("{}-federation", self.workspace)
+    }
+    pub fn admin_service(&self) -> String {
+        format!("{}-admin", self.workspace)
+    }
+}
+
+/// A secret file inside the pod: `SECRETS_DIR/<dir>/<file>`.
+pub fn secret_file(dir: &str, file: &str) -> String {
+    format!("{SECRETS_DIR}/{dir}/{file}")
+}

@@ -1,0 +1,288 @@
+//! What a Workspace becomes: built from the examples a user would apply.
+
+use std::{collections::BTreeSet, path::Path};
+
+use entente_crds::{
+    config::{RuntimeConfig, SecretSource},
+    validate::{parse_manifests, Resource},
+    Workspace,
+};
+use entente_operator::workspace::{build, layout};
+
+fn example_workspaces() -> Vec<Workspace> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut workspaces = Vec::new();
+    for example in ["mission-partner", "sovereign-m365", "edge-ddil"] {
+        for entry in std::fs::read_dir(root.join(example)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for resource in parse_manifests(&text, &path.display().to_string()) {
+                if let Resource::Workspace(mut ws) = resource.unwrap() {
+                    ws.metadata.namespace = Some("mission".into());
+                    workspaces.push(*ws);
+                }
+            }
+        }
+    }
+    assert_eq!(workspaces.len(), 4);
+    workspaces
+}
+
+/// Every path inside the pod that the deployment provides.
+fn mounted_files(workspace: &Workspace) -> BTreeSet<String> {
+    let deployment = build::deployment::build(workspace);
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    let mut files = BTreeSet::new();
+    for volume in pod.volumes.unwrap() {
+        let mount_path = container
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == volume.name)
+            .unwrap()
+            .mount_path
+            .clone();
+        if volume.secret.is_some() {
+            files.insert(format!("{mount_path}/{}", layout::CONFIG_FILE));
+        }
+        for source in volume.projected.and_then(|p| p.sources).unwrap_or_default() {
+            for item in source.secret.and_then(|s| s.items).unwrap_or_default() {
+                files.insert(format!("{mount_path}/{}", item.path));
+            }
+        }
+    }
+    files
+}
+
+fn referenced_files(config: &RuntimeConfig) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut secret = |source: &SecretSource| match source {
+        SecretSource::File(path) => files.push(path.display().to_string()),
+        SecretSource::Env(name) => panic!("the operator mounts files; env {name} would not exist"),
+    };
+    secret(&config.database.url);
+    secret(&config.object_storage.access_key_id);
+    secret(&config.object_storage.secret_access_key);
+    if let Some(password) = &config.identity.local.admin_password {
+        secret(password);
+    }
+    if let Some(oidc) = &config.identity.oidc {
+        secret(&oidc.client_secret);
+    }
+    let tls = &config.federation.tls;
+    for path in [&tls.cert_file, &tls.key_file, &tls.ca_file]
+        .into_iter()
+        .chain(config.database.ca_file.iter())
+        .chain(config.object_storage.ca_file.iter())
+    {
+        files.push(path.display().to_string());
+    }
+    files
+}
+
+#[test]
+fn every_file_the_config_names_is_mounted_in_the_pod() {
+    for workspace in example_workspaces() {
+        let config = build::runtime_config::build(&workspace).unwrap();
+        let mounted = mounted_files(&workspace);
+        for file in referenced_files(&config) {
+            assert!(
+                mounted.contains(&file),
+                "{}: {file} is named but not mounted; mounted: {mounted:?}",
+                workspace.metadata.name.as_deref().unwrap()
+            );
+        }
+        let args = build::deployment::build(&workspace)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert!(
+            mounted.contains(&args[2]),
+            "the server is started with a config it has"
+        );
+        // What the operator writes, the server reads back unchanged.
+        assert_eq!(
+            RuntimeConfig::parse(&config.to_yaml(), "rendered").unwrap(),
+            config
+        );
+    }
+}
+
+#[test]
+fn the_config_carries_the_spec() {
+    let workspaces = example_workspaces();
+    let agency = workspaces
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("agency"))
+        .unwrap();
+    let config = build::runtime_config::build(agency).unwrap();
+    assert_eq!(config.workspace.id, "agency");
+    assert!(config.identity.oidc.is_some() && !config.identity.local.enabled);
+    assert_eq!(config.retention.message_days, Some(365));
+    assert!(config.object_storage.object_lock);
+    assert!(
+        config.database.ca_file.is_some(),
+        "the external database's CA is passed on"
+    );
+    let nation_a = workspaces
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
+        .unwrap();
+    let config = build::runtime_config::build(nation_a).unwrap();
+    assert_eq!(config.identity.ranked_attributes["clearance"][3], "SECRET");
+    assert_eq!(config.limits.max_upload_bytes, 100 << 20);
+    assert_eq!(config.listen.http.port(), layout::HTTP_PORT);
+}
+
+#[test]
+fn a_managed_database_is_read_from_cloudnativepg_s_app_secret() {
+    let workspaces = example_workspaces();
+    let nation_a = workspaces
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
+        .unwrap();
+    let mounts = build::secrets::mounts(nation_a);
+    let database = mounts.iter().find(|m| m.dir == "database").unwrap();
+    assert_eq!(
+        (database.secret.as_str(), database.key.as_str()),
+        ("nation-a-db-app", "uri")
+    );
+    let agency = workspaces
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("agency"))
+        .unwrap();
+    let database = build::secrets::mounts(agency)
+        .into_iter()
+        .find(|m| m.dir == "database" && m.file == "uri")
+        .unwrap();
+    assert_eq!(
+        (database.secret.as_str(), database.key.as_str()),
+        ("agency-db", "uri")
+    );
+}
+
+#[test]
+fn the_deployment_is_highly_available_and_locked_down() {
+    let nation_a = example_workspaces()
+        .into_iter()
+        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
+        .unwrap();
+    let deployment = build::deployment::build(&nation_a);
+    assert_eq!(deployment.metadata.namespace.as_deref(), Some("mission"));
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(
+        rolling.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert!(pod.security_context.unwrap().run_as_non_root.unwrap());
+    let container = &pod.containers[0];
+    let security = container.security_context.clone().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&container.readiness_probe), "/readyz");
+    assert_eq!(path(&container.liveness_probe), "/healthz");
+    // Spread across zones and nodes unless told otherwise.
+    let keys: Vec<String> = pod
+        .topology_spread_constraints
+        .unwrap()
+        .into_iter()
+        .map(|t| t.topology_key)
+        .collect();
+    assert_eq!(
+        keys,
+        ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    );
+    assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
+    // A writable /tmp for upload spooling, on a read-only root.
+    assert!(container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|m| m.mount_path == "/tmp" && m.read_only.is_none()));
+}
+
+#[test]
+fn user_labels_cannot_break_the_selector() {
+    let mut workspace = example_workspaces().remove(0);
+    workspace
+        .spec
+        .pod
+        .labels
+        .insert("app.kubernetes.io/instance".into(), "hijack".into());
+    workspace
+        .spec
+        .pod
+        .labels
+        .insert("team".into(), "ops".into());
+    let spec = build::deployment::build(&workspace).spec.unwrap();
+    let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+    for (key, value) in spec.selector.match_labels.unwrap() {
+        assert_eq!(pod_labels.get(&key), Some(&value), "{key}");
+    }
+    assert_eq!(pod_labels["team"], "ops");
+}
+
+#[test]
+fn services_select_the_server_pods_and_a_single_replica_has_no_budget() {
+    for workspace in example_workspaces() {
+        let deployment = build::deployment::build(&workspace);
+        let pod_labels = deployment
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap();
+        let services = build::service::build(&workspace);
+        let ports: Vec<i32> = services
+            .iter()
+            .map(|s| s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port)
+            .collect();
+        assert_eq!(ports, [8080, 8443, 9090]);
+        for service in &services {
+            for (key, value) in service.spec.as_ref().unwrap().selector.as_ref().unwrap() {
+                assert_eq!(pod_labels.get(key), Some(value));
+            }
+        }
+        let budget = build::pdb::build(&workspace);
+        assert_eq!(
+            budget.is_some(),
+            workspace.spec.replicas > 1,
+            "{:?}",
+            workspace.metadata.name
+        );
+    }
+}
+
+#[test]
+fn an_unusable_limit_names_the_field() {
+    let mut workspace = example_workspaces().remove(0);
+    workspace.spec.limits.max_upload_size = "99999999999999Ti".into();
+    let error = build::runtime_config::build(&workspace).unwrap_err();
+    assert_eq!(error.field, "spec.limits.maxUploadSize");
+    assert!(error.to_string().contains("too large"), "{error}");
+}
