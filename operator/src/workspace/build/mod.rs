@@ -1,5 +1,6 @@
 //! Spec → objects, one builder per child kind. Pure: no API calls.
 
+pub mod database;
 pub mod deployment;
 pub mod pdb;
 pub mod runtime_config;
