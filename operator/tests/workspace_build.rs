@@ -286,3 +286,164 @@ fn an_unusable_limit_names_the_field() {
     assert_eq!(error.field, "spec.limits.maxUploadSize");
     assert!(error.to_string().contains("too large"), "{error}");
 }
+
+mod network {
+    use super::*;
+    use entente_operator::workspace::build::network_policy::{build, Operator};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+    fn policies(name: &str) -> Vec<NetworkPolicy> {
+        let workspace = example_workspaces()
+            .into_iter()
+            .find(|w| w.metadata.name.as_deref() == Some(name))
+            .unwrap();
+        build(
+            &workspace,
+            &Operator {
+                namespace: "entente-system".into(),
+            },
+        )
+    }
+
+    fn rule_for_port(
+        policy: &NetworkPolicy,
+        port: i32,
+    ) -> k8s_openapi::api::networking::v1::NetworkPolicyIngressRule {
+        policy
+            .spec
+            .as_ref()
+            .unwrap()
+            .ingress
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r.ports.as_ref().unwrap().iter().any(|p| {
+                    p.port
+                        == Some(
+                            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port),
+                        )
+                })
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no ingress rule for port {port}"))
+    }
+
+    #[test]
+    fn everything_is_closed_then_opened_precisely() {
+        let policies = policies("nation-a");
+        assert_eq!(policies.len(), 2);
+        let deny = policies[0].spec.as_ref().unwrap();
+        assert!(
+            deny.ingress.is_none() && deny.egress.is_none(),
+            "default deny"
+        );
+        let allow = &policies[1];
+        // Clients only from the ingress controller's namespace.
+        let clients = rule_for_port(allow, 8080);
+        let from = &clients.from.unwrap()[0];
+        assert_eq!(
+            from.namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
+            "ingress-nginx"
+        );
+        // Federation only from the partner network.
+        let federation = rule_for_port(allow, 8443);
+        assert_eq!(
+            federation.from.unwrap()[0].ip_block.as_ref().unwrap().cidr,
+            "198.51.100.0/24"
+        );
+        // Admin only from the operator.
+        let admin = rule_for_port(allow, 9090);
+        let peer = &admin.from.unwrap()[0];
+        assert_eq!(
+            peer.namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
+            "entente-system"
+        );
+        assert_eq!(
+            peer.pod_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["app.kubernetes.io/component"],
+            "operator"
+        );
+        // Egress: DNS, its CloudNativePG cluster, the partner network.
+        let egress = allow.spec.as_ref().unwrap().egress.clone().unwrap();
+        assert_eq!(egress.len(), 3);
+        assert_eq!(
+            egress[1].to.as_ref().unwrap()[0]
+                .pod_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["cnpg.io/cluster"],
+            "nation-a-db"
+        );
+    }
+
+    #[test]
+    fn without_partner_networks_federation_stays_closed() {
+        let allow = &policies("fob-north")[1];
+        let ports: Vec<_> = allow
+            .spec
+            .as_ref()
+            .unwrap()
+            .ingress
+            .as_ref()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.ports.clone().unwrap())
+            .filter_map(|p| p.port)
+            .collect();
+        assert!(
+            !ports.contains(&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8443)),
+            "{ports:?}"
+        );
+    }
+
+    #[test]
+    fn an_external_database_is_reached_through_declared_networks_only() {
+        let allow = &policies("agency")[1];
+        let egress = allow.spec.as_ref().unwrap().egress.clone().unwrap();
+        assert!(
+            egress.iter().all(|rule| rule
+                .to
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|peer| peer.pod_selector.is_none())),
+            "no in-cluster database rule"
+        );
+        let cidrs: Vec<String> = egress
+            .iter()
+            .flat_map(|r| r.to.clone().unwrap())
+            .filter_map(|p| p.ip_block.map(|b| b.cidr))
+            .collect();
+        assert_eq!(cidrs, ["10.40.0.0/16"]);
+    }
+
+    #[test]
+    fn policies_can_be_left_to_another_layer() {
+        let mut workspace = example_workspaces().remove(0);
+        workspace.spec.network.policies = false;
+        assert!(build(
+            &workspace,
+            &Operator {
+                namespace: "x".into()
+            }
+        )
+        .is_empty());
+    }
+}

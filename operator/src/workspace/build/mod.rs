@@ -2,6 +2,7 @@
 
 pub mod database;
 pub mod deployment;
+pub mod network_policy;
 pub mod pdb;
 pub mod runtime_config;
 pub mod secrets;

@@ -1,0 +1,167 @@
+//! The network boundary of a workspace (the DMZ of the reference
+//! architecture): deny by default, then open exactly clients → HTTP,
+//! partners' networks → federation, the operator → admin, and egress to DNS,
+//! the database, declared networks (object store, model, external database)
+//! and the partners.
+
+use std::collections::BTreeMap;
+
+use entente_crds::Workspace;
+use k8s_openapi::{
+    api::networking::v1::{
+        IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
+        NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+use kube::ResourceExt;
+
+use crate::{
+    labels,
+    workspace::layout::{Names, ADMIN_PORT, COMPONENT, FEDERATION_PORT, HTTP_PORT},
+};
+
+/// Where the operator runs, so only it may reach the admin endpoint.
+pub struct Operator {
+    pub namespace: String,
+}
+
+fn port(number: u16, protocol: &str) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(number.into())),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    }
+}
+
+fn cidrs(blocks: &[String]) -> Vec<NetworkPolicyPeer> {
+    blocks
+        .iter()
+        .map(|cidr| NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.clone(),
+                except: None,
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn matching(labels: BTreeMap<String, String>) -> Option<LabelSelector> {
+    Some(LabelSelector {
+        match_labels: Some(labels),
+        ..Default::default()
+    })
+}
+
+pub fn build(workspace: &Workspace, operator: &Operator) -> Vec<NetworkPolicy> {
+    let network = &workspace.spec.network;
+    if !network.policies {
+        return Vec::new();
+    }
+    let names = Names::of(workspace);
+    let server = matching(labels::selector(&names.workspace, COMPONENT));
+    let policy = |suffix: &str,
+                  types: &[&str],
+                  ingress: Option<Vec<NetworkPolicyIngressRule>>,
+                  egress: Option<Vec<NetworkPolicyEgressRule>>| NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-{suffix}", names.workspace)),
+            namespace: workspace.namespace(),
+            labels: Some(labels::labels(&names.workspace, COMPONENT)),
+            ..Default::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: server.clone(),
+            policy_types: Some(types.iter().map(|t| t.to_string()).collect()),
+            ingress,
+            egress,
+        }),
+    };
+
+    // Clients: from where the spec says (typically the ingress controller), else any pod.
+    let client_peer = match &network.client_ingress {
+        Some(peer) => NetworkPolicyPeer {
+            namespace_selector: peer.namespace_selector.clone(),
+            pod_selector: peer.pod_selector.clone(),
+            ..Default::default()
+        },
+        None => NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector::default()),
+            ..Default::default()
+        },
+    };
+    let operator_peer = NetworkPolicyPeer {
+        namespace_selector: matching(BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_string(),
+            operator.namespace.clone(),
+        )])),
+        pod_selector: matching(BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), "entente".to_string()),
+            (
+                "app.kubernetes.io/component".to_string(),
+                "operator".to_string(),
+            ),
+        ])),
+        ..Default::default()
+    };
+    let mut ingress = vec![
+        NetworkPolicyIngressRule {
+            from: Some(vec![client_peer]),
+            ports: Some(vec![port(HTTP_PORT, "TCP")]),
+        },
+        NetworkPolicyIngressRule {
+            from: Some(vec![operator_peer]),
+            ports: Some(vec![port(ADMIN_PORT, "TCP")]),
+        },
+    ];
+    // Federation is closed unless partners' networks are declared.
+    if !network.partner_cidrs.is_empty() {
+        ingress.push(NetworkPolicyIngressRule {
+            from: Some(cidrs(&network.partner_cidrs)),
+            ports: Some(vec![port(FEDERATION_PORT, "TCP")]),
+        });
+    }
+
+    let mut egress = vec![NetworkPolicyEgressRule {
+        // DNS, wherever the cluster runs it.
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector::default()),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port(53, "UDP"), port(53, "TCP")]),
+    }];
+    if workspace.spec.database.managed.is_some() {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                pod_selector: matching(BTreeMap::from([(
+                    "cnpg.io/cluster".to_string(),
+                    names.database_cluster(),
+                )])),
+                ..Default::default()
+            }]),
+            ports: Some(vec![port(5432, "TCP")]),
+        });
+    }
+    let outside: Vec<String> = network
+        .egress_cidrs
+        .iter()
+        .chain(&network.partner_cidrs)
+        .cloned()
+        .collect();
+    if !outside.is_empty() {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(cidrs(&outside)),
+            ports: None,
+        });
+    }
+
+    vec![
+        // Everything not opened below is closed.
+        policy("default-deny", &["Ingress", "Egress"], None, None),
+        policy("allow", &["Ingress", "Egress"], Some(ingress), Some(egress)),
+    ]
+}
