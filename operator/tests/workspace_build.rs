@@ -447,3 +447,70 @@ mod network {
         .is_empty());
     }
 }
+
+#[test]
+fn the_migration_job_runs_the_same_pod_once_per_image() {
+    let mut workspace = example_workspaces()
+        .into_iter()
+        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
+        .unwrap();
+    let job = build::migration::build(&workspace);
+    let pod = job.spec.clone().unwrap().template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let container = &pod.containers[0];
+    assert_eq!(container.args.as_ref().unwrap()[0], "migrate");
+    assert!(
+        container.readiness_probe.is_none(),
+        "a one-shot job has no probes"
+    );
+    // The same secrets and image as the servers.
+    let server = build::deployment::build(&workspace)
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    assert_eq!(pod.volumes, server.volumes);
+    assert_eq!(container.image, server.containers[0].image);
+    let first = job.metadata.name.unwrap();
+    assert_eq!(
+        build::migration::name(&workspace),
+        first,
+        "stable for one image"
+    );
+    workspace.spec.pod.image = Some("registry.example/entente/entente-server:9.9.9".into());
+    assert_ne!(
+        build::migration::name(&workspace),
+        first,
+        "a new image gets a new job"
+    );
+    assert!(first.len() <= 63);
+}
+
+#[test]
+fn the_ingress_routes_the_host_to_the_client_service() {
+    let workspaces = example_workspaces();
+    let nation_a = workspaces
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
+        .unwrap();
+    let ingress = build::ingress::build(nation_a).unwrap().spec.unwrap();
+    assert_eq!(ingress.ingress_class_name.as_deref(), Some("nginx"));
+    assert_eq!(
+        ingress.tls.unwrap()[0].secret_name.as_deref(),
+        Some("chat-nation-a-tls")
+    );
+    let rule = &ingress.rules.unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some("chat.nation-a.example"));
+    let backend = rule.http.as_ref().unwrap().paths[0]
+        .backend
+        .service
+        .clone()
+        .unwrap();
+    assert_eq!(backend.name, "nation-a");
+    let nation_b = workspaces
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("nation-b"))
+        .unwrap();
+    assert!(build::ingress::build(nation_b).is_none());
+}

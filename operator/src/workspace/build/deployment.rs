@@ -33,7 +33,56 @@ use crate::{
 /// The user and group the server runs as (the distroless "nonroot" user).
 const RUN_AS: i64 = 65532;
 
+/// What a server pod runs: the service, or the one-shot database migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Serve,
+    Migrate,
+}
+
+impl Command {
+    fn arg(self) -> &'static str {
+        match self {
+            Command::Serve => "serve",
+            Command::Migrate => "migrate",
+        }
+    }
+}
+
 pub fn build(workspace: &Workspace) -> Deployment {
+    let names = Names::of(workspace);
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(names.server()),
+            namespace: workspace.namespace(),
+            labels: Some(labels::labels(&names.workspace, COMPONENT)),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(workspace.spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels::selector(&names.workspace, COMPONENT)),
+                ..Default::default()
+            },
+            // Never below the wanted replicas during a rollout.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: pod_template(workspace, Command::Serve),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The server pod: the same image, secrets, security and scheduling for the
+/// Deployment and for the migration Job, so a migration runs exactly as the
+/// servers that will use its schema.
+pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec {
     let names = Names::of(workspace);
     let spec = &workspace.spec;
     let pod = &spec.pod;
@@ -79,7 +128,7 @@ pub fn build(workspace: &Workspace) -> Deployment {
         image: Some(pod.image.clone().unwrap_or_else(default_image)),
         image_pull_policy: Some(pull_policy(pod.image_pull_policy).into()),
         args: Some(vec![
-            "serve".into(),
+            command.arg().into(),
             "--config".into(),
             format!("{CONFIG_DIR}/{CONFIG_FILE}"),
         ]),
@@ -101,8 +150,8 @@ pub fn build(workspace: &Workspace) -> Deployment {
             port("federation", FEDERATION_PORT),
             port("admin", ADMIN_PORT),
         ]),
-        readiness_probe: Some(probe("/readyz", 10)),
-        liveness_probe: Some(Probe {
+        readiness_probe: (command == Command::Serve).then(|| probe("/readyz", 10)),
+        liveness_probe: (command == Command::Serve).then(|| Probe {
             failure_threshold: Some(6),
             ..probe("/healthz", 20)
         }),
@@ -166,85 +215,60 @@ pub fn build(workspace: &Workspace) -> Deployment {
         ..Default::default()
     });
 
-    Deployment {
-        metadata: ObjectMeta {
-            name: Some(names.server()),
-            namespace: workspace.namespace(),
-            labels: Some(labels::labels(&names.workspace, COMPONENT)),
-            ..Default::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: Some(spec.replicas),
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            },
-            // Never below the wanted replicas during a rollout.
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::Int(1)),
-                }),
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    // The server never calls the Kubernetes API.
-                    automount_service_account_token: Some(false),
-                    containers: vec![container],
-                    image_pull_secrets: (!pod.image_pull_secrets.is_empty())
-                        .then(|| pod.image_pull_secrets.clone()),
-                    node_selector: (!pod.node_selector.is_empty())
-                        .then(|| pod.node_selector.clone()),
-                    tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
-                    affinity: Some(affinity),
-                    topology_spread_constraints: Some(spread),
-                    priority_class_name: pod.priority_class_name.clone(),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS),
-                        run_as_group: Some(RUN_AS),
-                        fs_group: Some(RUN_AS),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    volumes: Some(vec![
-                        Volume {
-                            name: "runtime".into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(names.runtime_secret()),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "secrets".into(),
-                            projected: Some(ProjectedVolumeSource {
-                                sources: Some(secret_sources),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Default::default()
-                        },
-                    ]),
-                    ..Default::default()
-                }),
-            },
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
             ..Default::default()
         }),
-        ..Default::default()
+        spec: Some(PodSpec {
+            // The server never calls the Kubernetes API.
+            automount_service_account_token: Some(false),
+            containers: vec![container],
+            image_pull_secrets: (!pod.image_pull_secrets.is_empty())
+                .then(|| pod.image_pull_secrets.clone()),
+            node_selector: (!pod.node_selector.is_empty()).then(|| pod.node_selector.clone()),
+            tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
+            affinity: Some(affinity),
+            topology_spread_constraints: Some(spread),
+            priority_class_name: pod.priority_class_name.clone(),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(RUN_AS),
+                run_as_group: Some(RUN_AS),
+                fs_group: Some(RUN_AS),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            volumes: Some(vec![
+                Volume {
+                    name: "runtime".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(names.runtime_secret()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "secrets".into(),
+                    projected: Some(ProjectedVolumeSource {
+                        sources: Some(secret_sources),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "tmp".into(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Default::default()
+                },
+            ]),
+            restart_policy: (command == Command::Migrate).then(|| "Never".to_string()),
+            ..Default::default()
+        }),
     }
 }
 

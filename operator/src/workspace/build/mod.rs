@@ -2,6 +2,8 @@
 
 pub mod database;
 pub mod deployment;
+pub mod ingress;
+pub mod migration;
 pub mod network_policy;
 pub mod pdb;
 pub mod runtime_config;
