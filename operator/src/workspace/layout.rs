@@ -3,6 +3,7 @@
 //! builder both read them here, so the config always names files the pod has.
 
 use entente_crds::Workspace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 pub const COMPONENT: &str = "server";
@@ -68,4 +69,15 @@ impl Names {
 /// A secret file inside the pod: `SECRETS_DIR/<dir>/<file>`.
 pub fn secret_file(dir: &str, file: &str) -> String {
     format!("{SECRETS_DIR}/{dir}/{file}")
+}
+
+/// Metadata of a child object `name` of `workspace`: its namespace and the
+/// operator's labels for `component`, by which it is found again and pruned.
+pub fn metadata(workspace: &Workspace, name: String, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: workspace.namespace(),
+        labels: Some(crate::labels::labels(&workspace.name_any(), component)),
+        ..Default::default()
+    }
 }

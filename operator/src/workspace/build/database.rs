@@ -5,10 +5,9 @@
 //! validate them against the CRD schemas CloudNativePG publishes.
 
 use entente_crds::{workspace::ManagedDatabase, Workspace};
-use kube::ResourceExt;
 use serde_json::{json, Value};
 
-use crate::{labels, workspace::layout::Names};
+use crate::workspace::layout::{self, Names};
 
 pub const DATABASE: &str = "entente";
 pub const OWNER: &str = "entente";
@@ -32,12 +31,8 @@ pub fn build(workspace: &Workspace) -> Vec<Value> {
 }
 
 fn metadata(workspace: &Workspace, name: String) -> Value {
-    let names = Names::of(workspace);
-    json!({
-        "name": name,
-        "namespace": workspace.namespace(),
-        "labels": labels::labels(&names.workspace, "database"),
-    })
+    serde_json::to_value(layout::metadata(workspace, name, "database"))
+        .expect("metadata serializes")
 }
 
 fn cluster(workspace: &Workspace, managed: &ManagedDatabase) -> Value {

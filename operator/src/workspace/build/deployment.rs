@@ -19,14 +19,13 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use kube::ResourceExt;
 
 use super::secrets;
 use crate::{
     labels,
     workspace::layout::{
-        default_image, Names, ADMIN_PORT, COMPONENT, CONFIG_DIR, CONFIG_FILE, FEDERATION_PORT,
-        HTTP_PORT, SECRETS_DIR,
+        default_image, metadata, Names, ADMIN_PORT, COMPONENT, CONFIG_DIR, CONFIG_FILE,
+        FEDERATION_PORT, HTTP_PORT, SECRETS_DIR,
     },
 };
 
@@ -52,12 +51,7 @@ impl Command {
 pub fn build(workspace: &Workspace) -> Deployment {
     let names = Names::of(workspace);
     Deployment {
-        metadata: ObjectMeta {
-            name: Some(names.server()),
-            namespace: workspace.namespace(),
-            labels: Some(labels::labels(&names.workspace, COMPONENT)),
-            ..Default::default()
-        },
+        metadata: metadata(workspace, names.server(), COMPONENT),
         spec: Some(DeploymentSpec {
             replicas: Some(workspace.spec.replicas),
             selector: LabelSelector {

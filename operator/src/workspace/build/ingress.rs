@@ -8,23 +8,16 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use kube::ResourceExt;
 
-use crate::{
-    labels,
-    workspace::layout::{Names, COMPONENT},
-};
+use crate::workspace::layout::{metadata, Names, COMPONENT};
 
 pub fn build(workspace: &Workspace) -> Option<Ingress> {
     let spec = workspace.spec.ingress.as_ref()?;
     let names = Names::of(workspace);
     Some(Ingress {
         metadata: ObjectMeta {
-            name: Some(names.server()),
-            namespace: workspace.namespace(),
-            labels: Some(labels::labels(&names.workspace, COMPONENT)),
             annotations: (!spec.annotations.is_empty()).then(|| spec.annotations.clone()),
-            ..Default::default()
+            ..metadata(workspace, names.server(), COMPONENT)
         },
         spec: Some(IngressSpec {
             ingress_class_name: spec.class_name.clone(),

@@ -5,17 +5,10 @@
 //! finds the same Job.
 
 use entente_crds::Workspace;
-use k8s_openapi::{
-    api::batch::v1::{Job, JobSpec},
-    apimachinery::pkg::apis::meta::v1::ObjectMeta,
-};
-use kube::ResourceExt;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 
 use super::deployment::{pod_template, Command};
-use crate::{
-    labels,
-    workspace::layout::{default_image, Names},
-};
+use crate::workspace::layout::{default_image, metadata, Names};
 
 /// The image the workspace's servers run.
 pub fn image(workspace: &Workspace) -> String {
@@ -44,14 +37,9 @@ pub fn name(workspace: &Workspace) -> String {
 }
 
 pub fn build(workspace: &Workspace) -> Job {
-    let names = Names::of(workspace);
+    let _names = Names::of(workspace);
     Job {
-        metadata: ObjectMeta {
-            name: Some(name(workspace)),
-            namespace: workspace.namespace(),
-            labels: Some(labels::labels(&names.workspace, "migration")),
-            ..Default::default()
-        },
+        metadata: metadata(workspace, name(workspace), "migration"),
         spec: Some(JobSpec {
             // A failed migration is reported, not retried forever.
             backoff_limit: Some(2),

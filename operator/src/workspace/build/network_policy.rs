@@ -12,16 +12,12 @@ use k8s_openapi::{
         IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
         NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
-use kube::ResourceExt;
 
 use crate::{
     labels,
-    workspace::layout::{Names, ADMIN_PORT, COMPONENT, FEDERATION_PORT, HTTP_PORT},
+    workspace::layout::{metadata, Names, ADMIN_PORT, COMPONENT, FEDERATION_PORT, HTTP_PORT},
 };
 
 /// Where the operator runs, so only it may reach the admin endpoint.
@@ -68,12 +64,11 @@ pub fn build(workspace: &Workspace, operator: &Operator) -> Vec<NetworkPolicy> {
                   types: &[&str],
                   ingress: Option<Vec<NetworkPolicyIngressRule>>,
                   egress: Option<Vec<NetworkPolicyEgressRule>>| NetworkPolicy {
-        metadata: ObjectMeta {
-            name: Some(format!("{}-{suffix}", names.workspace)),
-            namespace: workspace.namespace(),
-            labels: Some(labels::labels(&names.workspace, COMPONENT)),
-            ..Default::default()
-        },
+        metadata: metadata(
+            workspace,
+            format!("{}-{suffix}", names.workspace),
+            COMPONENT,
+        ),
         spec: Some(NetworkPolicySpec {
             pod_selector: server.clone(),
             policy_types: Some(types.iter().map(|t| t.to_string()).collect()),

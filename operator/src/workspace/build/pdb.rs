@@ -4,16 +4,12 @@
 use entente_crds::Workspace;
 use k8s_openapi::{
     api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
-use kube::ResourceExt;
 
 use crate::{
     labels,
-    workspace::layout::{Names, COMPONENT},
+    workspace::layout::{metadata, Names, COMPONENT},
 };
 
 /// One replica may be evicted at a time; a single replica gets no budget
@@ -24,12 +20,7 @@ pub fn build(workspace: &Workspace) -> Option<PodDisruptionBudget> {
     }
     let names = Names::of(workspace);
     Some(PodDisruptionBudget {
-        metadata: ObjectMeta {
-            name: Some(names.server()),
-            namespace: workspace.namespace(),
-            labels: Some(labels::labels(&names.workspace, COMPONENT)),
-            ..Default::default()
-        },
+        metadata: metadata(workspace, names.server(), COMPONENT),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector {

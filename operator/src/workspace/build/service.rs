@@ -4,24 +4,18 @@
 use entente_crds::Workspace;
 use k8s_openapi::{
     api::core::v1::{Service, ServicePort, ServiceSpec},
-    apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
+    apimachinery::pkg::util::intstr::IntOrString,
 };
-use kube::ResourceExt;
 
 use crate::{
     labels,
-    workspace::layout::{Names, ADMIN_PORT, COMPONENT, FEDERATION_PORT, HTTP_PORT},
+    workspace::layout::{metadata, Names, ADMIN_PORT, COMPONENT, FEDERATION_PORT, HTTP_PORT},
 };
 
 pub fn build(workspace: &Workspace) -> Vec<Service> {
     let names = Names::of(workspace);
     let service = |name: String, port_name: &str, port: u16| Service {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: workspace.namespace(),
-            labels: Some(labels::labels(&names.workspace, COMPONENT)),
-            ..Default::default()
-        },
+        metadata: metadata(workspace, name, COMPONENT),
         spec: Some(ServiceSpec {
             selector: Some(labels::selector(&names.workspace, COMPONENT)),
             ports: Some(vec![ServicePort {
