@@ -168,11 +168,8 @@ fn main() {
         // Users, tokens and memberships straight into the database: the
         // benchmark measures posting and delivery, not password hashing.
         let db = sqlx::PgPool::connect(&url).await.unwrap();
-        let (admin_id,): (String,) = sqlx::query_as("SELECT id FROM users WHERE username = 'admin'").fetch_one(&db).await.unwrap();
-        let (_, login) = common::http(port, "POST", "/api/v1/auth/login", None, Some(serde_json::json!({"username": "admin", "password": common::ADMIN_PASSWORD}))).unwrap();
-        let admin = login["token"].as_str().unwrap().to_string();
-        let (_, channel) = common::http(port, "POST", "/api/v1/channels", Some(&admin), Some(serde_json::json!({"name": "bench", "kind": "public"}))).unwrap();
-        let channel = channel["id"].as_str().unwrap().to_string();
+        let admin = common::admin_token(port);
+        let channel = common::public_channel(port, &admin, "bench");
         let users = options.clients + options.posters;
         let mut tokens = Vec::with_capacity(users);
         for i in 0..users {
@@ -189,7 +186,6 @@ fn main() {
             sqlx::query("INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)").bind(&channel).bind(&id).execute(&db).await.unwrap();
             tokens.push(token);
         }
-        let _ = admin_id;
 
         // Connect the clients.
         let epoch = Instant::now();

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http, wait_ready, write_config, KillOnDrop, Workspace, ADMIN_PASSWORD};
+use common::{http, wait_ready, write_config, KillOnDrop, Workspace};
 use entente_e2e::{free_port, Postgres};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -260,24 +260,8 @@ fn two_server_processes_on_one_database_share_live_events_and_close_sockets_on_s
     let mut b = spawn(&config_b);
     wait_ready(port_b);
 
-    let (_, login) = http(
-        port_a,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
-    )
-    .unwrap();
-    let token = login["token"].as_str().unwrap().to_string();
-    let (_, channel) = http(
-        port_a,
-        "POST",
-        "/api/v1/channels",
-        Some(&token),
-        Some(json!({"name": "ops", "kind": "public"})),
-    )
-    .unwrap();
-    let channel = channel["id"].as_str().unwrap().to_string();
+    let token = common::admin_token(port_a);
+    let channel = common::public_channel(port_a, &token, "ops");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{http, wait_ready, write_config, KillOnDrop, Workspace, ADMIN_PASSWORD};
+use common::{http, wait_ready, write_config, KillOnDrop, Workspace};
 use entente_e2e::{free_port, Postgres};
 use serde_json::json;
 
@@ -50,25 +50,8 @@ fn a_killed_server_loses_no_acknowledged_post() {
 
     let mut first = server("serve", &config).spawn().unwrap();
     wait_healthy(port, &mut first);
-    let (_, login) = http(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
-    )
-    .unwrap();
-    let token = login["token"].as_str().unwrap().to_string();
-    let (status, channel) = http(
-        port,
-        "POST",
-        "/api/v1/channels",
-        Some(&token),
-        Some(json!({"name": "ops", "kind": "public"})),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{channel}");
-    let channel = channel["id"].as_str().unwrap().to_string();
+    let token = common::admin_token(port);
+    let channel = common::public_channel(port, &token, "ops");
     let mut acknowledged = Vec::new();
     for i in 0..25 {
         let (status, post) = http(
@@ -229,15 +212,7 @@ fn config_changes_apply_live_or_are_named_as_needing_a_restart() {
     });
     let guard = KillOnDrop(child);
     wait_ready(port);
-    let (_, login) = http(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
-    )
-    .unwrap();
-    let token = login["token"].as_str().unwrap().to_string();
+    let token = common::admin_token(port);
     let original = std::fs::read_to_string(&config).unwrap();
 
     // A live change: the rate limit drops and starts refusing.
@@ -313,24 +288,8 @@ fn the_admin_endpoint_reports_health_and_counts() {
     common::create_bucket_blocking(&config);
     let server = KillOnDrop(server("serve", &config).spawn().unwrap());
     wait_ready(port);
-    let (_, login) = http(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
-    )
-    .unwrap();
-    let token = login["token"].as_str().unwrap().to_string();
-    let (_, channel) = http(
-        port,
-        "POST",
-        "/api/v1/channels",
-        Some(&token),
-        Some(json!({"name": "ops", "kind": "public"})),
-    )
-    .unwrap();
-    let channel = channel["id"].as_str().unwrap().to_string();
+    let token = common::admin_token(port);
+    let channel = common::public_channel(port, &token, "ops");
     http(
         port,
         "POST",

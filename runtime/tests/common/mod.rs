@@ -265,3 +265,31 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Logs in as the bootstrap admin of the server on `port`; returns the token.
+pub fn admin_token(port: u16) -> String {
+    let (status, login) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{login}");
+    login["token"].as_str().unwrap().to_string()
+}
+
+/// Creates a public channel on the server on `port`; returns its id.
+pub fn public_channel(port: u16, token: &str, name: &str) -> String {
+    let (status, channel) = http(
+        port,
+        "POST",
+        "/api/v1/channels",
+        Some(token),
+        Some(serde_json::json!({"name": name, "kind": "public"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{channel}");
+    channel["id"].as_str().unwrap().to_string()
+}
