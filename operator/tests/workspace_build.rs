@@ -28,6 +28,14 @@ fn example_workspaces() -> Vec<Workspace> {
     workspaces
 }
 
+/// The example workspace called `name`.
+fn example(name: &str) -> Workspace {
+    example_workspaces()
+        .into_iter()
+        .find(|w| w.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no example workspace {name}"))
+}
+
 /// Every path inside the pod that the deployment provides.
 fn mounted_files(workspace: &Workspace) -> BTreeSet<String> {
     let deployment = build::deployment::build(workspace);
@@ -118,11 +126,7 @@ fn every_file_the_config_names_is_mounted_in_the_pod() {
 
 #[test]
 fn the_config_carries_the_spec() {
-    let workspaces = example_workspaces();
-    let agency = workspaces
-        .iter()
-        .find(|w| w.metadata.name.as_deref() == Some("agency"))
-        .unwrap();
+    let agency = &example("agency");
     let config = build::runtime_config::build(agency).unwrap();
     assert_eq!(config.workspace.id, "agency");
     assert!(config.identity.oidc.is_some() && !config.identity.local.enabled);
@@ -132,10 +136,7 @@ fn the_config_carries_the_spec() {
         config.database.ca_file.is_some(),
         "the external database's CA is passed on"
     );
-    let nation_a = workspaces
-        .iter()
-        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
-        .unwrap();
+    let nation_a = &example("nation-a");
     let config = build::runtime_config::build(nation_a).unwrap();
     assert_eq!(config.identity.ranked_attributes["clearance"][3], "SECRET");
     assert_eq!(config.limits.max_upload_bytes, 100 << 20);
@@ -144,21 +145,14 @@ fn the_config_carries_the_spec() {
 
 #[test]
 fn a_managed_database_is_read_from_cloudnativepg_s_app_secret() {
-    let workspaces = example_workspaces();
-    let nation_a = workspaces
-        .iter()
-        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
-        .unwrap();
+    let nation_a = &example("nation-a");
     let mounts = build::secrets::mounts(nation_a);
     let database = mounts.iter().find(|m| m.dir == "database").unwrap();
     assert_eq!(
         (database.secret.as_str(), database.key.as_str()),
         ("nation-a-db-app", "uri")
     );
-    let agency = workspaces
-        .iter()
-        .find(|w| w.metadata.name.as_deref() == Some("agency"))
-        .unwrap();
+    let agency = &example("agency");
     let database = build::secrets::mounts(agency)
         .into_iter()
         .find(|m| m.dir == "database" && m.file == "uri")
@@ -171,10 +165,7 @@ fn a_managed_database_is_read_from_cloudnativepg_s_app_secret() {
 
 #[test]
 fn the_deployment_is_highly_available_and_locked_down() {
-    let nation_a = example_workspaces()
-        .into_iter()
-        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
-        .unwrap();
+    let nation_a = example("nation-a");
     let deployment = build::deployment::build(&nation_a);
     assert_eq!(deployment.metadata.namespace.as_deref(), Some("mission"));
     let spec = deployment.spec.unwrap();
@@ -293,10 +284,7 @@ mod network {
     use k8s_openapi::api::networking::v1::NetworkPolicy;
 
     fn policies(name: &str) -> Vec<NetworkPolicy> {
-        let workspace = example_workspaces()
-            .into_iter()
-            .find(|w| w.metadata.name.as_deref() == Some(name))
-            .unwrap();
+        let workspace = example(name);
         build(
             &workspace,
             &Operator {
@@ -450,10 +438,7 @@ mod network {
 
 #[test]
 fn the_migration_job_runs_the_same_pod_once_per_image() {
-    let mut workspace = example_workspaces()
-        .into_iter()
-        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
-        .unwrap();
+    let mut workspace = example("nation-a");
     let job = build::migration::build(&workspace);
     let pod = job.spec.clone().unwrap().template.spec.unwrap();
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
@@ -489,11 +474,7 @@ fn the_migration_job_runs_the_same_pod_once_per_image() {
 
 #[test]
 fn the_ingress_routes_the_host_to_the_client_service() {
-    let workspaces = example_workspaces();
-    let nation_a = workspaces
-        .iter()
-        .find(|w| w.metadata.name.as_deref() == Some("nation-a"))
-        .unwrap();
+    let nation_a = &example("nation-a");
     let ingress = build::ingress::build(nation_a).unwrap().spec.unwrap();
     assert_eq!(ingress.ingress_class_name.as_deref(), Some("nginx"));
     assert_eq!(
@@ -508,9 +489,6 @@ fn the_ingress_routes_the_host_to_the_client_service() {
         .clone()
         .unwrap();
     assert_eq!(backend.name, "nation-a");
-    let nation_b = workspaces
-        .iter()
-        .find(|w| w.metadata.name.as_deref() == Some("nation-b"))
-        .unwrap();
+    let nation_b = &example("nation-b");
     assert!(build::ingress::build(nation_b).is_none());
 }

@@ -403,20 +403,16 @@ async fn the_authorisation_matrix() {
     // Each channel gets a post with a word of its own and an attached file.
     let mut seeds = std::collections::HashMap::new();
     for (i, channel) in [&public, &private, &direct].into_iter().enumerate() {
-        let upload = axum::http::Request::builder()
-            .method(Method::POST)
-            .uri(format!("/api/v1/channels/{channel}/files?name=seed.txt"))
-            .header("authorization", format!("Bearer {owner}"))
-            .body(axum::body::Body::from("seed file"))
-            .unwrap();
-        let response = ws.request(upload).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let file: Value = serde_json::from_slice(
-            &axum::body::to_bytes(response.into_body(), 1 << 16)
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let (status, file) = ws
+            .upload(
+                &owner,
+                channel,
+                "seed.txt",
+                b"seed file".to_vec(),
+                "text/plain",
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{file}");
         let file = file["id"].as_str().unwrap().to_string();
         let word = format!("seedword{i}");
         let (_, post) = ws

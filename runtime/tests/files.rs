@@ -8,34 +8,11 @@ use axum::{
     http::{Method, Request, StatusCode},
 };
 use common::Workspace;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const PNG: &[u8] = &[
     0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R', 1, 2, 3,
 ];
-
-async fn upload(
-    ws: &Workspace,
-    token: &str,
-    channel: &str,
-    name: &str,
-    bytes: Vec<u8>,
-    declared: &str,
-) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/api/v1/channels/{channel}/files?name={name}"))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", declared)
-        .body(Body::from(bytes))
-        .unwrap();
-    let response = ws.request(request).await;
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 async fn download(ws: &Workspace, token: &str, id: &str) -> (StatusCode, Vec<u8>, Option<String>) {
     let request = Request::builder()
@@ -71,7 +48,9 @@ async fn files_are_stored_typed_attached_and_only_readable_with_their_post() {
     .await;
 
     // A PNG claimed to be HTML is stored as what it is.
-    let (status, file) = upload(&ws, &alice, &intel, "map.png", PNG.to_vec(), "text/html").await;
+    let (status, file) = ws
+        .upload(&alice, &intel, "map.png", PNG.to_vec(), "text/html")
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
     assert_eq!(file["contentType"], "image/png");
     assert_eq!(file["size"], PNG.len());
@@ -111,7 +90,7 @@ async fn files_are_stored_typed_attached_and_only_readable_with_their_post() {
     // Carol is not in the channel: the file does not exist for her.
     assert_eq!(download(&ws, &carol, &id).await.0, StatusCode::NOT_FOUND);
     assert_eq!(
-        upload(&ws, &carol, &intel, "x.txt", b"x".to_vec(), "text/plain")
+        ws.upload(&carol, &intel, "x.txt", b"x".to_vec(), "text/plain")
             .await
             .0,
         StatusCode::NOT_FOUND
@@ -135,7 +114,9 @@ async fn uploads_over_the_limit_are_refused_and_store_nothing() {
     let (_, alice) = ws.user("alice", "member").await;
     let ops = ws.channel(&alice, "ops", "public").await;
     let too_big = vec![b'a'; 1_048_577]; // the test config allows 1 MiB
-    let (status, error) = upload(&ws, &alice, &ops, "big.txt", too_big, "text/plain").await;
+    let (status, error) = ws
+        .upload(&alice, &ops, "big.txt", too_big, "text/plain")
+        .await;
     assert_eq!(
         (status, error["code"].clone()),
         (StatusCode::PAYLOAD_TOO_LARGE, json!("too_large"))
@@ -145,28 +126,22 @@ async fn uploads_over_the_limit_are_refused_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!(count, 0);
-    let (status, error) = upload(
-        &ws,
-        &alice,
-        &ops,
-        "..%2Fescape",
-        b"x".to_vec(),
-        "text/plain",
-    )
-    .await;
+    let (status, error) = ws
+        .upload(&alice, &ops, "..%2Fescape", b"x".to_vec(), "text/plain")
+        .await;
     assert_eq!(
         (status, error["field"].clone()),
         (StatusCode::BAD_REQUEST, json!("name"))
     );
-    let (status, file) = upload(
-        &ws,
-        &alice,
-        &ops,
-        "notes.txt",
-        b"plain words".to_vec(),
-        "text/plain; charset=utf-8",
-    )
-    .await;
+    let (status, file) = ws
+        .upload(
+            &alice,
+            &ops,
+            "notes.txt",
+            b"plain words".to_vec(),
+            "text/plain; charset=utf-8",
+        )
+        .await;
     assert_eq!(
         (status, file["contentType"].clone()),
         (StatusCode::CREATED, json!("text/plain"))

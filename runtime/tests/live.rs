@@ -58,18 +58,6 @@ async fn next(socket: &mut Socket) -> Value {
     }
 }
 
-async fn post(ws: &Workspace, token: &str, channel: &str, message: &str) -> Value {
-    let (status, body) = ws
-        .post(
-            &format!("/api/v1/channels/{channel}/posts"),
-            token,
-            json!({"message": message}),
-        )
-        .await;
-    assert_eq!(status, axum::http::StatusCode::CREATED, "{body}");
-    body
-}
-
 #[tokio::test]
 async fn members_get_every_kind_of_event_and_outsiders_none() {
     let ws = Workspace::new().await;
@@ -98,7 +86,7 @@ async fn members_get_every_kind_of_event_and_outsiders_none() {
         (Some("member_added"), Some(ops.as_str()))
     );
 
-    let posted = post(&ws, &alice, &ops, "secret plan").await;
+    let posted = ws.say(&alice, &ops, "secret plan").await;
     let event = next(&mut bob_socket).await;
     assert_eq!(event["type"], "posted");
     assert_eq!(event["data"]["message"], "secret plan");
@@ -161,7 +149,7 @@ async fn members_get_every_kind_of_event_and_outsiders_none() {
     );
 
     // Carol, outside the private channel, heard none of it: her first event is from lobby.
-    post(&ws, &alice, &lobby, "all hands").await;
+    ws.say(&alice, &lobby, "all hands").await;
     let first = next(&mut carol_socket).await;
     assert_eq!(first["channelId"], lobby.as_str(), "{first}");
 
@@ -175,8 +163,8 @@ async fn members_get_every_kind_of_event_and_outsiders_none() {
     .await;
     let removed = next(&mut bob_socket).await;
     assert_eq!(removed["type"], "member_removed");
-    post(&ws, &alice, &ops, "after bob left").await;
-    post(&ws, &alice, &lobby, "sentinel").await;
+    ws.say(&alice, &ops, "after bob left").await;
+    ws.say(&alice, &lobby, "sentinel").await;
     ws.post(&format!("/api/v1/channels/{lobby}/join"), &bob, json!({}))
         .await;
     let after = next(&mut bob_socket).await;
@@ -198,12 +186,12 @@ async fn a_client_that_reconnects_with_its_last_seq_misses_nothing() {
         .await;
 
     let (mut socket, _) = connect(port, &bob, None).await;
-    post(&ws, &alice, &ops, "before").await;
+    ws.say(&alice, &ops, "before").await;
     let last = next(&mut socket).await["seq"].as_i64().unwrap();
     socket.close(None).await.unwrap();
 
     for i in 0..5 {
-        post(&ws, &alice, &ops, &format!("while away {i}")).await;
+        ws.say(&alice, &ops, &format!("while away {i}")).await;
     }
     let (mut socket, hello_seq) = connect(port, &bob, Some(last)).await;
     let mut messages = Vec::new();
@@ -223,7 +211,7 @@ async fn a_client_that_reconnects_with_its_last_seq_misses_nothing() {
     );
     assert!(hello_seq >= last);
     // And live again after the backlog, without duplicates.
-    post(&ws, &alice, &ops, "live").await;
+    ws.say(&alice, &ops, "live").await;
     assert_eq!(next(&mut socket).await["data"]["message"], "live");
 
     // A bad token is refused before the upgrade.

@@ -16,6 +16,13 @@ fn get(path: &str, token: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
+async fn body_text(response: axum::response::Response) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 #[tokio::test]
 async fn a_user_over_the_limit_gets_429_with_retry_after_and_others_do_not() {
     let ws = Workspace::with_config(|yaml| {
@@ -47,13 +54,7 @@ async fn a_user_over_the_limit_gets_429_with_retry_after_and_others_do_not() {
     );
 
     let metrics = ws.request(get("/metrics", None)).await;
-    let text = String::from_utf8(
-        axum::body::to_bytes(metrics.into_body(), 1 << 20)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = body_text(metrics).await;
     assert!(
         text.contains("entente_rate_limited_requests_total"),
         "{text}"
@@ -86,13 +87,7 @@ async fn every_response_has_a_request_id_and_metrics_count_routes_not_ids() {
         .await;
     let metrics = ws.request(get("/metrics", None)).await;
     assert_eq!(metrics.status(), StatusCode::OK);
-    let text = String::from_utf8(
-        axum::body::to_bytes(metrics.into_body(), 1 << 20)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let text = body_text(metrics).await;
     assert!(text.contains(r#"entente_http_requests_total{method="GET",route="/api/v1/channels/{id}",status="200"} 1"#), "{text}");
     assert!(!text.contains(&channel), "object ids never become labels");
     assert!(text.contains("entente_http_request_duration_seconds_bucket"));

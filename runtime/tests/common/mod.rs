@@ -172,6 +172,43 @@ impl Workspace {
         self.login("admin", ADMIN_PASSWORD).await
     }
 
+    /// Posts `message` to `channel` as `token`; the post must be accepted.
+    pub async fn say(&self, token: &str, channel: &str, message: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/channels/{channel}/posts"),
+                token,
+                json!({"message": message}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Uploads `bytes` as file `name` to `channel`, declaring `declared` as its type.
+    pub async fn upload(
+        &self,
+        token: &str,
+        channel: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        declared: &str,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/channels/{channel}/files?name={name}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", declared)
+            .body(Body::from(bytes))
+            .unwrap();
+        let response = self.request(request).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
     /// Creates a user with `role` and returns (id, token).
     pub async fn user(&self, username: &str, role: &str) -> (String, String) {
         let admin = self.admin().await;
