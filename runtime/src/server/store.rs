@@ -5,12 +5,9 @@
 
 use std::path::Path;
 
-use aws_sdk_s3::{
-    config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation},
-    primitives::ByteStream,
-    Client,
-};
+use aws_sdk_s3::{primitives::ByteStream, Client};
 use entente_crds::config::ObjectStorageConfig;
+use entente_s3::request_error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -19,62 +16,48 @@ pub enum StoreError {
         what: &'static str,
         source: entente_crds::config::SecretError,
     },
+    #[error("cannot read the object-store CA file {path}: {source}")]
+    Ca {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("object store: {0}")]
-    Request(String),
-}
-
-fn request_error<E: std::error::Error + Send + Sync + 'static>(
-    error: aws_sdk_s3::error::SdkError<E>,
-) -> StoreError {
-    StoreError::Request(aws_sdk_s3::error::DisplayErrorContext(&error).to_string())
+    Request(#[from] entente_s3::Error),
 }
 
 #[derive(Clone)]
 pub struct ObjectStore {
     client: Client,
     bucket: String,
+    region: String,
 }
 
 impl ObjectStore {
     pub fn new(config: &ObjectStorageConfig) -> Result<ObjectStore, StoreError> {
-        let access_key = config
-            .access_key_id
-            .read()
-            .map_err(|source| StoreError::Secret {
-                what: "access key id",
+        let secret = |what, source: &entente_crds::config::SecretSource| {
+            source
+                .read()
+                .map_err(|source| StoreError::Secret { what, source })
+        };
+        let ca_pem = match &config.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|source| StoreError::Ca {
+                path: path.clone(),
                 source,
-            })?;
-        let secret_key = config
-            .secret_access_key
-            .read()
-            .map_err(|source| StoreError::Secret {
-                what: "secret access key",
-                source,
-            })?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let s3 = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .endpoint_url(&config.endpoint)
-            .force_path_style(config.force_path_style)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                access_key,
-                secret_key,
-                None,
-                None,
-                "entente-runtime-config",
-            ))
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .http_client(http)
-            .build();
+            })?),
+            None => None,
+        };
+        let connection = entente_s3::Connection {
+            endpoint: config.endpoint.clone(),
+            region: config.region.clone(),
+            force_path_style: config.force_path_style,
+            access_key_id: secret("access key id", &config.access_key_id)?,
+            secret_access_key: secret("secret access key", &config.secret_access_key)?,
+            ca_pem,
+        };
         Ok(ObjectStore {
-            client: Client::from_conf(s3),
+            client: connection.client()?,
             bucket: config.bucket.clone(),
+            region: config.region.clone(),
         })
     }
 
@@ -85,19 +68,14 @@ impl ObjectStore {
     /// Creates the bucket if it does not exist (the operator or `entente up`
     /// normally has; this is for them and for tests).
     pub async fn ensure_bucket(&self) -> Result<(), StoreError> {
-        match self
-            .client
-            .create_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(s) if s.is_bucket_already_owned_by_you() => Ok(()),
-                _ => Err(request_error(e)),
-            },
-        }
+        entente_s3::ensure_bucket(
+            &self.client,
+            &self.region,
+            &self.bucket,
+            entente_s3::BucketOptions::default(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Whether the bucket is reachable with our credentials.
@@ -108,7 +86,7 @@ impl ObjectStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(request_error)
+            .map_err(|e| StoreError::from(request_error(e)))
     }
 
     pub async fn put_file(
@@ -119,7 +97,7 @@ impl ObjectStore {
     ) -> Result<(), StoreError> {
         let body = ByteStream::from_path(path)
             .await
-            .map_err(|e| StoreError::Request(format!("cannot read the upload: {e}")))?;
+            .map_err(|e| entente_s3::Error::Request(format!("cannot read the upload: {e}")))?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -129,7 +107,7 @@ impl ObjectStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(request_error)
+            .map_err(|e| StoreError::from(request_error(e)))
     }
 
     /// The object's bytes as a stream.
@@ -141,7 +119,7 @@ impl ObjectStore {
             .send()
             .await
             .map(|o| o.body)
-            .map_err(request_error)
+            .map_err(|e| StoreError::from(request_error(e)))
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -152,6 +130,6 @@ impl ObjectStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(request_error)
+            .map_err(|e| StoreError::from(request_error(e)))
     }
 }
