@@ -111,6 +111,8 @@ pub mod condition {
     pub const READY: &str = "Ready";
     pub const RECONCILING: &str = "Reconciling";
     pub const DEGRADED: &str = "Degraded";
+    /// kstatus's "failed": progress needs someone to change something.
+    pub const STALLED: &str = "Stalled";
 }
 
 /// `conditions` as a list keyed by `type`, so server-side apply merges them per type.
@@ -150,6 +152,10 @@ macro_rules! status_struct {
             fn conditions(&self) -> &[crate::common::Condition] {
                 &self.conditions
             }
+            fn set_observed(&mut self, generation: Option<i64>, conditions: Vec<crate::common::Condition>) {
+                self.observed_generation = generation;
+                self.conditions = conditions;
+            }
         }
     };
 }
@@ -159,6 +165,7 @@ pub(crate) use status_struct;
 pub trait HasConditions {
     fn observed_generation(&self) -> Option<i64>;
     fn conditions(&self) -> &[Condition];
+    fn set_observed(&mut self, generation: Option<i64>, conditions: Vec<Condition>);
 
     fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions().iter().find(|c| c.type_ == type_)

@@ -43,3 +43,56 @@ pub use workspace::{Workspace, WorkspaceSpec, WorkspaceStatus};
 pub const GROUP: &str = "entente.dev";
 /// The one served and stored version.
 pub const VERSION: &str = "v1alpha1";
+
+/// What every Entente kind shares, for code that handles them alike (the
+/// operator's status writer, the not-yet-built controllers).
+pub trait Kind:
+    kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: common::HasConditions
+        + Clone
+        + Default
+        + PartialEq
+        + std::fmt::Debug
+        + serde::Serialize
+        + Send
+        + Sync;
+
+    fn status(&self) -> Option<&Self::Status>;
+    /// The Workspace this object belongs to; `None` for a Workspace and the
+    /// shared kinds (CallsCluster, LanguageModel) that workspaces reference.
+    fn workspace_ref(&self) -> Option<&str>;
+}
+
+macro_rules! kind {
+    ($kind:ty, $status:ty, $($workspace:tt)*) => {
+        impl Kind for $kind {
+            type Status = $status;
+            fn status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            #[allow(unused_variables)]
+            fn workspace_ref(&self) -> Option<&str> {
+                kind!(@ws self $($workspace)*)
+            }
+        }
+    };
+    (@ws $self:ident workspace_ref) => { Some(&$self.spec.workspace_ref) };
+    (@ws $self:ident none) => { None };
+}
+
+kind!(Workspace, WorkspaceStatus, none);
+kind!(PartnerConnection, PartnerConnectionStatus, workspace_ref);
+kind!(GuestPolicy, GuestPolicyStatus, workspace_ref);
+kind!(AccessPolicy, AccessPolicyStatus, workspace_ref);
+kind!(CallsCluster, CallsClusterStatus, none);
+kind!(LanguageModel, LanguageModelStatus, none);
+kind!(Bridge, BridgeStatus, workspace_ref);
+kind!(LegalHold, LegalHoldStatus, workspace_ref);

@@ -141,12 +141,15 @@ pub(crate) fn python() -> PathBuf {
 
 /// The bootstrap script: creates the IAM user whose key signs every request.
 fn bootstrap(python: &PathBuf, port: u16) -> Result<(String, String), HarnessError> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_bootstrap.py");
+    // Embedded rather than found by path: a build reused from another
+    // checkout (a shared target directory) must not point at its files.
+    const SCRIPT: &str = include_str!("../scripts/moto_bootstrap.py");
     let output = Command::new(python)
-        .arg(&script)
+        .arg("-c")
+        .arg(SCRIPT)
         .arg(format!("http://127.0.0.1:{port}"))
         .output()
-        .map_err(|e| HarnessError(format!("cannot run {}: {e}", script.display())))?;
+        .map_err(|e| HarnessError(format!("cannot run {}: {e}", python.display())))?;
     if !output.status.success() {
         return fail(format!(
             "creating the S3 test identity failed:\n{}",

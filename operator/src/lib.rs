@@ -1,15 +1,20 @@
 //! The Entente operator: one controller per kind.
 //!
-//! Built so far: the Workspace controller's pure builders (spec → RuntimeConfig,
-//! Deployment, Services, PodDisruptionBudget) in [`workspace`], unit tested.
-//! Not built yet: the controllers themselves (watch, apply, prune, status,
-//! leader election) — the binary says so and exits with status 2 (the
-//! "Operator" issue). The chart's RBAC already grants exactly what the
-//! controllers described in DESIGN.md will use.
+//! - [`reconcile`]: the machinery every controller shares (apply, prune,
+//!   status, events, metrics, the controller loop).
+//! - [`workspace`]: the Workspace controller, the one fully built so far.
+//! - [`pending`]: the kinds whose behaviour is not built yet; their
+//!   controllers check references and report `Ready=False, NotImplemented`.
+//! - [`leader`], [`startup`], [`rbac`]: running as one leader, refusing to
+//!   start without CRDs or permissions, and the permissions themselves.
 
+pub mod error;
 pub mod labels;
+pub mod leader;
+pub mod pending;
 pub mod quantity;
+pub mod rbac;
+pub mod reconcile;
+pub mod run;
+pub mod startup;
 pub mod workspace;
-
-/// Status for "this command is not built yet".
-pub const NOT_BUILT: u8 = 2;

@@ -181,56 +181,61 @@ fn check_rules(rules: &[PolicyRule]) {
     }
 }
 
+/// A rule as a comparable value: (group, sorted resources, sorted verbs).
+fn normal(
+    group: &str,
+    resources: &[String],
+    verbs: &[String],
+) -> (String, Vec<String>, Vec<String>) {
+    let mut resources = resources.to_vec();
+    resources.sort();
+    let mut verbs = verbs.to_vec();
+    verbs.sort();
+    (group.to_string(), resources, verbs)
+}
+
+fn rendered_rules(rules: &[PolicyRule]) -> BTreeSet<(String, Vec<String>, Vec<String>)> {
+    rules
+        .iter()
+        .map(|r| {
+            let groups = r.api_groups.clone().unwrap_or_default();
+            assert_eq!(groups.len(), 1, "one API group per rule: {r:?}");
+            normal(
+                &groups[0],
+                r.resources.as_deref().unwrap_or_default(),
+                &r.verbs,
+            )
+        })
+        .collect()
+}
+
+fn code_rules(
+    rules: &[entente_operator::rbac::Rule],
+) -> BTreeSet<(String, Vec<String>, Vec<String>)> {
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    rules
+        .iter()
+        .map(|r| normal(r.group, &owned(r.resources), &owned(r.verbs)))
+        .collect()
+}
+
 #[test]
-fn rbac_grants_only_what_the_controllers_use() {
+fn rbac_is_exactly_what_the_operator_uses() {
     let rendered = render(json!({})).unwrap();
     let cluster_role: k8s_openapi::api::rbac::v1::ClusterRole = rendered.one("ClusterRole");
     let rules = cluster_role.rules.unwrap();
     check_rules(&rules);
-    let granted: BTreeSet<(String, String)> = rules
-        .iter()
-        .flat_map(|r| {
-            let group = r.api_groups.clone().unwrap_or_default()[0].clone();
-            r.resources
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |res| (group.clone(), res))
-        })
-        .collect();
-    for crd in entente_crds::crd::all() {
-        for suffix in ["", "/status", "/finalizers"] {
-            let resource = format!("{}{suffix}", crd.spec.names.plural);
-            assert!(
-                granted.contains(&("entente.dev".into(), resource.clone())),
-                "{resource}"
-            );
-        }
-    }
-    for (group, resource) in [
-        ("apps", "deployments"),
-        ("", "secrets"),
-        ("", "services"),
-        ("policy", "poddisruptionbudgets"),
-        ("networking.k8s.io", "networkpolicies"),
-        ("batch", "jobs"),
-        ("postgresql.cnpg.io", "clusters"),
-        ("barmancloud.cnpg.io", "objectstores"),
-        ("events.k8s.io", "events"),
-    ] {
-        assert!(
-            granted.contains(&(group.into(), resource.into())),
-            "{group}/{resource}"
-        );
-    }
+    assert_eq!(
+        rendered_rules(&rules),
+        code_rules(entente_operator::rbac::RULES),
+        "the chart's ClusterRole and operator/src/rbac.rs must grant the same"
+    );
     // Leader election is a namespaced Role in the release namespace, and only that.
     let leader: Role = rendered.one("Role");
     assert_eq!(leader.metadata.namespace.as_deref(), Some("entente-system"));
-    let leader_rules = leader.rules.unwrap();
-    assert_eq!(leader_rules.len(), 1);
     assert_eq!(
-        leader_rules[0].resources.as_deref(),
-        Some(&["leases".to_string()][..])
+        rendered_rules(&leader.rules.unwrap()),
+        code_rules(&[entente_operator::rbac::LEADER_ELECTION])
     );
 }
 
@@ -250,7 +255,10 @@ fn every_rbac_rule_says_why() {
             );
         }
     }
-    assert!(rules >= 12, "found only {rules} rules");
+    assert!(
+        rules >= entente_operator::rbac::RULES.len(),
+        "found only {rules} rules"
+    );
 }
 
 #[test]

@@ -76,28 +76,35 @@ impl RuntimeConfig {
     /// The top-level sections (dotted names as in the file) that differ between
     /// two configs and cannot be applied live: the server logs these as needing a restart.
     pub fn sections_needing_restart(&self, new: &RuntimeConfig) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        let mut check = |name: &'static str, differs: bool| {
-            if differs {
-                changed.push(name);
-            }
-        };
-        check("version", self.version != new.version);
-        check("workspace", self.workspace != new.workspace);
-        check("listen", self.listen != new.listen);
-        check("database", self.database != new.database);
-        check("objectStorage", self.object_storage != new.object_storage);
-        check("identity", self.identity != new.identity);
-        check("federation.tls", self.federation.tls != new.federation.tls);
-        check("ai", self.ai != new.ai);
-        check("calls", self.calls != new.calls);
-        check("push", self.push != new.push);
-        // The body limit is built into the HTTP stack when it starts.
-        check(
-            "limits.maxRequestBodyBytes",
-            self.limits.max_request_body_bytes != new.limits.max_request_body_bytes,
-        );
-        changed
+        self.restart_sections()
+            .into_iter()
+            .zip(new.restart_sections())
+            .filter(|((_, old), (_, new))| old != new)
+            .map(|((name, _), _)| name)
+            .collect()
+    }
+
+    /// The sections a running server cannot take live, by name: a change in
+    /// any of them needs a restart (the operator rolls the pods on it).
+    pub fn restart_sections(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let json = |v: &dyn erased::Serialize| v.to_json();
+        vec![
+            ("version", json(&self.version)),
+            ("workspace", json(&self.workspace)),
+            ("listen", json(&self.listen)),
+            ("database", json(&self.database)),
+            ("objectStorage", json(&self.object_storage)),
+            ("identity", json(&self.identity)),
+            ("federation.tls", json(&self.federation.tls)),
+            ("ai", json(&self.ai)),
+            ("calls", json(&self.calls)),
+            ("push", json(&self.push)),
+            // The body limit is built into the HTTP stack when it starts.
+            (
+                "limits.maxRequestBodyBytes",
+                json(&self.limits.max_request_body_bytes),
+            ),
+        ]
     }
 }
 
@@ -383,4 +390,17 @@ pub struct LimitsConfig {
     pub max_upload_bytes: u64,
     pub max_request_body_bytes: u64,
     pub requests_per_minute: u32,
+}
+
+/// `serde_json::to_value` behind a trait object, so one list can hold
+/// sections of different types.
+mod erased {
+    pub trait Serialize {
+        fn to_json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Serialize for T {
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).expect("config sections serialize")
+        }
+    }
 }

@@ -81,3 +81,47 @@ pub fn metadata(workspace: &Workspace, name: String, component: &str) -> ObjectM
         ..Default::default()
     }
 }
+
+impl Names {
+    /// The federation CA (certificate and key); the key never enters a pod.
+    pub fn federation_ca_secret(&self) -> String {
+        format!("{}-federation-ca", self.workspace)
+    }
+}
+
+/// The name partners expect in this workspace's federation certificate.
+pub fn federation_identity(workspace: &Workspace) -> String {
+    workspace
+        .spec
+        .federation
+        .identity
+        .clone()
+        .unwrap_or_else(|| {
+            format!(
+                "{}.{}.entente.local",
+                workspace.name_any(),
+                workspace.namespace().unwrap_or_default()
+            )
+        })
+}
+
+/// A short, stable digest of `text` (FNV-1a), for object names and
+/// annotations that must change exactly when `text` does.
+pub fn digest(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{:010x}", hash & 0xff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digest;
+
+    #[test]
+    fn the_digest_is_stable_and_short() {
+        assert_eq!(digest("a"), digest("a"));
+        assert_ne!(digest("registry/entente:1"), digest("registry/entente:2"));
+        assert_eq!(digest("x").len(), 10);
+    }
+}

@@ -1,11 +1,15 @@
-//! The Workspace controller's pure half: what a Workspace becomes.
+//! The Workspace controller: what a Workspace becomes, and keeping it so.
 //!
-//! Built so far: the RuntimeConfig, the server Deployment and the migration
-//! Job (one pod template), its Services, PodDisruptionBudget, Ingress and
-//! NetworkPolicies, and the CloudNativePG objects of a managed database, all
-//! as pure functions of the spec, unit tested.
-//! Not built yet: the bucket, the federation certificates, and the
-//! dereference/apply/prune/status pipeline that uses these builders.
+//! - [`build`]: spec → child objects, pure, one builder per child kind.
+//! - [`certs`]: the federation CA and server certificate, kept or reissued.
+//! - [`rollout`]: when a new image may roll (after its migration Job).
+//! - [`observe`]: children's state → the Workspace's status.
+//! - [`controller`]: the pipeline that runs them against the API.
 
 pub mod build;
+pub mod certs;
+pub mod controller;
+pub mod dereference;
 pub mod layout;
+pub mod observe;
+pub mod rollout;

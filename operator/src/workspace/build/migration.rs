@@ -8,7 +8,7 @@ use entente_crds::Workspace;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 
 use super::deployment::{pod_template, Command};
-use crate::workspace::layout::{default_image, metadata, Names};
+use crate::workspace::layout::{default_image, digest, metadata, Names};
 
 /// The image the workspace's servers run.
 pub fn image(workspace: &Workspace) -> String {
@@ -20,14 +20,6 @@ pub fn image(workspace: &Workspace) -> String {
         .unwrap_or_else(default_image)
 }
 
-/// A short, stable digest of `text` (FNV-1a), for object names.
-fn digest(text: &str) -> String {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{:010x}", hash & 0xff_ffff_ffff)
-}
-
 pub fn name(workspace: &Workspace) -> String {
     format!(
         "{}-migrate-{}",
@@ -37,7 +29,6 @@ pub fn name(workspace: &Workspace) -> String {
 }
 
 pub fn build(workspace: &Workspace) -> Job {
-    let _names = Names::of(workspace);
     Job {
         metadata: metadata(workspace, name(workspace), "migration"),
         spec: Some(JobSpec {
@@ -49,17 +40,5 @@ pub fn build(workspace: &Workspace) -> Job {
             ..Default::default()
         }),
         ..Default::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::digest;
-
-    #[test]
-    fn the_digest_is_stable_and_short() {
-        assert_eq!(digest("a"), digest("a"));
-        assert_ne!(digest("registry/entente:1"), digest("registry/entente:2"));
-        assert_eq!(digest("x").len(), 10);
     }
 }

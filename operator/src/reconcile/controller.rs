@@ -1,0 +1,148 @@
+//! Running one kind's controller: watches (one per watched namespace, or one
+//! cluster-wide), a guard so one undecodable object cannot stop it, metrics
+//! around every reconcile, and requeue after errors.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use entente_crds::Kind;
+use futures_util::StreamExt;
+use kube::{
+    api::{ApiResource, DynamicObject},
+    core::DeserializeGuard,
+    runtime::{controller::Action, watcher, Controller},
+    Api, Client, ResourceExt,
+};
+
+use super::{Context, Error};
+use crate::labels;
+
+/// Where the operator looks: everywhere, or the listed namespaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Cluster,
+    Namespaces(Vec<String>),
+}
+
+impl Scope {
+    fn apis<T>(
+        &self,
+        client: &Client,
+        make: impl Fn(Client, &str) -> Api<T>,
+        all: impl Fn(Client) -> Api<T>,
+    ) -> Vec<Api<T>> {
+        match self {
+            Scope::Cluster => vec![all(client.clone())],
+            Scope::Namespaces(namespaces) => namespaces
+                .iter()
+                .map(|ns| make(client.clone(), ns))
+                .collect(),
+        }
+    }
+}
+
+/// After a failed reconcile, try again after this long. Failures here are
+/// the API or the object store being unavailable; problems a person must fix
+/// are reported in status instead and never come through this path.
+const RETRY_AFTER: Duration = Duration::from_secs(15);
+
+/// Runs the controller of `K` until `shutdown` resolves. `owns` lists the
+/// child kinds whose changes should wake the owner up.
+pub async fn run<K, F, Fut>(
+    ctx: Arc<Context>,
+    scope: &Scope,
+    owns: Vec<ApiResource>,
+    reconcile: F,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) where
+    K: Kind,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let kind = K::kind(&()).into_owned();
+    let children = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        labels::MANAGED_BY
+    ));
+    let mains = scope.apis(
+        &ctx.client,
+        Api::<DeserializeGuard<K>>::namespaced,
+        Api::all,
+    );
+    let mut runs = Vec::new();
+    for (index, main) in mains.into_iter().enumerate() {
+        let mut controller = Controller::new(main, watcher::Config::default().any_semantic());
+        for resource in &owns {
+            let api = match scope {
+                Scope::Cluster => Api::<DynamicObject>::all_with(ctx.client.clone(), resource),
+                Scope::Namespaces(ns) => {
+                    Api::namespaced_with(ctx.client.clone(), &ns[index], resource)
+                }
+            };
+            controller = controller.owns_with(api, resource.clone(), children.clone());
+        }
+        let reconcile = reconcile.clone();
+        let kind = kind.clone();
+        let run = controller
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                move |guarded: Arc<DeserializeGuard<K>>, ctx: Arc<Context>| {
+                    let reconcile = reconcile.clone();
+                    let kind = kind.clone();
+                    async move { guard(&kind, guarded, ctx, reconcile).await }
+                },
+                |_: Arc<DeserializeGuard<K>>, _: &Error, _| Action::requeue(RETRY_AFTER),
+                ctx.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "controller event");
+                }
+            });
+        runs.push(run);
+    }
+    futures_util::future::join_all(runs).await;
+}
+
+/// Decodes, times and counts one reconcile.
+async fn guard<K, F, Fut>(
+    kind: &str,
+    guarded: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Kind,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>>,
+{
+    let object = match &guarded.0 {
+        Ok(object) => Arc::new(object.clone()),
+        Err(invalid) => {
+            // The API server admitted it, so this is an operator/CRD version
+            // skew; nothing to do until the object or the operator changes.
+            tracing::warn!(
+                kind,
+                name = invalid.metadata.name.as_deref().unwrap_or(""),
+                namespace = invalid.metadata.namespace.as_deref().unwrap_or(""),
+                error = %invalid.error,
+                "cannot decode object; skipping it"
+            );
+            return Ok(Action::await_change());
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = reconcile(object.clone(), ctx.clone()).await;
+    ctx.metrics
+        .reconciled(kind, started.elapsed().as_secs_f64());
+    if let Err(error) = &result {
+        ctx.metrics.failed(kind, error.metric_label());
+        tracing::warn!(
+            kind,
+            name = %object.name_any(),
+            namespace = object.namespace().as_deref().unwrap_or(""),
+            %error,
+            "reconcile failed"
+        );
+    }
+    result
+}

@@ -1,0 +1,217 @@
+//! The first step of a Workspace reconcile: read everything the spec refers
+//! to and everything the operator made before, and list what is missing in
+//! words that name the field to fix.
+
+use std::collections::BTreeMap;
+
+use entente_crds::{CallsCluster, LanguageModel, Workspace};
+use k8s_openapi::{
+    api::{apps::v1::Deployment, batch::v1::Job, core::v1::Secret},
+    ByteString,
+};
+use kube::{
+    api::{ApiResource, DynamicObject},
+    Api, Client, ResourceExt,
+};
+use serde_json::Value;
+
+use super::{
+    build::{migration, secrets},
+    layout::Names,
+};
+use crate::reconcile::{children, Error};
+
+/// CloudNativePG's kinds, which the operator applies as untyped objects.
+pub fn cnpg_cluster() -> ApiResource {
+    children::resource("postgresql.cnpg.io", "v1", "Cluster", "clusters")
+}
+pub fn cnpg_scheduled_backup() -> ApiResource {
+    children::resource(
+        "postgresql.cnpg.io",
+        "v1",
+        "ScheduledBackup",
+        "scheduledbackups",
+    )
+}
+pub fn barman_object_store() -> ApiResource {
+    children::resource("barmancloud.cnpg.io", "v1", "ObjectStore", "objectstores")
+}
+
+/// What a reconcile starts from.
+pub struct Refs {
+    /// Referenced and operator-made Secrets that exist, by name.
+    pub secrets: BTreeMap<String, Secret>,
+    /// What is missing, each naming the field that refers to it.
+    pub problems: Vec<String>,
+    pub deployment: Option<Deployment>,
+    /// The migration Job of the wanted image.
+    pub migration: Option<Job>,
+    /// The managed database's Cluster as stored, with CloudNativePG's status.
+    pub cluster: Option<Value>,
+}
+
+impl Refs {
+    pub fn secret_value(&self, name: &str, key: &str) -> Option<&[u8]> {
+        self.secrets
+            .get(name)?
+            .data
+            .as_ref()?
+            .get(key)
+            .map(|ByteString(bytes)| bytes.as_slice())
+    }
+}
+
+/// The spec field a mounted secret comes from, for messages.
+fn field_of(mount: &secrets::SecretMount) -> &'static str {
+    match (mount.dir, mount.file) {
+        secrets::DATABASE_URL => "spec.database.external.connectionSecret",
+        secrets::DATABASE_CA => "spec.database.external.caSecret",
+        secrets::S3_ACCESS_KEY => "spec.objectStorage.credentials.accessKeyIdKey",
+        secrets::S3_SECRET_KEY => "spec.objectStorage.credentials.secretAccessKeyKey",
+        secrets::S3_CA => "spec.objectStorage.caSecret",
+        secrets::ADMIN_PASSWORD => "spec.identity.local.admin.passwordSecret",
+        secrets::OIDC_CLIENT_SECRET => "spec.identity.oidc.clientSecret",
+        secrets::SAML_METADATA => "spec.identity.saml.metadataSecret",
+        _ => "spec",
+    }
+}
+
+fn read_error(what: String) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Read {
+        what,
+        source: Box::new(source),
+    }
+}
+
+pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs, Error> {
+    let namespace = workspace.namespace().unwrap_or_default();
+    let names = Names::of(workspace);
+    let spec = &workspace.spec;
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let mut refs = Refs {
+        secrets: BTreeMap::new(),
+        problems: Vec::new(),
+        deployment: Api::<Deployment>::namespaced(client.clone(), &namespace)
+            .get_opt(&names.server())
+            .await
+            .map_err(read_error(format!("Deployment {:?}", names.server())))?,
+        migration: Api::<Job>::namespaced(client.clone(), &namespace)
+            .get_opt(&migration::name(workspace))
+            .await
+            .map_err(read_error("the migration Job".into()))?,
+        cluster: None,
+    };
+
+    // Secrets the operator makes itself: read to keep what they hold.
+    let generated = [
+        names.runtime_secret(),
+        names.admin_secret(),
+        names.federation_ca_secret(),
+        names.federation_tls_secret(),
+    ];
+    // Referenced Secrets: must exist and hold the key.
+    let mut wanted: Vec<(String, String, String)> = secrets::mounts(workspace)
+        .iter()
+        .filter(|m| !generated.contains(&m.secret) && m.secret != names.database_app_secret())
+        .map(|m| (m.secret.clone(), m.key.clone(), field_of(m).to_string()))
+        .collect();
+    if let Some(backup) = spec
+        .database
+        .managed
+        .as_ref()
+        .and_then(|m| m.backup.as_ref())
+    {
+        let c = &backup.credentials;
+        for key in [&c.access_key_id_key, &c.secret_access_key_key] {
+            wanted.push((
+                c.secret_name.clone(),
+                key.clone(),
+                "spec.database.managed.backup.credentials".into(),
+            ));
+        }
+    }
+    let mut lookups: Vec<String> = generated.to_vec();
+    lookups.extend(wanted.iter().map(|(name, _, _)| name.clone()));
+    lookups.sort();
+    lookups.dedup();
+    for name in lookups {
+        if let Some(secret) = secret_api
+            .get_opt(&name)
+            .await
+            .map_err(read_error(format!("Secret {name:?}")))?
+        {
+            refs.secrets.insert(name, secret);
+        }
+    }
+    for (name, key, field) in &wanted {
+        if !refs.secrets.contains_key(name) {
+            refs.problems.push(format!(
+                "Secret {name:?} ({field}) not found in namespace {namespace:?}"
+            ));
+        } else if refs.secret_value(name, key).is_none() {
+            refs.problems
+                .push(format!("Secret {name:?} ({field}) has no key {key:?}"));
+        }
+    }
+    refs.problems.dedup();
+
+    // Shared kinds the features refer to.
+    let mut needs: Vec<(&str, &str, &str)> = Vec::new();
+    if let Some(calls) = &spec.features.calls {
+        needs.push((
+            "CallsCluster",
+            &calls.calls_cluster_ref,
+            "spec.features.calls.callsClusterRef",
+        ));
+    }
+    if let Some(ai) = &spec.features.ai {
+        needs.push((
+            "LanguageModel",
+            &ai.language_model_ref,
+            "spec.features.ai.languageModelRef",
+        ));
+    }
+    if let Some(model) = spec
+        .features
+        .translation
+        .as_ref()
+        .and_then(|t| t.language_model_ref.as_ref())
+    {
+        needs.push((
+            "LanguageModel",
+            model,
+            "spec.features.translation.languageModelRef",
+        ));
+    }
+    for (kind, name, field) in needs {
+        let found = if kind == "CallsCluster" {
+            Api::<CallsCluster>::namespaced(client.clone(), &namespace)
+                .get_opt(name)
+                .await
+                .map(|o| o.is_some())
+        } else {
+            Api::<LanguageModel>::namespaced(client.clone(), &namespace)
+                .get_opt(name)
+                .await
+                .map(|o| o.is_some())
+        }
+        .map_err(read_error(format!("{kind} {name:?}")))?;
+        if !found {
+            refs.problems.push(format!(
+                "{kind} {name:?} ({field}) not found in namespace {namespace:?}"
+            ));
+        }
+    }
+
+    if spec.database.managed.is_some() {
+        // A 404 here is either "no such Cluster yet" or "no CloudNativePG";
+        // applying it tells the two apart.
+        refs.cluster =
+            Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &cnpg_cluster())
+                .get_opt(&names.database_cluster())
+                .await
+                .map_err(read_error("the CloudNativePG Cluster".into()))?
+                .map(|o| serde_json::to_value(o).expect("objects serialize"));
+    }
+    Ok(refs)
+}

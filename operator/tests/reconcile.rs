@@ -1,0 +1,731 @@
+//! The Workspace controller against an in-memory API server
+//! (kube-fake-client: server-side apply, resourceVersions, finalizers,
+//! garbage collection) and a real S3 server.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use entente_crds::{common::HasConditions, config::RuntimeConfig, Workspace};
+use entente_operator::workspace::{certs, controller};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    batch::v1::Job,
+    core::v1::{Secret, Service},
+    networking::v1::NetworkPolicy,
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    api::{ListParams, Patch, PatchParams},
+    Client, ResourceExt,
+};
+use serde_json::json;
+
+/// Runs one reconcile of `name` as the controller would, on a fresh read.
+async fn reconcile(client: &Client, name: &str) -> kube::runtime::controller::Action {
+    let workspace = api::<Workspace>(client).get(name).await.unwrap();
+    controller::reconcile(Arc::new(workspace), context(client))
+        .await
+        .unwrap()
+}
+
+/// Reconciles twice, as the controller would when its own first writes
+/// wake it again.
+async fn settle(client: &Client, name: &str) {
+    reconcile(client, name).await;
+    reconcile(client, name).await;
+}
+
+async fn status(client: &Client, name: &str) -> entente_crds::WorkspaceStatus {
+    api::<Workspace>(client)
+        .get(name)
+        .await
+        .unwrap()
+        .status
+        .expect("the controller wrote a status")
+}
+
+fn condition<'a>(
+    status: &'a entente_crds::WorkspaceStatus,
+    type_: &str,
+) -> &'a entente_crds::common::Condition {
+    status
+        .condition(type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {:?}", status.conditions))
+}
+
+async fn patch_spec(client: &Client, name: &str, spec: serde_json::Value) {
+    api::<Workspace>(client)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
+/// What the Deployment controller would report once `replicas` pods of the
+/// current template are up.
+async fn deployment_is_up(client: &Client, name: &str, replicas: i32) {
+    let deployments = api::<Deployment>(client);
+    let generation = deployments.get(name).await.unwrap().metadata.generation;
+    deployments
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": {
+                "observedGeneration": generation,
+                "replicas": replicas, "updatedReplicas": replicas,
+                "readyReplicas": replicas, "availableReplicas": replicas,
+            }})),
+        )
+        .await
+        .unwrap();
+}
+
+/// What CloudNativePG would report once the database is up.
+async fn database_is_up(client: &Client, cluster: &str) {
+    api::<CnpgCluster>(client)
+        .patch_status(
+            cluster,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": {
+                "phase": "Cluster in healthy state", "readyInstances": 1, "instances": 1,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "ClusterIsReady",
+                                "message": "Cluster is Ready", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            }})),
+        )
+        .await
+        .unwrap();
+}
+
+fn image_of(deployment: &Deployment) -> String {
+    entente_operator::workspace::rollout::deployed_image(deployment)
+        .unwrap()
+        .to_string()
+}
+
+async fn s3_client() -> entente_s3::Client {
+    let s3 = entente_e2e::S3Server::shared();
+    entente_s3::Connection {
+        endpoint: s3.endpoint(),
+        region: s3.region().into(),
+        force_path_style: true,
+        access_key_id: s3.access_key_id().into(),
+        secret_access_key: s3.secret_access_key().into(),
+        ca_pem: None,
+    }
+    .client()
+    .unwrap()
+}
+
+async fn bucket_exists(bucket: &str) -> bool {
+    s3_client()
+        .await
+        .head_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_new_workspace_gets_every_child_its_bucket_and_an_honest_status() {
+    let bucket = bucket("create");
+    let ws = workspace(&bucket);
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+
+    // The server Deployment, never below its replicas during a rollout.
+    let deployment = api::<Deployment>(&client).get("fob-north").await.unwrap();
+    let spec = deployment.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    let rolling = spec
+        .strategy
+        .as_ref()
+        .unwrap()
+        .rolling_update
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        rolling.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
+    let owner = &deployment.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("Workspace", Some(true))
+    );
+    assert!(deployment
+        .managed_fields()
+        .iter()
+        .all(|f| f.manager.as_deref() != Some("")));
+
+    let services: Vec<String> = api::<Service>(&client)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    assert_eq!(services.len(), 3, "{services:?}");
+    assert!(
+        api::<PodDisruptionBudget>(&client)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "one replica gets no PDB"
+    );
+    assert!(!api::<NetworkPolicy>(&client)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // The rendered RuntimeConfig is one the server accepts.
+    let secrets = api::<Secret>(&client);
+    let runtime = secrets.get("fob-north-runtime").await.unwrap();
+    let text = String::from_utf8(runtime.data.unwrap()["runtime.yaml"].0.clone()).unwrap();
+    let config = RuntimeConfig::parse(&text, "fob-north-runtime").unwrap();
+    assert_eq!(config.object_storage.bucket, bucket);
+
+    // Federation CA and a certificate for the workspace's identity.
+    let tls = secrets.get("fob-north-federation-tls").await.unwrap();
+    let cert = String::from_utf8(tls.data.as_ref().unwrap()["tls.crt"].0.clone()).unwrap();
+    let facts = certs::read(&cert).unwrap();
+    assert_eq!(facts.dns_names[0], "fob-north.edge.entente.local");
+    assert!(
+        !tls.data.as_ref().unwrap().contains_key("ca.key"),
+        "the CA key never goes where pods mount"
+    );
+
+    // A generated admin password, kept across reconciles.
+    let password = secrets.get("fob-north-admin").await.unwrap().data.unwrap()["password"].clone();
+    assert_eq!(password.0.len(), 24);
+
+    // The managed database: a CloudNativePG Cluster that outlives the
+    // Workspace under the default Retain policy, so it has no owner.
+    let cluster_object = api::<CnpgCluster>(&client)
+        .get("fob-north-db")
+        .await
+        .unwrap();
+    assert!(cluster_object.owner_references().is_empty());
+
+    assert!(bucket_exists(&bucket).await);
+
+    let generation = api::<Workspace>(&client)
+        .get("fob-north")
+        .await
+        .unwrap()
+        .metadata
+        .generation;
+    let status = status(&client, "fob-north").await;
+    assert_eq!(status.observed_generation, generation);
+    assert_eq!(condition(&status, "Ready").status, "False");
+    assert_eq!(condition(&status, "Reconciling").status, "True");
+    assert_eq!(condition(&status, "Ready").reason, "DatabaseNotReady");
+    assert!(status.bucket.as_ref().unwrap().ready);
+    assert!(status.federation_certificate_expiry.is_some());
+    assert_eq!(
+        status.endpoints.as_ref().unwrap().federation.as_deref(),
+        Some("fob-north-federation.edge.svc:8443")
+    );
+
+    // Nothing changed: a further reconcile writes nothing at all.
+    let before = api::<Workspace>(&client)
+        .get("fob-north")
+        .await
+        .unwrap()
+        .resource_version();
+    reconcile(&client, "fob-north").await;
+    let after = api::<Workspace>(&client)
+        .get("fob-north")
+        .await
+        .unwrap()
+        .resource_version();
+    assert_eq!(before, after, "an unchanged status is not rewritten");
+    let again = secrets.get("fob-north-admin").await.unwrap().data.unwrap()["password"].clone();
+    assert_eq!(password, again);
+    let tls_again = secrets.get("fob-north-federation-tls").await.unwrap();
+    assert_eq!(tls.data, tls_again.data, "a good certificate is kept");
+}
+
+#[tokio::test]
+async fn ready_only_when_database_and_servers_are_and_the_transition_time_holds() {
+    let ws = workspace(&bucket("ready"));
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+    database_is_up(&client, "fob-north-db").await;
+    reconcile(&client, "fob-north").await;
+    let rolling = status(&client, "fob-north").await;
+    assert_eq!(condition(&rolling, "Ready").reason, "RollingOut");
+    assert_eq!(condition(&rolling, "DatabaseReady").status, "True");
+
+    deployment_is_up(&client, "fob-north", 1).await;
+    reconcile(&client, "fob-north").await;
+    let ready = status(&client, "fob-north").await;
+    assert_eq!(condition(&ready, "Ready").status, "True");
+    assert_eq!(condition(&ready, "Stalled").status, "False");
+    assert_eq!(ready.ready_replicas, Some(1));
+    assert_eq!(
+        ready.database.as_ref().unwrap().phase.as_deref(),
+        Some("Cluster in healthy state")
+    );
+    let since = condition(&ready, "Ready").last_transition_time.clone();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The fake API server bumps a Deployment's generation on every apply,
+    // even an unchanged one; report the Deployment caught up, as it would.
+    deployment_is_up(&client, "fob-north", 1).await;
+    reconcile(&client, "fob-north").await;
+    assert_eq!(
+        condition(&status(&client, "fob-north").await, "Ready").last_transition_time,
+        since
+    );
+}
+
+#[tokio::test]
+async fn scaling_adds_and_prunes_the_disruption_budget() {
+    let ws = workspace(&bucket("scale"));
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+    patch_spec(&client, "fob-north", json!({"replicas": 3})).await;
+    reconcile(&client, "fob-north").await;
+    let deployment = api::<Deployment>(&client).get("fob-north").await.unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(3));
+    let pdbs = api::<PodDisruptionBudget>(&client);
+    assert_eq!(
+        pdbs.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let generation = api::<Workspace>(&client)
+        .get("fob-north")
+        .await
+        .unwrap()
+        .metadata
+        .generation;
+    assert_eq!(
+        status(&client, "fob-north").await.observed_generation,
+        generation
+    );
+
+    // A Service a person made with the same labels, not owned by the
+    // Workspace, must survive pruning.
+    let mut foreign = api::<Service>(&client).get("fob-north").await.unwrap();
+    foreign.metadata = kube::api::ObjectMeta {
+        name: Some("hand-made".into()),
+        namespace: Some(NAMESPACE.into()),
+        labels: foreign.metadata.labels.clone(),
+        ..Default::default()
+    };
+    foreign.spec.as_mut().unwrap().cluster_ip = None;
+    api::<Service>(&client)
+        .create(&Default::default(), &foreign)
+        .await
+        .unwrap();
+
+    patch_spec(&client, "fob-north", json!({"replicas": 1})).await;
+    reconcile(&client, "fob-north").await;
+    assert!(
+        pdbs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "the PDB is pruned"
+    );
+    assert!(api::<Service>(&client)
+        .get_opt("hand-made")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_new_image_migrates_first_and_a_newer_one_replaces_the_job() {
+    let ws = workspace(&bucket("upgrade"));
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+    let deployments = api::<Deployment>(&client);
+    let jobs = api::<Job>(&client);
+    let first = image_of(&deployments.get("fob-north").await.unwrap());
+    assert!(
+        jobs.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "a fresh install needs no Job"
+    );
+
+    patch_spec(
+        &client,
+        "fob-north",
+        json!({"pod": {"image": "registry.example/entente-server:2"}}),
+    )
+    .await;
+    reconcile(&client, "fob-north").await;
+    let job_list = jobs.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(job_list.len(), 1);
+    let pod = job_list[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.example/entente-server:2")
+    );
+    assert!(pod.containers[0]
+        .args
+        .as_ref()
+        .unwrap()
+        .contains(&"migrate".to_string()));
+    assert_eq!(
+        image_of(&deployments.get("fob-north").await.unwrap()),
+        first,
+        "servers wait for the migration"
+    );
+    assert_eq!(
+        condition(&status(&client, "fob-north").await, "Reconciling").reason,
+        "Migrating"
+    );
+
+    // Another image while that Job runs: its Job replaces the first.
+    patch_spec(
+        &client,
+        "fob-north",
+        json!({"pod": {"image": "registry.example/entente-server:3"}}),
+    )
+    .await;
+    reconcile(&client, "fob-north").await;
+    let job_list = jobs.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(job_list.len(), 1);
+    let job = job_list[0].name_any();
+    assert_eq!(
+        job_list[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .as_deref(),
+        Some("registry.example/entente-server:3")
+    );
+
+    jobs.patch_status(
+        &job,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"conditions": [
+        {"type": "Complete", "status": "True"}]}})),
+    )
+    .await
+    .unwrap();
+    reconcile(&client, "fob-north").await;
+    assert_eq!(
+        image_of(&deployments.get("fob-north").await.unwrap()),
+        "registry.example/entente-server:3"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_migration_leaves_the_servers_alone_and_says_why() {
+    let ws = workspace(&bucket("failed"));
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+    let deployments = api::<Deployment>(&client);
+    let before = deployments.get("fob-north").await.unwrap();
+    patch_spec(
+        &client,
+        "fob-north",
+        json!({"pod": {"image": "registry.example/entente-server:9"}}),
+    )
+    .await;
+    reconcile(&client, "fob-north").await;
+    let jobs = api::<Job>(&client);
+    let job = jobs.list(&ListParams::default()).await.unwrap().items[0].name_any();
+    jobs.patch_status(
+        &job,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the specified backoff limit"}]}})),
+    )
+    .await
+    .unwrap();
+    reconcile(&client, "fob-north").await;
+    let after = deployments.get("fob-north").await.unwrap();
+    assert_eq!(before.spec, after.spec, "the Deployment is untouched");
+    let status = status(&client, "fob-north").await;
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "MigrationFailed")
+    );
+    assert!(
+        degraded.message.contains("backoff limit"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(condition(&status, "Stalled").status, "True");
+}
+
+#[tokio::test]
+async fn a_missing_external_database_secret_is_named_and_nothing_is_rolled() {
+    let mut ws = workspace(&bucket("external"));
+    ws.spec.database.managed = None;
+    ws.spec.database.external = Some(
+        serde_json::from_value(json!({
+        "connectionSecret": {"name": "fob-db", "key": "uri"}}))
+        .unwrap(),
+    );
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+    let first = status(&client, "fob-north").await;
+    let stalled = condition(&first, "Stalled");
+    assert_eq!(stalled.reason, "ReferenceNotFound");
+    assert!(
+        stalled
+            .message
+            .contains("Secret \"fob-db\" (spec.database.external.connectionSecret) not found"),
+        "{}",
+        stalled.message
+    );
+    assert!(api::<Deployment>(&client)
+        .get_opt("fob-north")
+        .await
+        .unwrap()
+        .is_none());
+
+    // The Secret appears without the key, then with it.
+    let secrets = api::<Secret>(&client);
+    secrets
+        .create(
+            &Default::default(),
+            &secret("fob-db", &[("url", "postgres://x")]),
+        )
+        .await
+        .unwrap();
+    reconcile(&client, "fob-north").await;
+    let message = condition(&status(&client, "fob-north").await, "Stalled")
+        .message
+        .clone();
+    assert!(message.contains("has no key \"uri\""), "{message}");
+    secrets
+        .patch(
+            "fob-db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"uri": "cG9zdGdyZXM6Ly94"}})),
+        )
+        .await
+        .unwrap();
+    reconcile(&client, "fob-north").await;
+    let now = status(&client, "fob-north").await;
+    assert_eq!(condition(&now, "Stalled").status, "False");
+    assert_eq!(now.database.unwrap().phase.as_deref(), Some("External"));
+    assert!(api::<Deployment>(&client)
+        .get_opt("fob-north")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn without_cloudnative_pg_the_workspace_is_degraded_and_says_so() {
+    let ws = workspace(&bucket("nocnpg"));
+    let client = cluster(
+        Some(&ws),
+        vec![s3_secret()],
+        Options {
+            cloudnative_pg: false,
+        },
+    )
+    .await;
+    settle(&client, "fob-north").await;
+    let status = status(&client, "fob-north").await;
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "CloudNativePGMissing")
+    );
+    assert!(degraded.message.contains("CloudNativePG is not installed"));
+    // Everything else is in place.
+    assert!(api::<Deployment>(&client)
+        .get_opt("fob-north")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// The Workspace as the API server holds it after `kubectl delete`: with a
+/// deletion timestamp, kept by the operator's finalizer. (The fake API server
+/// deletes at once, ignoring finalizers, so this state is seeded.)
+fn being_deleted(mut ws: Workspace) -> Workspace {
+    ws.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    ws.metadata.finalizers = Some(vec![controller::FINALIZER.into()]);
+    ws
+}
+
+async fn make_bucket(bucket: &str, full: bool) {
+    let s3 = s3_client().await;
+    entente_s3::ensure_bucket(
+        &s3,
+        entente_e2e::S3Server::shared().region(),
+        bucket,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    if full {
+        s3.put_object()
+            .bucket(bucket)
+            .key("files/report.pdf")
+            .body(b"sitrep".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_finalizer_is_added_before_anything_is_built() {
+    let ws = workspace(&bucket("finalizer"));
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    reconcile(&client, "fob-north").await;
+    let stored = api::<Workspace>(&client).get("fob-north").await.unwrap();
+    assert_eq!(stored.finalizers(), [controller::FINALIZER.to_string()]);
+}
+
+#[tokio::test]
+async fn deleting_with_retain_keeps_the_bucket_and_lets_the_workspace_go() {
+    let bucket = bucket("retain");
+    make_bucket(&bucket, false).await;
+    let ws = being_deleted(workspace(&bucket));
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    reconcile(&client, "fob-north").await;
+    assert!(
+        api::<Workspace>(&client)
+            .get_opt("fob-north")
+            .await
+            .unwrap()
+            .is_none(),
+        "the finalizer is gone"
+    );
+    assert!(bucket_exists(&bucket).await);
+}
+
+#[tokio::test]
+async fn deleting_with_delete_removes_an_empty_bucket_but_never_a_full_one() {
+    for full in [false, true] {
+        let bucket = bucket(if full { "full" } else { "empty" });
+        make_bucket(&bucket, full).await;
+        let mut ws = workspace(&bucket);
+        ws.spec.object_storage.deletion_policy = entente_crds::common::DeletionPolicy::Delete;
+        let client = cluster(
+            Some(&being_deleted(ws)),
+            vec![s3_secret()],
+            Options::default(),
+        )
+        .await;
+        reconcile(&client, "fob-north").await;
+        assert!(api::<Workspace>(&client)
+            .get_opt("fob-north")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(bucket_exists(&bucket).await, full, "full: {full}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_under_delete_is_owned_so_it_goes_with_the_workspace() {
+    let mut ws = workspace(&bucket("owned-db"));
+    ws.spec.database.managed.as_mut().unwrap().deletion_policy =
+        entente_crds::common::DeletionPolicy::Delete;
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+    let cluster_object = api::<CnpgCluster>(&client)
+        .get("fob-north-db")
+        .await
+        .unwrap();
+    assert_eq!(cluster_object.owner_references()[0].kind, "Workspace");
+}
+
+mod pending_kinds {
+    use super::*;
+    use entente_crds::{
+        validate::{parse_manifests, Resource as Manifest},
+        PartnerConnection,
+    };
+
+    fn partner() -> PartnerConnection {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/edge-ddil/edge.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut pc = parse_manifests(&text, "edge.yaml")
+            .into_iter()
+            .find_map(|r| match r.unwrap() {
+                Manifest::PartnerConnection(pc) => Some(*pc),
+                _ => None,
+            })
+            .unwrap();
+        pc.metadata.namespace = Some(NAMESPACE.into());
+        pc
+    }
+
+    async fn run(client: &Client) -> entente_crds::PartnerConnectionStatus {
+        let pcs = api::<PartnerConnection>(client);
+        let pc = pcs.get("fob-north-to-hq").await.unwrap();
+        entente_operator::pending::reconcile(Arc::new(pc), context(client))
+            .await
+            .unwrap();
+        pcs.get("fob-north-to-hq").await.unwrap().status.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_kind_not_built_yet_says_so_and_checks_its_workspace() {
+        let client = kube_fake_client::ClientBuilder::new()
+            .with_resource::<Workspace>()
+            .with_resource::<PartnerConnection>()
+            .with_object(partner())
+            .build()
+            .await
+            .unwrap();
+        let status = run(&client).await;
+        let ready = status.condition("Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "WorkspaceNotFound")
+        );
+        assert!(ready
+            .message
+            .contains("Workspace \"fob-north\" (spec.workspaceRef) not found"));
+
+        api::<Workspace>(&client)
+            .create(&Default::default(), &workspace("unused"))
+            .await
+            .unwrap();
+        let status = run(&client).await;
+        let ready = status.condition("Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NotImplemented")
+        );
+        assert_eq!(status.condition("Degraded").unwrap().status, "False");
+        assert_eq!(status.condition("Stalled").unwrap().status, "False");
+    }
+}
