@@ -44,6 +44,18 @@ pub const GROUP: &str = "entente.dev";
 /// The one served and stored version.
 pub const VERSION: &str = "v1alpha1";
 
+/// Every Entente kind, in the order `crd::all` lists them.
+pub const KINDS: &[&str] = &[
+    "Workspace",
+    "PartnerConnection",
+    "GuestPolicy",
+    "AccessPolicy",
+    "CallsCluster",
+    "LanguageModel",
+    "Bridge",
+    "LegalHold",
+];
+
 /// What every Entente kind shares, for code that handles them alike (the
 /// operator's status writer, the not-yet-built controllers).
 pub trait Kind:

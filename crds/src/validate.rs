@@ -64,17 +64,7 @@ impl ManifestError {
     }
 }
 
-/// Every Entente kind, in the order `crd::all` lists them.
-pub const KINDS: &[&str] = &[
-    "Workspace",
-    "PartnerConnection",
-    "GuestPolicy",
-    "AccessPolicy",
-    "CallsCluster",
-    "LanguageModel",
-    "Bridge",
-    "LegalHold",
-];
+pub use crate::KINDS;
 
 /// A validated Entente object of any kind (boxed: a Workspace is large).
 #[derive(Clone, Debug, PartialEq)]

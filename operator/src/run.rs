@@ -154,12 +154,26 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
         }
         .shared()
     };
+    // Watch only the child kinds this cluster serves: without CloudNativePG
+    // a watch on its Clusters would fail forever. (A Workspace that needs it
+    // reports so in its status.)
+    let mut workspace_children = Vec::new();
+    for resource in workspace::controller::child_kinds() {
+        let served = startup::served_kinds(&ctx.client, &resource.api_version)
+            .await
+            .map_err(|e| RunError::Startup(e.into()))?;
+        if served.contains(&resource.kind) {
+            workspace_children.push(resource);
+        } else {
+            tracing::warn!(kind = %resource.kind, api = %resource.api_version, "not served by this cluster; not watched");
+        }
+    }
     let scope = &flags.scope;
     let controllers = futures_util::future::join_all([
         controller::run::<Workspace, _, _>(
             ctx.clone(),
             scope,
-            workspace::controller::child_kinds(),
+            workspace_children,
             workspace::controller::reconcile,
             stop.clone(),
         )

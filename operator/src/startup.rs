@@ -12,17 +12,7 @@ use crate::{
     reconcile::Scope,
 };
 
-/// The kinds the operator serves, as `kubectl api-resources` names them.
-pub const KINDS: [&str; 8] = [
-    "Workspace",
-    "PartnerConnection",
-    "GuestPolicy",
-    "AccessPolicy",
-    "CallsCluster",
-    "LanguageModel",
-    "Bridge",
-    "LegalHold",
-];
+use entente_crds::KINDS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,24 +33,30 @@ pub enum StartupError {
 /// The entente kinds the cluster does not serve.
 pub fn missing_kinds(served: &[String]) -> Vec<&'static str> {
     KINDS
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|kind| !served.iter().any(|s| s == kind))
         .collect()
 }
 
+/// The kinds the cluster serves in `group_version` (none if it serves no such group).
+pub async fn served_kinds(
+    client: &Client,
+    group_version: &str,
+) -> Result<Vec<String>, kube::Error> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.kind).collect()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn check_crds(client: &Client) -> Result<(), StartupError> {
-    let served = match client
-        .list_api_group_resources(&format!(
-            "{}/{}",
-            entente_crds::GROUP,
-            entente_crds::VERSION
-        ))
-        .await
-    {
-        Ok(list) => list.resources.into_iter().map(|r| r.kind).collect(),
-        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let served = served_kinds(
+        client,
+        &format!("{}/{}", entente_crds::GROUP, entente_crds::VERSION),
+    )
+    .await?;
     let missing = missing_kinds(&served);
     if missing.is_empty() {
         Ok(())
@@ -171,7 +167,8 @@ mod tests {
     fn missing_kinds_are_named() {
         let served: Vec<String> = KINDS[..6].iter().map(|k| k.to_string()).collect();
         assert_eq!(missing_kinds(&served), vec!["Bridge", "LegalHold"]);
-        assert!(missing_kinds(&KINDS.map(String::from)).is_empty());
+        let all: Vec<String> = KINDS.iter().map(|k| k.to_string()).collect();
+        assert!(missing_kinds(&all).is_empty());
     }
 
     #[test]

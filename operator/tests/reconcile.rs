@@ -101,6 +101,27 @@ async fn database_is_up(client: &Client, cluster: &str) {
         .unwrap();
 }
 
+/// The image of each migration Job, and the Jobs' names.
+async fn migration_jobs(client: &Client) -> Vec<(String, String)> {
+    api::<Job>(client)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|job| {
+            let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            let container = &pod.containers[0];
+            assert!(container
+                .args
+                .as_ref()
+                .unwrap()
+                .contains(&"migrate".to_string()));
+            (job.name_any(), container.image.clone().unwrap())
+        })
+        .collect()
+}
+
 fn image_of(deployment: &Deployment) -> String {
     entente_operator::workspace::rollout::deployed_image(deployment)
         .unwrap()
@@ -355,11 +376,7 @@ async fn a_new_image_migrates_first_and_a_newer_one_replaces_the_job() {
     let jobs = api::<Job>(&client);
     let first = image_of(&deployments.get("fob-north").await.unwrap());
     assert!(
-        jobs.list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty(),
+        migration_jobs(&client).await.is_empty(),
         "a fresh install needs no Job"
     );
 
@@ -370,25 +387,9 @@ async fn a_new_image_migrates_first_and_a_newer_one_replaces_the_job() {
     )
     .await;
     reconcile(&client, "fob-north").await;
-    let job_list = jobs.list(&ListParams::default()).await.unwrap().items;
-    assert_eq!(job_list.len(), 1);
-    let pod = job_list[0]
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        pod.containers[0].image.as_deref(),
-        Some("registry.example/entente-server:2")
-    );
-    assert!(pod.containers[0]
-        .args
-        .as_ref()
-        .unwrap()
-        .contains(&"migrate".to_string()));
+    let running = migration_jobs(&client).await;
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].1, "registry.example/entente-server:2");
     assert_eq!(
         image_of(&deployments.get("fob-north").await.unwrap()),
         first,
@@ -407,23 +408,10 @@ async fn a_new_image_migrates_first_and_a_newer_one_replaces_the_job() {
     )
     .await;
     reconcile(&client, "fob-north").await;
-    let job_list = jobs.list(&ListParams::default()).await.unwrap().items;
-    assert_eq!(job_list.len(), 1);
-    let job = job_list[0].name_any();
-    assert_eq!(
-        job_list[0]
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0]
-            .image
-            .as_deref(),
-        Some("registry.example/entente-server:3")
-    );
+    let running = migration_jobs(&client).await;
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].1, "registry.example/entente-server:3");
+    let job = running[0].0.clone();
 
     jobs.patch_status(
         &job,

@@ -1,6 +1,12 @@
 //! What every reconcile gets: the API client, metrics, the event recorder and
 //! where the operator itself runs.
 
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
     runtime::events::{Event, EventType, Recorder, Reporter},
@@ -15,7 +21,15 @@ pub struct Context {
     recorder: Recorder,
     /// The operator's namespace: only it may reach workspaces' admin ports.
     pub operator_namespace: String,
+    /// External facts checked recently (a bucket exists with the options a
+    /// spec asks for), by a key naming what was checked: re-checked after
+    /// [`RECHECK_AFTER`], so a thousand workspaces do not ask the object
+    /// store the same question on every resync.
+    verified: Mutex<HashMap<String, (Instant, String)>>,
 }
+
+/// How long a checked external fact is trusted.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(600);
 
 impl Context {
     pub fn new(
@@ -33,7 +47,24 @@ impl Context {
             client,
             metrics,
             operator_namespace,
+            verified: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// What was recorded for `key` within [`RECHECK_AFTER`], if anything.
+    pub fn recently_verified(&self, key: &str) -> Option<String> {
+        let verified = self.verified.lock().expect("not poisoned");
+        verified
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < RECHECK_AFTER)
+            .map(|(_, value)| value.clone())
+    }
+
+    pub fn verified(&self, key: String, value: String) {
+        self.verified
+            .lock()
+            .expect("not poisoned")
+            .insert(key, (Instant::now(), value));
     }
 
     /// Records an Event on `object`. Events are a courtesy: failing to write

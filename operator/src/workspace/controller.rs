@@ -94,37 +94,21 @@ async fn apply(
     // 2. Validate: anything missing is for a person to fix.
     if !refs.problems.is_empty() {
         let health = Health::stalled("ReferenceNotFound", refs.problems.join("; "));
-        report(
-            api,
-            workspace,
-            ctx,
-            previous_status(workspace),
-            health,
-            None,
-        )
-        .await?;
+        report_problem(api, workspace, ctx, health).await?;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
     let config = match build::runtime_config::build(workspace) {
         Ok(config) => config,
         Err(error) => {
             let health = Health::stalled("InvalidSpec", error.to_string());
-            report(
-                api,
-                workspace,
-                ctx,
-                previous_status(workspace),
-                health,
-                None,
-            )
-            .await?;
+            report_problem(api, workspace, ctx, health).await?;
             return Ok(Action::await_change());
         }
     };
 
     // 3. The side effects children depend on: certificates, the bucket.
     let issued = federation_certificates(workspace, &refs)?;
-    let bucket = match provision_bucket(workspace, &refs).await {
+    let bucket = match provision_bucket(workspace, &refs, ctx).await {
         Ok(bucket) => bucket,
         Err(error) => {
             let health = match &error {
@@ -133,15 +117,7 @@ async fn apply(
                 }
                 _ => Health::stalled("ObjectStoreRefused", error.to_string()),
             };
-            report(
-                api,
-                workspace,
-                ctx,
-                previous_status(workspace),
-                health,
-                None,
-            )
-            .await?;
+            report_problem(api, workspace, ctx, health).await?;
             return Err(Error::ObjectStore(error));
         }
     };
@@ -272,13 +248,11 @@ async fn apply(
                 cloudnative_pg_missing = true;
             }
             _ => {
-                report(
+                report_problem(
                     api,
                     workspace,
                     ctx,
-                    previous_status(workspace),
                     Health::failing(error.reason(), error.to_string()),
-                    None,
                 )
                 .await?;
                 return Err(error);
@@ -400,9 +374,16 @@ async fn report(
     Ok(())
 }
 
-/// The status fields to keep when a reconcile stops early.
-fn previous_status(workspace: &Workspace) -> entente_crds::WorkspaceStatus {
-    workspace.status.clone().unwrap_or_default()
+/// Reports a reconcile that stopped early: the conditions say why, the
+/// other status fields keep what was last observed.
+async fn report_problem(
+    api: &Api<Workspace>,
+    workspace: &Workspace,
+    ctx: &Context,
+    health: Health,
+) -> Result<(), Error> {
+    let previous = workspace.status.clone().unwrap_or_default();
+    report(api, workspace, ctx, previous, health, None).await
 }
 
 fn now() -> i64 {
@@ -468,23 +449,47 @@ fn connection(workspace: &Workspace, refs: &Refs) -> Result<entente_s3::Connecti
     })
 }
 
+/// Ensures the bucket, or trusts a recent check of the same bucket with the
+/// same options and credentials.
 async fn provision_bucket(
     workspace: &Workspace,
     refs: &Refs,
+    ctx: &Context,
 ) -> Result<entente_s3::BucketState, entente_s3::Error> {
     let storage = &workspace.spec.object_storage;
-    let client = connection(workspace, refs)
-        .map_err(entente_s3::Error::Refused)?
-        .client()?;
-    entente_s3::ensure_bucket(
-        &client,
+    let connection = connection(workspace, refs).map_err(entente_s3::Error::Refused)?;
+    // The key covers everything that decides the answer (the secret key
+    // only as a digest), so a changed spec or credential is checked afresh.
+    let key = format!(
+        "bucket/{}/{}/{}/{}/{}/{}",
+        storage.endpoint,
+        storage.region,
+        storage.bucket,
+        storage.object_lock,
+        connection.access_key_id,
+        digest(&connection.secret_access_key)
+    );
+    if let Some(lock) = ctx.recently_verified(&key) {
+        return Ok(entente_s3::BucketState {
+            created: false,
+            versioning: storage.object_lock,
+            object_lock: lock == "locked",
+        });
+    }
+    let state = entente_s3::ensure_bucket(
+        &connection.client()?,
         &storage.region,
         &storage.bucket,
         BucketOptions {
             object_lock: storage.object_lock,
         },
     )
-    .await
+    .await?;
+    ctx.verified(
+        key,
+        if state.object_lock { "locked" } else { "plain" }.into(),
+    );
+    Ok(state)
 }
 
 /// The Workspace is being deleted: carry out the bucket's deletion policy.
