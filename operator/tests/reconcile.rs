@@ -22,10 +22,19 @@ use kube::{
 };
 use serde_json::json;
 
-/// Runs one reconcile of `name` as the controller would, on a fresh read.
+/// Runs one reconcile of `name` as a freshly started controller would.
 async fn reconcile(client: &Client, name: &str) -> kube::runtime::controller::Action {
+    reconcile_with(&context(client), client, name).await
+}
+
+/// Runs one reconcile of `name` as a long-running controller with `ctx` would.
+async fn reconcile_with(
+    ctx: &Arc<entente_operator::reconcile::Context>,
+    client: &Client,
+    name: &str,
+) -> kube::runtime::controller::Action {
     let workspace = api::<Workspace>(client).get(name).await.unwrap();
-    controller::reconcile(Arc::new(workspace), context(client))
+    controller::reconcile(Arc::new(workspace), ctx.clone())
         .await
         .unwrap()
 }
@@ -314,9 +323,12 @@ async fn ready_only_when_database_and_servers_are_and_the_transition_time_holds(
 async fn scaling_adds_and_prunes_the_disruption_budget() {
     let ws = workspace(&bucket("scale"));
     let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
-    settle(&client, "fob-north").await;
+    // One long-running controller throughout: what it remembers of its last
+    // prune must not hide a child that became unwanted.
+    let ctx = context(&client);
+    reconcile_with(&ctx, &client, "fob-north").await;
     patch_spec(&client, "fob-north", json!({"replicas": 3})).await;
-    reconcile(&client, "fob-north").await;
+    reconcile_with(&ctx, &client, "fob-north").await;
     let deployment = api::<Deployment>(&client).get("fob-north").await.unwrap();
     assert_eq!(deployment.spec.unwrap().replicas, Some(3));
     let pdbs = api::<PodDisruptionBudget>(&client);
@@ -351,7 +363,7 @@ async fn scaling_adds_and_prunes_the_disruption_budget() {
         .unwrap();
 
     patch_spec(&client, "fob-north", json!({"replicas": 1})).await;
-    reconcile(&client, "fob-north").await;
+    reconcile_with(&ctx, &client, "fob-north").await;
     assert!(
         pdbs.list(&ListParams::default())
             .await

@@ -18,7 +18,7 @@ use kube::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Error;
+use super::{Context, Error};
 use crate::labels;
 
 /// The field manager of every write the operator makes.
@@ -123,13 +123,44 @@ impl Children {
         Ok(())
     }
 
+    /// What this set wants, as one comparable text.
+    fn fingerprint(&self) -> String {
+        let mut wanted: Vec<String> = self
+            .apply
+            .iter()
+            .map(|c| format!("{}/{}", c.resource.kind, c.name))
+            .chain(
+                self.keep
+                    .iter()
+                    .map(|(kind, name)| format!("{kind}/{name}")),
+            )
+            .collect();
+        wanted.sort();
+        wanted.join(",")
+    }
+
     /// Deletes the owner's children of `kinds` that are no longer wanted.
     /// Only objects carrying the operator's labels for this owner *and* a
     /// controller reference to it (same uid) are candidates, so nothing a
     /// person made, and nothing of another owner, is ever touched. A kind the
     /// cluster does not serve (CloudNativePG not installed) is skipped.
+    ///
+    /// A child can only become unwanted when the wanted set changes, so when
+    /// it is the same as at this owner's last prune (within
+    /// [`RECHECK_AFTER`](super::context::RECHECK_AFTER)) the lists are skipped.
     /// Returns the deleted objects as `Kind/name`.
-    pub async fn prune(
+    pub async fn prune(&self, ctx: &Context, kinds: &[ApiResource]) -> Result<Vec<String>, Error> {
+        let key = format!("pruned/{}", self.owner.uid);
+        let wanted = self.fingerprint();
+        if ctx.recently_verified(&key).as_deref() == Some(wanted.as_str()) {
+            return Ok(Vec::new());
+        }
+        let deleted = self.prune_now(&ctx.client, kinds).await?;
+        ctx.verified(key, wanted);
+        Ok(deleted)
+    }
+
+    async fn prune_now(
         &self,
         client: &Client,
         kinds: &[ApiResource],

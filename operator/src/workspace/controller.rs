@@ -261,7 +261,7 @@ async fn apply(
     }
 
     // 6. Prune what is no longer wanted.
-    let pruned = children.prune(&ctx.client, &child_kinds()).await?;
+    let pruned = children.prune(ctx, &child_kinds()).await?;
     if !pruned.is_empty() {
         tracing::info!(workspace = %workspace.name_any(), ?pruned, "pruned children");
     }
