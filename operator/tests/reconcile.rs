@@ -729,3 +729,31 @@ mod pending_kinds {
         assert_eq!(status.condition("Stalled").unwrap().status, "False");
     }
 }
+
+#[tokio::test]
+async fn object_lock_in_the_spec_gives_a_locked_versioned_bucket() {
+    let bucket = bucket("locked");
+    let mut ws = workspace(&bucket);
+    ws.spec.object_storage.object_lock = true;
+    let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+    settle(&client, "fob-north").await;
+    assert!(
+        status(&client, "fob-north")
+            .await
+            .bucket
+            .unwrap()
+            .object_lock
+    );
+    let lock = s3_client()
+        .await
+        .get_object_lock_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lock.object_lock_configuration()
+            .and_then(|c| c.object_lock_enabled()),
+        Some(&aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+    );
+}
