@@ -89,3 +89,44 @@ fn cases_degraded() -> Value {
         json!({"observedGeneration": 1, "conditions": [condition("Degraded", "True", "DatabaseUnavailable", "CloudNativePG is not installed")]}),
     )
 }
+
+/// The conditions the operator actually writes for each verdict, read by the
+/// script: what Argo CD shows is what the operator meant.
+#[test]
+fn every_verdict_the_operator_writes_maps_as_meant() {
+    use entente_operator::reconcile::{conditions::merge, Health};
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let cases = [
+        (
+            Health::Ready {
+                message: "1/1 servers ready".into(),
+            },
+            "Healthy",
+        ),
+        (Health::progressing("Migrating", "migrating"), "Progressing"),
+        (
+            Health::stalled("MigrationFailed", "the Job failed"),
+            "Degraded",
+        ),
+        (
+            Health::failing("ObjectStoreUnavailable", "timeout"),
+            "Degraded",
+        ),
+        (
+            Health::NotImplemented {
+                message: "later".into(),
+            },
+            "Suspended",
+        ),
+    ];
+    for (verdict, expected) in cases {
+        let conditions = merge(&[], &verdict, vec![], Some(3), &now);
+        let object = workspace(
+            3,
+            json!({"observedGeneration": 3, "conditions": conditions}),
+        );
+        let (status, message) = health(object);
+        assert_eq!(status, expected, "{verdict:?}: {message}");
+    }
+}
