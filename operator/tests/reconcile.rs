@@ -757,3 +757,31 @@ async fn object_lock_in_the_spec_gives_a_locked_versioned_bucket() {
         Some(&aws_sdk_s3::types::ObjectLockEnabled::Enabled)
     );
 }
+
+#[tokio::test]
+async fn refused_object_store_credentials_stall_with_the_reason() {
+    let ws = workspace(&bucket("denied"));
+    let wrong = secret(
+        "edge-s3",
+        &[
+            (
+                "AWS_ACCESS_KEY_ID",
+                entente_e2e::S3Server::shared().access_key_id(),
+            ),
+            ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+        ],
+    );
+    let client = cluster(Some(&ws), vec![wrong], Options::default()).await;
+    settle(&client, "fob-north").await;
+    let status = status(&client, "fob-north").await;
+    let stalled = condition(&status, "Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "ObjectStoreDenied")
+    );
+    assert!(api::<Deployment>(&client)
+        .get_opt("fob-north")
+        .await
+        .unwrap()
+        .is_none());
+}

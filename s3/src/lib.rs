@@ -44,10 +44,15 @@ impl std::fmt::Debug for Connection {
 pub enum Error {
     #[error("the object store's CA bundle cannot be used: {0}")]
     Ca(String),
-    /// The store answered, or could not be reached; the text is the SDK's
-    /// full error chain, which names the store's own code and message.
+    /// The store could not be reached, or failed; worth retrying. The text
+    /// is the SDK's full error chain, which names the store's own code and
+    /// message.
     #[error("{0}")]
     Request(String),
+    /// The store refused our credentials (401/403): retrying will not help
+    /// until someone fixes them.
+    #[error("the object store refused the credentials: {0}")]
+    Denied(String),
     #[error("{0}")]
     Refused(String),
 }
@@ -56,7 +61,12 @@ pub enum Error {
 pub fn request_error<E: std::error::Error + Send + Sync + 'static>(
     error: aws_sdk_s3::error::SdkError<E>,
 ) -> Error {
-    Error::Request(aws_sdk_s3::error::DisplayErrorContext(&error).to_string())
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    let text = aws_sdk_s3::error::DisplayErrorContext(&error).to_string();
+    match status {
+        Some(401 | 403) => Error::Denied(text),
+        _ => Error::Request(text),
+    }
 }
 
 impl Connection {

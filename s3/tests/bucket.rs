@@ -132,5 +132,9 @@ async fn wrong_credentials_are_an_error_not_a_missing_bucket() {
     )
     .await
     .unwrap_err();
-    assert!(!error.to_string().is_empty());
+    assert!(matches!(error, entente_s3::Error::Denied(_)), "{error}");
+    assert!(
+        error.to_string().contains("refused the credentials"),
+        "{error}"
+    );
 }

@@ -110,15 +110,26 @@ async fn apply(
     let issued = federation_certificates(workspace, &refs)?;
     let bucket = match provision_bucket(workspace, &refs, ctx).await {
         Ok(bucket) => bucket,
-        Err(error) => {
-            let health = match &error {
-                entente_s3::Error::Request(_) => {
-                    Health::failing("ObjectStoreUnavailable", error.to_string())
-                }
-                _ => Health::stalled("ObjectStoreRefused", error.to_string()),
-            };
+        // Unreachable or failing: the operator retries by itself.
+        Err(error @ entente_s3::Error::Request(_)) => {
+            let health = Health::failing("ObjectStoreUnavailable", error.to_string());
             report_problem(api, workspace, ctx, health).await?;
             return Err(Error::ObjectStore(error));
+        }
+        // Refused credentials or a capability the store lacks: a person must act.
+        Err(error) => {
+            let reason = match error {
+                entente_s3::Error::Denied(_) => "ObjectStoreDenied",
+                _ => "ObjectStoreRefused",
+            };
+            report_problem(
+                api,
+                workspace,
+                ctx,
+                Health::stalled(reason, error.to_string()),
+            )
+            .await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
         }
     };
 
