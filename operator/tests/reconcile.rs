@@ -267,6 +267,20 @@ async fn a_new_workspace_gets_every_child_its_bucket_and_an_honest_status() {
         Some("fob-north-federation.edge.svc:8443")
     );
 
+    // Important transitions are recorded as Events on the Workspace.
+    let events = api::<k8s_openapi::api::events::v1::Event>(&client)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let reasons: Vec<_> = events
+        .items
+        .iter()
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    for reason in ["BucketCreated", "CertificateIssued"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reasons:?}");
+    }
+
     // Nothing changed: a further reconcile writes nothing at all.
     let before = api::<Workspace>(&client)
         .get("fob-north")
