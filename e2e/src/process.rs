@@ -238,18 +238,6 @@ fn remove_stale(base: &Path) {
 }
 
 /// The first of `candidates` that is an executable file, else the name found on PATH.
-pub(crate) fn find_program(name: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
-    candidates
-        .iter()
-        .map(|dir| dir.join(name))
-        .chain(
-            std::env::var_os("PATH")
-                .into_iter()
-                .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                .map(|dir| dir.join(name)),
-        )
-        .find(|path| path.is_file())
-}
 
 /// A random hex string from the kernel's generator (passwords for test servers).
 pub(crate) fn random_hex(bytes: usize) -> String {

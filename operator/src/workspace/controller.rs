@@ -97,14 +97,15 @@ async fn apply(
         report_problem(api, workspace, ctx, health).await?;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
-    let config = match build::runtime_config::build(workspace) {
-        Ok(config) => config,
-        Err(error) => {
-            let health = Health::stalled("InvalidSpec", error.to_string());
-            report_problem(api, workspace, ctx, health).await?;
-            return Ok(Action::await_change());
-        }
-    };
+    let config =
+        match build::runtime_config::build(workspace, &build::runtime_config::Placement::pod()) {
+            Ok(config) => config,
+            Err(error) => {
+                let health = Health::stalled("InvalidSpec", error.to_string());
+                report_problem(api, workspace, ctx, health).await?;
+                return Ok(Action::await_change());
+            }
+        };
 
     // 3. The side effects children depend on: certificates, the bucket.
     let issued = federation_certificates(workspace, &refs)?;

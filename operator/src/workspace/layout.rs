@@ -66,11 +66,6 @@ impl Names {
     }
 }
 
-/// A secret file inside the pod: `SECRETS_DIR/<dir>/<file>`.
-pub fn secret_file(dir: &str, file: &str) -> String {
-    format!("{SECRETS_DIR}/{dir}/{file}")
-}
-
 /// Metadata of a child object `name` of `workspace`: its namespace and the
 /// operator's labels for `component`, by which it is found again and pruned.
 pub fn metadata(workspace: &Workspace, name: String, component: &str) -> ObjectMeta {

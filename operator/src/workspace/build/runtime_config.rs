@@ -20,18 +20,44 @@ use kube::ResourceExt;
 use super::{secrets, BuildError};
 use crate::{
     quantity,
-    workspace::layout::{secret_file, ADMIN_PORT, FEDERATION_PORT, HTTP_PORT, MAX_REQUEST_BODY},
+    workspace::layout::{ADMIN_PORT, FEDERATION_PORT, HTTP_PORT, MAX_REQUEST_BODY, SECRETS_DIR},
 };
 
-fn file((dir, name): (&str, &str)) -> SecretSource {
-    SecretSource::File(PathBuf::from(secret_file(dir, name)))
+/// Where a workspace's server runs: the one thing that differs between a
+/// pod the operator makes and a process `entente up` starts. Everything
+/// else in the RuntimeConfig comes from the Workspace alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub listen: Listen,
+    /// The directory holding the secret files, as `<dir>/<file>` below it
+    /// (the layout of [`secrets::mounts`]).
+    pub secrets_dir: PathBuf,
 }
 
-fn path((dir, name): (&str, &str)) -> PathBuf {
-    PathBuf::from(secret_file(dir, name))
+impl Placement {
+    /// A server pod: every port on all interfaces, secrets where the
+    /// Deployment mounts them.
+    pub fn pod() -> Placement {
+        let all = |port: u16| std::net::SocketAddr::from(([0, 0, 0, 0], port));
+        Placement {
+            listen: Listen {
+                http: all(HTTP_PORT),
+                federation: all(FEDERATION_PORT),
+                admin: all(ADMIN_PORT),
+            },
+            secrets_dir: PathBuf::from(SECRETS_DIR),
+        }
+    }
+
+    /// Where the secret `(dir, file)` is.
+    pub fn secret(&self, (dir, file): (&str, &str)) -> PathBuf {
+        self.secrets_dir.join(dir).join(file)
+    }
 }
 
-pub fn build(workspace: &Workspace) -> Result<RuntimeConfig, BuildError> {
+pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConfig, BuildError> {
+    let file = |place| SecretSource::File(placement.secret(place));
+    let path = |place| placement.secret(place);
     let spec = &workspace.spec;
     let name = workspace.name_any();
     let invalid = |field: &'static str, message: String| BuildError {
@@ -39,7 +65,6 @@ pub fn build(workspace: &Workspace) -> Result<RuntimeConfig, BuildError> {
         field,
         message,
     };
-    let all = |ip: [u8; 4], port: u16| std::net::SocketAddr::from((ip, port));
     let local = &spec.identity.local;
     Ok(RuntimeConfig {
         version: RUNTIME_CONFIG_VERSION,
@@ -49,11 +74,7 @@ pub fn build(workspace: &Workspace) -> Result<RuntimeConfig, BuildError> {
             organisation: spec.organisation.clone(),
             site_url: spec.site_url.clone(),
         },
-        listen: Listen {
-            http: all([0, 0, 0, 0], HTTP_PORT),
-            federation: all([0, 0, 0, 0], FEDERATION_PORT),
-            admin: all([0, 0, 0, 0], ADMIN_PORT),
-        },
+        listen: placement.listen.clone(),
         database: DatabaseConfig {
             url: file(secrets::DATABASE_URL),
             pool_size: spec.database.pool_size as u32,

@@ -3,7 +3,8 @@
 
 use entente_crds::Workspace;
 
-use crate::workspace::layout::{secret_file, Names};
+use super::runtime_config::Placement;
+use crate::workspace::layout::Names;
 
 /// One Secret key projected into the pod at `SECRETS_DIR/<dir>/<file>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +17,10 @@ pub struct SecretMount {
 
 impl SecretMount {
     pub fn path(&self) -> String {
-        secret_file(self.dir, self.file)
+        Placement::pod()
+            .secret((self.dir, self.file))
+            .display()
+            .to_string()
     }
 
     /// Path relative to the projected volume's root.
