@@ -237,8 +237,6 @@ fn remove_stale(base: &Path) {
     }
 }
 
-/// The first of `candidates` that is an executable file, else the name found on PATH.
-
 /// A random hex string from the kernel's generator (passwords for test servers).
 pub(crate) fn random_hex(bytes: usize) -> String {
     use std::io::Read;
