@@ -47,29 +47,6 @@ fn validate_accepts_the_examples_and_refuses_a_broken_manifest() {
 }
 
 #[test]
-fn up_checks_the_manifests_then_says_running_them_is_not_built() {
-    let output = Command::new(env!("CARGO_BIN_EXE_entente"))
-        .arg("up")
-        .arg(repo("examples/edge-ddil"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("ok    Workspace \"fob-north\""));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("entente up: not built yet"));
-
-    let invalid = Command::new(env!("CARGO_BIN_EXE_entente"))
-        .arg("up")
-        .arg(repo("crds/tests/invalid/database-both.yaml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        invalid.status.code(),
-        Some(1),
-        "an invalid manifest is an error, not 'not built'"
-    );
-}
-
-#[test]
 fn the_example_runtime_config_parses() {
     let config =
         entente_crds::config::RuntimeConfig::load(&repo("runtime/runtime.example.yaml")).unwrap();

@@ -141,6 +141,8 @@ async fn versioning(client: &Client, bucket: &str) -> Result<bool, Error> {
         // root element, which the SDK cannot parse; the status inside is
         // what matters.
         Err(e) => match e.raw_response() {
+            // A store without versioning (s3s-fs among them) has none on.
+            Some(raw) if raw.status().as_u16() == 501 => Ok(false),
             Some(raw) if raw.status().is_success() => Ok(raw
                 .body()
                 .bytes()
@@ -165,8 +167,14 @@ async fn object_lock(client: &Client, bucket: &str) -> Result<bool, Error> {
             .object_lock_configuration()
             .and_then(|c| c.object_lock_enabled())
             == Some(&ObjectLockEnabled::Enabled)),
-        // "ObjectLockConfigurationNotFoundError": no lock configured.
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+        // "ObjectLockConfigurationNotFoundError": no lock configured; 501:
+        // a store without Object Lock.
+        Err(e)
+            if e.raw_response()
+                .is_some_and(|r| matches!(r.status().as_u16(), 404 | 501)) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(request_error(e)),
     }
 }

@@ -2,12 +2,13 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use entente_runtime::{check, not_built};
+use entente_runtime::{check, not_built, up};
 
 const USAGE: &str = "\
 usage:
   entente validate PATH…      check manifests (files or directories) as the API server would
-  entente up [--check] PATH…  run manifests on this machine (not built yet)
+  entente up [--check] [--data-dir DIR] [--port N] PATH…
+                              run manifests on this machine (DATABASE_URL: use that PostgreSQL)
   entente admin …             administer a running workspace (not built yet)";
 
 fn main() -> ExitCode {
@@ -30,17 +31,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// `entente up`: the manifests are checked for real; starting them is not built yet.
+/// `entente up`: validate, plan, and (without `--check`) run until Ctrl-C.
 fn up(args: &[String]) -> ExitCode {
-    let paths: Vec<String> = args.iter().filter(|a| *a != "--check").cloned().collect();
-    let status = validate(&paths);
-    if status != ExitCode::SUCCESS {
-        return status;
+    let options = match up::Options::parse(args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("entente up: {message}\n{}", up::USAGE);
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = match up::prepare(&options) {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("entente up: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if options.check {
+        print!("{}", up::describe(&plan));
+        println!("--check: nothing was started");
+        return ExitCode::SUCCESS;
     }
-    not_built::report(
-        "entente up",
-        "tracked by the `entente up` issue: the manifests above are valid, but nothing runs them on this machine yet",
-    )
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    match runtime.block_on(up::run(plan)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("entente up: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn validate(paths: &[String]) -> ExitCode {

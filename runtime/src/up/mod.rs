@@ -1,0 +1,464 @@
+//! `entente up PATH…`: the manifests a cluster admin applies, run on this
+//! machine — one `entente-server` per Workspace, a PostgreSQL cluster under
+//! the data directory (or `DATABASE_URL`), and a local S3 endpoint over it.
+//! The RuntimeConfig each server gets comes from the operator's builder;
+//! only the [`Placement`] (local ports, secret files under the data
+//! directory) differs.
+//!
+//! Everything that can fail is checked before anything starts: the manifests
+//! (schema and CEL), free ports, the PostgreSQL binaries, `entente-server`
+//! beside this binary. Ctrl-C stops everything; running again reuses the data.
+
+mod database;
+mod objects;
+pub mod plan;
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use entente_crds::validate::Resource;
+use entente_operator::workspace::{
+    build::{runtime_config, secrets},
+    certs, layout,
+};
+
+use self::{database::Database, plan::Plan};
+
+pub use entente_operator::workspace::build::runtime_config::Placement;
+
+/// Why `entente up` stopped; the text says what to do.
+#[derive(Debug)]
+pub struct UpError(pub String);
+
+impl std::fmt::Display for UpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub struct Options {
+    pub paths: Vec<PathBuf>,
+    pub data_dir: PathBuf,
+    /// The first workspace's HTTP port; see [`plan::plan`] for the rest.
+    pub port: u16,
+    pub check: bool,
+}
+
+pub const USAGE: &str = "usage: entente up [--check] [--data-dir DIR] [--port N] PATH…";
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            paths: Vec::new(),
+            data_dir: default_data_dir(),
+            port: 8080,
+            check: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--check" => options.check = true,
+                "--data-dir" => {
+                    options.data_dir = args.next().ok_or("--data-dir needs a directory")?.into()
+                }
+                "--port" => {
+                    let value = args.next().ok_or("--port needs a number")?;
+                    options.port = value
+                        .parse()
+                        .map_err(|_| format!("--port: {value:?} is not a port number"))?;
+                }
+                flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
+                path => options.paths.push(path.into()),
+            }
+        }
+        if options.paths.is_empty() {
+            return Err("give at least one manifest file or directory".into());
+        }
+        Ok(options)
+    }
+}
+
+/// `$XDG_DATA_HOME/entente`, else `~/.local/share/entente`.
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("entente")
+}
+
+/// Validates and plans; `--check` stops here.
+pub fn prepare(options: &Options) -> Result<Plan, UpError> {
+    let report = crate::check::check_paths(&options.paths);
+    print!("{}", report.render());
+    if !report.is_ok() {
+        return Err(UpError(
+            "the manifests above are not valid; nothing was started".into(),
+        ));
+    }
+    let resources: Vec<Resource> = report.accepted.into_iter().map(|(_, r)| r).collect();
+    let data_dir = absolute(&options.data_dir)?;
+    plan::plan(&resources, &data_dir, options.port).map_err(UpError)
+}
+
+pub fn describe(plan: &Plan) -> String {
+    let mut out = String::new();
+    for local in &plan.workspaces {
+        out.push_str(&format!(
+            "workspace {:<16} http://{}  (admin gRPC {}, data in {})\n",
+            local.name(),
+            local.placement.listen.http,
+            local.placement.listen.admin,
+            local.dir.display()
+        ));
+    }
+    out.push_str(&format!(
+        "objects   local S3 endpoint http://127.0.0.1:{}\n",
+        plan.s3_port
+    ));
+    for note in &plan.not_run {
+        out.push_str(&format!("not run   {note}\n"));
+    }
+    out
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, UpError> {
+    std::fs::create_dir_all(path).map_err(|e| UpError(format!("{}: {e}", path.display())))?;
+    path.canonicalize()
+        .map_err(|e| UpError(format!("{}: {e}", path.display())))
+}
+
+/// The text in `path`, made (random, `len` characters) on first use and
+/// kept after, readable only by its owner.
+pub(crate) fn secret_text(path: &Path, len: usize) -> Result<String, UpError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(text.trim().to_string());
+    }
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).map_err(|e| UpError(format!("no randomness: {e}")))?;
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let text: String = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    write_private(path, text.as_bytes())?;
+    Ok(text)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), UpError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| UpError(format!("{}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    file.write_all(contents).map_err(fail)
+}
+
+/// Every port the plan needs must be free before anything starts.
+fn check_ports(plan: &Plan) -> Result<tokio::net::TcpListener, UpError> {
+    for local in &plan.workspaces {
+        let listen = &local.placement.listen;
+        for (what, address) in [
+            ("HTTP", listen.http),
+            ("admin", listen.admin),
+            ("federation", listen.federation),
+        ] {
+            std::net::TcpListener::bind(address).map_err(|e| {
+                UpError(format!(
+                    "port {} (Workspace {:?} {what}) is not free: {e}; choose other ports with --port",
+                    address.port(),
+                    local.name()
+                ))
+            })?;
+        }
+    }
+    let s3 = std::net::TcpListener::bind(("127.0.0.1", plan.s3_port)).map_err(|e| {
+        UpError(format!(
+            "port {} (the local object store) is not free: {e}; choose other ports with --port",
+            plan.s3_port
+        ))
+    })?;
+    s3.set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(s3))
+        .map_err(|e| UpError(format!("cannot listen for the object store: {e}")))
+}
+
+/// `entente-server`, next to this binary.
+fn server_binary() -> Result<PathBuf, UpError> {
+    let exe =
+        std::env::current_exe().map_err(|e| UpError(format!("cannot find this program: {e}")))?;
+    let server = exe.with_file_name("entente-server");
+    if server.is_file() {
+        Ok(server)
+    } else {
+        Err(UpError(format!(
+            "{} not found; build it with `cargo build -p entente-runtime`",
+            server.display()
+        )))
+    }
+}
+
+pub(crate) fn stop_child(child: &mut Child, signal: i32) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs the plan until Ctrl-C (or SIGTERM).
+pub async fn run(plan: Plan) -> Result<(), UpError> {
+    // Preflight: nothing starts unless everything can.
+    let s3_listener = check_ports(&plan)?;
+    let server = server_binary()?;
+    Database::preflight()?;
+    let data_dir = plan.workspaces[0]
+        .dir
+        .parent()
+        .and_then(Path::parent)
+        .expect("workspaces live in <data>/workspaces/<name>")
+        .to_path_buf();
+    for local in &plan.workspaces {
+        for mount in &local.provided {
+            let path = local.placement.secret((mount.dir, mount.file));
+            if !path.is_file() {
+                return Err(UpError(format!(
+                    "Workspace {:?} needs the secret file {} (it holds Secret {:?} key {:?} in a cluster); create it and run again",
+                    local.name(),
+                    path.display(),
+                    mount.secret,
+                    mount.key
+                )));
+            }
+        }
+    }
+
+    let credentials = objects::start(&data_dir, s3_listener)?;
+    let mut database = Database::start(&data_dir).await?;
+    let mut servers: Vec<(String, Child)> = Vec::new();
+    let started = start_servers(&plan, &server, &database, &credentials, &mut servers).await;
+    if let Err(e) = started {
+        for (_, child) in &mut servers {
+            stop_child(child, libc::SIGTERM);
+        }
+        database.stop();
+        return Err(e);
+    }
+    println!("{}", describe(&plan));
+    println!("database  {}", database.describe());
+    for local in &plan.workspaces {
+        if local.workspace.spec.identity.local.enabled {
+            println!(
+                "login     {:?} on {}: user {:?}, password in {}",
+                local.name(),
+                local.placement.listen.http,
+                local.workspace.spec.identity.local.admin.username,
+                local.placement.secret(secrets::ADMIN_PASSWORD).display()
+            );
+        }
+    }
+    println!("running; Ctrl-C stops everything, and running again keeps the data");
+    let _ = std::io::stdout().flush();
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| UpError(format!("cannot watch for SIGTERM: {e}")))?;
+    let mut exited = None;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some((name, status)) = servers.iter_mut().find_map(|(name, child)| {
+                    child.try_wait().ok().flatten().map(|s| (name.clone(), s))
+                }) {
+                    exited = Some(format!("the server of Workspace {name:?} exited ({status}); see its server.log"));
+                    break;
+                }
+            }
+        }
+    }
+    println!("stopping");
+    for (_, child) in &mut servers {
+        stop_child(child, libc::SIGTERM);
+    }
+    database.stop();
+    match exited {
+        Some(message) => Err(UpError(message)),
+        None => Ok(()),
+    }
+}
+
+async fn start_servers(
+    plan: &Plan,
+    server: &Path,
+    database: &Database,
+    credentials: &objects::Credentials,
+    servers: &mut Vec<(String, Child)>,
+) -> Result<(), UpError> {
+    let store = entente_s3::Connection {
+        endpoint: format!("http://127.0.0.1:{}", plan.s3_port),
+        region: "us-east-1".into(),
+        force_path_style: true,
+        access_key_id: credentials.access_key_id.clone(),
+        secret_access_key: credentials.secret_access_key.clone(),
+        ca_pem: None,
+    }
+    .client()
+    .map_err(|e| UpError(e.to_string()))?;
+    for local in &plan.workspaces {
+        let name = local.name();
+        let spec = &local.workspace.spec;
+        let at = |place| local.placement.secret(place);
+        write_private(
+            &at(secrets::DATABASE_URL),
+            database.database(&local.database()).await?.as_bytes(),
+        )?;
+        write_private(
+            &at(secrets::S3_ACCESS_KEY),
+            credentials.access_key_id.as_bytes(),
+        )?;
+        write_private(
+            &at(secrets::S3_SECRET_KEY),
+            credentials.secret_access_key.as_bytes(),
+        )?;
+        if spec.identity.local.enabled {
+            secret_text(&at(secrets::ADMIN_PASSWORD), 24)?;
+        }
+        federation_certificates(local)?;
+        entente_s3::ensure_bucket(
+            &store,
+            "us-east-1",
+            &spec.object_storage.bucket,
+            entente_s3::BucketOptions {
+                object_lock: spec.object_storage.object_lock,
+            },
+        )
+        .await
+        .map_err(|e| {
+            UpError(format!(
+                "Workspace {name:?}: bucket {:?}: {e}",
+                spec.object_storage.bucket
+            ))
+        })?;
+        let config = runtime_config::build(&local.workspace, &local.placement)
+            .map_err(|e| UpError(e.to_string()))?;
+        write_private(&local.config_file(), config.to_yaml().as_bytes())?;
+
+        let log_path = local.dir.join("server.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| UpError(format!("{}: {e}", log_path.display())))?;
+        let child = Command::new(server)
+            .arg("serve")
+            .arg("--config")
+            .arg(local.config_file())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| UpError(e.to_string()))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| UpError(format!("cannot start {}: {e}", server.display())))?;
+        servers.push((name.clone(), child));
+        wait_ready(
+            &name,
+            local.placement.listen.http,
+            &log_path,
+            &mut servers.last_mut().expect("just pushed").1,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The federation CA and certificate, issued and renewed exactly as the
+/// operator does, kept under the workspace's secrets.
+fn federation_certificates(local: &plan::LocalWorkspace) -> Result<(), UpError> {
+    let at = |place| local.placement.secret(place);
+    let read = |cert: PathBuf, key: PathBuf| {
+        Some(certs::Pair {
+            cert: std::fs::read_to_string(cert).ok()?,
+            key: std::fs::read_to_string(key).ok()?,
+        })
+    };
+    let ca_dir = local.dir.join("federation-ca");
+    let federation = &local.workspace.spec.federation;
+    let seconds = |text: &str| certs::duration_seconds(text).map_err(UpError);
+    let names = [layout::federation_identity(&local.workspace)];
+    let issued = certs::ensure(
+        read(ca_dir.join("ca.crt"), ca_dir.join("ca.key")),
+        read(at(secrets::FEDERATION_CERT), at(secrets::FEDERATION_KEY)),
+        &certs::Wanted {
+            names: &names,
+            organisation: &local.workspace.spec.organisation,
+            lifetime_seconds: seconds(&federation.certificate_duration)?,
+            renew_before_seconds: seconds(&federation.renew_before)?,
+        },
+        k8s_openapi::jiff::Timestamp::now().as_second(),
+    )
+    .map_err(UpError)?;
+    write_private(&ca_dir.join("ca.crt"), issued.ca.cert.as_bytes())?;
+    write_private(&ca_dir.join("ca.key"), issued.ca.key.as_bytes())?;
+    write_private(&at(secrets::FEDERATION_CA), issued.ca.cert.as_bytes())?;
+    write_private(&at(secrets::FEDERATION_CERT), issued.server.cert.as_bytes())?;
+    write_private(&at(secrets::FEDERATION_KEY), issued.server.key.as_bytes())
+}
+
+async fn wait_ready(
+    name: &str,
+    address: std::net::SocketAddr,
+    log: &Path,
+    child: &mut Child,
+) -> Result<(), UpError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(UpError(format!(
+                "the server of Workspace {name:?} exited ({status}):\n{log}"
+            )));
+        }
+        if ready(address).await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(UpError(format!(
+                "the server of Workspace {name:?} did not become ready within 60 s; see {}",
+                log.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET /readyz` answers 200.
+async fn ready(address: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+        return false;
+    };
+    let request = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    response.starts_with(b"HTTP/1.1 200")
+}

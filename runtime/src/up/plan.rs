@@ -1,0 +1,137 @@
+//! What `entente up` will run for a set of manifests: pure, so `--check`
+//! prints exactly what a real start would do.
+
+use std::path::{Path, PathBuf};
+
+use entente_crds::config::Listen;
+use entente_crds::{validate::Resource, Workspace};
+use entente_operator::workspace::build::{
+    runtime_config::Placement,
+    secrets::{self, SecretMount},
+};
+
+/// One workspace server to run.
+#[derive(Clone, Debug)]
+pub struct LocalWorkspace {
+    /// The manifest's Workspace, pointed at the local database and objects.
+    pub workspace: Workspace,
+    pub placement: Placement,
+    /// `<data>/workspaces/<name>`: its config, secrets and log.
+    pub dir: PathBuf,
+    /// Secret files the manifest needs that `up` cannot make (an OIDC client
+    /// secret, SAML metadata): the user puts them here.
+    pub provided: Vec<SecretMount>,
+}
+
+impl LocalWorkspace {
+    pub fn name(&self) -> String {
+        self.workspace.metadata.name.clone().unwrap_or_default()
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("runtime.yaml")
+    }
+
+    pub fn database(&self) -> String {
+        format!("entente_{}", self.name().replace('-', "_"))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub workspaces: Vec<LocalWorkspace>,
+    /// Declared but not run, each with the reason.
+    pub not_run: Vec<String>,
+    /// The local S3 endpoint.
+    pub s3_port: u16,
+}
+
+/// Ports: workspace `i` serves HTTP on `base + 3i`, admin on `+1`,
+/// federation on `+2`; the object store listens on `base + 100`.
+pub const S3_OFFSET: u16 = 100;
+
+pub fn plan(resources: &[Resource], data_dir: &Path, base: u16) -> Result<Plan, String> {
+    let mut workspaces: Vec<LocalWorkspace> = Vec::new();
+    let mut not_run = Vec::new();
+    let s3_port = base
+        .checked_add(S3_OFFSET)
+        .ok_or_else(|| format!("--port {base} leaves no room for the object store's port"))?;
+    for resource in resources {
+        let Resource::Workspace(workspace) = resource else {
+            not_run.push(format!(
+                "{} {:?}: {}",
+                resource.kind(),
+                resource.name(),
+                why_not(resource.kind())
+            ));
+            continue;
+        };
+        let name = workspace.metadata.name.clone().unwrap_or_default();
+        if workspaces.iter().any(|w| w.name() == name) {
+            return Err(format!("Workspace {name:?} is declared twice"));
+        }
+        let index = workspaces.len() as u16;
+        let port = |offset: u16| {
+            base.checked_add(3 * index + offset)
+                .filter(|p| *p < base + S3_OFFSET)
+                .ok_or_else(|| format!("too many workspaces for the ports above {base}"))
+        };
+        let local = |p| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let dir = data_dir.join("workspaces").join(&name);
+        let placement = Placement {
+            listen: Listen {
+                http: local(port(0)?),
+                admin: local(port(1)?),
+                federation: local(port(2)?),
+            },
+            secrets_dir: dir.join("secrets"),
+        };
+        let mut workspace = (**workspace).clone();
+        let spec = &mut workspace.spec;
+        // The local database and object store replace what the manifest names.
+        spec.database.managed = None;
+        spec.database.external = Some(
+            serde_json::from_value(serde_json::json!({
+                "connectionSecret": {"name": "entente-up", "key": "uri"}
+            }))
+            .expect("a valid external database"),
+        );
+        spec.object_storage.endpoint = format!("http://127.0.0.1:{s3_port}");
+        spec.object_storage.region = "us-east-1".into();
+        spec.object_storage.force_path_style = true;
+        spec.object_storage.ca_secret = None;
+        let provided = secrets::mounts(&workspace)
+            .into_iter()
+            .filter(|m| {
+                [secrets::OIDC_CLIENT_SECRET, secrets::SAML_METADATA].contains(&(m.dir, m.file))
+            })
+            .collect();
+        workspaces.push(LocalWorkspace {
+            workspace,
+            placement,
+            dir,
+            provided,
+        });
+    }
+    if workspaces.is_empty() {
+        return Err("the manifests declare no Workspace, so there is nothing to run".into());
+    }
+    Ok(Plan {
+        workspaces,
+        not_run,
+        s3_port,
+    })
+}
+
+/// Why a kind is not run locally yet.
+fn why_not(kind: &str) -> &'static str {
+    match kind {
+        "PartnerConnection" => "federation between workspaces is not built yet; not run",
+        "GuestPolicy" | "AccessPolicy" => "guest and access rules are not built yet; not applied",
+        "CallsCluster" => "the SFU is not built yet; not run",
+        "LanguageModel" => "model servers are not run by `entente up`; not run",
+        "Bridge" => "bridges are not built yet; not run",
+        "LegalHold" => "legal holds are not built yet; not applied",
+        _ => "not run",
+    }
+}

@@ -1,0 +1,226 @@
+//! `entente up` on an example, end to end: real PostgreSQL from the system's
+//! binaries, the embedded S3 endpoint, real server processes.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{http, wait_ready, KillOnDrop};
+use serde_json::json;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil")
+}
+
+fn free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A base port whose workspace ports and object-store port are all free.
+fn base_port() -> u16 {
+    (0..200)
+        .map(|i| 21000 + (std::process::id() as u16 % 50) * 200 + i * 7)
+        .find(|&p| (p..p + 3).all(free) && free(p + 100))
+        .expect("a free range of ports")
+}
+
+fn entente(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_entente"));
+    command.args(args).env_remove("DATABASE_URL");
+    command
+}
+
+fn up(data: &Path, port: u16) -> KillOnDrop {
+    let child = entente(&[
+        "up",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+    ])
+    .arg(example())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    KillOnDrop(child)
+}
+
+/// Ctrl-C, as a person would; `entente up` must stop everything and exit 0.
+fn interrupt(mut process: KillOnDrop, port: u16) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(process.0.id() as i32, libc::SIGINT) };
+    let child: &mut Child = &mut process.0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entente up did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    assert!(free(port), "the server stopped with it");
+}
+
+fn login(port: u16, data: &Path) -> String {
+    let password =
+        std::fs::read_to_string(data.join("workspaces/fob-north/secrets/admin/password")).unwrap();
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "admin", "password": password.trim()})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_message_posted_survives_stopping_and_starting_again() {
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+
+    let first = up(data.path(), port);
+    wait_ready(port);
+    let token = login(port, data.path());
+    let (status, channel) = http(
+        port,
+        "POST",
+        "/api/v1/channels",
+        Some(&token),
+        Some(json!({"name": "sitreps", "kind": "public"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{channel}");
+    let channel = channel["id"].as_str().unwrap().to_string();
+    let (status, post) = http(
+        port,
+        "POST",
+        &format!("/api/v1/channels/{channel}/posts"),
+        Some(&token),
+        Some(json!({"message": "all quiet at the ford"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{post}");
+    interrupt(first, port);
+
+    let second = up(data.path(), port);
+    wait_ready(port);
+    let token = login(port, data.path());
+    let (status, page) = http(
+        port,
+        "GET",
+        &format!("/api/v1/channels/{channel}/posts"),
+        Some(&token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{page}");
+    let messages: Vec<&str> = page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["message"].as_str())
+        .collect();
+    assert_eq!(messages, ["all quiet at the ford"]);
+    interrupt(second, port);
+}
+
+#[test]
+fn check_prints_the_plan_and_starts_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let output = entente(&[
+        "up",
+        "--check",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+    ])
+    .arg(example())
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "workspace fob-north        http://127.0.0.1:{port}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "PartnerConnection \"fob-north-to-hq\": federation between workspaces is not built yet"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("nothing was started"), "{stdout}");
+    assert!(!data.path().join("postgres").exists());
+}
+
+#[test]
+fn a_port_in_use_is_named_and_nothing_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port + 1)).unwrap();
+    let output = entente(&[
+        "up",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+    ])
+    .arg(example())
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "port {} (Workspace \"fob-north\" admin) is not free",
+            port + 1
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !data.path().join("postgres").exists(),
+        "no database was started"
+    );
+}
+
+#[test]
+fn an_invalid_manifest_starts_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let bad = data.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: entente.dev/v1alpha1\nkind: Workspace\nmetadata: {name: w}\nspec: {replicas: -1}\n").unwrap();
+    let output = entente(&[
+        "up",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not valid; nothing was started"),
+        "{stderr}"
+    );
+    assert!(!data.path().join("postgres").exists());
+}
