@@ -224,3 +224,44 @@ fn an_invalid_manifest_starts_nothing() {
     );
     assert!(!data.path().join("postgres").exists());
 }
+
+#[test]
+fn a_given_database_and_object_store_are_used_instead() {
+    let postgres = entente_e2e::Postgres::shared();
+    let s3 = entente_e2e::S3Server::shared();
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let child = entente(&[
+        "up",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+        "--s3-endpoint",
+        &s3.endpoint(),
+    ])
+    .arg(example())
+    .env("DATABASE_URL", postgres.url("postgres"))
+    .env("AWS_ACCESS_KEY_ID", s3.access_key_id())
+    .env("AWS_SECRET_ACCESS_KEY", s3.secret_access_key())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let process = KillOnDrop(child);
+    wait_ready(port);
+    login(port, data.path());
+    assert!(!data.path().join("postgres").exists(), "no local cluster");
+    assert!(
+        !data.path().join("objects").exists(),
+        "no local object store"
+    );
+    let databases = postgres
+        .psql(
+            "postgres",
+            "SELECT datname FROM pg_database WHERE datname = 'entente_fob_north'",
+        )
+        .unwrap();
+    assert!(databases.contains("entente_fob_north"), "{databases}");
+    interrupt(process, port);
+}

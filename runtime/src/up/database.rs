@@ -69,6 +69,7 @@ impl Database {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| io(&log_path, e))?)
             .stderr(log);
+        super::die_with_parent(&mut command, libc::SIGINT);
         let child = command
             .spawn()
             .map_err(|e| UpError(format!("cannot start postgres: {e}")))?;

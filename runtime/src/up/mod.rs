@@ -46,9 +46,12 @@ pub struct Options {
     /// The first workspace's HTTP port; see [`plan::plan`] for the rest.
     pub port: u16,
     pub check: bool,
+    /// An S3 store to use instead of the local endpoint.
+    pub s3_endpoint: Option<String>,
 }
 
-pub const USAGE: &str = "usage: entente up [--check] [--data-dir DIR] [--port N] PATH…";
+pub const USAGE: &str = "usage: entente up [--check] [--data-dir DIR] [--port N] [--s3-endpoint URL] PATH…\n\
+  DATABASE_URL: use that PostgreSQL; with --s3-endpoint, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are the credentials";
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
@@ -57,6 +60,7 @@ impl Options {
             data_dir: default_data_dir(),
             port: 8080,
             check: false,
+            s3_endpoint: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -64,6 +68,10 @@ impl Options {
                 "--check" => options.check = true,
                 "--data-dir" => {
                     options.data_dir = args.next().ok_or("--data-dir needs a directory")?.into()
+                }
+                "--s3-endpoint" => {
+                    options.s3_endpoint =
+                        Some(args.next().ok_or("--s3-endpoint needs a URL")?.clone())
                 }
                 "--port" => {
                     let value = args.next().ok_or("--port needs a number")?;
@@ -102,7 +110,13 @@ pub fn prepare(options: &Options) -> Result<Plan, UpError> {
     }
     let resources: Vec<Resource> = report.accepted.into_iter().map(|(_, r)| r).collect();
     let data_dir = absolute(&options.data_dir)?;
-    plan::plan(&resources, &data_dir, options.port).map_err(UpError)
+    plan::plan(
+        &resources,
+        &data_dir,
+        options.port,
+        options.s3_endpoint.as_deref(),
+    )
+    .map_err(UpError)
 }
 
 pub fn describe(plan: &Plan) -> String {
@@ -116,10 +130,12 @@ pub fn describe(plan: &Plan) -> String {
             local.dir.display()
         ));
     }
-    out.push_str(&format!(
-        "objects   local S3 endpoint http://127.0.0.1:{}\n",
-        plan.s3_port
-    ));
+    out.push_str(&match &plan.objects {
+        plan::Objects::Local { .. } => {
+            format!("objects   local S3 endpoint {}\n", plan.objects.endpoint())
+        }
+        plan::Objects::Given { endpoint } => format!("objects   S3 at {endpoint}\n"),
+    });
     for note in &plan.not_run {
         out.push_str(&format!("not run   {note}\n"));
     }
@@ -166,7 +182,7 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), UpError> {
 }
 
 /// Every port the plan needs must be free before anything starts.
-fn check_ports(plan: &Plan) -> Result<tokio::net::TcpListener, UpError> {
+fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> {
     for local in &plan.workspaces {
         let listen = &local.placement.listen;
         for (what, address) in [
@@ -183,14 +199,17 @@ fn check_ports(plan: &Plan) -> Result<tokio::net::TcpListener, UpError> {
             })?;
         }
     }
-    let s3 = std::net::TcpListener::bind(("127.0.0.1", plan.s3_port)).map_err(|e| {
+    let plan::Objects::Local { port } = plan.objects else {
+        return Ok(None);
+    };
+    let s3 = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
         UpError(format!(
-            "port {} (the local object store) is not free: {e}; choose other ports with --port",
-            plan.s3_port
+            "port {port} (the local object store) is not free: {e}; choose other ports with --port"
         ))
     })?;
     s3.set_nonblocking(true)
         .and_then(|()| tokio::net::TcpListener::from_std(s3))
+        .map(Some)
         .map_err(|e| UpError(format!("cannot listen for the object store: {e}")))
 }
 
@@ -206,6 +225,21 @@ fn server_binary() -> Result<PathBuf, UpError> {
             "{} not found; build it with `cargo build -p entente-runtime`",
             server.display()
         )))
+    }
+}
+
+/// Has `command`'s process receive `signal` if `entente up` dies without
+/// stopping it (SIGKILL, a crash), so nothing outlives it.
+pub(crate) fn die_with_parent(command: &mut Command, signal: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -228,6 +262,15 @@ pub(crate) fn stop_child(child: &mut Child, signal: i32) {
 
 /// Runs the plan until Ctrl-C (or SIGTERM).
 pub async fn run(plan: Plan) -> Result<(), UpError> {
+    // Watch for Ctrl-C and SIGTERM before starting anything, so one that
+    // arrives during start-up stops what was started instead of killing
+    // this process and orphaning it.
+    use tokio::signal::unix::{signal, SignalKind};
+    let watch = |kind| signal(kind).map_err(|e| UpError(format!("cannot watch for signals: {e}")));
+    let (mut interrupt, mut term) = (
+        watch(SignalKind::interrupt())?,
+        watch(SignalKind::terminate())?,
+    );
     // Preflight: nothing starts unless everything can.
     let s3_listener = check_ports(&plan)?;
     let server = server_binary()?;
@@ -253,7 +296,10 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
         }
     }
 
-    let credentials = objects::start(&data_dir, s3_listener)?;
+    let credentials = match s3_listener {
+        Some(listener) => objects::start(&data_dir, listener)?,
+        None => objects::from_environment()?,
+    };
     let mut database = Database::start(&data_dir).await?;
     let mut servers: Vec<(String, Child)> = Vec::new();
     let started = start_servers(&plan, &server, &database, &credentials, &mut servers).await;
@@ -280,12 +326,10 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
     println!("running; Ctrl-C stops everything, and running again keeps the data");
     let _ = std::io::stdout().flush();
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| UpError(format!("cannot watch for SIGTERM: {e}")))?;
     let mut exited = None;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = term.recv() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 if let Some((name, status)) = servers.iter_mut().find_map(|(name, child)| {
@@ -315,19 +359,19 @@ async fn start_servers(
     credentials: &objects::Credentials,
     servers: &mut Vec<(String, Child)>,
 ) -> Result<(), UpError> {
-    let store = entente_s3::Connection {
-        endpoint: format!("http://127.0.0.1:{}", plan.s3_port),
-        region: "us-east-1".into(),
-        force_path_style: true,
-        access_key_id: credentials.access_key_id.clone(),
-        secret_access_key: credentials.secret_access_key.clone(),
-        ca_pem: None,
-    }
-    .client()
-    .map_err(|e| UpError(e.to_string()))?;
     for local in &plan.workspaces {
         let name = local.name();
         let spec = &local.workspace.spec;
+        let store = entente_s3::Connection {
+            endpoint: plan.objects.endpoint(),
+            region: spec.object_storage.region.clone(),
+            force_path_style: spec.object_storage.force_path_style,
+            access_key_id: credentials.access_key_id.clone(),
+            secret_access_key: credentials.secret_access_key.clone(),
+            ca_pem: None,
+        }
+        .client()
+        .map_err(|e| UpError(e.to_string()))?;
         let at = |place| local.placement.secret(place);
         write_private(
             &at(secrets::DATABASE_URL),
@@ -347,7 +391,7 @@ async fn start_servers(
         federation_certificates(local)?;
         entente_s3::ensure_bucket(
             &store,
-            "us-east-1",
+            &spec.object_storage.region,
             &spec.object_storage.bucket,
             entente_s3::BucketOptions {
                 object_lock: spec.object_storage.object_lock,
@@ -367,7 +411,9 @@ async fn start_servers(
         let log_path = local.dir.join("server.log");
         let log = std::fs::File::create(&log_path)
             .map_err(|e| UpError(format!("{}: {e}", log_path.display())))?;
-        let child = Command::new(server)
+        let mut command = Command::new(server);
+        die_with_parent(&mut command, libc::SIGTERM);
+        let child = command
             .arg("serve")
             .arg("--config")
             .arg(local.config_file())

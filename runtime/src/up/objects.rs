@@ -14,6 +14,21 @@ pub struct Credentials {
     pub secret_access_key: String,
 }
 
+/// The credentials of a store the user named, from the environment.
+pub fn from_environment() -> Result<Credentials, UpError> {
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| {
+            UpError(format!(
+                "--s3-endpoint needs the store's credentials in {name}"
+            ))
+        })
+    };
+    Ok(Credentials {
+        access_key_id: var("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
+    })
+}
+
 /// Starts the endpoint on `listener`; it serves until the runtime stops.
 pub fn start(root: &Path, listener: tokio::net::TcpListener) -> Result<Credentials, UpError> {
     let objects = root.join("objects");

@@ -37,25 +37,58 @@ impl LocalWorkspace {
     }
 }
 
+/// Where file contents go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Objects {
+    /// An S3 endpoint `up` serves over the data directory.
+    Local { port: u16 },
+    /// An S3 store of the user's (`--s3-endpoint`), credentials from the
+    /// environment.
+    Given { endpoint: String },
+}
+
+impl Objects {
+    pub fn endpoint(&self) -> String {
+        match self {
+            Objects::Local { port } => format!("http://127.0.0.1:{port}"),
+            Objects::Given { endpoint } => endpoint.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub workspaces: Vec<LocalWorkspace>,
     /// Declared but not run, each with the reason.
     pub not_run: Vec<String>,
-    /// The local S3 endpoint.
-    pub s3_port: u16,
+    pub objects: Objects,
 }
 
 /// Ports: workspace `i` serves HTTP on `base + 3i`, admin on `+1`,
 /// federation on `+2`; the object store listens on `base + 100`.
 pub const S3_OFFSET: u16 = 100;
 
-pub fn plan(resources: &[Resource], data_dir: &Path, base: u16) -> Result<Plan, String> {
+pub fn plan(
+    resources: &[Resource],
+    data_dir: &Path,
+    base: u16,
+    s3_endpoint: Option<&str>,
+) -> Result<Plan, String> {
     let mut workspaces: Vec<LocalWorkspace> = Vec::new();
     let mut not_run = Vec::new();
-    let s3_port = base
-        .checked_add(S3_OFFSET)
-        .ok_or_else(|| format!("--port {base} leaves no room for the object store's port"))?;
+    let objects = match s3_endpoint {
+        Some(endpoint) if endpoint.starts_with("http://") || endpoint.starts_with("https://") => {
+            Objects::Given {
+                endpoint: endpoint.trim_end_matches('/').to_string(),
+            }
+        }
+        Some(endpoint) => return Err(format!("--s3-endpoint {endpoint:?} must be an http(s) URL")),
+        None => Objects::Local {
+            port: base.checked_add(S3_OFFSET).ok_or_else(|| {
+                format!("--port {base} leaves no room for the object store's port")
+            })?,
+        },
+    };
     for resource in resources {
         let Resource::Workspace(workspace) = resource else {
             not_run.push(format!(
@@ -96,9 +129,11 @@ pub fn plan(resources: &[Resource], data_dir: &Path, base: u16) -> Result<Plan, 
             }))
             .expect("a valid external database"),
         );
-        spec.object_storage.endpoint = format!("http://127.0.0.1:{s3_port}");
-        spec.object_storage.region = "us-east-1".into();
-        spec.object_storage.force_path_style = true;
+        spec.object_storage.endpoint = objects.endpoint();
+        if let Objects::Local { .. } = objects {
+            spec.object_storage.region = "us-east-1".into();
+            spec.object_storage.force_path_style = true;
+        }
         spec.object_storage.ca_secret = None;
         let provided = secrets::mounts(&workspace)
             .into_iter()
@@ -119,7 +154,7 @@ pub fn plan(resources: &[Resource], data_dir: &Path, base: u16) -> Result<Plan, 
     Ok(Plan {
         workspaces,
         not_run,
-        s3_port,
+        objects,
     })
 }
 
