@@ -131,6 +131,17 @@ async fn migration_jobs(client: &Client) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Asks for `image` and reconciles once; returns the one migration Job,
+/// which must run `image`.
+async fn change_image(client: &Client, image: &str) -> String {
+    patch_spec(client, "fob-north", json!({"pod": {"image": image}})).await;
+    reconcile(client, "fob-north").await;
+    let running = migration_jobs(client).await;
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0].1, image);
+    running[0].0.clone()
+}
+
 fn image_of(deployment: &Deployment) -> String {
     entente_operator::workspace::rollout::deployed_image(deployment)
         .unwrap()
@@ -406,16 +417,7 @@ async fn a_new_image_migrates_first_and_a_newer_one_replaces_the_job() {
         "a fresh install needs no Job"
     );
 
-    patch_spec(
-        &client,
-        "fob-north",
-        json!({"pod": {"image": "registry.example/entente-server:2"}}),
-    )
-    .await;
-    reconcile(&client, "fob-north").await;
-    let running = migration_jobs(&client).await;
-    assert_eq!(running.len(), 1);
-    assert_eq!(running[0].1, "registry.example/entente-server:2");
+    change_image(&client, "registry.example/entente-server:2").await;
     assert_eq!(
         image_of(&deployments.get("fob-north").await.unwrap()),
         first,
@@ -427,17 +429,7 @@ async fn a_new_image_migrates_first_and_a_newer_one_replaces_the_job() {
     );
 
     // Another image while that Job runs: its Job replaces the first.
-    patch_spec(
-        &client,
-        "fob-north",
-        json!({"pod": {"image": "registry.example/entente-server:3"}}),
-    )
-    .await;
-    reconcile(&client, "fob-north").await;
-    let running = migration_jobs(&client).await;
-    assert_eq!(running.len(), 1);
-    assert_eq!(running[0].1, "registry.example/entente-server:3");
-    let job = running[0].0.clone();
+    let job = change_image(&client, "registry.example/entente-server:3").await;
 
     jobs.patch_status(
         &job,
@@ -461,24 +453,17 @@ async fn a_failed_migration_leaves_the_servers_alone_and_says_why() {
     settle(&client, "fob-north").await;
     let deployments = api::<Deployment>(&client);
     let before = deployments.get("fob-north").await.unwrap();
-    patch_spec(
-        &client,
-        "fob-north",
-        json!({"pod": {"image": "registry.example/entente-server:9"}}),
-    )
-    .await;
-    reconcile(&client, "fob-north").await;
-    let jobs = api::<Job>(&client);
-    let job = jobs.list(&ListParams::default()).await.unwrap().items[0].name_any();
-    jobs.patch_status(
-        &job,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"conditions": [
+    let job = change_image(&client, "registry.example/entente-server:9").await;
+    api::<Job>(&client)
+        .patch_status(
+            &job,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": [
         {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
          "message": "Job has reached the specified backoff limit"}]}})),
-    )
-    .await
-    .unwrap();
+        )
+        .await
+        .unwrap();
     reconcile(&client, "fob-north").await;
     let after = deployments.get("fob-north").await.unwrap();
     assert_eq!(before.spec, after.spec, "the Deployment is untouched");
@@ -681,22 +666,13 @@ async fn a_database_under_delete_is_owned_so_it_goes_with_the_workspace() {
 
 mod pending_kinds {
     use super::*;
-    use entente_crds::{
-        validate::{parse_manifests, Resource as Manifest},
-        PartnerConnection,
-    };
+    use entente_crds::{validate::Resource as Manifest, PartnerConnection};
 
     fn partner() -> PartnerConnection {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/edge-ddil/edge.yaml");
-        let text = std::fs::read_to_string(path).unwrap();
-        let mut pc = parse_manifests(&text, "edge.yaml")
-            .into_iter()
-            .find_map(|r| match r.unwrap() {
-                Manifest::PartnerConnection(pc) => Some(*pc),
-                _ => None,
-            })
-            .unwrap();
+        let mut pc = edge_example(|r| match r {
+            Manifest::PartnerConnection(pc) => Some(*pc),
+            _ => None,
+        });
         pc.metadata.namespace = Some(NAMESPACE.into());
         pc
     }

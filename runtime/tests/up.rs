@@ -20,12 +20,20 @@ fn free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// A base port whose workspace ports and object-store port are all free.
+/// A base port whose workspace ports and object-store port are all free,
+/// and that no other test of this binary was given (tests run at once, and
+/// two could otherwise see the same ports free and race for them).
 fn base_port() -> u16 {
-    (0..200)
-        .map(|i| 21000 + (std::process::id() as u16 % 50) * 200 + i * 7)
-        .find(|&p| (p..p + 3).all(free) && free(p + 100))
-        .expect("a free range of ports")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 21000 + (std::process::id() % 40) as u16 * 250;
+    loop {
+        let candidate = start + NEXT.fetch_add(5, Ordering::Relaxed);
+        assert!(candidate < start + 90, "no free range of ports");
+        if (candidate..candidate + 3).all(free) && free(candidate + 100) {
+            return candidate;
+        }
+    }
 }
 
 fn entente(args: &[&str]) -> Command {

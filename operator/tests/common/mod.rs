@@ -61,18 +61,23 @@ impl Resource for CnpgCluster {
     }
 }
 
+/// The first object of the edge example that `pick` takes.
+pub fn edge_example<T>(pick: impl Fn(Manifest) -> Option<T>) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil/edge.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    parse_manifests(&text, "edge.yaml")
+        .into_iter()
+        .find_map(|r| pick(r.unwrap()))
+        .expect("the edge example has one")
+}
+
 /// The edge example's workspace, pointed at the test S3 server and a bucket
 /// of its own.
 pub fn workspace(bucket: &str) -> Workspace {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil/edge.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut workspace = parse_manifests(&text, "edge.yaml")
-        .into_iter()
-        .find_map(|r| match r.unwrap() {
-            Manifest::Workspace(ws) => Some(*ws),
-            _ => None,
-        })
-        .unwrap();
+    let mut workspace = edge_example(|r| match r {
+        Manifest::Workspace(ws) => Some(*ws),
+        _ => None,
+    });
     let s3 = S3Server::shared();
     workspace.metadata.namespace = Some(NAMESPACE.into());
     let storage = &mut workspace.spec.object_storage;
