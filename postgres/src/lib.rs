@@ -127,13 +127,23 @@ pub fn find_program(program: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The directory holding `initdb`, `postgres` and `psql`: `$ENTENTE_PG_BIN`,
-/// else the newest `/usr/lib/postgresql/*/bin` (Debian), else `PATH`.
+/// The directory holding `initdb`, `postgres` and `psql`: `$ENTENTE_PG_BIN`
+/// (and only there, when it is set), else the newest
+/// `/usr/lib/postgresql/*/bin` (Debian), else `PATH`.
 pub fn bin_dir() -> Result<PathBuf, Error> {
-    let mut candidates = Vec::new();
     if let Some(dir) = std::env::var_os("ENTENTE_PG_BIN") {
-        candidates.push(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        for needed in ["initdb", "postgres", "psql"] {
+            if !dir.join(needed).is_file() {
+                return fail(format!(
+                    "ENTENTE_PG_BIN is {}, which has no {needed}; point it at PostgreSQL's bin directory",
+                    dir.display()
+                ));
+            }
+        }
+        return Ok(dir);
     }
+    let mut candidates = Vec::new();
     let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

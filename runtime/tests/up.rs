@@ -273,3 +273,25 @@ fn a_given_database_and_object_store_are_used_instead() {
     assert!(databases.contains("entente_fob_north"), "{databases}");
     interrupt(process, port);
 }
+
+#[test]
+fn missing_postgresql_binaries_are_named_and_nothing_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let output = entente(&[
+        "up",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+    ])
+    .arg(example())
+    .env("ENTENTE_PG_BIN", data.path().join("no-postgres-here"))
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("has no initdb"), "{stderr}");
+    assert!(!data.path().join("postgres").exists());
+    assert!(free(port + 100), "the object store was not left running");
+}
