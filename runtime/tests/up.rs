@@ -295,3 +295,25 @@ fn missing_postgresql_binaries_are_named_and_nothing_starts() {
     assert!(!data.path().join("postgres").exists());
     assert!(free(port + 100), "the object store was not left running");
 }
+
+#[test]
+fn nothing_outlives_a_killed_entente_up() {
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let mut process = up(data.path(), port);
+    wait_ready(port);
+    process.0.kill().unwrap(); // SIGKILL: no chance to stop anything itself
+    process.0.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(free(port) && free(port + 100)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a server outlived entente up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // PostgreSQL went too: its data directory can be started again.
+    let again = up(data.path(), port);
+    wait_ready(port);
+    interrupt(again, port);
+}

@@ -62,6 +62,7 @@ impl Database {
             result.map_err(|e| UpError(e.0))?;
         }
         cluster.hand_over(&socket_dir).map_err(|e| UpError(e.0))?;
+        wait_for_previous_server(&cluster.data).await?;
         let log_path = root.join("postgres.log");
         let log = std::fs::File::create(&log_path).map_err(|e| io(&log_path, e))?;
         let mut command = cluster.server(SOCKET_PORT, false, &socket_dir, true);
@@ -175,6 +176,31 @@ impl Database {
             Database::Given { .. } => "PostgreSQL at DATABASE_URL".into(),
         }
     }
+}
+
+/// A server of this cluster from an earlier run may still be shutting down
+/// (its `entente up` was killed, and it got the parent-death signal): wait
+/// for it, and name it if it does not go.
+async fn wait_for_previous_server(data: &Path) -> Result<(), UpError> {
+    let Some(pid) = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
+    else {
+        return Ok(());
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = || unsafe { libc::kill(pid, 0) } == 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive() {
+        if Instant::now() > deadline {
+            return Err(UpError(format!(
+                "PostgreSQL (pid {pid}) is still running on {}; stop it, or use another --data-dir",
+                data.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// `url` with its database (the path) replaced by `name`.
