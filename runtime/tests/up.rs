@@ -317,3 +317,35 @@ fn nothing_outlives_a_killed_entente_up() {
     wait_ready(port);
     interrupt(again, port);
 }
+
+/// As root, PostgreSQL runs as an unprivileged user, which must be able to
+/// reach the data directory.
+#[test]
+fn a_data_directory_postgresql_cannot_reach_is_named() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // PostgreSQL runs as this user, who can reach its own directories
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let outer = tempfile::tempdir().unwrap();
+    let closed = outer.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data = closed.join("data");
+    let output = entente(&[
+        "up",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--port",
+        &base_port().to_string(),
+    ])
+    .arg(example())
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("because {} is closed to it", closed.display())),
+        "{stderr}"
+    );
+}

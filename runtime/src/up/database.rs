@@ -52,6 +52,9 @@ impl Database {
         let socket_dir = root.join("socket");
         std::fs::create_dir_all(&socket_dir).map_err(|e| io(&socket_dir, e))?;
         let cluster = Cluster::at(root.join("data")).map_err(|e| UpError(e.0))?;
+        if let Some((uid, _)) = cluster.run_as {
+            reachable_by(uid, &root)?;
+        }
         let password = secret_text(&root.join("password"), 24)?;
         if !cluster.is_initialised() {
             let pwfile = root.join("pwfile");
@@ -176,6 +179,28 @@ impl Database {
             Database::Given { .. } => "PostgreSQL at DATABASE_URL".into(),
         }
     }
+}
+
+/// PostgreSQL, run as `uid` when we are root, must be able to reach `dir`:
+/// every ancestor searchable by it. Otherwise say which one is closed.
+fn reachable_by(uid: u32, dir: &Path) -> Result<(), UpError> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in dir.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(ancestor) else {
+            continue;
+        };
+        let searchable =
+            meta.mode() & 0o001 != 0 || (meta.uid() == uid && meta.mode() & 0o100 != 0);
+        if !searchable {
+            return Err(UpError(format!(
+                "PostgreSQL runs as an unprivileged user (uid {uid}), which cannot reach {} because \
+                 {} is closed to it; choose a --data-dir it can reach, such as /var/lib/entente",
+                dir.display(),
+                ancestor.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A server of this cluster from an earlier run may still be shutting down

@@ -90,8 +90,14 @@ impl Options {
     }
 }
 
-/// `$XDG_DATA_HOME/entente`, else `~/.local/share/entente`.
+/// `$XDG_DATA_HOME/entente`, else `~/.local/share/entente`; for root,
+/// `/var/lib/entente` (root's home is closed to the `postgres` user that
+/// PostgreSQL then runs as).
 fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/entente");
+    }
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
