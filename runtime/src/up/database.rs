@@ -11,7 +11,7 @@ use std::{
 use entente_postgres::{Cluster, USER};
 use sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
 
-use super::{secret_text, UpError};
+use super::{files::secret_text, UpError};
 
 /// The socket's port number names the socket file (`.s.PGSQL.5432`).
 const SOCKET_PORT: u16 = 5432;
@@ -73,7 +73,7 @@ impl Database {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| io(&log_path, e))?)
             .stderr(log);
-        super::die_with_parent(&mut command, libc::SIGINT);
+        super::servers::die_with_parent(&mut command, libc::SIGINT);
         let child = command
             .spawn()
             .map_err(|e| UpError(format!("cannot start postgres: {e}")))?;
@@ -167,7 +167,7 @@ impl Database {
     /// Stops a local cluster (fast shutdown: sessions end, data is kept).
     pub fn stop(&mut self) {
         if let Database::Local { child, .. } = self {
-            super::stop_child(child, libc::SIGINT);
+            super::servers::stop_child(child, libc::SIGINT);
         }
     }
 

@@ -10,23 +10,26 @@
 //! beside this binary. Ctrl-C stops everything; running again reuses the data.
 
 mod database;
+mod files;
 mod objects;
 pub mod plan;
+mod servers;
 
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::Child,
+    time::Duration,
 };
 
 use entente_crds::validate::Resource;
-use entente_operator::workspace::{
-    build::{runtime_config, secrets},
-    certs, layout,
-};
+use entente_operator::workspace::build::secrets;
 
-use self::{database::Database, plan::Plan};
+use self::{
+    database::Database,
+    plan::Plan,
+    servers::{server_binary, start_servers, stop_child},
+};
 
 pub use entente_operator::workspace::build::runtime_config::Placement;
 
@@ -154,39 +157,6 @@ fn absolute(path: &Path) -> Result<PathBuf, UpError> {
         .map_err(|e| UpError(format!("{}: {e}", path.display())))
 }
 
-/// The text in `path`, made (random, `len` characters) on first use and
-/// kept after, readable only by its owner.
-pub(crate) fn secret_text(path: &Path, len: usize) -> Result<String, UpError> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return Ok(text.trim().to_string());
-    }
-    let mut bytes = vec![0u8; len];
-    getrandom::fill(&mut bytes).map_err(|e| UpError(format!("no randomness: {e}")))?;
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let text: String = bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect();
-    write_private(path, text.as_bytes())?;
-    Ok(text)
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), UpError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = |e: std::io::Error| UpError(format!("{}: {e}", path.display()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(fail)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(fail)?;
-    file.write_all(contents).map_err(fail)
-}
-
 /// Every port the plan needs must be free before anything starts.
 fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> {
     for local in &plan.workspaces {
@@ -217,53 +187,6 @@ fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> 
         .and_then(|()| tokio::net::TcpListener::from_std(s3))
         .map(Some)
         .map_err(|e| UpError(format!("cannot listen for the object store: {e}")))
-}
-
-/// `entente-server`, next to this binary.
-fn server_binary() -> Result<PathBuf, UpError> {
-    let exe =
-        std::env::current_exe().map_err(|e| UpError(format!("cannot find this program: {e}")))?;
-    let server = exe.with_file_name("entente-server");
-    if server.is_file() {
-        Ok(server)
-    } else {
-        Err(UpError(format!(
-            "{} not found; build it with `cargo build -p entente-runtime`",
-            server.display()
-        )))
-    }
-}
-
-/// Has `command`'s process receive `signal` if `entente up` dies without
-/// stopping it (SIGKILL, a crash), so nothing outlives it.
-pub(crate) fn die_with_parent(command: &mut Command, signal: i32) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-pub(crate) fn stop_child(child: &mut Child, signal: i32) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Runs the plan until Ctrl-C (or SIGTERM).
@@ -356,161 +279,4 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
         Some(message) => Err(UpError(message)),
         None => Ok(()),
     }
-}
-
-async fn start_servers(
-    plan: &Plan,
-    server: &Path,
-    database: &Database,
-    credentials: &objects::Credentials,
-    servers: &mut Vec<(String, Child)>,
-) -> Result<(), UpError> {
-    for local in &plan.workspaces {
-        let name = local.name();
-        let spec = &local.workspace.spec;
-        let store = entente_s3::Connection {
-            endpoint: plan.objects.endpoint(),
-            region: spec.object_storage.region.clone(),
-            force_path_style: spec.object_storage.force_path_style,
-            access_key_id: credentials.access_key_id.clone(),
-            secret_access_key: credentials.secret_access_key.clone(),
-            ca_pem: None,
-        }
-        .client()
-        .map_err(|e| UpError(e.to_string()))?;
-        let at = |place| local.placement.secret(place);
-        write_private(
-            &at(secrets::DATABASE_URL),
-            database.database(&local.database()).await?.as_bytes(),
-        )?;
-        write_private(
-            &at(secrets::S3_ACCESS_KEY),
-            credentials.access_key_id.as_bytes(),
-        )?;
-        write_private(
-            &at(secrets::S3_SECRET_KEY),
-            credentials.secret_access_key.as_bytes(),
-        )?;
-        if spec.identity.local.enabled {
-            secret_text(&at(secrets::ADMIN_PASSWORD), 24)?;
-        }
-        federation_certificates(local)?;
-        entente_s3::ensure_bucket(
-            &store,
-            &spec.object_storage.region,
-            &spec.object_storage.bucket,
-            entente_s3::BucketOptions {
-                object_lock: spec.object_storage.object_lock,
-            },
-        )
-        .await
-        .map_err(|e| {
-            UpError(format!(
-                "Workspace {name:?}: bucket {:?}: {e}",
-                spec.object_storage.bucket
-            ))
-        })?;
-        let config = runtime_config::build(&local.workspace, &local.placement)
-            .map_err(|e| UpError(e.to_string()))?;
-        write_private(&local.config_file(), config.to_yaml().as_bytes())?;
-
-        let log_path = local.dir.join("server.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| UpError(format!("{}: {e}", log_path.display())))?;
-        let mut command = Command::new(server);
-        die_with_parent(&mut command, libc::SIGTERM);
-        let child = command
-            .arg("serve")
-            .arg("--config")
-            .arg(local.config_file())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| UpError(e.to_string()))?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| UpError(format!("cannot start {}: {e}", server.display())))?;
-        servers.push((name.clone(), child));
-        wait_ready(
-            &name,
-            local.placement.listen.http,
-            &log_path,
-            &mut servers.last_mut().expect("just pushed").1,
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// The federation CA and certificate, issued and renewed exactly as the
-/// operator does, kept under the workspace's secrets.
-fn federation_certificates(local: &plan::LocalWorkspace) -> Result<(), UpError> {
-    let at = |place| local.placement.secret(place);
-    let read = |cert: PathBuf, key: PathBuf| {
-        Some(certs::Pair {
-            cert: std::fs::read_to_string(cert).ok()?,
-            key: std::fs::read_to_string(key).ok()?,
-        })
-    };
-    let ca_dir = local.dir.join("federation-ca");
-    let federation = &local.workspace.spec.federation;
-    let seconds = |text: &str| certs::duration_seconds(text).map_err(UpError);
-    let names = [layout::federation_identity(&local.workspace)];
-    let issued = certs::ensure(
-        read(ca_dir.join("ca.crt"), ca_dir.join("ca.key")),
-        read(at(secrets::FEDERATION_CERT), at(secrets::FEDERATION_KEY)),
-        &certs::Wanted {
-            names: &names,
-            organisation: &local.workspace.spec.organisation,
-            lifetime_seconds: seconds(&federation.certificate_duration)?,
-            renew_before_seconds: seconds(&federation.renew_before)?,
-        },
-        k8s_openapi::jiff::Timestamp::now().as_second(),
-    )
-    .map_err(UpError)?;
-    write_private(&ca_dir.join("ca.crt"), issued.ca.cert.as_bytes())?;
-    write_private(&ca_dir.join("ca.key"), issued.ca.key.as_bytes())?;
-    write_private(&at(secrets::FEDERATION_CA), issued.ca.cert.as_bytes())?;
-    write_private(&at(secrets::FEDERATION_CERT), issued.server.cert.as_bytes())?;
-    write_private(&at(secrets::FEDERATION_KEY), issued.server.key.as_bytes())
-}
-
-async fn wait_ready(
-    name: &str,
-    address: std::net::SocketAddr,
-    log: &Path,
-    child: &mut Child,
-) -> Result<(), UpError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(UpError(format!(
-                "the server of Workspace {name:?} exited ({status}):\n{log}"
-            )));
-        }
-        if ready(address).await {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(UpError(format!(
-                "the server of Workspace {name:?} did not become ready within 60 s; see {}",
-                log.display()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// `GET /readyz` answers 200.
-async fn ready(address: std::net::SocketAddr) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
-        return false;
-    };
-    let request = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    response.starts_with(b"HTTP/1.1 200")
 }

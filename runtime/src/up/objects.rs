@@ -7,7 +7,7 @@ use std::path::Path;
 use hyper_util::{rt::TokioExecutor, server::conn::auto::Builder as ConnBuilder};
 use s3s::{auth::SimpleAuth, service::S3ServiceBuilder};
 
-use super::{secret_text, UpError};
+use super::{files::secret_text, UpError};
 
 pub struct Credentials {
     pub access_key_id: String,
