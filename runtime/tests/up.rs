@@ -42,19 +42,25 @@ fn entente(args: &[&str]) -> Command {
     command
 }
 
-fn up(data: &Path, port: u16) -> KillOnDrop {
-    let child = entente(&[
+/// `entente up --data-dir DATA --port PORT EXTRA… examples/edge-ddil`.
+fn up_command(data: &Path, port: u16, extra: &[&str]) -> Command {
+    let mut command = entente(&[
         "up",
         "--data-dir",
         data.to_str().unwrap(),
         "--port",
         &port.to_string(),
-    ])
-    .arg(example())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    ]);
+    command.args(extra).arg(example());
+    command
+}
+
+fn up(data: &Path, port: u16) -> KillOnDrop {
+    let child = up_command(data, port, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     KillOnDrop(child)
 }
 
@@ -148,17 +154,9 @@ fn a_message_posted_survives_stopping_and_starting_again() {
 fn check_prints_the_plan_and_starts_nothing() {
     let data = tempfile::tempdir().unwrap();
     let port = base_port();
-    let output = entente(&[
-        "up",
-        "--check",
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--port",
-        &port.to_string(),
-    ])
-    .arg(example())
-    .output()
-    .unwrap();
+    let output = up_command(data.path(), port, &["--check"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -186,16 +184,7 @@ fn a_port_in_use_is_named_and_nothing_starts() {
     let data = tempfile::tempdir().unwrap();
     let port = base_port();
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port + 1)).unwrap();
-    let output = entente(&[
-        "up",
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--port",
-        &port.to_string(),
-    ])
-    .arg(example())
-    .output()
-    .unwrap();
+    let output = up_command(data.path(), port, &[]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -239,23 +228,14 @@ fn a_given_database_and_object_store_are_used_instead() {
     let s3 = entente_e2e::S3Server::shared();
     let data = tempfile::tempdir().unwrap();
     let port = base_port();
-    let child = entente(&[
-        "up",
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--port",
-        &port.to_string(),
-        "--s3-endpoint",
-        &s3.endpoint(),
-    ])
-    .arg(example())
-    .env("DATABASE_URL", postgres.url("postgres"))
-    .env("AWS_ACCESS_KEY_ID", s3.access_key_id())
-    .env("AWS_SECRET_ACCESS_KEY", s3.secret_access_key())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = up_command(data.path(), port, &["--s3-endpoint", &s3.endpoint()])
+        .env("DATABASE_URL", postgres.url("postgres"))
+        .env("AWS_ACCESS_KEY_ID", s3.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", s3.secret_access_key())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let process = KillOnDrop(child);
     wait_ready(port);
     login(port, data.path());
@@ -278,17 +258,10 @@ fn a_given_database_and_object_store_are_used_instead() {
 fn missing_postgresql_binaries_are_named_and_nothing_starts() {
     let data = tempfile::tempdir().unwrap();
     let port = base_port();
-    let output = entente(&[
-        "up",
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--port",
-        &port.to_string(),
-    ])
-    .arg(example())
-    .env("ENTENTE_PG_BIN", data.path().join("no-postgres-here"))
-    .output()
-    .unwrap();
+    let output = up_command(data.path(), port, &[])
+        .env("ENTENTE_PG_BIN", data.path().join("no-postgres-here"))
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("has no initdb"), "{stderr}");
@@ -332,16 +305,7 @@ fn a_data_directory_postgresql_cannot_reach_is_named() {
     std::fs::create_dir(&closed).unwrap();
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
     let data = closed.join("data");
-    let output = entente(&[
-        "up",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--port",
-        &base_port().to_string(),
-    ])
-    .arg(example())
-    .output()
-    .unwrap();
+    let output = up_command(&data, base_port(), &[]).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
