@@ -10,9 +10,12 @@ import sys
 import boto3
 
 endpoint = sys.argv[1]
+# An https endpoint with a private CA: the CA bundle to trust.
+verify = sys.argv[2] if len(sys.argv) > 2 else None
 iam = boto3.client(
     "iam",
     endpoint_url=endpoint,
+    verify=verify,
     region_name="us-east-1",
     aws_access_key_id="bootstrap",
     aws_secret_access_key="bootstrap",

@@ -1,7 +1,7 @@
 //! A real S3-compatible server: moto, with request signatures checked.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Mutex, OnceLock},
     time::Duration,
@@ -20,6 +20,7 @@ const BOOTSTRAP_REQUESTS: &str = "3";
 pub struct S3Server {
     child: Mutex<Child>,
     port: u16,
+    tls: bool,
     access_key_id: String,
     secret_access_key: String,
     dir: ScratchDir,
@@ -28,6 +29,20 @@ pub struct S3Server {
 impl S3Server {
     /// Starts a new server, stopped when the value is dropped.
     pub fn start() -> Result<S3Server, HarnessError> {
+        S3Server::start_with(None)
+    }
+
+    /// Starts a server that speaks HTTPS with `cert_pem`/`key_pem` (PEM
+    /// files); `ca_pem` is what a client must trust to reach it.
+    pub fn start_tls(
+        cert_pem: &Path,
+        key_pem: &Path,
+        ca_pem: &Path,
+    ) -> Result<S3Server, HarnessError> {
+        S3Server::start_with(Some((cert_pem, key_pem, ca_pem)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path, &Path)>) -> Result<S3Server, HarnessError> {
         let python = python();
         let dir = ScratchDir::new("s3")?;
         let mut last_error = None;
@@ -43,6 +58,9 @@ impl S3Server {
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(|e| HarnessError(e.to_string()))?)
                 .stderr(log);
+            if let Some((cert, key, _)) = tls {
+                command.arg("-c").arg(cert).arg("-k").arg(key);
+            }
             let mut child = spawn_supervised(command).map_err(|e| {
                 HarnessError(format!(
                     "cannot run {} -m moto.server: {e}",
@@ -61,16 +79,20 @@ impl S3Server {
                 last_error = Some(HarnessError(format!("{e}\n{log}{hint}")));
                 continue;
             }
-            let (access_key_id, secret_access_key) = match bootstrap(&python, port) {
-                Ok(keys) => keys,
-                Err(e) => {
-                    stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
-                    return Err(e);
-                }
-            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let endpoint = format!("{scheme}://127.0.0.1:{port}");
+            let (access_key_id, secret_access_key) =
+                match bootstrap(&python, &endpoint, tls.map(|t| t.2)) {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
+                        return Err(e);
+                    }
+                };
             return Ok(S3Server {
                 child: Mutex::new(child),
                 port,
+                tls: tls.is_some(),
                 access_key_id,
                 secret_access_key,
                 dir,
@@ -87,7 +109,8 @@ impl S3Server {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -140,14 +163,20 @@ pub(crate) fn python() -> PathBuf {
 }
 
 /// The bootstrap script: creates the IAM user whose key signs every request.
-fn bootstrap(python: &PathBuf, port: u16) -> Result<(String, String), HarnessError> {
+fn bootstrap(
+    python: &PathBuf,
+    endpoint: &str,
+    ca: Option<&Path>,
+) -> Result<(String, String), HarnessError> {
     // Embedded rather than found by path: a build reused from another
     // checkout (a shared target directory) must not point at its files.
     const SCRIPT: &str = include_str!("../scripts/moto_bootstrap.py");
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(format!("http://127.0.0.1:{port}"))
+    let mut command = Command::new(python);
+    command.arg("-c").arg(SCRIPT).arg(endpoint);
+    if let Some(ca) = ca {
+        command.arg(ca);
+    }
+    let output = command
         .output()
         .map_err(|e| HarnessError(format!("cannot run {}: {e}", python.display())))?;
     if !output.status.success() {
