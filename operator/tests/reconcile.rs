@@ -22,6 +22,17 @@ use kube::{
 };
 use serde_json::json;
 
+/// Whether the fake cluster holds a `K` called `name`.
+async fn exists<K>(client: &Client, name: &str) -> bool
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    api::<K>(client).get_opt(name).await.unwrap().is_some()
+}
+
 /// Runs one reconcile of `name` as a freshly started controller would.
 async fn reconcile(client: &Client, name: &str) -> kube::runtime::controller::Action {
     reconcile_with(&context(client), client, name).await
@@ -397,11 +408,7 @@ async fn scaling_adds_and_prunes_the_disruption_budget() {
             .is_empty(),
         "the PDB is pruned"
     );
-    assert!(api::<Service>(&client)
-        .get_opt("hand-made")
-        .await
-        .unwrap()
-        .is_some());
+    assert!(exists::<Service>(&client, "hand-made").await);
 }
 
 #[tokio::test]
@@ -502,11 +509,7 @@ async fn a_missing_external_database_secret_is_named_and_nothing_is_rolled() {
         "{}",
         stalled.message
     );
-    assert!(api::<Deployment>(&client)
-        .get_opt("fob-north")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(!exists::<Deployment>(&client, "fob-north").await);
 
     // The Secret appears without the key, then with it.
     let secrets = api::<Secret>(&client);
@@ -534,11 +537,7 @@ async fn a_missing_external_database_secret_is_named_and_nothing_is_rolled() {
     let now = status(&client, "fob-north").await;
     assert_eq!(condition(&now, "Stalled").status, "False");
     assert_eq!(now.database.unwrap().phase.as_deref(), Some("External"));
-    assert!(api::<Deployment>(&client)
-        .get_opt("fob-north")
-        .await
-        .unwrap()
-        .is_some());
+    assert!(exists::<Deployment>(&client, "fob-north").await);
 }
 
 #[tokio::test]
@@ -561,11 +560,7 @@ async fn without_cloudnative_pg_the_workspace_is_degraded_and_says_so() {
     );
     assert!(degraded.message.contains("CloudNativePG is not installed"));
     // Everything else is in place.
-    assert!(api::<Deployment>(&client)
-        .get_opt("fob-north")
-        .await
-        .unwrap()
-        .is_some());
+    assert!(exists::<Deployment>(&client, "fob-north").await);
 }
 
 /// The Workspace as the API server holds it after `kubectl delete`: with a
@@ -617,11 +612,7 @@ async fn deleting_with_retain_keeps_the_bucket_and_lets_the_workspace_go() {
     let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
     reconcile(&client, "fob-north").await;
     assert!(
-        api::<Workspace>(&client)
-            .get_opt("fob-north")
-            .await
-            .unwrap()
-            .is_none(),
+        !exists::<Workspace>(&client, "fob-north").await,
         "the finalizer is gone"
     );
     assert!(bucket_exists(&bucket).await);
@@ -641,11 +632,7 @@ async fn deleting_with_delete_removes_an_empty_bucket_but_never_a_full_one() {
         )
         .await;
         reconcile(&client, "fob-north").await;
-        assert!(api::<Workspace>(&client)
-            .get_opt("fob-north")
-            .await
-            .unwrap()
-            .is_none());
+        assert!(!exists::<Workspace>(&client, "fob-north").await);
         assert_eq!(bucket_exists(&bucket).await, full, "full: {full}");
     }
 }
@@ -769,9 +756,5 @@ async fn refused_object_store_credentials_stall_with_the_reason() {
         (stalled.status.as_str(), stalled.reason.as_str()),
         ("True", "ObjectStoreDenied")
     );
-    assert!(api::<Deployment>(&client)
-        .get_opt("fob-north")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(!exists::<Deployment>(&client, "fob-north").await);
 }
