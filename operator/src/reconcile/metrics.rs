@@ -68,3 +68,33 @@ impl Metrics {
             .inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_per_kind_and_error_family_are_exposed() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        metrics.reconciled("Workspace", 0.02);
+        metrics.reconciled("Workspace", 0.3);
+        metrics.failed("Workspace", "object_store");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"entente_operator_reconciles_total{kind="Workspace"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"entente_operator_reconcile_errors_total{kind="Workspace",error="object_store"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"entente_operator_reconcile_duration_seconds_count{kind="Workspace"} 2"#
+            ),
+            "{text}"
+        );
+    }
+}
