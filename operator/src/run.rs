@@ -174,6 +174,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             workspace_children,
+            Some(workspace::controller::secrets_read),
             workspace::controller::reconcile,
             stop.clone(),
         )
@@ -182,6 +183,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
+            None,
             pending::reconcile::<PartnerConnection>,
             stop.clone(),
         )
@@ -190,6 +192,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
+            None,
             pending::reconcile::<GuestPolicy>,
             stop.clone(),
         )
@@ -198,6 +201,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
+            None,
             pending::reconcile::<AccessPolicy>,
             stop.clone(),
         )
@@ -206,6 +210,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
+            None,
             pending::reconcile::<CallsCluster>,
             stop.clone(),
         )
@@ -214,6 +219,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
+            None,
             pending::reconcile::<LanguageModel>,
             stop.clone(),
         )
@@ -222,6 +228,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
+            None,
             pending::reconcile::<Bridge>,
             stop.clone(),
         )
@@ -230,6 +237,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
+            None,
             pending::reconcile::<LegalHold>,
             stop.clone(),
         )

@@ -6,10 +6,11 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use entente_crds::Kind;
 use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     api::{ApiResource, DynamicObject},
-    core::DeserializeGuard,
-    runtime::{controller::Action, watcher, Controller},
+    core::{DeserializeGuard, PartialObjectMeta},
+    runtime::{controller::Action, reflector::ObjectRef, watcher, Controller},
     Api, Client, ResourceExt,
 };
 
@@ -46,11 +47,14 @@ impl Scope {
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 /// Runs the controller of `K` until `shutdown` resolves. `owns` lists the
-/// child kinds whose changes should wake the owner up.
+/// child kinds whose changes should wake the owner up; `reads_secrets`, the
+/// Secrets (by name, in its namespace) an object reads without owning them,
+/// so that creating or changing one wakes the objects that name it.
 pub async fn run<K, F, Fut>(
     ctx: Arc<Context>,
     scope: &Scope,
     owns: Vec<ApiResource>,
+    reads_secrets: Option<fn(&K) -> Vec<String>>,
     reconcile: F,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) where
@@ -80,6 +84,18 @@ pub async fn run<K, F, Fut>(
             };
             controller = controller.owns_with(api, resource.clone(), children.clone());
         }
+        if let Some(reads) = reads_secrets {
+            // Metadata is all the mapping needs; Secret values are not kept.
+            let api = match scope {
+                Scope::Cluster => Api::<PartialObjectMeta<Secret>>::all(ctx.client.clone()),
+                Scope::Namespaces(ns) => Api::namespaced(ctx.client.clone(), &ns[index]),
+            };
+            let store = controller.store();
+            controller =
+                controller.watches_with(api, (), watcher::Config::default(), move |secret| {
+                    readers(&store.state(), &secret, reads)
+                });
+        }
         let reconcile = reconcile.clone();
         let kind = kind.clone();
         let run = controller
@@ -101,6 +117,23 @@ pub async fn run<K, F, Fut>(
         runs.push(run);
     }
     futures_util::future::join_all(runs).await;
+}
+
+/// The objects in `objects` that read `secret`.
+fn readers<K: Kind>(
+    objects: &[Arc<DeserializeGuard<K>>],
+    secret: &PartialObjectMeta<Secret>,
+    reads: fn(&K) -> Vec<String>,
+) -> Vec<ObjectRef<DeserializeGuard<K>>> {
+    let name = secret.name_any();
+    objects
+        .iter()
+        .filter(|guarded| match &guarded.0 {
+            Ok(object) => object.namespace() == secret.namespace() && reads(object).contains(&name),
+            Err(_) => false,
+        })
+        .map(|guarded| ObjectRef::from_obj(&**guarded))
+        .collect()
 }
 
 /// Decodes, times and counts one reconcile.
@@ -145,4 +178,53 @@ where
         );
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use entente_crds::{
+        validate::{parse_manifests, Resource},
+        Workspace,
+    };
+    use kube::core::error_boundary::InvalidObject;
+
+    use super::*;
+
+    fn edge(namespace: &str) -> Workspace {
+        let text = include_str!("../../../examples/edge-ddil/edge.yaml");
+        let mut workspace = parse_manifests(text, "edge.yaml")
+            .into_iter()
+            .find_map(|r| match r.unwrap() {
+                Resource::Workspace(ws) => Some(*ws),
+                _ => None,
+            })
+            .unwrap();
+        workspace.metadata.namespace = Some(namespace.into());
+        workspace
+    }
+
+    fn secret(namespace: &str, name: &str) -> PartialObjectMeta<Secret> {
+        let mut meta = PartialObjectMeta::<Secret>::default();
+        meta.metadata.namespace = Some(namespace.into());
+        meta.metadata.name = Some(name.into());
+        meta
+    }
+
+    #[test]
+    fn a_secret_wakes_exactly_the_objects_in_its_namespace_that_read_it() {
+        let reads: fn(&Workspace) -> Vec<String> = crate::workspace::controller::secrets_read;
+        let undecodable = DeserializeGuard::<Workspace>(Err(InvalidObject {
+            error: "bad".into(),
+            metadata: Default::default(),
+        }));
+        let objects = vec![
+            Arc::new(DeserializeGuard(Ok(edge("edge")))),
+            Arc::new(DeserializeGuard(Ok(edge("elsewhere")))),
+            Arc::new(undecodable),
+        ];
+        let woken = readers(&objects, &secret("edge", "edge-s3"), reads);
+        assert_eq!(woken.len(), 1);
+        assert_eq!(woken[0].namespace.as_deref(), Some("edge"));
+        assert!(readers(&objects, &secret("edge", "unrelated"), reads).is_empty());
+    }
 }

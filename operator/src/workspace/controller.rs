@@ -46,6 +46,12 @@ pub const RESTART_ANNOTATION: &str = "entente.dev/restart-digest";
 /// (referenced Secrets are not watched).
 const RESYNC: Duration = Duration::from_secs(300);
 
+/// The Secrets a Workspace reads without owning them (watched, so a fix or a
+/// rotation is acted on at once).
+pub fn secrets_read(workspace: &Workspace) -> Vec<String> {
+    dereference::secrets_read(workspace)
+}
+
 /// Every kind a Workspace has children of: watched, and pruned.
 pub fn child_kinds() -> Vec<ApiResource> {
     vec![

@@ -76,6 +76,57 @@ fn field_of(mount: &secrets::SecretMount) -> &'static str {
     }
 }
 
+/// The Secrets the operator makes for a workspace.
+fn generated_secrets(names: &Names) -> [String; 4] {
+    [
+        names.runtime_secret(),
+        names.admin_secret(),
+        names.federation_ca_secret(),
+        names.federation_tls_secret(),
+    ]
+}
+
+/// The Secrets a Workspace's spec names, as (Secret, key, spec field):
+/// a person makes them, and the workspace cannot run without them.
+pub fn referenced_secrets(workspace: &Workspace) -> Vec<(String, String, String)> {
+    let names = Names::of(workspace);
+    let generated = generated_secrets(&names);
+    let mut wanted: Vec<(String, String, String)> = secrets::mounts(workspace)
+        .iter()
+        .filter(|m| !generated.contains(&m.secret) && m.secret != names.database_app_secret())
+        .map(|m| (m.secret.clone(), m.key.clone(), field_of(m).to_string()))
+        .collect();
+    if let Some(backup) = workspace
+        .spec
+        .database
+        .managed
+        .as_ref()
+        .and_then(|m| m.backup.as_ref())
+    {
+        let c = &backup.credentials;
+        for key in [&c.access_key_id_key, &c.secret_access_key_key] {
+            wanted.push((
+                c.secret_name.clone(),
+                key.clone(),
+                "spec.database.managed.backup.credentials".into(),
+            ));
+        }
+    }
+    wanted
+}
+
+/// The names of the Secrets a Workspace reads but does not own: a change to
+/// one of them should wake its reconcile.
+pub fn secrets_read(workspace: &Workspace) -> Vec<String> {
+    let mut names: Vec<String> = referenced_secrets(workspace)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn read_error(what: String) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Read {
         what,
@@ -103,33 +154,9 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
     };
 
     // Secrets the operator makes itself: read to keep what they hold.
-    let generated = [
-        names.runtime_secret(),
-        names.admin_secret(),
-        names.federation_ca_secret(),
-        names.federation_tls_secret(),
-    ];
+    let generated = generated_secrets(&names);
     // Referenced Secrets: must exist and hold the key.
-    let mut wanted: Vec<(String, String, String)> = secrets::mounts(workspace)
-        .iter()
-        .filter(|m| !generated.contains(&m.secret) && m.secret != names.database_app_secret())
-        .map(|m| (m.secret.clone(), m.key.clone(), field_of(m).to_string()))
-        .collect();
-    if let Some(backup) = spec
-        .database
-        .managed
-        .as_ref()
-        .and_then(|m| m.backup.as_ref())
-    {
-        let c = &backup.credentials;
-        for key in [&c.access_key_id_key, &c.secret_access_key_key] {
-            wanted.push((
-                c.secret_name.clone(),
-                key.clone(),
-                "spec.database.managed.backup.credentials".into(),
-            ));
-        }
-    }
+    let wanted = referenced_secrets(workspace);
     let mut lookups: Vec<String> = generated.to_vec();
     lookups.extend(wanted.iter().map(|(name, _, _)| name.clone()));
     lookups.sort();
