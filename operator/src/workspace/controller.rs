@@ -148,112 +148,15 @@ async fn apply(
         refs.deployment.as_ref().and_then(rollout::deployed_image),
         &job_state,
     );
-    let names = Names::of(workspace);
-    let mut children = Children::new(workspace);
-    children.add(&secret(
+    let children = build_children(
         workspace,
-        names.runtime_secret(),
-        "config",
-        [(layout::CONFIG_FILE, config.to_yaml().into_bytes())],
-        None,
-    ));
-    children.add(&secret(
-        workspace,
-        names.federation_ca_secret(),
-        "federation",
-        [
-            ("ca.crt", issued.ca.cert.clone().into_bytes()),
-            ("ca.key", issued.ca.key.clone().into_bytes()),
-        ],
-        None,
-    ));
-    children.add(&secret(
-        workspace,
-        names.federation_tls_secret(),
-        "federation",
-        [
-            ("tls.crt", issued.server.cert.clone().into_bytes()),
-            ("tls.key", issued.server.key.clone().into_bytes()),
-            ("ca.crt", issued.ca.cert.clone().into_bytes()),
-        ],
-        Some("kubernetes.io/tls"),
-    ));
-    let secret_kind = ApiResource::erase::<Secret>(&());
-    if workspace.spec.identity.local.enabled
-        && workspace
-            .spec
-            .identity
-            .local
-            .admin
-            .password_secret
-            .is_none()
-    {
-        // Generated once; a person may rotate it by editing the Secret.
-        if refs.secrets.contains_key(&names.admin_secret()) {
-            children.keep(&secret_kind, names.admin_secret());
-        } else {
-            children.add(&secret(
-                workspace,
-                names.admin_secret(),
-                "admin",
-                [("password", password().into_bytes())],
-                None,
-            ));
-        }
-    }
-    if plan.roll {
-        let mut deployment = build::deployment::build(workspace);
-        let restart = serde_json::to_string(&config.restart_sections()).expect("config serializes");
-        let template = deployment
-            .spec
-            .as_mut()
-            .expect("the builder sets a spec")
-            .template
-            .metadata
-            .get_or_insert_with(Default::default);
-        template
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(
-                RESTART_ANNOTATION.into(),
-                digest(&format!("{restart}{}", issued.server_not_after)),
-            );
-        children.add(&deployment);
-    } else {
-        children.keep(&ApiResource::erase::<Deployment>(&()), names.server());
-    }
-    let job_name = build::migration::name(workspace);
-    if plan.run_job {
-        children.add(&build::migration::build(workspace));
-    } else if plan.keep_job {
-        children.keep(&ApiResource::erase::<Job>(&()), job_name.clone());
-    }
-    for service in build::service::build(workspace) {
-        children.add(&service);
-    }
-    if let Some(pdb) = build::pdb::build(workspace) {
-        children.add(&pdb);
-    }
-    if let Some(ingress) = build::ingress::build(workspace) {
-        children.add(&ingress);
-    }
-    let operator = Operator {
-        namespace: ctx.operator_namespace.clone(),
-    };
-    for policy in build::network_policy::build(workspace, &operator) {
-        children.add(&policy);
-    }
-    // Database objects last: if CloudNativePG is missing, everything else is in place.
+        &refs,
+        &config,
+        &issued,
+        &plan,
+        &ctx.operator_namespace,
+    );
     let managed = workspace.spec.database.managed.as_ref();
-    let owned_database = managed.is_some_and(|m| m.deletion_policy == DeletionPolicy::Delete);
-    for object in build::database::build(workspace) {
-        let resource = match object["kind"].as_str() {
-            Some("Cluster") => cnpg_cluster(),
-            Some("ScheduledBackup") => cnpg_scheduled_backup(),
-            _ => barman_object_store(),
-        };
-        children.add_value(resource, object, owned_database);
-    }
 
     // 5. Apply.
     let mut cloudnative_pg_missing = false;
@@ -352,6 +255,129 @@ async fn apply(
     Ok(Action::requeue(
         RESYNC.min(Duration::from_secs(until_renewal.max(1) as u64)),
     ))
+}
+
+/// Every child of `workspace` (pure but for a generated password): what
+/// this reconcile wants to exist, and what it keeps as it is.
+fn build_children(
+    workspace: &Workspace,
+    refs: &Refs,
+    config: &entente_crds::config::RuntimeConfig,
+    issued: &certs::Issued,
+    plan: &rollout::Plan,
+    operator_namespace: &str,
+) -> Children {
+    let names = Names::of(workspace);
+    let mut children = Children::new(workspace);
+    children.add(&secret(
+        workspace,
+        names.runtime_secret(),
+        "config",
+        [(layout::CONFIG_FILE, config.to_yaml().into_bytes())],
+        None,
+    ));
+    children.add(&secret(
+        workspace,
+        names.federation_ca_secret(),
+        "federation",
+        [
+            ("ca.crt", issued.ca.cert.clone().into_bytes()),
+            ("ca.key", issued.ca.key.clone().into_bytes()),
+        ],
+        None,
+    ));
+    children.add(&secret(
+        workspace,
+        names.federation_tls_secret(),
+        "federation",
+        [
+            ("tls.crt", issued.server.cert.clone().into_bytes()),
+            ("tls.key", issued.server.key.clone().into_bytes()),
+            ("ca.crt", issued.ca.cert.clone().into_bytes()),
+        ],
+        Some("kubernetes.io/tls"),
+    ));
+    let secret_kind = ApiResource::erase::<Secret>(&());
+    if workspace.spec.identity.local.enabled
+        && workspace
+            .spec
+            .identity
+            .local
+            .admin
+            .password_secret
+            .is_none()
+    {
+        // Generated once; a person may rotate it by editing the Secret.
+        if refs.secrets.contains_key(&names.admin_secret()) {
+            children.keep(&secret_kind, names.admin_secret());
+        } else {
+            children.add(&secret(
+                workspace,
+                names.admin_secret(),
+                "admin",
+                [("password", password().into_bytes())],
+                None,
+            ));
+        }
+    }
+    if plan.roll {
+        let mut deployment = build::deployment::build(workspace);
+        let restart = serde_json::to_string(&config.restart_sections()).expect("config serializes");
+        let template = deployment
+            .spec
+            .as_mut()
+            .expect("the builder sets a spec")
+            .template
+            .metadata
+            .get_or_insert_with(Default::default);
+        template
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                RESTART_ANNOTATION.into(),
+                digest(&format!("{restart}{}", issued.server_not_after)),
+            );
+        children.add(&deployment);
+    } else {
+        children.keep(&ApiResource::erase::<Deployment>(&()), names.server());
+    }
+    let job_name = build::migration::name(workspace);
+    if plan.run_job {
+        children.add(&build::migration::build(workspace));
+    } else if plan.keep_job {
+        children.keep(&ApiResource::erase::<Job>(&()), job_name.clone());
+    }
+    for service in build::service::build(workspace) {
+        children.add(&service);
+    }
+    if let Some(pdb) = build::pdb::build(workspace) {
+        children.add(&pdb);
+    }
+    if let Some(ingress) = build::ingress::build(workspace) {
+        children.add(&ingress);
+    }
+    let operator = Operator {
+        namespace: operator_namespace.to_string(),
+    };
+    for policy in build::network_policy::build(workspace, &operator) {
+        children.add(&policy);
+    }
+    // Database objects last: if CloudNativePG is missing, everything else is in place.
+    let owned_database = workspace
+        .spec
+        .database
+        .managed
+        .as_ref()
+        .is_some_and(|m| m.deletion_policy == DeletionPolicy::Delete);
+    for object in build::database::build(workspace) {
+        let resource = match object["kind"].as_str() {
+            Some("Cluster") => cnpg_cluster(),
+            Some("ScheduledBackup") => cnpg_scheduled_backup(),
+            _ => barman_object_store(),
+        };
+        children.add_value(resource, object, owned_database);
+    }
+    children
 }
 
 /// Writes status and records an Event when readiness changes.
