@@ -204,12 +204,7 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
     let s3_listener = check_ports(&plan)?;
     let server = server_binary()?;
     Database::preflight()?;
-    let data_dir = plan.workspaces[0]
-        .dir
-        .parent()
-        .and_then(Path::parent)
-        .expect("workspaces live in <data>/workspaces/<name>")
-        .to_path_buf();
+    let data_dir = plan.data_dir.clone();
     for local in &plan.workspaces {
         for mount in &local.provided {
             let path = local.placement.secret((mount.dir, mount.file));

@@ -62,6 +62,8 @@ pub struct Plan {
     /// Declared but not run, each with the reason.
     pub not_run: Vec<String>,
     pub objects: Objects,
+    /// Everything `up` keeps lives below it.
+    pub data_dir: PathBuf,
 }
 
 /// Ports: workspace `i` serves HTTP on `base + 3i`, admin on `+1`,
@@ -155,6 +157,7 @@ pub fn plan(
         workspaces,
         not_run,
         objects,
+        data_dir: data_dir.to_path_buf(),
     })
 }
 
