@@ -82,10 +82,6 @@ impl LeaseLock {
         }
     }
 
-    pub fn duration(&self) -> Duration {
-        self.duration
-    }
-
     /// Takes or renews the Lease; `Ok(false)` while another replica holds it.
     pub async fn try_acquire(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();

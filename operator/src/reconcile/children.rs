@@ -88,10 +88,6 @@ impl Children {
         self.keep.insert((resource.kind.clone(), name.into()));
     }
 
-    pub fn children(&self) -> &[Child] {
-        &self.apply
-    }
-
     fn wanted(&self, kind: &str, name: &str) -> bool {
         self.keep.contains(&(kind.to_string(), name.to_string()))
             || self

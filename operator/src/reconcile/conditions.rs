@@ -50,10 +50,6 @@ impl Health {
         }
     }
 
-    pub fn is_ready(&self) -> bool {
-        matches!(self, Health::Ready { .. })
-    }
-
     /// The standard conditions for this verdict, each `(type, status, reason, message)`.
     fn desired(&self) -> [(&'static str, bool, String, String); 4] {
         let ok = |t: &'static str, v: bool, reason: &str| (t, v, reason.to_string(), String::new());

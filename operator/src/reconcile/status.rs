@@ -19,13 +19,6 @@ pub struct Report<S> {
     pub extra_conditions: Vec<(&'static str, bool, String, String)>,
 }
 
-/// Result of [`write`]: the status as stored, and whether Ready changed.
-pub struct Written<S> {
-    pub status: S,
-    pub changed: bool,
-    pub ready_changed: bool,
-}
-
 /// The status to store for `object`, given a reconcile's report: the
 /// conditions merged with the stored ones (so unchanged ones keep their
 /// transition time). Pure.
@@ -45,20 +38,17 @@ pub fn next_status<K: Kind>(object: &K, report: Report<K::Status>, now: &Time) -
 }
 
 /// Stores the status from `report` when it differs from the stored one.
+/// Returns whether the Ready condition changed (for an Event).
 pub async fn write<K: Kind>(
     api: &Api<K>,
     object: &K,
     report: Report<K::Status>,
-) -> Result<Written<K::Status>, Error> {
+) -> Result<bool, Error> {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let status = next_status(object, report, &now);
     let stored = object.status();
     if stored == Some(&status) {
-        return Ok(Written {
-            status,
-            changed: false,
-            ready_changed: false,
-        });
+        return Ok(false);
     }
     let ready_changed = conditions::ready_changed(
         stored.map(|s| s.conditions()).unwrap_or_default(),
@@ -79,9 +69,5 @@ pub async fn write<K: Kind>(
         kind: K::kind(&()).into_owned(),
         source: Box::new(source),
     })?;
-    Ok(Written {
-        status,
-        changed: true,
-        ready_changed,
-    })
+    Ok(ready_changed)
 }

@@ -401,7 +401,7 @@ async fn report(
     let extra = database_ready
         .map(|(ready, reason, message)| vec![("DatabaseReady", ready, reason, message)])
         .unwrap_or_default();
-    let written = status::write(
+    let ready_changed = status::write(
         api,
         workspace,
         Report {
@@ -411,7 +411,7 @@ async fn report(
         },
     )
     .await?;
-    if written.ready_changed {
+    if ready_changed {
         ctx.event(&workspace.object_ref(&()), warning, &reason, message)
             .await;
     }
