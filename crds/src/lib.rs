@@ -7,6 +7,8 @@
 //! - [`config`]: `RuntimeConfig` and `MediaConfig`, what the operator renders
 //!   for the server and media processes.
 //! - [`crd`]: the list of CRDs and their YAML, as `crdgen` writes them.
+//! - `policy` (feature `policy`): access-policy expressions, compiled with
+//!   ranked attributes compared by rank and evaluated for one user and channel.
 //! - `validate` (feature `validate`): evaluates a manifest against the
 //!   generated schema and its CEL rules without an API server.
 //!
@@ -26,6 +28,8 @@ pub mod guest_policy;
 pub mod language_model;
 pub mod legal_hold;
 pub mod partner_connection;
+#[cfg(feature = "policy")]
+pub mod policy;
 #[cfg(feature = "validate")]
 pub mod validate;
 pub mod workspace;
