@@ -20,8 +20,11 @@ use sqlx::PgPool;
 
 use super::{
     access::Role,
+    audit,
     error::{ApiError, ApiResult, Body},
+    policy::Subject,
     state::AppState,
+    sweep,
 };
 
 /// How long a login session lasts without use.
@@ -50,7 +53,7 @@ fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// A fresh bearer token (256 random bits, hex) and the hash stored for it.
-fn new_token() -> (String, Vec<u8>) {
+pub(crate) fn new_token() -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -58,7 +61,7 @@ fn new_token() -> (String, Vec<u8>) {
     (token, hash)
 }
 
-fn token_hash(token: &str) -> Vec<u8> {
+pub(crate) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -68,9 +71,22 @@ pub struct Caller {
     pub user_id: String,
     pub role: Role,
     pub token_id: String,
+    /// What access policies read (nation, clearance, …).
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// The GuestPolicy a guest came in under.
+    pub guest_policy: Option<String>,
 }
 
 impl Caller {
+    /// The caller as access policies see them.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            role: self.role,
+            attributes: &self.attributes,
+            guest_policy: self.guest_policy.as_deref(),
+        }
+    }
+
     pub fn require_admin(&self) -> ApiResult<()> {
         if self.role == Role::SystemAdmin {
             Ok(())
@@ -99,25 +115,48 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// SQL: the user `u` may act (not deactivated, not a guest whose access ended).
+macro_rules! active_user {
+    () => {
+        "u.deactivated_at IS NULL AND u.expired_at IS NULL
+           AND (u.access_expires_at IS NULL OR u.access_expires_at > now())"
+    };
+}
+pub(crate) use active_user;
+
 /// The caller a bearer token stands for, if it is valid, unexpired, unrevoked
-/// and its user active.
+/// and its user active (a guest whose access ended is not).
 pub async fn authenticate(db: &PgPool, token: &str) -> ApiResult<Caller> {
-    let row: Option<(String, String, String)> = sqlx::query_as(
+    type Row = (
+        String,
+        String,
+        String,
+        serde_json::Value,
+        Option<String>,
+    );
+    let row: Option<Row> = sqlx::query_as(concat!(
         "UPDATE tokens t SET last_used_at = now()
          FROM users u
          WHERE t.token_hash = $1 AND t.user_id = u.id
            AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-           AND u.deactivated_at IS NULL
-         RETURNING t.id, u.id, u.role",
-    )
+           AND ",
+        active_user!(),
+        " RETURNING t.id, u.id, u.role, u.attributes, u.guest_policy"
+    ))
     .bind(token_hash(token))
     .fetch_optional(db)
     .await?;
-    let (token_id, user_id, role) = row.ok_or_else(ApiError::unauthenticated)?;
+    let (token_id, user_id, role, attributes, guest_policy) =
+        row.ok_or_else(ApiError::unauthenticated)?;
     Ok(Caller {
         user_id,
         role: Role::parse(&role).unwrap_or(Role::Guest),
         token_id,
+        attributes: match attributes {
+            serde_json::Value::Object(map) => map,
+            _ => Default::default(),
+        },
+        guest_policy,
     })
 }
 
@@ -130,16 +169,30 @@ pub struct User {
     pub email: Option<String>,
     pub display_name: String,
     pub role: String,
+    /// A guest: someone from outside the organisation, limited to the
+    /// channels their GuestPolicy lists.
+    pub guest: bool,
+    /// When a guest's access ends.
+    pub access_expires_at: Option<DateTime<Utc>>,
     #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
+/// The columns of [`User`], from `users`.
+macro_rules! user_columns {
+    () => {
+        "id, username, email, display_name, role, role = 'guest' AS guest,
+         access_expires_at, attributes, created_at"
+    };
+}
+
 pub async fn find_user(db: &PgPool, id: &str) -> ApiResult<Option<User>> {
-    Ok(sqlx::query_as(
-        "SELECT id, username, email, display_name, role, attributes, created_at
-         FROM users WHERE id = $1 AND deactivated_at IS NULL",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1 AND deactivated_at IS NULL"
+    ))
     .bind(id)
     .fetch_optional(db)
     .await?)
@@ -184,11 +237,16 @@ pub async fn login(
     State(state): State<AppState>,
     Body(request): Body<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    let row: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(username) = lower($1) AND deactivated_at IS NULL")
-            .bind(&request.username)
-            .fetch_optional(&state.db)
-            .await?;
+    type Row = (String, Option<String>, Option<DateTime<Utc>>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, password_hash,
+                CASE WHEN expired_at IS NOT NULL OR access_expires_at <= now()
+                     THEN COALESCE(least(expired_at, access_expires_at), now()) END
+         FROM users WHERE lower(username) = lower($1) AND deactivated_at IS NULL",
+    )
+    .bind(&request.username)
+    .fetch_optional(&state.db)
+    .await?;
     // The same answer for an unknown user and a wrong password.
     let refused = || ApiError {
         status: axum::http::StatusCode::UNAUTHORIZED,
@@ -197,7 +255,7 @@ pub async fn login(
         field: None,
         retry_after: None,
     };
-    let (user_id, hash) = row.ok_or_else(refused)?;
+    let (user_id, hash, ended) = row.ok_or_else(refused)?;
     let hash = hash.ok_or_else(refused)?;
     let password = request.password.clone();
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
@@ -206,16 +264,32 @@ pub async fn login(
     if !ok {
         return Err(refused());
     }
+    if let Some(ended) = ended {
+        // Only someone who knows the password learns this.
+        return Err(ApiError::forbidden(format!(
+            "your guest access ended at {}; ask your host for a new invitation",
+            ended.to_rfc3339()
+        )));
+    }
+    let token = start_session(&state.db, &user_id).await?;
+    let user = find_user(&state.db, &user_id).await?.ok_or_else(refused)?;
+    Ok(Json(LoginResponse { token, user }))
+}
+
+/// A new login session for `user_id`; returns its bearer token.
+pub async fn start_session<'e, E>(executor: E, user_id: &str) -> Result<String, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
     let (token, hash) = new_token();
     sqlx::query("INSERT INTO tokens (id, token_hash, user_id, kind, expires_at) VALUES ($1, $2, $3, 'session', $4)")
         .bind(new_id())
         .bind(hash)
-        .bind(&user_id)
+        .bind(user_id)
         .bind(Utc::now() + SESSION_LIFETIME)
-        .execute(&state.db)
+        .execute(executor)
         .await?;
-    let user = find_user(&state.db, &user_id).await?.ok_or_else(refused)?;
-    Ok(Json(LoginResponse { token, user }))
+    Ok(token)
 }
 
 /// Revokes the token the request was made with.
@@ -259,12 +333,38 @@ fn default_role() -> String {
     "member".into()
 }
 
-fn valid_username(name: &str) -> bool {
+pub(crate) fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+/// A new account's username and password are acceptable.
+pub(crate) fn check_credentials(state: &AppState, username: &str, password: &str) -> ApiResult<()> {
+    if !valid_username(username) {
+        return Err(ApiError::invalid(
+            "username",
+            "a username is 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
+        ));
+    }
+    let min = state.config().identity.local.min_password_length as usize;
+    if password.chars().count() < min {
+        return Err(ApiError::invalid(
+            "password",
+            format!("a password needs at least {min} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes off the async threads.
+pub(crate) async fn hash_off_thread(password: &str) -> ApiResult<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| ApiError::unavailable("could not hash the password"))
 }
 
 /// A system admin creates an account.
@@ -275,25 +375,10 @@ pub async fn create_user(
     Body(request): Body<CreateUser>,
 ) -> ApiResult<(axum::http::StatusCode, Json<User>)> {
     caller.require_admin()?;
-    if !valid_username(&request.username) {
-        return Err(ApiError::invalid(
-            "username",
-            "a username is 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
-        ));
-    }
-    let min = state.config().identity.local.min_password_length as usize;
-    if request.password.chars().count() < min {
-        return Err(ApiError::invalid(
-            "password",
-            format!("a password needs at least {min} characters"),
-        ));
-    }
+    check_credentials(&state, &request.username, &request.password)?;
     let role = Role::parse(&request.role)
         .ok_or_else(|| ApiError::invalid("role", "role must be system_admin, member or guest"))?;
-    let password = request.password.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|_| ApiError::unavailable("could not hash the password"))?;
+    let hash = hash_off_thread(&request.password).await?;
     let id = new_id();
     let inserted = sqlx::query(
         "INSERT INTO users (id, username, email, display_name, password_hash, role, attributes)
@@ -332,15 +417,38 @@ pub async fn set_attributes(
     Body(attributes): Body<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<User>> {
     caller.require_admin()?;
-    let updated =
-        sqlx::query("UPDATE users SET attributes = $2 WHERE id = $1 AND deactivated_at IS NULL")
-            .bind(&user_id)
-            .bind(serde_json::Value::Object(attributes))
-            .execute(&state.db)
-            .await?;
-    if updated.rows_affected() == 0 {
-        return Err(ApiError::not_found("user"));
+    let mut tx = state.db.begin().await?;
+    let before: Option<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT attributes FROM users WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE",
+    )
+    .bind(&user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (before,) = before.ok_or_else(|| ApiError::not_found("user"))?;
+    let after = serde_json::Value::Object(attributes);
+    sqlx::query("UPDATE users SET attributes = $2 WHERE id = $1")
+        .bind(&user_id)
+        .bind(&after)
+        .execute(&mut *tx)
+        .await?;
+    if before != after {
+        audit::record(
+            &mut *tx,
+            audit::Entry {
+                kind: audit::kind::ATTRIBUTES_CHANGED,
+                actor_id: Some(&caller.user_id),
+                user_id: Some(&user_id),
+                reason: "a system admin set the user's attributes".into(),
+                data: serde_json::json!({"before": before, "after": after}),
+                ..Default::default()
+            },
+        )
+        .await?;
     }
+    tx.commit().await?;
+    // Channels the new attributes no longer admit are left now, not at the
+    // next sweep: the answer to this request already reflects it.
+    sweep::user(&state, &user_id, Some(&caller.user_id)).await?;
     find_user(&state.db, &user_id)
         .await?
         .map(Json)

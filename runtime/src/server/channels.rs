@@ -10,12 +10,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+use std::collections::BTreeMap;
+
+use entente_crds::policy::ChannelFacts;
+
 use super::{
     access::{channel_access, Access, ChannelKind, Membership, Role},
+    audit::{self, kind},
     auth::{new_id, Caller},
     error::{ApiError, ApiResult, Body},
     events,
+    policy::{Subject, Verdict},
     state::AppState,
+    sweep,
 };
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -28,6 +35,9 @@ pub struct Channel {
     pub purpose: String,
     pub created_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
+    /// Labels access policies select channels by (e.g. `classification`).
+    #[schema(value_type = Object)]
+    pub labels: serde_json::Value,
     /// Whether the caller is a member.
     #[sqlx(default)]
     pub member: bool,
@@ -39,6 +49,27 @@ pub struct Channel {
     pub mentions: i64,
 }
 
+impl Channel {
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        serde_json::from_value(self.labels.clone()).unwrap_or_default()
+    }
+
+    /// What access policies decide on, with `labels` from [`Channel::labels`].
+    pub fn facts<'a>(&'a self, labels: &'a BTreeMap<String, String>) -> ChannelFacts<'a> {
+        ChannelFacts {
+            name: self.name.as_deref().unwrap_or(""),
+            kind: &self.kind,
+            labels,
+        }
+    }
+}
+
+/// What the access policies say about `subject` in `channel`.
+pub fn verdict(state: &AppState, subject: &Subject, channel: &Channel) -> Verdict {
+    let labels = channel.labels();
+    state.policies().decide(subject, &channel.facts(&labels))
+}
+
 /// A channel as seen by one caller, with what they may do with it.
 pub struct Seen {
     pub channel: Channel,
@@ -46,11 +77,13 @@ pub struct Seen {
 }
 
 /// Loads a channel and decides the caller's access; a channel the caller may
-/// not read is reported as absent.
-pub async fn see(db: &PgPool, caller: &Caller, channel_id: &str) -> ApiResult<Seen> {
+/// not read (by role and membership, or because an access policy or their
+/// guest policy excludes them) is reported as absent.
+pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<Seen> {
+    let db = &state.db;
     let row: Option<(Channel, Option<String>)> = sqlx::query_as::<_, ChannelWithRole>(
         "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
-                m.role AS member_role
+                c.labels, m.role AS member_role
          FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
          WHERE c.id = $1",
     )
@@ -70,6 +103,14 @@ pub async fn see(db: &PgPool, caller: &Caller, channel_id: &str) -> ApiResult<Se
     if !access.read {
         return Err(ApiError::not_found("channel"));
     }
+    let verdict = verdict(state, &caller.subject(), &channel);
+    if !verdict.allowed() {
+        return Err(ApiError::not_found("channel"));
+    }
+    if !verdict.would_deny.is_empty() {
+        let name = channel.name.as_deref().unwrap_or("");
+        sweep::record_findings(state, &caller.user_id, &channel.id, name, &verdict).await?;
+    }
     channel.member = membership != Membership::None;
     Ok(Seen { channel, access })
 }
@@ -85,9 +126,9 @@ struct ChannelWithRole {
 /// the public ones, with unread and mention counts for their own.
 #[utoipa::path(get, path = "/api/v1/channels", responses((status = 200, body = Vec<Channel>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Channel>>> {
-    let channels = sqlx::query_as(
+    let channels: Vec<Channel> = sqlx::query_as(
         "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
-                (m.user_id IS NOT NULL) AS member,
+                c.labels, (m.user_id IS NOT NULL) AS member,
                 COALESCE((SELECT count(*) FROM posts p
                           WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
                             AND p.deleted_at IS NULL AND p.user_id <> $1), 0) AS unread,
@@ -102,7 +143,36 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     .bind(caller.role != Role::Guest)
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(channels))
+    let subject = caller.subject();
+    Ok(Json(
+        channels
+            .into_iter()
+            .filter(|c| verdict(&state, &subject, c).allowed())
+            .collect(),
+    ))
+}
+
+/// The named channels access policies keep from the caller (for filters
+/// that work in SQL, such as search).
+pub async fn denied(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
+    let policies = state.policies();
+    if policies.rules.is_empty() && caller.guest_policy.is_none() {
+        return Ok(Vec::new());
+    }
+    let named: Vec<(String, String, String, sqlx::types::Json<BTreeMap<String, String>>)> =
+        sqlx::query_as("SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private')")
+            .fetch_all(&state.db)
+            .await?;
+    let subject = caller.subject();
+    Ok(named
+        .into_iter()
+        .filter(|(_, name, kind, labels)| {
+            !policies
+                .decide(&subject, &ChannelFacts { name, kind, labels })
+                .allowed()
+        })
+        .map(|(id, ..)| id)
+        .collect())
 }
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
@@ -111,7 +181,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Channel>> {
-    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+    Ok(Json(see(&state, &caller, &id).await?.channel))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -190,11 +260,11 @@ pub async fn create(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(see(&state.db, &caller, &id).await?.channel),
+        Json(see(&state, &caller, &id).await?.channel),
     ))
 }
 
-async fn add_member(
+pub(crate) async fn add_member(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     channel_id: &str,
     user_id: &str,
@@ -217,6 +287,43 @@ async fn add_member(
         events::record(tx, "member_added", Some(channel_id), Some(user_id), data).await?;
     }
     Ok(added)
+}
+
+/// An active user as access policies see them.
+pub struct Target {
+    pub role: Role,
+    attributes: serde_json::Map<String, serde_json::Value>,
+    guest_policy: Option<String>,
+}
+
+impl Target {
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            role: self.role,
+            attributes: &self.attributes,
+            guest_policy: self.guest_policy.as_deref(),
+        }
+    }
+}
+
+pub async fn subject_of(db: &PgPool, user_id: &str) -> ApiResult<Option<Target>> {
+    type Row = (
+        String,
+        sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+        Option<String>,
+    );
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "SELECT u.role, u.attributes, u.guest_policy FROM users u WHERE u.id = $1 AND ",
+        super::auth::active_user!()
+    ))
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(role, attributes, guest_policy)| Target {
+        role: Role::parse(&role).unwrap_or(Role::Guest),
+        attributes: attributes.0,
+        guest_policy,
+    }))
 }
 
 /// Role of an active user, or None if there is no such user.
@@ -242,14 +349,41 @@ pub async fn direct(
     caller: Caller,
     Body(request): Body<DirectRequest>,
 ) -> ApiResult<Json<Channel>> {
-    let other_role = user_role(&state.db, &request.user_id)
+    let other = subject_of(&state.db, &request.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    if caller.role == Role::Guest || other_role == Role::Guest {
-        // Guests only talk in the channels they were given (the GuestPolicy decides more).
-        return Err(ApiError::forbidden(
-            "direct messages with guests are not allowed",
-        ));
+    let caller_subject = caller.subject();
+    let pair_subjects = [caller_subject, other.subject()];
+    if pair_subjects.iter().any(|s| s.role == Role::Guest) {
+        // A guest talks directly only if their GuestPolicy allows it, and
+        // only with people they already share a channel with.
+        let policies = state.policies();
+        let allowed = pair_subjects.iter().all(|s| {
+            s.role != Role::Guest
+                || s.guest_policy
+                    .and_then(|p| policies.guests.get(p))
+                    .is_some_and(|rules| rules.direct_messages)
+        });
+        if !allowed {
+            return Err(ApiError::forbidden(
+                "direct messages with guests are not allowed (the guest's policy does not allow them)",
+            ));
+        }
+        let (share,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM channel_members a
+                            JOIN channel_members b ON b.channel_id = a.channel_id
+                            JOIN channels c ON c.id = a.channel_id
+                            WHERE a.user_id = $1 AND b.user_id = $2 AND c.kind IN ('public', 'private'))",
+        )
+        .bind(&caller.user_id)
+        .bind(&request.user_id)
+        .fetch_one(&state.db)
+        .await?;
+        if !share {
+            return Err(ApiError::forbidden(
+                "a guest can message directly only people they share a channel with",
+            ));
+        }
     }
     let mut pair = [caller.user_id.clone(), request.user_id.clone()];
     pair.sort();
@@ -278,7 +412,7 @@ pub async fn direct(
                         .bind(&key)
                         .fetch_one(&state.db)
                         .await?;
-                return Ok(Json(see(&state.db, &caller, &id).await?.channel));
+                return Ok(Json(see(&state, &caller, &id).await?.channel));
             }
             for user in &pair {
                 add_member(&mut tx, &id, user, "member").await?;
@@ -287,7 +421,7 @@ pub async fn direct(
         }
     };
     tx.commit().await?;
-    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+    Ok(Json(see(&state, &caller, &id).await?.channel))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -342,7 +476,7 @@ pub async fn group(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(see(&state.db, &caller, &id).await?.channel),
+        Json(see(&state, &caller, &id).await?.channel),
     ))
 }
 
@@ -352,7 +486,7 @@ pub async fn join(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Channel>> {
-    let seen = see(&state.db, &caller, &id).await?;
+    let seen = see(&state, &caller, &id).await?;
     if seen.channel.member {
         return Ok(Json(seen.channel));
     }
@@ -364,7 +498,7 @@ pub async fn join(
     let mut tx = state.db.begin().await?;
     add_member(&mut tx, &id, &caller.user_id, "member").await?;
     tx.commit().await?;
-    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+    Ok(Json(see(&state, &caller, &id).await?.channel))
 }
 
 #[utoipa::path(post, path = "/api/v1/channels/{id}/leave", params(("id" = String, Path)), responses((status = 204, description = "left"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
@@ -373,35 +507,54 @@ pub async fn leave(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let seen = see(&state.db, &caller, &id).await?;
+    let seen = see(&state, &caller, &id).await?;
     if seen.channel.kind == "direct" {
         return Err(ApiError::forbidden("a direct conversation cannot be left"));
     }
-    remove(&state.db, &id, &caller.user_id).await?;
+    remove_member(&state.db, &id, &caller.user_id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes a member; the channel's members and the removed user hear of it.
-async fn remove(db: &PgPool, channel_id: &str, user_id: &str) -> ApiResult<bool> {
+/// Removes a member; the channel's members and the removed user hear of it
+/// (which ends the removed user's live subscription to the channel). With
+/// `audit`, the removal is recorded with it; its reason goes in the event.
+pub async fn remove_member(
+    db: &PgPool,
+    channel_id: &str,
+    user_id: &str,
+    audit: Option<audit::Entry<'_>>,
+) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
+    let reason = audit.as_ref().map(|a| a.reason.as_str());
+    let removed = remove_in(&mut tx, channel_id, user_id, reason).await?;
+    if let (true, Some(entry)) = (removed, audit) {
+        audit::record(&mut *tx, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// [`remove_member`] inside `tx`; whether there was a membership to remove.
+pub async fn remove_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    channel_id: &str,
+    user_id: &str,
+    reason: Option<&str>,
+) -> Result<bool, sqlx::Error> {
     let removed = sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
         .bind(channel_id)
         .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    let removed = removed.rows_affected() == 1;
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        == 1;
     if removed {
-        let data = serde_json::json!({"channelId": channel_id, "userId": user_id});
-        events::record(
-            &mut tx,
-            "member_removed",
-            Some(channel_id),
-            Some(user_id),
-            data,
-        )
-        .await?;
+        let mut data = serde_json::json!({"channelId": channel_id, "userId": user_id});
+        if let Some(reason) = reason {
+            data["reason"] = reason.into();
+        }
+        events::record(tx, "member_removed", Some(channel_id), Some(user_id), data).await?;
     }
-    tx.commit().await?;
     Ok(removed)
 }
 
@@ -422,7 +575,7 @@ pub async fn add(
     Path(id): Path<String>,
     Body(request): Body<AddMember>,
 ) -> ApiResult<StatusCode> {
-    let seen = see(&state.db, &caller, &id).await?;
+    let seen = see(&state, &caller, &id).await?;
     let may_add = match seen.channel.kind.as_str() {
         "public" => seen.access.post || seen.access.manage,
         "private" => seen.access.manage,
@@ -433,9 +586,29 @@ pub async fn add(
             "you may not add members to this channel",
         ));
     }
-    user_role(&state.db, &request.user_id)
+    let target = subject_of(&state.db, &request.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    let verdict = verdict(&state, &target.subject(), &seen.channel);
+    if !verdict.allowed() {
+        audit::record(
+            &state.db,
+            audit::Entry {
+                kind: kind::ACCESS_DENIED,
+                actor_id: Some(&caller.user_id),
+                user_id: Some(&request.user_id),
+                channel_id: Some(&id),
+                policy: Some(&verdict.denied[0].policy),
+                reason: verdict.reasons(),
+                data: serde_json::json!({"attempt": "add member"}),
+            },
+        )
+        .await?;
+        return Err(ApiError::forbidden(format!(
+            "this user may not be added to this channel: {}",
+            verdict.reasons()
+        )));
+    }
     let mut tx = state.db.begin().await?;
     add_member(
         &mut tx,
@@ -454,13 +627,13 @@ pub async fn kick(
     caller: Caller,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let seen = see(&state.db, &caller, &id).await?;
+    let seen = see(&state, &caller, &id).await?;
     if !seen.access.manage {
         return Err(ApiError::forbidden(
             "only channel admins and system admins remove members",
         ));
     }
-    if !remove(&state.db, &id, &user_id).await? {
+    if !remove_member(&state.db, &id, &user_id, None).await? {
         return Err(ApiError::not_found("member"));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -472,7 +645,7 @@ pub async fn archive(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Channel>> {
-    let seen = see(&state.db, &caller, &id).await?;
+    let seen = see(&state, &caller, &id).await?;
     if !seen.access.manage {
         return Err(ApiError::forbidden(
             "only channel admins and system admins archive a channel",
@@ -496,7 +669,7 @@ pub async fn archive(
         .await?;
     }
     tx.commit().await?;
-    Ok(Json(see(&state.db, &caller, &id).await?.channel))
+    Ok(Json(see(&state, &caller, &id).await?.channel))
 }
 
 #[cfg(test)]

@@ -100,11 +100,23 @@ pub async fn upload(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<FileInfo>)> {
     check_name(&query.name)?;
-    let seen = see(&state.db, &caller, &channel_id).await?;
+    let seen = see(&state, &caller, &channel_id).await?;
     if !seen.access.post {
         return Err(ApiError::forbidden(
             "join the channel before uploading to it",
         ));
+    }
+    if let Some(policy) = &caller.guest_policy {
+        let allowed = state
+            .policies()
+            .guests
+            .get(policy)
+            .is_some_and(|rules| rules.upload_files);
+        if !allowed {
+            return Err(ApiError::forbidden(format!(
+                "guests under guest policy {policy:?} may not upload files"
+            )));
+        }
     }
     let limit = state.config().limits.max_upload_bytes;
     let too_large = || ApiError {
@@ -207,7 +219,7 @@ pub async fn download(
     .await?
     .map(|r| (r.info, r.object_key, r.uploader_id, r.post_deleted));
     let (file, key, uploader, post_deleted) = row.ok_or_else(|| ApiError::not_found("file"))?;
-    see(&state.db, &caller, &file.channel_id)
+    see(&state, &caller, &file.channel_id)
         .await
         .map_err(|_| ApiError::not_found("file"))?;
     if post_deleted || (file.post_id.is_none() && uploader != caller.user_id) {

@@ -8,6 +8,11 @@
 //! resume (fanned out between replicas by `LISTEN/NOTIFY`), search, per-user
 //! rate limits, request ids, metrics, `/healthz` and `/readyz`.
 //!
+//! Guests come in through single-use invitations under a GuestPolicy
+//! ([`guests`]); AccessPolicies gate channels by user attributes
+//! ([`policy`]), enforced on every request and over time ([`sweep`]); what
+//! changed is in an append-only audit log ([`audit`]).
+//!
 //! Files go to an S3-compatible store.
 //!
 //! The config file is reloaded on change for what can change live ([`reload`]).
@@ -19,7 +24,9 @@
 //! ([`admin`]).
 
 pub mod access;
+pub mod access_admin;
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod error;
@@ -28,11 +35,14 @@ pub mod files;
 #[macro_use]
 pub mod posts;
 pub mod ops;
+pub mod policy;
 pub mod reload;
 pub mod search;
 pub mod state;
 pub mod store;
+pub mod sweep;
 pub mod ws;
+pub mod guests;
 
 use std::time::Duration;
 
@@ -135,7 +145,9 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let hub = events::Hub::start(db.clone())
         .await
         .map_err(ServerError::Connect)?;
-    Ok(AppState::new(db, store, config, hub))
+    let state = AppState::new(db, store, config, hub);
+    tokio::spawn(sweep::run(state.clone()));
+    Ok(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -213,6 +225,11 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(channels::archive))
         .routes(routes!(channels::add))
         .routes(routes!(channels::kick))
+        .routes(routes!(access_admin::set_labels))
+        .routes(routes!(access_admin::simulate))
+        .routes(routes!(audit::list))
+        .routes(routes!(guests::invite))
+        .routes(routes!(guests::redeem))
         .routes(routes!(posts::list, posts::create))
         .routes(routes!(posts::pinned))
         .routes(routes!(posts::mark_read))

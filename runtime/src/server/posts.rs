@@ -10,7 +10,6 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 
 use super::{
     auth::{new_id, Caller},
@@ -132,14 +131,14 @@ async fn announce(
 
 /// A post the caller may read (its channel is readable), else 404.
 async fn visible(
-    db: &PgPool,
+    state: &AppState,
     caller: &Caller,
     post_id: &str,
 ) -> ApiResult<(Post, super::channels::Seen)> {
-    let post = load(db, post_id)
+    let post = load(&state.db, post_id)
         .await?
         .ok_or_else(|| ApiError::not_found("post"))?;
-    let seen = see(db, caller, &post.channel_id)
+    let seen = see(state, caller, &post.channel_id)
         .await
         .map_err(|_| ApiError::not_found("post"))?;
     Ok((post, seen))
@@ -164,7 +163,7 @@ pub async fn create(
     Body(request): Body<CreatePost>,
 ) -> ApiResult<(StatusCode, Json<Post>)> {
     check_message(&request.message)?;
-    let seen = see(&state.db, &caller, &channel_id).await?;
+    let seen = see(&state, &caller, &channel_id).await?;
     if !seen.access.post {
         return Err(ApiError::forbidden(if seen.channel.archived_at.is_some() {
             "this channel is archived"
@@ -266,7 +265,7 @@ pub async fn list(
     Path(channel_id): Path<String>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<PostPage>> {
-    see(&state.db, &caller, &channel_id).await?;
+    see(&state, &caller, &channel_id).await?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit is between 1 and 200"));
@@ -293,7 +292,7 @@ pub async fn thread(
     caller: Caller,
     Path(post_id): Path<String>,
 ) -> ApiResult<Json<Vec<Post>>> {
-    let (post, _) = visible(&state.db, &caller, &post_id).await?;
+    let (post, _) = visible(&state, &caller, &post_id).await?;
     let root = post.root_id.unwrap_or(post.id);
     let posts = sqlx::query_as(concat!(
         post_select!(),
@@ -320,7 +319,7 @@ pub async fn edit(
     Body(request): Body<EditPost>,
 ) -> ApiResult<Json<Post>> {
     check_message(&request.message)?;
-    let (post, seen) = visible(&state.db, &caller, &post_id).await?;
+    let (post, seen) = visible(&state, &caller, &post_id).await?;
     if post.deleted_at.is_some() {
         return Err(ApiError::not_found("post"));
     }
@@ -362,7 +361,7 @@ pub async fn history(
     caller: Caller,
     Path(post_id): Path<String>,
 ) -> ApiResult<Json<Vec<Edit>>> {
-    let (post, _) = visible(&state.db, &caller, &post_id).await?;
+    let (post, _) = visible(&state, &caller, &post_id).await?;
     if post.deleted_at.is_some() {
         return Err(ApiError::not_found("post"));
     }
@@ -380,7 +379,7 @@ pub async fn delete(
     caller: Caller,
     Path(post_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let (post, seen) = visible(&state.db, &caller, &post_id).await?;
+    let (post, seen) = visible(&state, &caller, &post_id).await?;
     if post.deleted_at.is_some() {
         return Err(ApiError::not_found("post"));
     }
@@ -414,8 +413,8 @@ fn check_emoji(emoji: &str) -> ApiResult<()> {
     }
 }
 
-async fn postable(db: &PgPool, caller: &Caller, post_id: &str) -> ApiResult<Post> {
-    let (post, seen) = visible(db, caller, post_id).await?;
+async fn postable(state: &AppState, caller: &Caller, post_id: &str) -> ApiResult<Post> {
+    let (post, seen) = visible(state, caller, post_id).await?;
     if post.deleted_at.is_some() {
         return Err(ApiError::not_found("post"));
     }
@@ -452,7 +451,7 @@ async fn set_reaction(
     add: bool,
 ) -> ApiResult<Json<Post>> {
     check_emoji(emoji)?;
-    postable(&state.db, caller, post_id).await?;
+    postable(state, caller, post_id).await?;
     let mut tx = state.db.begin().await?;
     let sql = if add {
         "INSERT INTO reactions (post_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
@@ -493,7 +492,7 @@ async fn set_pinned(
     post_id: &str,
     pinned: bool,
 ) -> ApiResult<Json<Post>> {
-    postable(&state.db, caller, post_id).await?;
+    postable(state, caller, post_id).await?;
     let mut tx = state.db.begin().await?;
     sqlx::query("UPDATE posts SET pinned = $2 WHERE id = $1")
         .bind(post_id)
@@ -529,7 +528,7 @@ pub async fn pinned(
     caller: Caller,
     Path(channel_id): Path<String>,
 ) -> ApiResult<Json<Vec<Post>>> {
-    see(&state.db, &caller, &channel_id).await?;
+    see(&state, &caller, &channel_id).await?;
     let posts = sqlx::query_as(concat!(
         post_select!(),
         " WHERE p.channel_id = $1 AND p.pinned AND p.deleted_at IS NULL ORDER BY p.seq DESC"
@@ -555,7 +554,7 @@ pub async fn mark_read(
     Path(channel_id): Path<String>,
     Body(body): Body<MarkRead>,
 ) -> ApiResult<StatusCode> {
-    let seen = see(&state.db, &caller, &channel_id).await?;
+    let seen = see(&state, &caller, &channel_id).await?;
     if !seen.channel.member {
         return Err(ApiError::forbidden("only members have read markers"));
     }

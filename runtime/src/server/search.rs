@@ -73,7 +73,8 @@ pub struct SearchQuery {
 }
 
 /// Matching posts, best first (newest first among equals), from channels the
-/// caller may read: their own, and for non-guests the public ones.
+/// caller may read: their own, and for non-guests the public ones, less
+/// those access policies keep from them.
 #[utoipa::path(get, path = "/api/v1/search", params(SearchQuery), responses((status = 200, body = Vec<Post>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn search(
     State(state): State<AppState>,
@@ -92,6 +93,7 @@ pub async fn search(
           LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
           WHERE p.deleted_at IS NULL
             AND (m.user_id IS NOT NULL OR (c.kind = 'public' AND $2))
+            AND NOT (c.id = ANY($9))
             AND ($3 = '' OR p.search @@ websearch_to_tsquery('simple', $3))
             AND (cardinality($4::text[]) = 0 OR lower(c.name) = ANY($4))
             AND (cardinality($5::text[]) = 0 OR lower(a.username) = ANY($5))
@@ -108,6 +110,7 @@ pub async fn search(
     .bind(terms.before)
     .bind(terms.after)
     .bind(limit)
+    .bind(super::channels::denied(&state, &caller).await?)
     .fetch_all(&state.db)
     .await?;
     Ok(Json(posts))

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use super::{
     events::Hub,
     ops::{Metrics, RateLimit},
+    policy::Policies,
 };
 
 #[derive(Clone)]
@@ -25,11 +26,15 @@ pub struct AppState {
     pub(crate) shutdown_sender: Arc<watch::Sender<bool>>,
     /// Each WebSocket session holds a clone; shutdown waits until all are gone.
     pub(crate) sessions: tokio::sync::mpsc::Sender<()>,
+    /// Wakes the access sweep ([`super::sweep::run`]) early.
+    pub sweep_requested: Arc<tokio::sync::Notify>,
 }
 
 struct Live {
     config: Arc<RuntimeConfig>,
     rate_limit: Arc<RateLimit>,
+    /// The access and guest rules of `config`, compiled.
+    policies: Arc<Policies>,
 }
 
 impl AppState {
@@ -45,6 +50,7 @@ impl AppState {
             store,
             live: Arc::new(RwLock::new(Live {
                 rate_limit: RateLimit::per_minute(config.limits.requests_per_minute),
+                policies: Arc::new(Policies::from_config(&config)),
                 config: Arc::new(config),
             })),
             hub,
@@ -52,6 +58,7 @@ impl AppState {
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),
             sessions: tokio::sync::mpsc::channel(1).0,
+            sweep_requested: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -72,12 +79,31 @@ impl AppState {
             .clone()
     }
 
-    /// Puts `config` in effect; the rate limiter restarts only if its quota changed.
+    /// The access and guest rules in effect now.
+    pub fn policies(&self) -> Arc<Policies> {
+        self.live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .policies
+            .clone()
+    }
+
+    /// Puts `config` in effect; the rate limiter restarts only if its quota
+    /// changed, and a change of access or guest rules is swept at once.
     pub fn apply(&self, config: RuntimeConfig) {
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
         if config.limits.requests_per_minute != live.config.limits.requests_per_minute {
             live.rate_limit = RateLimit::per_minute(config.limits.requests_per_minute);
         }
+        let rules_changed = config.access != live.config.access
+            || config.guests != live.config.guests;
+        if rules_changed {
+            live.policies = Arc::new(Policies::from_config(&config));
+        }
         live.config = Arc::new(config);
+        drop(live);
+        if rules_changed {
+            self.sweep_requested.notify_one();
+        }
     }
 }

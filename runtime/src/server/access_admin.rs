@@ -1,0 +1,226 @@
+//! Admin endpoints of attribute-based access: the labels policies select
+//! channels by, and the simulator that answers "who would gain or lose
+//! access" before a policy is applied.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{Path, State},
+    Json,
+};
+use entente_crds::{access_policy::PolicyMode, config::AccessRule, policy::ChannelFacts};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    access::Role,
+    audit::{self, kind},
+    auth::Caller,
+    error::{ApiError, ApiResult, Body},
+    policy::{Rule, Subject},
+    state::AppState,
+    sweep,
+};
+
+fn valid_label_part(text: &str, max: usize) -> bool {
+    (1..=max).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+}
+
+/// A system admin sets a named channel's labels (replacing them). Members
+/// the policies no longer admit leave at once.
+#[utoipa::path(put, path = "/api/v1/channels/{id}/labels", params(("id" = String, Path)), request_body(content = Object, description = "label → value"), responses((status = 200, description = "the labels now", body = Object), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+pub async fn set_labels(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(channel_id): Path<String>,
+    Body(labels): Body<BTreeMap<String, String>>,
+) -> ApiResult<Json<BTreeMap<String, String>>> {
+    caller.require_admin()?;
+    if labels.len() > 32 {
+        return Err(ApiError::invalid("labels", "a channel has at most 32 labels"));
+    }
+    for (key, value) in &labels {
+        if !valid_label_part(key, 63) || !valid_label_part(value, 63) {
+            return Err(ApiError::invalid(
+                "labels",
+                format!("label {key:?}: keys and values are 1-63 letters, digits, '-', '_', '.' or '/'"),
+            ));
+        }
+    }
+    let mut tx = state.db.begin().await?;
+    let before: Option<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT labels FROM channels WHERE id = $1 AND kind IN ('public', 'private') FOR UPDATE",
+    )
+    .bind(&channel_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (before,) = before.ok_or_else(|| ApiError::not_found("channel"))?;
+    let after = serde_json::to_value(&labels).expect("labels serialize");
+    sqlx::query("UPDATE channels SET labels = $2 WHERE id = $1")
+        .bind(&channel_id)
+        .bind(&after)
+        .execute(&mut *tx)
+        .await?;
+    if before != after {
+        audit::record(
+            &mut *tx,
+            audit::Entry {
+                kind: kind::CHANNEL_LABELS_CHANGED,
+                actor_id: Some(&caller.user_id),
+                channel_id: Some(&channel_id),
+                reason: "a system admin set the channel's labels".into(),
+                data: serde_json::json!({"before": before, "after": after}),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    sweep::channel(&state, &channel_id, Some(&caller.user_id)).await?;
+    Ok(Json(labels))
+}
+
+/// A policy as it would be: replaces the policy of that name, adds it, or
+/// (with `remove`) takes it away.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Simulate {
+    pub policy: String,
+    #[serde(default)]
+    pub expression: Option<String>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub channel_labels: BTreeMap<String, String>,
+    /// `Enforce` (the default) or `Audit`.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub mode: PolicyMode,
+    #[serde(default)]
+    pub remove: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub user_id: String,
+    pub username: String,
+    pub channel_id: String,
+    pub channel: String,
+    /// A member now: losing access means being removed.
+    pub member: bool,
+    /// Why the changed policies refuse (losses) or refused (gains).
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Simulation {
+    pub gains: Vec<Change>,
+    pub losses: Vec<Change>,
+    /// Would-be denials an audit-mode policy would start recording.
+    pub newly_audited: Vec<Change>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Person {
+    id: String,
+    username: String,
+    role: String,
+    attributes: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    guest_policy: Option<String>,
+}
+
+/// What a policy change would do, decided by the same code that enforces it.
+#[utoipa::path(post, path = "/api/v1/admin/access-policies/simulate", request_body = Simulate, responses((status = 200, body = Simulation), (status = 400, description = "invalid input; an expression that does not compile names the error", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
+pub async fn simulate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<Simulate>,
+) -> ApiResult<Json<Simulation>> {
+    caller.require_admin()?;
+    let current = state.policies();
+    let change = if request.remove {
+        Err(request.policy.as_str())
+    } else {
+        let expression = request
+            .expression
+            .clone()
+            .ok_or_else(|| ApiError::invalid("expression", "give the expression to simulate, or remove: true"))?;
+        if request.channels.is_empty() == request.channel_labels.is_empty() {
+            return Err(ApiError::invalid(
+                "channels",
+                "set exactly one of channels (names) or channelLabels",
+            ));
+        }
+        let definition = AccessRule {
+            policy: request.policy.clone(),
+            expression,
+            channels: request.channels.clone(),
+            channel_labels: request.channel_labels.clone(),
+            mode: request.mode,
+        };
+        let rule = Rule::compile(&definition, &state.config().identity.ranked_attributes);
+        if let Err(message) = &rule.expression {
+            return Err(ApiError::invalid("expression", message.clone()));
+        }
+        Ok(rule)
+    };
+    let candidate = current.with(change);
+    let channels: Vec<(String, String, String, sqlx::types::Json<BTreeMap<String, String>>)> =
+        sqlx::query_as("SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private') AND archived_at IS NULL ORDER BY name")
+            .fetch_all(&state.db)
+            .await?;
+    let people: Vec<Person> = sqlx::query_as(concat!(
+        "SELECT u.id, u.username, u.role, u.attributes, u.guest_policy FROM users u WHERE ",
+        super::auth::active_user!(),
+        " ORDER BY u.username"
+    ))
+    .fetch_all(&state.db)
+    .await?;
+    let members: std::collections::HashSet<(String, String)> =
+        sqlx::query_as("SELECT channel_id, user_id FROM channel_members")
+            .fetch_all(&state.db)
+            .await?
+            .into_iter()
+            .collect();
+    let mut simulation = Simulation {
+        gains: Vec::new(),
+        losses: Vec::new(),
+        newly_audited: Vec::new(),
+    };
+    for (channel_id, name, kind, labels) in &channels {
+        let facts = ChannelFacts { name, kind, labels };
+        if !current.gated(&facts) && !candidate.gated(&facts) {
+            continue;
+        }
+        for person in &people {
+            let subject = Subject {
+                role: Role::parse(&person.role).unwrap_or(Role::Guest),
+                attributes: &person.attributes,
+                guest_policy: person.guest_policy.as_deref(),
+            };
+            let (before, after) = (current.decide(&subject, &facts), candidate.decide(&subject, &facts));
+            let change = |reason: String| Change {
+                user_id: person.id.clone(),
+                username: person.username.clone(),
+                channel_id: channel_id.clone(),
+                channel: name.clone(),
+                member: members.contains(&(channel_id.clone(), person.id.clone())),
+                reason,
+            };
+            match (before.allowed(), after.allowed()) {
+                (true, false) => simulation.losses.push(change(after.reasons())),
+                (false, true) => simulation.gains.push(change(before.reasons())),
+                _ => {}
+            }
+            let audited_before: Vec<&str> = before.would_deny.iter().map(|r| r.policy.as_str()).collect();
+            for refusal in after.would_deny.iter().filter(|r| !audited_before.contains(&r.policy.as_str())) {
+                simulation.newly_audited.push(change(refusal.reason.clone()));
+            }
+        }
+    }
+    Ok(Json(simulation))
+}

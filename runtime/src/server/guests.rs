@@ -1,0 +1,385 @@
+//! Guests: people from outside the organisation, let in by a GuestPolicy.
+//!
+//! A system admin invites a named email under a policy; the invitation is a
+//! single-use token that expires after the policy's `invitationLifetime`.
+//! Redeeming it creates a guest account (the policy's attributes, its
+//! channels, an end of access from `expiresAt` or `accountLifetime`) and
+//! signs the guest in. From then on the guest sees only the channels the
+//! policy lists ([`super::policy`]), uploads and messages directly only if
+//! it allows, and when access ends (the date passes or the policy is
+//! removed) the account can no longer sign in and leaves its channels
+//! ([`super::sweep::expire_guests`]). Every step is in the audit log.
+
+use axum::{extract::State, http::StatusCode, Json};
+use chrono::{DateTime, Duration, Utc};
+use entente_crds::config::GuestRules;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    audit::{self, kind},
+    auth::{self, new_id, Caller, LoginResponse},
+    channels,
+    error::{ApiError, ApiResult, Body},
+    policy::Subject,
+    state::AppState,
+};
+
+/// An account's lifetime when the policy sets neither `expiresAt` nor
+/// `accountLifetime` (the GuestPolicy's documented default, 720h).
+const DEFAULT_ACCOUNT_LIFETIME: Duration = Duration::hours(720);
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Invite {
+    /// The GuestPolicy (by name) the guest comes in under.
+    pub policy: String,
+    pub email: String,
+    /// The guest's organisation, for policies that admit organisations.
+    #[serde(default)]
+    pub organisation: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    pub id: String,
+    /// Shown once; only its hash is stored. Redeem it at `/api/v1/guests/redeem`.
+    pub token: String,
+    pub policy: String,
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Whether `rules` admit `email` (or its organisation).
+pub fn admits(rules: &GuestRules, email: &str, organisation: Option<&str>) -> bool {
+    let email = email.to_ascii_lowercase();
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    rules.emails.iter().any(|e| e.eq_ignore_ascii_case(&email))
+        || rules
+            .domains
+            .iter()
+            .any(|d| domain == d || domain.ends_with(&format!(".{d}")))
+        || organisation.is_some_and(|o| rules.organisations.iter().any(|x| x.eq_ignore_ascii_case(o)))
+}
+
+fn plausible_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(|c| c.is_whitespace())
+                && !domain.contains('@')
+        }
+        None => false,
+    }
+}
+
+fn rules_of(state: &AppState, policy: &str) -> ApiResult<GuestRules> {
+    let policies = state.policies();
+    policies.guests.get(policy).cloned().ok_or_else(|| {
+        let known: Vec<&str> = policies.guests.keys().map(String::as_str).collect();
+        ApiError::invalid(
+            "policy",
+            format!(
+                "no GuestPolicy named {policy:?} applies to this workspace (there are: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ),
+        )
+    })
+}
+
+/// A system admin invites one person as a guest under a GuestPolicy.
+#[utoipa::path(post, path = "/api/v1/guests/invitations", request_body = Invite, responses((status = 201, body = Invitation), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not an admin, or the policy does not admit this email", body = ApiError), (status = 409, description = "an account with this email exists", body = ApiError)), security(("bearer" = [])))]
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<Invite>,
+) -> ApiResult<(StatusCode, Json<Invitation>)> {
+    caller.require_admin()?;
+    let rules = rules_of(&state, &request.policy)?;
+    let email = request.email.trim().to_ascii_lowercase();
+    if !plausible_email(&email) {
+        return Err(ApiError::invalid("email", "an email address such as liaison@partner.example"));
+    }
+    if !admits(&rules, &email, request.organisation.as_deref()) {
+        return Err(ApiError::forbidden(format!(
+            "guest policy {:?} does not admit {email} (it admits emails {:?}, domains {:?}, organisations {:?})",
+            rules.policy, rules.emails, rules.domains, rules.organisations
+        )));
+    }
+    let (taken,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1 AND deactivated_at IS NULL AND expired_at IS NULL)",
+    )
+    .bind(&email)
+    .fetch_one(&state.db)
+    .await?;
+    if taken {
+        return Err(ApiError::conflict("email", "an account with this email exists"));
+    }
+    let (token, hash) = auth::new_token();
+    let id = new_id();
+    let expires_at = Utc::now() + Duration::seconds(rules.invitation_lifetime_seconds as i64);
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO invitations (id, token_hash, policy, email, organisation, invited_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(hash)
+    .bind(&rules.policy)
+    .bind(&email)
+    .bind(&request.organisation)
+    .bind(&caller.user_id)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            kind: kind::GUEST_INVITED,
+            actor_id: Some(&caller.user_id),
+            policy: Some(&rules.policy),
+            reason: format!("{email} invited as a guest"),
+            data: serde_json::json!({"invitationId": id, "email": email, "expiresAt": expires_at}),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Invitation {
+            id,
+            token,
+            policy: rules.policy,
+            email,
+            expires_at,
+        }),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redeem {
+    pub token: String,
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+fn gone(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::GONE,
+        code,
+        message: message.into(),
+        field: Some("token".into()),
+        retry_after: None,
+    }
+}
+
+/// When a guest admitted now under `rules` loses access.
+pub fn access_ends(rules: &GuestRules, now: DateTime<Utc>) -> DateTime<Utc> {
+    let fixed = rules
+        .expires_at
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let lifetime = rules
+        .account_lifetime_seconds
+        .map(|s| now + Duration::seconds(s as i64));
+    match (fixed, lifetime) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => now + DEFAULT_ACCOUNT_LIFETIME,
+    }
+}
+
+/// Redeems an invitation (once): creates the guest account, adds it to its
+/// policy's channels, and signs it in.
+#[utoipa::path(post, path = "/api/v1/guests/redeem", request_body = Redeem, responses((status = 201, body = LoginResponse), (status = 400, description = "invalid input", body = ApiError), (status = 404, description = "no such invitation", body = ApiError), (status = 409, description = "username taken", body = ApiError), (status = 410, description = "the invitation was used, expired, or its policy is gone", body = ApiError)))]
+pub async fn redeem(
+    State(state): State<AppState>,
+    Body(request): Body<Redeem>,
+) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+    auth::check_credentials(&state, &request.username, &request.password)?;
+    let hash = auth::hash_off_thread(&request.password).await?;
+    let mut tx = state.db.begin().await?;
+    type Row = (String, String, String, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>);
+    let invitation: Option<Row> = sqlx::query_as(
+        "SELECT id, policy, email, organisation, expires_at, redeemed_at FROM invitations
+         WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(auth::token_hash(&request.token))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (invitation_id, policy, email, organisation, expires_at, redeemed_at) =
+        invitation.ok_or_else(|| ApiError::not_found("invitation"))?;
+    let now = Utc::now();
+    let rules = state.policies().guests.get(&policy).cloned();
+    let refusal = match (&redeemed_at, &rules) {
+        (Some(at), _) => Some(gone("invitation_used", format!("this invitation was already used, at {}", at.to_rfc3339()))),
+        (None, _) if expires_at <= now => Some(gone("invitation_expired", format!("this invitation expired at {}; ask for a new one", expires_at.to_rfc3339()))),
+        (None, None) => Some(gone("policy_removed", format!("guest policy {policy:?} no longer exists"))),
+        (None, Some(rules)) if access_ends(rules, now) <= now => Some(gone("policy_ended", format!("guest policy {policy:?} has ended"))),
+        _ => None,
+    };
+    if let Some(error) = refusal {
+        tx.rollback().await?;
+        audit::record(
+            &state.db,
+            audit::Entry {
+                kind: kind::INVITATION_REFUSED,
+                policy: Some(&policy),
+                reason: error.message.clone(),
+                data: serde_json::json!({"invitationId": invitation_id, "email": email, "username": request.username}),
+                ..Default::default()
+            },
+        )
+        .await?;
+        return Err(error);
+    }
+    let rules = rules.expect("checked above");
+    let ends = access_ends(&rules, now);
+    let mut attributes: serde_json::Map<String, serde_json::Value> = rules
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    if let Some(organisation) = &organisation {
+        attributes
+            .entry("organisation")
+            .or_insert_with(|| organisation.clone().into());
+    }
+    let user_id = new_id();
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, username, email, display_name, password_hash, role, attributes, guest_policy, access_expires_at)
+         VALUES ($1, $2, $3, $4, $5, 'guest', $6, $7, $8)",
+    )
+    .bind(&user_id)
+    .bind(&request.username)
+    .bind(&email)
+    .bind(request.display_name.as_deref().unwrap_or(&request.username))
+    .bind(hash)
+    .bind(serde_json::Value::Object(attributes.clone()))
+    .bind(&policy)
+    .bind(ends)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(ApiError::conflict("username", "that username or email is taken"))
+        }
+        other => other?,
+    };
+    sqlx::query("UPDATE invitations SET redeemed_at = now(), redeemed_by = $2 WHERE id = $1")
+        .bind(&invitation_id)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
+    // The policy's channels, less any an access policy closes to this guest.
+    let named: Vec<channels::Channel> = sqlx::query_as(
+        "SELECT id, kind, name, display_name, purpose, created_at, archived_at, labels FROM channels
+         WHERE lower(name) = ANY($1) AND archived_at IS NULL",
+    )
+    .bind(rules.channels.iter().map(|c| c.to_ascii_lowercase()).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let subject = Subject {
+        role: super::access::Role::Guest,
+        attributes: &attributes,
+        guest_policy: Some(&policy),
+    };
+    let mut joined = Vec::new();
+    for channel in &named {
+        let verdict = channels::verdict(&state, &subject, channel);
+        if verdict.allowed() {
+            channels::add_member(&mut tx, &channel.id, &user_id, "member").await?;
+            joined.push(channel.name.clone());
+        } else {
+            audit::record(
+                &mut *tx,
+                audit::Entry {
+                    kind: kind::ACCESS_DENIED,
+                    user_id: Some(&user_id),
+                    channel_id: Some(&channel.id),
+                    policy: Some(&verdict.denied[0].policy),
+                    reason: verdict.reasons(),
+                    data: serde_json::json!({"attempt": "guest joining its policy's channels"}),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
+    }
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            kind: kind::GUEST_JOINED,
+            user_id: Some(&user_id),
+            policy: Some(&policy),
+            reason: format!("{email} redeemed an invitation as {}", request.username),
+            data: serde_json::json!({"invitationId": invitation_id, "channels": joined, "accessExpiresAt": ends}),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let token = auth::start_session(&mut *tx, &user_id).await?;
+    tx.commit().await?;
+    let user = auth::find_user(&state.db, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok((StatusCode::CREATED, Json(LoginResponse { token, user })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> GuestRules {
+        GuestRules {
+            policy: "liaison".into(),
+            emails: vec!["Named@Elsewhere.example".into()],
+            domains: vec!["partner.example".into()],
+            organisations: vec!["Allied Corp".into()],
+            channels: vec!["joint".into()],
+            account_lifetime_seconds: None,
+            expires_at: None,
+            invitation_lifetime_seconds: 3600,
+            upload_files: false,
+            direct_messages: false,
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn invitees_are_named_emails_domains_or_organisations() {
+        let r = rules();
+        assert!(admits(&r, "named@elsewhere.example", None));
+        assert!(admits(&r, "anyone@partner.example", None));
+        assert!(admits(&r, "anyone@hq.partner.example", None), "subdomains");
+        assert!(!admits(&r, "anyone@evilpartner.example", None), "not a suffix match");
+        assert!(!admits(&r, "x@other.example", None));
+        assert!(admits(&r, "x@other.example", Some("allied corp")));
+        assert!(plausible_email("a@b.example"));
+        for bad in ["", "a", "a@b", "@b.example", "a@.example", "a b@c.example", "a@b@c.example"] {
+            assert!(!plausible_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn access_ends_at_the_earlier_of_the_date_and_the_lifetime() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().with_timezone(&Utc);
+        let mut r = rules();
+        assert_eq!(access_ends(&r, now), now + Duration::hours(720));
+        r.account_lifetime_seconds = Some(3600);
+        assert_eq!(access_ends(&r, now), now + Duration::hours(1));
+        r.expires_at = Some("2026-11-22T00:30:00Z".into());
+        assert_eq!(access_ends(&r, now), now + Duration::minutes(30));
+        r.account_lifetime_seconds = None;
+        assert_eq!(access_ends(&r, now), now + Duration::minutes(30));
+    }
+}
