@@ -66,7 +66,9 @@ impl Expression {
     /// The error is a message for the person who wrote the expression.
     pub fn compile(source: &str, ranks: &Ranks) -> Result<Expression, String> {
         if source.trim().is_empty() {
-            return Err("the expression is empty; write a condition such as user.nation == 'FR'".into());
+            return Err(
+                "the expression is empty; write a condition such as user.nation == 'FR'".into(),
+            );
         }
         let mut ast = Parser::default()
             .parse(source)
@@ -121,9 +123,7 @@ impl Expression {
         context.add_variable_from_value("channel", to_value(channel)?);
         match Value::resolve(&self.ast, &context) {
             Ok(Value::Bool(allowed)) => Ok(allowed),
-            Ok(other) => Err(format!(
-                "the expression gave {other:?}, not true or false"
-            )),
+            Ok(other) => Err(format!("the expression gave {other:?}, not true or false")),
             Err(ExecutionError::NoSuchKey(key)) => Err(format!(
                 "the user or channel has no {key:?}; guard optional attributes with has(user.{key})"
             )),
@@ -163,7 +163,8 @@ fn ranked_reference<'a>(expr: &'a IdedExpr, ranks: &Ranks) -> Option<&'a str> {
     let reads = match &select.operand.expr {
         Expr::Ident(name) => name == "user",
         Expr::Select(inner) => {
-            inner.field == "labels" && matches!(&inner.operand.expr, Expr::Ident(n) if n == "channel")
+            inner.field == "labels"
+                && matches!(&inner.operand.expr, Expr::Ident(n) if n == "channel")
         }
         _ => false,
     };
@@ -227,7 +228,13 @@ fn rewrite(
             }
         }
         Expr::Comprehension(comprehension) => {
-            rewrite(&mut comprehension.iter_range, ranks, bound, problems, next_id);
+            rewrite(
+                &mut comprehension.iter_range,
+                ranks,
+                bound,
+                problems,
+                next_id,
+            );
             let depth = bound.len();
             bound.push(comprehension.iter_var.clone());
             bound.extend(comprehension.iter_var2.clone());
@@ -308,7 +315,13 @@ pub fn user_attributes(expression: &Expression) -> BTreeSet<String> {
                 call.args.iter().for_each(|a| walk(a, found));
             }
             Expr::Comprehension(c) => {
-                for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                for part in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
                     walk(part, found);
                 }
             }
@@ -349,7 +362,11 @@ mod tests {
             .collect()
     }
 
-    fn check(source: &str, attributes: &[(&str, &str)], labels: &[(&str, &str)]) -> Result<bool, String> {
+    fn check(
+        source: &str,
+        attributes: &[(&str, &str)],
+        labels: &[(&str, &str)],
+    ) -> Result<bool, String> {
         let labels: BTreeMap<String, String> = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -370,30 +387,75 @@ mod tests {
         // Alphabetically "CONFIDENTIAL" < "SECRET" < "TOP SECRET" < "UNCLASSIFIED":
         // a string comparison would let UNCLASSIFIED in.
         let rule = "user.clearance >= 'SECRET'";
-        assert_eq!(check(rule, &[("clearance", "UNCLASSIFIED")], &[]), Ok(false));
-        assert_eq!(check(rule, &[("clearance", "CONFIDENTIAL")], &[]), Ok(false));
+        assert_eq!(
+            check(rule, &[("clearance", "UNCLASSIFIED")], &[]),
+            Ok(false)
+        );
+        assert_eq!(
+            check(rule, &[("clearance", "CONFIDENTIAL")], &[]),
+            Ok(false)
+        );
         assert_eq!(check(rule, &[("clearance", "SECRET")], &[]), Ok(true));
         assert_eq!(check(rule, &[("clearance", "TOP SECRET")], &[]), Ok(true));
         // The literal may come first.
-        assert_eq!(check("'SECRET' <= user.clearance", &[("clearance", "TOP SECRET")], &[]), Ok(true));
+        assert_eq!(
+            check(
+                "'SECRET' <= user.clearance",
+                &[("clearance", "TOP SECRET")],
+                &[]
+            ),
+            Ok(true)
+        );
     }
 
     #[test]
     fn a_level_can_come_from_the_channels_labels() {
         let rule = "user.clearance >= channel.labels.clearance && user.nation in ['FR', 'DE']";
         let secret_channel = [("clearance", "SECRET")];
-        assert_eq!(check(rule, &[("clearance", "SECRET"), ("nation", "FR")], &secret_channel), Ok(true));
-        assert_eq!(check(rule, &[("clearance", "RESTRICTED"), ("nation", "FR")], &secret_channel), Ok(false));
-        assert_eq!(check(rule, &[("clearance", "SECRET"), ("nation", "US")], &secret_channel), Ok(false));
+        assert_eq!(
+            check(
+                rule,
+                &[("clearance", "SECRET"), ("nation", "FR")],
+                &secret_channel
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            check(
+                rule,
+                &[("clearance", "RESTRICTED"), ("nation", "FR")],
+                &secret_channel
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            check(
+                rule,
+                &[("clearance", "SECRET"), ("nation", "US")],
+                &secret_channel
+            ),
+            Ok(false)
+        );
         // A label that is not a level cannot decide: an error, which callers deny.
-        let error = check(rule, &[("clearance", "SECRET"), ("nation", "FR")], &[("clearance", "HUSH")]).unwrap_err();
-        assert!(error.contains("\"HUSH\" is not a level of clearance"), "{error}");
+        let error = check(
+            rule,
+            &[("clearance", "SECRET"), ("nation", "FR")],
+            &[("clearance", "HUSH")],
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("\"HUSH\" is not a level of clearance"),
+            "{error}"
+        );
     }
 
     #[test]
     fn mistakes_are_compile_errors_that_say_what_to_fix() {
         let error = Expression::compile("user.clearance >= 'SECERT'", &ranks()).unwrap_err();
-        assert!(error.contains("\"SECERT\" is not a level of clearance (UNCLASSIFIED < RESTRICTED"), "{error}");
+        assert!(
+            error.contains("\"SECERT\" is not a level of clearance (UNCLASSIFIED < RESTRICTED"),
+            "{error}"
+        );
         let error = Expression::compile("user.clearance == 'SECERT'", &ranks()).unwrap_err();
         assert!(error.contains("SECERT"), "{error}");
         let error = Expression::compile("usr.nation == 'FR'", &ranks()).unwrap_err();
@@ -409,9 +471,20 @@ mod tests {
     fn evaluation_fails_closed() {
         let error = check("user.mission == 'ALPHA'", &[], &[]).unwrap_err();
         assert!(error.contains("has(user.mission)"), "{error}");
-        assert_eq!(check("has(user.mission) && user.mission == 'ALPHA'", &[], &[]), Ok(false));
-        assert!(check("user.nation", &[("nation", "FR")], &[]).is_err(), "not a boolean");
-        let error = check("user.clearance >= 'SECRET'", &[("clearance", "secret")], &[]).unwrap_err();
+        assert_eq!(
+            check("has(user.mission) && user.mission == 'ALPHA'", &[], &[]),
+            Ok(false)
+        );
+        assert!(
+            check("user.nation", &[("nation", "FR")], &[]).is_err(),
+            "not a boolean"
+        );
+        let error = check(
+            "user.clearance >= 'SECRET'",
+            &[("clearance", "secret")],
+            &[],
+        )
+        .unwrap_err();
         assert!(error.contains("not a level"), "{error}");
     }
 

@@ -4,59 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http, wait_ready, write_config, KillOnDrop, Workspace};
+use common::{connect, http, next, serve, wait_ready, write_config, KillOnDrop, Workspace};
 use entente_e2e::{free_port, Postgres};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio_tungstenite::{
-    tungstenite::{client::IntoClientRequest, Message},
-    MaybeTlsStream, WebSocketStream,
-};
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Serves `ws` on a free port in this process and returns the port.
-async fn serve(ws: &Workspace) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let state = ws.state.clone();
-    tokio::spawn(entente_runtime::server::serve(
-        state,
-        listener,
-        std::future::pending(),
-    ));
-    port
-}
-
-async fn connect(port: u16, token: &str, since: Option<i64>) -> (Socket, i64) {
-    let query = since.map(|s| format!("?since={s}")).unwrap_or_default();
-    let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws{query}")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let hello = next(&mut socket).await;
-    assert_eq!(hello["type"], "hello", "{hello}");
-    (socket, hello["seq"].as_i64().unwrap())
-}
-
-/// The next event, skipping pings; panics after 10 s of silence.
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("an event within 10s")
-            .expect("the socket is open")
-            .unwrap();
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
-}
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 #[tokio::test]
 async fn members_get_every_kind_of_event_and_outsiders_none() {

@@ -39,13 +39,18 @@ pub async fn set_labels(
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
     caller.require_admin()?;
     if labels.len() > 32 {
-        return Err(ApiError::invalid("labels", "a channel has at most 32 labels"));
+        return Err(ApiError::invalid(
+            "labels",
+            "a channel has at most 32 labels",
+        ));
     }
     for (key, value) in &labels {
         if !valid_label_part(key, 63) || !valid_label_part(value, 63) {
             return Err(ApiError::invalid(
                 "labels",
-                format!("label {key:?}: keys and values are 1-63 letters, digits, '-', '_', '.' or '/'"),
+                format!(
+                    "label {key:?}: keys and values are 1-63 letters, digits, '-', '_', '.' or '/'"
+                ),
             ));
         }
     }
@@ -145,10 +150,12 @@ pub async fn simulate(
     let change = if request.remove {
         Err(request.policy.as_str())
     } else {
-        let expression = request
-            .expression
-            .clone()
-            .ok_or_else(|| ApiError::invalid("expression", "give the expression to simulate, or remove: true"))?;
+        let expression = request.expression.clone().ok_or_else(|| {
+            ApiError::invalid(
+                "expression",
+                "give the expression to simulate, or remove: true",
+            )
+        })?;
         if request.channels.is_empty() == request.channel_labels.is_empty() {
             return Err(ApiError::invalid(
                 "channels",
@@ -202,7 +209,10 @@ pub async fn simulate(
                 attributes: &person.attributes,
                 guest_policy: person.guest_policy.as_deref(),
             };
-            let (before, after) = (current.decide(&subject, &facts), candidate.decide(&subject, &facts));
+            let (before, after) = (
+                current.decide(&subject, &facts),
+                candidate.decide(&subject, &facts),
+            );
             let change = |reason: String| Change {
                 user_id: person.id.clone(),
                 username: person.username.clone(),
@@ -216,9 +226,19 @@ pub async fn simulate(
                 (false, true) => simulation.gains.push(change(before.reasons())),
                 _ => {}
             }
-            let audited_before: Vec<&str> = before.would_deny.iter().map(|r| r.policy.as_str()).collect();
-            for refusal in after.would_deny.iter().filter(|r| !audited_before.contains(&r.policy.as_str())) {
-                simulation.newly_audited.push(change(refusal.reason.clone()));
+            let audited_before: Vec<&str> = before
+                .would_deny
+                .iter()
+                .map(|r| r.policy.as_str())
+                .collect();
+            for refusal in after
+                .would_deny
+                .iter()
+                .filter(|r| !audited_before.contains(&r.policy.as_str()))
+            {
+                simulation
+                    .newly_audited
+                    .push(change(refusal.reason.clone()));
             }
         }
     }

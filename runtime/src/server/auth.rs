@@ -127,13 +127,7 @@ pub(crate) use active_user;
 /// The caller a bearer token stands for, if it is valid, unexpired, unrevoked
 /// and its user active (a guest whose access ended is not).
 pub async fn authenticate(db: &PgPool, token: &str) -> ApiResult<Caller> {
-    type Row = (
-        String,
-        String,
-        String,
-        serde_json::Value,
-        Option<String>,
-    );
+    type Row = (String, String, String, serde_json::Value, Option<String>);
     let row: Option<Row> = sqlx::query_as(concat!(
         "UPDATE tokens t SET last_used_at = now()
          FROM users u

@@ -159,10 +159,16 @@ pub async fn denied(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>>
     if policies.rules.is_empty() && caller.guest_policy.is_none() {
         return Ok(Vec::new());
     }
-    let named: Vec<(String, String, String, sqlx::types::Json<BTreeMap<String, String>>)> =
-        sqlx::query_as("SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private')")
-            .fetch_all(&state.db)
-            .await?;
+    let named: Vec<(
+        String,
+        String,
+        String,
+        sqlx::types::Json<BTreeMap<String, String>>,
+    )> = sqlx::query_as(
+        "SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private')",
+    )
+    .fetch_all(&state.db)
+    .await?;
     let subject = caller.subject();
     Ok(named
         .into_iter()
@@ -233,6 +239,24 @@ pub async fn create(
             "purpose",
             "purpose is at most 1024 characters",
         ));
+    }
+    // A policy gating this name must admit the creator, who would otherwise
+    // make a channel they cannot see.
+    let no_labels = BTreeMap::new();
+    let verdict = state.policies().decide(
+        &caller.subject(),
+        &ChannelFacts {
+            name: &request.name,
+            kind: kind.as_str(),
+            labels: &no_labels,
+        },
+    );
+    if !verdict.allowed() {
+        return Err(ApiError::forbidden(format!(
+            "you may not create channel {:?}: {}",
+            request.name,
+            verdict.reasons()
+        )));
     }
     let id = new_id();
     let mut tx = state.db.begin().await?;

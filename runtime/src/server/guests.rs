@@ -59,7 +59,12 @@ pub fn admits(rules: &GuestRules, email: &str, organisation: Option<&str>) -> bo
             .domains
             .iter()
             .any(|d| domain == d || domain.ends_with(&format!(".{d}")))
-        || organisation.is_some_and(|o| rules.organisations.iter().any(|x| x.eq_ignore_ascii_case(o)))
+        || organisation.is_some_and(|o| {
+            rules
+                .organisations
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(o))
+        })
 }
 
 fn plausible_email(email: &str) -> bool {
@@ -84,7 +89,11 @@ fn rules_of(state: &AppState, policy: &str) -> ApiResult<GuestRules> {
             "policy",
             format!(
                 "no GuestPolicy named {policy:?} applies to this workspace (there are: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ),
         )
     })
@@ -101,7 +110,10 @@ pub async fn invite(
     let rules = rules_of(&state, &request.policy)?;
     let email = request.email.trim().to_ascii_lowercase();
     if !plausible_email(&email) {
-        return Err(ApiError::invalid("email", "an email address such as liaison@partner.example"));
+        return Err(ApiError::invalid(
+            "email",
+            "an email address such as liaison@partner.example",
+        ));
     }
     if !admits(&rules, &email, request.organisation.as_deref()) {
         return Err(ApiError::forbidden(format!(
@@ -116,7 +128,10 @@ pub async fn invite(
     .fetch_one(&state.db)
     .await?;
     if taken {
-        return Err(ApiError::conflict("email", "an account with this email exists"));
+        return Err(ApiError::conflict(
+            "email",
+            "an account with this email exists",
+        ));
     }
     let (token, hash) = auth::new_token();
     let id = new_id();
@@ -208,7 +223,14 @@ pub async fn redeem(
     auth::check_credentials(&state, &request.username, &request.password)?;
     let hash = auth::hash_off_thread(&request.password).await?;
     let mut tx = state.db.begin().await?;
-    type Row = (String, String, String, Option<String>, DateTime<Utc>, Option<DateTime<Utc>>);
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+    );
     let invitation: Option<Row> = sqlx::query_as(
         "SELECT id, policy, email, organisation, expires_at, redeemed_at FROM invitations
          WHERE token_hash = $1 FOR UPDATE",
@@ -221,10 +243,25 @@ pub async fn redeem(
     let now = Utc::now();
     let rules = state.policies().guests.get(&policy).cloned();
     let refusal = match (&redeemed_at, &rules) {
-        (Some(at), _) => Some(gone("invitation_used", format!("this invitation was already used, at {}", at.to_rfc3339()))),
-        (None, _) if expires_at <= now => Some(gone("invitation_expired", format!("this invitation expired at {}; ask for a new one", expires_at.to_rfc3339()))),
-        (None, None) => Some(gone("policy_removed", format!("guest policy {policy:?} no longer exists"))),
-        (None, Some(rules)) if access_ends(rules, now) <= now => Some(gone("policy_ended", format!("guest policy {policy:?} has ended"))),
+        (Some(at), _) => Some(gone(
+            "invitation_used",
+            format!("this invitation was already used, at {}", at.to_rfc3339()),
+        )),
+        (None, _) if expires_at <= now => Some(gone(
+            "invitation_expired",
+            format!(
+                "this invitation expired at {}; ask for a new one",
+                expires_at.to_rfc3339()
+            ),
+        )),
+        (None, None) => Some(gone(
+            "policy_removed",
+            format!("guest policy {policy:?} no longer exists"),
+        )),
+        (None, Some(rules)) if access_ends(rules, now) <= now => Some(gone(
+            "policy_ended",
+            format!("guest policy {policy:?} has ended"),
+        )),
         _ => None,
     };
     if let Some(error) = refusal {
@@ -271,7 +308,10 @@ pub async fn redeem(
     .await;
     match inserted {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(ApiError::conflict("username", "that username or email is taken"))
+            return Err(ApiError::conflict(
+                "username",
+                "that username or email is taken",
+            ))
         }
         other => other?,
     };
@@ -361,18 +401,31 @@ mod tests {
         assert!(admits(&r, "named@elsewhere.example", None));
         assert!(admits(&r, "anyone@partner.example", None));
         assert!(admits(&r, "anyone@hq.partner.example", None), "subdomains");
-        assert!(!admits(&r, "anyone@evilpartner.example", None), "not a suffix match");
+        assert!(
+            !admits(&r, "anyone@evilpartner.example", None),
+            "not a suffix match"
+        );
         assert!(!admits(&r, "x@other.example", None));
         assert!(admits(&r, "x@other.example", Some("allied corp")));
         assert!(plausible_email("a@b.example"));
-        for bad in ["", "a", "a@b", "@b.example", "a@.example", "a b@c.example", "a@b@c.example"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.example",
+            "a@.example",
+            "a b@c.example",
+            "a@b@c.example",
+        ] {
             assert!(!plausible_email(bad), "{bad}");
         }
     }
 
     #[test]
     fn access_ends_at_the_earlier_of_the_date_and_the_lifetime() {
-        let now = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let mut r = rules();
         assert_eq!(access_ends(&r, now), now + Duration::hours(720));
         r.account_lifetime_seconds = Some(3600);

@@ -34,6 +34,7 @@ pub mod events;
 pub mod files;
 #[macro_use]
 pub mod posts;
+pub mod guests;
 pub mod ops;
 pub mod policy;
 pub mod reload;
@@ -42,7 +43,6 @@ pub mod state;
 pub mod store;
 pub mod sweep;
 pub mod ws;
-pub mod guests;
 
 use std::time::Duration;
 

@@ -62,7 +62,9 @@ impl Rule {
     /// `None` when `user` is admitted, else why not.
     fn refuses(&self, user: &Subject, channel: &ChannelFacts) -> Option<String> {
         let outcome = match &self.expression {
-            Ok(expression) => expression.evaluate(user.attributes, user.role == Role::Guest, channel),
+            Ok(expression) => {
+                expression.evaluate(user.attributes, user.role == Role::Guest, channel)
+            }
             Err(message) => Err(format!("the policy does not compile: {message}")),
         };
         match outcome {
@@ -71,7 +73,10 @@ impl Rule {
                 "access policy {:?} does not admit the user ({})",
                 self.name, self.definition.expression
             )),
-            Err(why) => Some(format!("access policy {:?} cannot decide: {why}", self.name)),
+            Err(why) => Some(format!(
+                "access policy {:?} cannot decide: {why}",
+                self.name
+            )),
         }
     }
 }
@@ -154,10 +159,17 @@ impl Policies {
         }
         if let Some(policy) = user.guest_policy {
             match self.guests.get(policy) {
-                Some(rules) if rules.channels.iter().any(|c| c.eq_ignore_ascii_case(channel.name)) => {}
+                Some(rules)
+                    if rules
+                        .channels
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(channel.name)) => {}
                 Some(_) => verdict.denied.push(Refusal {
                     policy: policy.to_string(),
-                    reason: format!("guest policy {policy:?} does not list channel {:?}", channel.name),
+                    reason: format!(
+                        "guest policy {policy:?} does not list channel {:?}",
+                        channel.name
+                    ),
                 }),
                 None => verdict.denied.push(Refusal {
                     policy: policy.to_string(),
@@ -212,18 +224,31 @@ fn is_named(channel: &ChannelFacts) -> bool {
 mod tests {
     use super::*;
 
-    fn rule(name: &str, expression: &str, channels: &[&str], labels: &[(&str, &str)], mode: PolicyMode) -> AccessRule {
+    fn rule(
+        name: &str,
+        expression: &str,
+        channels: &[&str],
+        labels: &[(&str, &str)],
+        mode: PolicyMode,
+    ) -> AccessRule {
         AccessRule {
             policy: name.into(),
             expression: expression.into(),
             channels: channels.iter().map(|c| c.to_string()).collect(),
-            channel_labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            channel_labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             mode,
         }
     }
 
     fn policies(rules: &[AccessRule]) -> Policies {
-        let ranks: Ranks = [("clearance".to_string(), vec!["UNCLASSIFIED".into(), "SECRET".into()])].into();
+        let ranks: Ranks = [(
+            "clearance".to_string(),
+            vec!["UNCLASSIFIED".into(), "SECRET".into()],
+        )]
+        .into();
         Policies {
             rules: rules.iter().map(|r| Rule::compile(r, &ranks)).collect(),
             guests: BTreeMap::new(),
@@ -231,44 +256,106 @@ mod tests {
     }
 
     fn attributes(pairs: &[(&str, &str)]) -> serde_json::Map<String, serde_json::Value> {
-        pairs.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), (*v).into()))
+            .collect()
     }
 
     #[test]
     fn enforced_policies_deny_and_audited_ones_only_record() {
         let p = policies(&[
-            rule("secret", "user.clearance >= 'SECRET'", &["intel"], &[], PolicyMode::Enforce),
-            rule("nato", "user.nation in ['FR', 'DE']", &[], &[("mission", "alpha")], PolicyMode::Audit),
+            rule(
+                "secret",
+                "user.clearance >= 'SECRET'",
+                &["intel"],
+                &[],
+                PolicyMode::Enforce,
+            ),
+            rule(
+                "nato",
+                "user.nation in ['FR', 'DE']",
+                &[],
+                &[("mission", "alpha")],
+                PolicyMode::Audit,
+            ),
         ]);
-        let labels: BTreeMap<String, String> = [("mission".to_string(), "alpha".to_string())].into();
-        let intel = ChannelFacts { name: "intel", kind: "private", labels: &labels };
+        let labels: BTreeMap<String, String> =
+            [("mission".to_string(), "alpha".to_string())].into();
+        let intel = ChannelFacts {
+            name: "intel",
+            kind: "private",
+            labels: &labels,
+        };
         let low = attributes(&[("clearance", "UNCLASSIFIED"), ("nation", "US")]);
-        let user = Subject { role: Role::Member, attributes: &low, guest_policy: None };
+        let user = Subject {
+            role: Role::Member,
+            attributes: &low,
+            guest_policy: None,
+        };
         let verdict = p.decide(&user, &intel);
         assert!(!verdict.allowed());
         assert_eq!(verdict.denied[0].policy, "secret");
         assert_eq!(verdict.would_deny[0].policy, "nato");
         // The audit policy alone never denies.
         let high = attributes(&[("clearance", "SECRET"), ("nation", "US")]);
-        let verdict = p.decide(&Subject { attributes: &high, ..user }, &intel);
+        let verdict = p.decide(
+            &Subject {
+                attributes: &high,
+                ..user
+            },
+            &intel,
+        );
         assert!(verdict.allowed() && verdict.would_deny.len() == 1);
         // Channels no policy gates are untouched; direct conversations are never gated.
         let empty = BTreeMap::new();
-        assert_eq!(p.decide(&user, &ChannelFacts { name: "lobby", kind: "public", labels: &empty }), Verdict::default());
-        assert!(!p.gated(&ChannelFacts { name: "intel", kind: "direct", labels: &empty }));
+        assert_eq!(
+            p.decide(
+                &user,
+                &ChannelFacts {
+                    name: "lobby",
+                    kind: "public",
+                    labels: &empty
+                }
+            ),
+            Verdict::default()
+        );
+        assert!(!p.gated(&ChannelFacts {
+            name: "intel",
+            kind: "direct",
+            labels: &empty
+        }));
     }
 
     #[test]
     fn a_policy_that_does_not_compile_closes_what_it_gates() {
-        let p = policies(&[rule("broken", "user.clearance >=", &["intel"], &[], PolicyMode::Enforce)]);
+        let p = policies(&[rule(
+            "broken",
+            "user.clearance >=",
+            &["intel"],
+            &[],
+            PolicyMode::Enforce,
+        )]);
         let empty = BTreeMap::new();
         let high = attributes(&[("clearance", "SECRET")]);
         let verdict = p.decide(
-            &Subject { role: Role::SystemAdmin, attributes: &high, guest_policy: None },
-            &ChannelFacts { name: "intel", kind: "private", labels: &empty },
+            &Subject {
+                role: Role::SystemAdmin,
+                attributes: &high,
+                guest_policy: None,
+            },
+            &ChannelFacts {
+                name: "intel",
+                kind: "private",
+                labels: &empty,
+            },
         );
         assert!(!verdict.allowed());
-        assert!(verdict.reasons().contains("does not compile"), "{}", verdict.reasons());
+        assert!(
+            verdict.reasons().contains("does not compile"),
+            "{}",
+            verdict.reasons()
+        );
     }
 
     #[test]
@@ -292,11 +379,25 @@ mod tests {
         );
         let none = attributes(&[]);
         let empty = BTreeMap::new();
-        let guest = Subject { role: Role::Guest, attributes: &none, guest_policy: Some("liaison") };
-        let channel = |name| ChannelFacts { name, kind: "public", labels: &empty };
+        let guest = Subject {
+            role: Role::Guest,
+            attributes: &none,
+            guest_policy: Some("liaison"),
+        };
+        let channel = |name| ChannelFacts {
+            name,
+            kind: "public",
+            labels: &empty,
+        };
         assert!(p.decide(&guest, &channel("joint-ops")).allowed());
         assert!(!p.decide(&guest, &channel("town-square")).allowed());
-        let orphan = Subject { guest_policy: Some("gone"), ..guest };
-        assert!(p.decide(&orphan, &channel("joint-ops")).reasons().contains("no longer exists"));
+        let orphan = Subject {
+            guest_policy: Some("gone"),
+            ..guest
+        };
+        assert!(p
+            .decide(&orphan, &channel("joint-ops"))
+            .reasons()
+            .contains("no longer exists"));
     }
 }

@@ -95,8 +95,8 @@ impl AppState {
         if config.limits.requests_per_minute != live.config.limits.requests_per_minute {
             live.rate_limit = RateLimit::per_minute(config.limits.requests_per_minute);
         }
-        let rules_changed = config.access != live.config.access
-            || config.guests != live.config.guests;
+        let rules_changed =
+            config.access != live.config.access || config.guests != live.config.guests;
         if rules_changed {
             live.policies = Arc::new(Policies::from_config(&config));
         }

@@ -124,7 +124,11 @@ pub async fn record_findings(
     channel_name: &str,
     verdict: &Verdict,
 ) -> Result<(), sqlx::Error> {
-    let refusing: Vec<String> = verdict.would_deny.iter().map(|r| r.policy.clone()).collect();
+    let refusing: Vec<String> = verdict
+        .would_deny
+        .iter()
+        .map(|r| r.policy.clone())
+        .collect();
     sqlx::query(
         "DELETE FROM access_findings WHERE user_id = $1 AND channel_id = $2 AND NOT (policy = ANY($3))",
     )
@@ -199,27 +203,31 @@ pub async fn expire_guests(state: &AppState) -> Result<(), sqlx::Error> {
     .await?;
     for (user_id, policy) in due {
         let mut tx = state.db.begin().await?;
-        let ended = sqlx::query("UPDATE users SET expired_at = now() WHERE id = $1 AND expired_at IS NULL")
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
+        let ended =
+            sqlx::query("UPDATE users SET expired_at = now() WHERE id = $1 AND expired_at IS NULL")
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
         if !ended {
             continue; // another replica did it
         }
-        sqlx::query("UPDATE tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
         let reason = match &policy {
             Some(p) if !policies.contains(p) => format!("guest policy {p:?} was removed"),
             _ => "the guest's access period ended".to_string(),
         };
-        let left: Vec<(String,)> = sqlx::query_as("SELECT channel_id FROM channel_members WHERE user_id = $1")
-            .bind(&user_id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let left: Vec<(String,)> =
+            sqlx::query_as("SELECT channel_id FROM channel_members WHERE user_id = $1")
+                .bind(&user_id)
+                .fetch_all(&mut *tx)
+                .await?;
         for (channel_id,) in &left {
             channels::remove_in(&mut tx, channel_id, &user_id, Some(&reason)).await?;
         }
@@ -247,26 +255,36 @@ pub async fn audit_policy_changes(state: &AppState) -> Result<(), sqlx::Error> {
     let config = state.config();
     let mut now: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for rule in &config.access.policies {
-        now.insert(format!("AccessPolicy/{}", rule.policy), serde_json::to_value(rule).expect("serializes"));
+        now.insert(
+            format!("AccessPolicy/{}", rule.policy),
+            serde_json::to_value(rule).expect("serializes"),
+        );
     }
     for rules in &config.guests {
-        now.insert(format!("GuestPolicy/{}", rules.policy), serde_json::to_value(rules).expect("serializes"));
+        now.insert(
+            format!("GuestPolicy/{}", rules.policy),
+            serde_json::to_value(rules).expect("serializes"),
+        );
     }
     let mut tx = state.db.begin().await?;
     sqlx::query("LOCK TABLE access_policies_seen IN EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
     let before: BTreeMap<String, serde_json::Value> =
-        sqlx::query_as::<_, (String, serde_json::Value)>("SELECT name, definition FROM access_policies_seen")
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+        sqlx::query_as::<_, (String, serde_json::Value)>(
+            "SELECT name, definition FROM access_policies_seen",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
     let names: std::collections::BTreeSet<&String> = before.keys().chain(now.keys()).collect();
     for name in names {
         let (what, reason) = match (before.get(name), now.get(name)) {
             (None, Some(_)) => (kind::POLICY_ADDED, format!("{name} came into effect")),
-            (Some(old), Some(new)) if old != new => (kind::POLICY_CHANGED, format!("{name} changed")),
+            (Some(old), Some(new)) if old != new => {
+                (kind::POLICY_CHANGED, format!("{name} changed"))
+            }
             (Some(_), None) => (kind::POLICY_REMOVED, format!("{name} was removed")),
             _ => continue,
         };

@@ -12,7 +12,10 @@ use axum::{
 };
 use entente_crds::config::RuntimeConfig;
 use entente_runtime::server;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -329,4 +332,51 @@ pub fn public_channel(port: u16, token: &str, name: &str) -> String {
     .unwrap();
     assert_eq!(status, 201, "{channel}");
     channel["id"].as_str().unwrap().to_string()
+}
+
+/// A live-event WebSocket client.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Serves `ws` on a free port in this process and returns the port.
+pub async fn serve(ws: &Workspace) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = ws.state.clone();
+    tokio::spawn(entente_runtime::server::serve(
+        state,
+        listener,
+        std::future::pending(),
+    ));
+    port
+}
+
+pub async fn connect(port: u16, token: &str, since: Option<i64>) -> (Socket, i64) {
+    let query = since.map(|s| format!("?since={s}")).unwrap_or_default();
+    let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws{query}")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let hello = next(&mut socket).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    (socket, hello["seq"].as_i64().unwrap())
+}
+
+/// The next event, skipping pings; panics after 10 s of silence.
+pub async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an event within 10s")
+            .expect("the socket is open")
+            .unwrap();
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
 }
