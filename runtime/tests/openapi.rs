@@ -27,6 +27,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/v1/channels/{id}/archive"),
     ("post", "/api/v1/channels/{id}/members"),
     ("delete", "/api/v1/channels/{id}/members/{user}"),
+    ("put", "/api/v1/channels/{id}/labels"),
+    ("post", "/api/v1/admin/access-policies/simulate"),
+    ("get", "/api/v1/admin/audit"),
+    ("post", "/api/v1/guests/invitations"),
+    ("post", "/api/v1/guests/redeem"),
     ("get", "/api/v1/channels/{id}/posts"),
     ("post", "/api/v1/channels/{id}/posts"),
     ("get", "/api/v1/channels/{id}/pinned"),
@@ -48,7 +53,13 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/metrics"),
 ];
 
-const PUBLIC: &[&str] = &["/api/v1/auth/login", "/healthz", "/readyz", "/metrics"];
+const PUBLIC: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/guests/redeem",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
 
 #[tokio::test]
 async fn the_document_lists_every_operation_with_responses_and_auth() {
