@@ -12,6 +12,7 @@ pub mod error;
 pub mod labels;
 pub mod leader;
 pub mod pending;
+pub mod policies;
 pub mod quantity;
 pub mod rbac;
 pub mod reconcile;

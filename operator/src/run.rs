@@ -9,13 +9,13 @@ use entente_crds::{
     Workspace,
 };
 use futures_util::FutureExt;
-use kube::Client;
+use kube::{api::ApiResource, Client};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::{
     leader::LeaseLock,
-    pending,
+    pending, policies,
     reconcile::{controller, metrics::Metrics, Context, Scope},
     startup, workspace,
 };
@@ -175,6 +175,10 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             workspace_children,
             Some(workspace::controller::secrets_read),
+            vec![
+                ApiResource::erase::<GuestPolicy>(&()),
+                ApiResource::erase::<AccessPolicy>(&()),
+            ],
             workspace::controller::reconcile,
             stop.clone(),
         )
@@ -184,6 +188,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![],
             None,
+            vec![],
             pending::reconcile::<PartnerConnection>,
             stop.clone(),
         )
@@ -193,7 +198,8 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![],
             None,
-            pending::reconcile::<GuestPolicy>,
+            vec![],
+            policies::reconcile_guest,
             stop.clone(),
         )
         .boxed(),
@@ -202,7 +208,8 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![],
             None,
-            pending::reconcile::<AccessPolicy>,
+            vec![],
+            policies::reconcile_access,
             stop.clone(),
         )
         .boxed(),
@@ -211,6 +218,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![],
             None,
+            vec![],
             pending::reconcile::<CallsCluster>,
             stop.clone(),
         )
@@ -220,6 +228,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![],
             None,
+            vec![],
             pending::reconcile::<LanguageModel>,
             stop.clone(),
         )
@@ -229,6 +238,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![],
             None,
+            vec![],
             pending::reconcile::<Bridge>,
             stop.clone(),
         )
@@ -238,6 +248,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![],
             None,
+            vec![],
             pending::reconcile::<LegalHold>,
             stop.clone(),
         )

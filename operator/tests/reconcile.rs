@@ -707,6 +707,116 @@ mod pending_kinds {
     }
 }
 
+mod policies {
+    use super::*;
+    use entente_crds::{
+        access_policy::PolicyMode, validate::Resource as Manifest, AccessPolicy, GuestPolicy,
+    };
+
+    fn guest_policy() -> GuestPolicy {
+        let mut policy = edge_example(|r| match r {
+            Manifest::GuestPolicy(p) => Some(*p),
+            _ => None,
+        });
+        policy.metadata.namespace = Some(NAMESPACE.into());
+        policy
+    }
+
+    fn access_policy(expression: &str) -> AccessPolicy {
+        let mut policy = edge_example(|r| match r {
+            Manifest::AccessPolicy(p) => Some(*p),
+            _ => None,
+        });
+        policy.metadata.namespace = Some(NAMESPACE.into());
+        policy.spec.expression = expression.into();
+        policy
+    }
+
+    async fn rendered(client: &Client) -> RuntimeConfig {
+        let runtime = api::<Secret>(client).get("fob-north-runtime").await.unwrap();
+        let text = String::from_utf8(runtime.data.unwrap()["runtime.yaml"].0.clone()).unwrap();
+        RuntimeConfig::parse(&text, "fob-north-runtime").unwrap()
+    }
+
+    #[tokio::test]
+    async fn policies_are_rendered_into_their_workspaces_config_without_a_rollout() {
+        let bucket = bucket("policies");
+        let ws = workspace(&bucket);
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        settle(&client, "fob-north").await;
+        assert!(rendered(&client).await.access.policies.is_empty());
+        let template = |d: Deployment| d.spec.unwrap().template;
+        let before = template(api::<Deployment>(&client).get("fob-north").await.unwrap());
+
+        api::<GuestPolicy>(&client).create(&Default::default(), &guest_policy()).await.unwrap();
+        let mut elsewhere = access_policy("user.nation == 'A'");
+        elsewhere.metadata.name = Some("other-workspace".into());
+        elsewhere.spec.workspace_ref = "fob-south".into();
+        for policy in [access_policy("user.clearance >= 'SECRET'"), elsewhere] {
+            api::<AccessPolicy>(&client).create(&Default::default(), &policy).await.unwrap();
+        }
+        reconcile(&client, "fob-north").await;
+
+        let config = rendered(&client).await;
+        assert_eq!(config.guests.len(), 1);
+        let guests = &config.guests[0];
+        assert_eq!((guests.policy.as_str(), guests.account_lifetime_seconds), ("liaison", Some(720 * 3600)));
+        assert_eq!(guests.domains, ["nation-b.example"]);
+        assert_eq!(guests.invitation_lifetime_seconds, 168 * 3600, "the CRD's default");
+        assert_eq!(config.access.policies.len(), 1, "only this workspace's policies");
+        let rule = &config.access.policies[0];
+        assert_eq!((rule.policy.as_str(), rule.mode), ("intel-secret", PolicyMode::Enforce));
+        assert_eq!(rule.channels, ["intel"]);
+        assert_eq!(config.identity.ranked_attributes["clearance"][3], "SECRET");
+        // Guests and access are live sections: the pods are not rolled.
+        let after = template(api::<Deployment>(&client).get("fob-north").await.unwrap());
+        assert_eq!(before, after);
+    }
+
+    #[tokio::test]
+    async fn an_access_policy_is_checked_with_the_servers_compiler() {
+        let bucket = bucket("policy-check");
+        let client = cluster(None, vec![], Options::default()).await;
+        let policies = api::<AccessPolicy>(&client);
+        let check = |policy: AccessPolicy| {
+            let client = client.clone();
+            let policies = policies.clone();
+            async move {
+                let name = policy.name_any();
+                let stored = match policies.get_opt(&name).await.unwrap() {
+                    Some(mut old) => {
+                        old.spec = policy.spec;
+                        policies.replace(&name, &Default::default(), &old).await.unwrap()
+                    }
+                    None => policies.create(&Default::default(), &policy).await.unwrap(),
+                };
+                entente_operator::policies::reconcile_access(Arc::new(stored), context(&client))
+                    .await
+                    .unwrap();
+                let status = policies.get(&name).await.unwrap().status.unwrap();
+                let ready = status.condition("Ready").unwrap().clone();
+                let degraded = status.condition("Degraded").unwrap().clone();
+                (ready, degraded)
+            }
+        };
+        let (ready, _) = check(access_policy("user.clearance >= 'SECRET'")).await;
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "WorkspaceNotFound"));
+
+        api::<Workspace>(&client).create(&Default::default(), &workspace(&bucket)).await.unwrap();
+        let (ready, degraded) = check(access_policy("user.clearance >= 'SECRET'")).await;
+        assert_eq!(ready.status, "True", "{}", ready.message);
+        assert_eq!(degraded.status, "False");
+
+        // A level the Workspace does not rank, and a syntax error: Degraded with the compiler's words.
+        let (ready, degraded) = check(access_policy("user.clearance >= 'SECERT'")).await;
+        assert_eq!((ready.status.as_str(), degraded.status.as_str()), ("False", "True"));
+        assert_eq!(degraded.reason, "InvalidExpression");
+        assert!(degraded.message.contains("\"SECERT\" is not a level of clearance"), "{}", degraded.message);
+        let (_, degraded) = check(access_policy("user.nation in ['A'")).await;
+        assert!(degraded.message.starts_with("spec.expression: syntax error"), "{}", degraded.message);
+    }
+}
+
 #[tokio::test]
 async fn object_lock_in_the_spec_gives_a_locked_versioned_bucket() {
     let bucket = bucket("locked");

@@ -49,12 +49,15 @@ const RETRY_AFTER: Duration = Duration::from_secs(15);
 /// Runs the controller of `K` until `shutdown` resolves. `owns` lists the
 /// child kinds whose changes should wake the owner up; `reads_secrets`, the
 /// Secrets (by name, in its namespace) an object reads without owning them,
-/// so that creating or changing one wakes the objects that name it.
+/// so that creating or changing one wakes the objects that name it;
+/// `referrers`, kinds whose objects name a `K` in `spec.workspaceRef` (in
+/// their namespace), so that a change to one wakes the `K` it names.
 pub async fn run<K, F, Fut>(
     ctx: Arc<Context>,
     scope: &Scope,
     owns: Vec<ApiResource>,
     reads_secrets: Option<fn(&K) -> Vec<String>>,
+    referrers: Vec<ApiResource>,
     reconcile: F,
     shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
 ) where
@@ -96,6 +99,20 @@ pub async fn run<K, F, Fut>(
                     readers(&store.state(), &secret, reads)
                 });
         }
+        for resource in &referrers {
+            let api = match scope {
+                Scope::Cluster => Api::<DynamicObject>::all_with(ctx.client.clone(), resource),
+                Scope::Namespaces(ns) => {
+                    Api::namespaced_with(ctx.client.clone(), &ns[index], resource)
+                }
+            };
+            controller = controller.watches_with(
+                api,
+                resource.clone(),
+                watcher::Config::default(),
+                |referrer| referred(&referrer),
+            );
+        }
         let reconcile = reconcile.clone();
         let kind = kind.clone();
         let run = controller
@@ -117,6 +134,13 @@ pub async fn run<K, F, Fut>(
         runs.push(run);
     }
     futures_util::future::join_all(runs).await;
+}
+
+/// The object `referrer` names in `spec.workspaceRef`, in its namespace.
+fn referred<K: Kind>(referrer: &DynamicObject) -> Option<ObjectRef<DeserializeGuard<K>>> {
+    let name = referrer.data["spec"]["workspaceRef"].as_str()?;
+    let namespace = referrer.namespace()?;
+    Some(ObjectRef::new(name).within(&namespace))
 }
 
 /// The objects in `objects` that read `secret`.

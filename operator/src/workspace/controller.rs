@@ -105,7 +105,15 @@ async fn apply(
     }
     let config =
         match build::runtime_config::build(workspace, &build::runtime_config::Placement::pod()) {
-            Ok(config) => config,
+            Ok(mut config) => {
+                crate::policies::attach(
+                    &mut config,
+                    workspace,
+                    &refs.guest_policies,
+                    &refs.access_policies,
+                );
+                config
+            }
             Err(error) => {
                 let health = Health::stalled("InvalidSpec", error.to_string());
                 report_problem(api, workspace, ctx, health).await?;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use entente_crds::{CallsCluster, LanguageModel, Workspace};
+use entente_crds::{AccessPolicy, CallsCluster, GuestPolicy, LanguageModel, Workspace};
 use k8s_openapi::{
     api::{apps::v1::Deployment, batch::v1::Job, core::v1::Secret},
     ByteString,
@@ -48,6 +48,10 @@ pub struct Refs {
     pub migration: Option<Job>,
     /// The managed database's Cluster as stored, with CloudNativePG's status.
     pub cluster: Option<Value>,
+    /// The GuestPolicies and AccessPolicies of its namespace (those naming
+    /// this workspace are rendered into its config).
+    pub guest_policies: Vec<GuestPolicy>,
+    pub access_policies: Vec<AccessPolicy>,
 }
 
 impl Refs {
@@ -151,6 +155,16 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             .await
             .map_err(read_error("the migration Job".into()))?,
         cluster: None,
+        guest_policies: Api::<GuestPolicy>::namespaced(client.clone(), &namespace)
+            .list(&Default::default())
+            .await
+            .map_err(read_error("the GuestPolicies".into()))?
+            .items,
+        access_policies: Api::<AccessPolicy>::namespaced(client.clone(), &namespace)
+            .list(&Default::default())
+            .await
+            .map_err(read_error("the AccessPolicies".into()))?
+            .items,
     };
 
     // Secrets the operator makes itself: read to keep what they hold.
