@@ -109,7 +109,10 @@ pub fn attach(
 }
 
 /// The Workspace `object` belongs to, or the health that says it is missing.
-async fn workspace_of<K: Kind>(object: &K, ctx: &Context) -> Result<Result<Workspace, Health>, Error> {
+async fn workspace_of<K: Kind>(
+    object: &K,
+    ctx: &Context,
+) -> Result<Result<Workspace, Health>, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let name = object.workspace_ref().unwrap_or_default().to_string();
     let found = Api::<Workspace>::namespaced(ctx.client.clone(), &namespace)
@@ -190,7 +193,10 @@ async fn reconcile<K: Kind>(
     Ok(action)
 }
 
-pub async fn reconcile_access(policy: Arc<AccessPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile_access(
+    policy: Arc<AccessPolicy>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     reconcile(policy, ctx, access_health).await
 }
 

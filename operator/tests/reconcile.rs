@@ -733,7 +733,10 @@ mod policies {
     }
 
     async fn rendered(client: &Client) -> RuntimeConfig {
-        let runtime = api::<Secret>(client).get("fob-north-runtime").await.unwrap();
+        let runtime = api::<Secret>(client)
+            .get("fob-north-runtime")
+            .await
+            .unwrap();
         let text = String::from_utf8(runtime.data.unwrap()["runtime.yaml"].0.clone()).unwrap();
         RuntimeConfig::parse(&text, "fob-north-runtime").unwrap()
     }
@@ -748,24 +751,44 @@ mod policies {
         let template = |d: Deployment| d.spec.unwrap().template;
         let before = template(api::<Deployment>(&client).get("fob-north").await.unwrap());
 
-        api::<GuestPolicy>(&client).create(&Default::default(), &guest_policy()).await.unwrap();
+        api::<GuestPolicy>(&client)
+            .create(&Default::default(), &guest_policy())
+            .await
+            .unwrap();
         let mut elsewhere = access_policy("user.nation == 'A'");
         elsewhere.metadata.name = Some("other-workspace".into());
         elsewhere.spec.workspace_ref = "fob-south".into();
         for policy in [access_policy("user.clearance >= 'SECRET'"), elsewhere] {
-            api::<AccessPolicy>(&client).create(&Default::default(), &policy).await.unwrap();
+            api::<AccessPolicy>(&client)
+                .create(&Default::default(), &policy)
+                .await
+                .unwrap();
         }
         reconcile(&client, "fob-north").await;
 
         let config = rendered(&client).await;
         assert_eq!(config.guests.len(), 1);
         let guests = &config.guests[0];
-        assert_eq!((guests.policy.as_str(), guests.account_lifetime_seconds), ("liaison", Some(720 * 3600)));
+        assert_eq!(
+            (guests.policy.as_str(), guests.account_lifetime_seconds),
+            ("liaison", Some(720 * 3600))
+        );
         assert_eq!(guests.domains, ["nation-b.example"]);
-        assert_eq!(guests.invitation_lifetime_seconds, 168 * 3600, "the CRD's default");
-        assert_eq!(config.access.policies.len(), 1, "only this workspace's policies");
+        assert_eq!(
+            guests.invitation_lifetime_seconds,
+            168 * 3600,
+            "the CRD's default"
+        );
+        assert_eq!(
+            config.access.policies.len(),
+            1,
+            "only this workspace's policies"
+        );
         let rule = &config.access.policies[0];
-        assert_eq!((rule.policy.as_str(), rule.mode), ("intel-secret", PolicyMode::Enforce));
+        assert_eq!(
+            (rule.policy.as_str(), rule.mode),
+            ("intel-secret", PolicyMode::Enforce)
+        );
         assert_eq!(rule.channels, ["intel"]);
         assert_eq!(config.identity.ranked_attributes["clearance"][3], "SECRET");
         // Guests and access are live sections: the pods are not rolled.
@@ -786,7 +809,10 @@ mod policies {
                 let stored = match policies.get_opt(&name).await.unwrap() {
                     Some(mut old) => {
                         old.spec = policy.spec;
-                        policies.replace(&name, &Default::default(), &old).await.unwrap()
+                        policies
+                            .replace(&name, &Default::default(), &old)
+                            .await
+                            .unwrap()
                     }
                     None => policies.create(&Default::default(), &policy).await.unwrap(),
                 };
@@ -800,20 +826,41 @@ mod policies {
             }
         };
         let (ready, _) = check(access_policy("user.clearance >= 'SECRET'")).await;
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "WorkspaceNotFound"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "WorkspaceNotFound")
+        );
 
-        api::<Workspace>(&client).create(&Default::default(), &workspace(&bucket)).await.unwrap();
+        api::<Workspace>(&client)
+            .create(&Default::default(), &workspace(&bucket))
+            .await
+            .unwrap();
         let (ready, degraded) = check(access_policy("user.clearance >= 'SECRET'")).await;
         assert_eq!(ready.status, "True", "{}", ready.message);
         assert_eq!(degraded.status, "False");
 
         // A level the Workspace does not rank, and a syntax error: Degraded with the compiler's words.
         let (ready, degraded) = check(access_policy("user.clearance >= 'SECERT'")).await;
-        assert_eq!((ready.status.as_str(), degraded.status.as_str()), ("False", "True"));
+        assert_eq!(
+            (ready.status.as_str(), degraded.status.as_str()),
+            ("False", "True")
+        );
         assert_eq!(degraded.reason, "InvalidExpression");
-        assert!(degraded.message.contains("\"SECERT\" is not a level of clearance"), "{}", degraded.message);
+        assert!(
+            degraded
+                .message
+                .contains("\"SECERT\" is not a level of clearance"),
+            "{}",
+            degraded.message
+        );
         let (_, degraded) = check(access_policy("user.nation in ['A'")).await;
-        assert!(degraded.message.starts_with("spec.expression: syntax error"), "{}", degraded.message);
+        assert!(
+            degraded
+                .message
+                .starts_with("spec.expression: syntax error"),
+            "{}",
+            degraded.message
+        );
     }
 }
 

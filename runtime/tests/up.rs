@@ -126,6 +126,23 @@ fn a_message_posted_survives_stopping_and_starting_again() {
     )
     .unwrap();
     assert_eq!(status, 201, "{post}");
+    // The manifests' AccessPolicy is in force: the admin holds no clearance.
+    let (status, refused) = http(
+        port,
+        "POST",
+        "/api/v1/channels",
+        Some(&token),
+        Some(json!({"name": "intel", "kind": "private"})),
+    )
+    .unwrap();
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("intel-secret"),
+        "{refused}"
+    );
     interrupt(first, port);
 
     let second = up(data.path(), port);
@@ -197,6 +214,32 @@ fn a_port_in_use_is_named_and_nothing_starts() {
     assert!(
         !data.path().join("postgres").exists(),
         "no database was started"
+    );
+}
+
+#[test]
+fn an_access_policy_the_server_could_not_run_starts_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil/edge.yaml");
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("user.clearance >= 'SECRET'", "user.clearance >= 'SECERT'");
+    let manifests = data.path().join("edge.yaml");
+    std::fs::write(&manifests, text).unwrap();
+    let output = entente(&[
+        "up",
+        "--check",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        manifests.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AccessPolicy \"intel-secret\": spec.expression: \"SECERT\" is not a level of clearance"),
+        "{stderr}"
     );
 }
 

@@ -8,7 +8,7 @@ use axum::{
     extract::{Path, State},
     Json,
 };
-use entente_crds::{access_policy::PolicyMode, config::AccessRule, policy::ChannelFacts};
+use entente_crds::{access_policy::PolicyMode, config::AccessRule};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -176,10 +176,7 @@ pub async fn simulate(
         Ok(rule)
     };
     let candidate = current.with(change);
-    let channels: Vec<(String, String, String, sqlx::types::Json<BTreeMap<String, String>>)> =
-        sqlx::query_as("SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private') AND archived_at IS NULL ORDER BY name")
-            .fetch_all(&state.db)
-            .await?;
+    let channels = super::channels::named(&state.db).await?;
     let people: Vec<Person> = sqlx::query_as(concat!(
         "SELECT u.id, u.username, u.role, u.attributes, u.guest_policy FROM users u WHERE ",
         super::auth::active_user!(),
@@ -198,8 +195,9 @@ pub async fn simulate(
         losses: Vec::new(),
         newly_audited: Vec::new(),
     };
-    for (channel_id, name, kind, labels) in &channels {
-        let facts = ChannelFacts { name, kind, labels };
+    for channel in &channels {
+        let facts = channel.facts();
+        let (channel_id, name) = (&channel.id, &channel.name);
         if !current.gated(&facts) && !candidate.gated(&facts) {
             continue;
         }

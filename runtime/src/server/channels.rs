@@ -159,26 +159,41 @@ pub async fn denied(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>>
     if policies.rules.is_empty() && caller.guest_policy.is_none() {
         return Ok(Vec::new());
     }
-    let named: Vec<(
-        String,
-        String,
-        String,
-        sqlx::types::Json<BTreeMap<String, String>>,
-    )> = sqlx::query_as(
-        "SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private')",
-    )
-    .fetch_all(&state.db)
-    .await?;
     let subject = caller.subject();
-    Ok(named
+    Ok(named(&state.db)
+        .await?
         .into_iter()
-        .filter(|(_, name, kind, labels)| {
-            !policies
-                .decide(&subject, &ChannelFacts { name, kind, labels })
-                .allowed()
-        })
-        .map(|(id, ..)| id)
+        .filter(|c| !policies.decide(&subject, &c.facts()).allowed())
+        .map(|c| c.id)
         .collect())
+}
+
+/// A public or private channel, as policies see it.
+#[derive(sqlx::FromRow)]
+pub struct Named {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub labels: sqlx::types::Json<BTreeMap<String, String>>,
+}
+
+impl Named {
+    pub fn facts(&self) -> ChannelFacts<'_> {
+        ChannelFacts {
+            name: &self.name,
+            kind: &self.kind,
+            labels: &self.labels,
+        }
+    }
+}
+
+/// Every public and private channel, by name.
+pub async fn named(db: &PgPool) -> Result<Vec<Named>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private') ORDER BY name",
+    )
+    .fetch_all(db)
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/channels/{id}", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use entente_crds::config::Listen;
-use entente_crds::{validate::Resource, Workspace};
+use entente_crds::{validate::Resource, AccessPolicy, GuestPolicy, Workspace};
 use entente_operator::workspace::build::{
     runtime_config::Placement,
     secrets::{self, SecretMount},
@@ -64,6 +64,9 @@ pub struct Plan {
     pub objects: Objects,
     /// Everything `up` keeps lives below it.
     pub data_dir: PathBuf,
+    /// Rendered into the config of the Workspace each names, as the operator does.
+    pub guest_policies: Vec<GuestPolicy>,
+    pub access_policies: Vec<AccessPolicy>,
 }
 
 /// Ports: workspace `i` serves HTTP on `base + 3i`, admin on `+1`,
@@ -91,7 +94,20 @@ pub fn plan(
             })?,
         },
     };
+    let mut guest_policies = Vec::new();
+    let mut access_policies = Vec::new();
     for resource in resources {
+        match resource {
+            Resource::GuestPolicy(policy) => guest_policies.push((**policy).clone()),
+            Resource::AccessPolicy(policy) => access_policies.push((**policy).clone()),
+            _ => {}
+        }
+        if matches!(
+            resource,
+            Resource::GuestPolicy(_) | Resource::AccessPolicy(_)
+        ) {
+            continue;
+        }
         let Resource::Workspace(workspace) = resource else {
             not_run.push(format!(
                 "{} {:?}: {}",
@@ -153,11 +169,46 @@ pub fn plan(
     if workspaces.is_empty() {
         return Err("the manifests declare no Workspace, so there is nothing to run".into());
     }
+    // Policies apply to the Workspace they name, which must be declared; an
+    // expression the server could not run stops everything, as on a cluster
+    // the operator would report it.
+    let named = |kind: &str, name: Option<&String>, reference: &str| {
+        let name = name.cloned().unwrap_or_default();
+        workspaces
+            .iter()
+            .find(|w| w.name() == reference)
+            .map(|w| &w.workspace)
+            .ok_or_else(|| format!("{kind} {name:?}: spec.workspaceRef names Workspace {reference:?}, which the manifests do not declare"))
+    };
+    for policy in &guest_policies {
+        named(
+            "GuestPolicy",
+            policy.metadata.name.as_ref(),
+            &policy.spec.workspace_ref,
+        )?;
+    }
+    for policy in &access_policies {
+        let workspace = named(
+            "AccessPolicy",
+            policy.metadata.name.as_ref(),
+            &policy.spec.workspace_ref,
+        )?;
+        if let entente_operator::reconcile::Health::Degraded { message, .. } =
+            entente_operator::policies::access_health(policy, workspace)
+        {
+            return Err(format!(
+                "AccessPolicy {:?}: {message}",
+                policy.metadata.name.clone().unwrap_or_default()
+            ));
+        }
+    }
     Ok(Plan {
         workspaces,
         not_run,
         objects,
         data_dir: data_dir.to_path_buf(),
+        guest_policies,
+        access_policies,
     })
 }
 
@@ -165,7 +216,6 @@ pub fn plan(
 fn why_not(kind: &str) -> &'static str {
     match kind {
         "PartnerConnection" => "federation between workspaces is not built yet; not run",
-        "GuestPolicy" | "AccessPolicy" => "guest and access rules are not built yet; not applied",
         "CallsCluster" => "the SFU is not built yet; not run",
         "LanguageModel" => "model servers are not run by `entente up`; not run",
         "Bridge" => "bridges are not built yet; not run",

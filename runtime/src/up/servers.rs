@@ -119,8 +119,14 @@ pub(crate) async fn start_servers(
                 spec.object_storage.bucket
             ))
         })?;
-        let config = runtime_config::build(&local.workspace, &local.placement)
+        let mut config = runtime_config::build(&local.workspace, &local.placement)
             .map_err(|e| UpError(e.to_string()))?;
+        entente_operator::policies::attach(
+            &mut config,
+            &local.workspace,
+            &plan.guest_policies,
+            &plan.access_policies,
+        );
         write_private(&local.config_file(), config.to_yaml().as_bytes())?;
 
         let log_path = local.dir.join("server.log");

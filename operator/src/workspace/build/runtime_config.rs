@@ -1,8 +1,9 @@
 //! The RuntimeConfig of a workspace's servers.
 //!
-//! Built from the Workspace alone so far: partners, guest and access rules,
-//! legal holds, the AI endpoint and calls are added by their controllers'
-//! issues (the config has empty or absent sections for them until then).
+//! Built from the Workspace; guest and access rules are added from the
+//! GuestPolicies and AccessPolicies naming it ([`crate::policies::attach`]).
+//! Partners, legal holds, the AI endpoint and calls come with their
+//! controllers' issues (the config has empty or absent sections until then).
 
 use std::path::PathBuf;
 
