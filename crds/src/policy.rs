@@ -22,10 +22,7 @@
 //! (use `has(user.mission)` to allow for that), an unknown level, or a result
 //! that is not a boolean is an error, and the caller treats it as "no".
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use cel::{
     common::{
@@ -299,41 +296,6 @@ fn ranked(attribute: &str, operand: IdedExpr, ranks: &Ranks, next_id: &mut u64) 
     }
 }
 
-/// The attribute names an expression reads from `user`, for messages and
-/// for the simulator.
-pub fn user_attributes(expression: &Expression) -> BTreeSet<String> {
-    fn walk(expr: &IdedExpr, found: &mut BTreeSet<String>) {
-        match &expr.expr {
-            Expr::Select(select) => {
-                if matches!(&select.operand.expr, Expr::Ident(n) if n == "user") {
-                    found.insert(select.field.clone());
-                }
-                walk(&select.operand, found);
-            }
-            Expr::Call(call) => {
-                call.target.iter().for_each(|t| walk(t, found));
-                call.args.iter().for_each(|a| walk(a, found));
-            }
-            Expr::Comprehension(c) => {
-                for part in [
-                    &c.iter_range,
-                    &c.accu_init,
-                    &c.loop_cond,
-                    &c.loop_step,
-                    &c.result,
-                ] {
-                    walk(part, found);
-                }
-            }
-            Expr::List(list) => list.elements.iter().for_each(|e| walk(e, found)),
-            _ => {}
-        }
-    }
-    let mut found = BTreeSet::new();
-    walk(&expression.ast, &mut found);
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,17 +463,6 @@ mod tests {
         };
         assert_eq!(expression.evaluate(&attributes, true, &channel), Ok(false));
         assert_eq!(expression.evaluate(&attributes, false, &channel), Ok(true));
-    }
-
-    #[test]
-    fn the_attributes_an_expression_reads_are_listed() {
-        let expression = Expression::compile(
-            "user.clearance >= 'SECRET' && (user.nation == 'FR' || has(user.mission))",
-            &ranks(),
-        )
-        .unwrap();
-        let read: Vec<String> = user_attributes(&expression).into_iter().collect();
-        assert_eq!(read, ["clearance", "mission", "nation"]);
     }
 
     proptest! {
