@@ -3,6 +3,8 @@
 //! the API server already checked the schema and CEL rules; here the
 //! Workspace a resource belongs to must exist — and report `Ready=False`
 //! with reason `NotImplemented`, never a pretend `Ready=True`.
+//!
+//! [`judged`] is the reconcile they share with the policy controllers.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,30 +17,42 @@ use crate::reconcile::{
 };
 
 pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let kind = K::kind(&()).into_owned();
+    judged(object, ctx, |_, _| not_implemented(&kind)).await
+}
+
+/// The one reconcile of a kind that only belongs to a Workspace: the
+/// Workspace it names (if it names one) must exist, then `judge` decides
+/// its health, which is written to its status.
+pub async fn judged<K: Kind>(
+    object: Arc<K>,
+    ctx: Arc<Context>,
+    judge: impl FnOnce(&K, Option<&Workspace>) -> Health,
+) -> Result<Action, Error> {
     let namespace = object.namespace().unwrap_or_default();
-    let kind = K::kind(&());
     let mut action = Action::await_change();
     let health = match object.workspace_ref() {
-        Some(workspace) => {
+        Some(name) => {
             let found = Api::<Workspace>::namespaced(ctx.client.clone(), &namespace)
-                .get_opt(workspace)
+                .get_opt(name)
                 .await
                 .map_err(|source| Error::Read {
-                    what: format!("Workspace {workspace:?}"),
+                    what: format!("Workspace {name:?}"),
                     source: Box::new(source),
                 })?;
-            if found.is_none() {
-                // Workspaces are not watched from here; look again soon.
-                action = Action::requeue(Duration::from_secs(60));
-                Health::stalled(
-                    "WorkspaceNotFound",
-                    format!("Workspace {workspace:?} (spec.workspaceRef) not found in namespace {namespace:?}"),
-                )
-            } else {
-                not_implemented(&kind)
+            match found {
+                Some(workspace) => judge(&object, Some(&workspace)),
+                None => {
+                    // Workspaces are not watched from here; look again soon.
+                    action = Action::requeue(Duration::from_secs(60));
+                    Health::stalled(
+                        "WorkspaceNotFound",
+                        format!("Workspace {name:?} (spec.workspaceRef) not found in namespace {namespace:?}"),
+                    )
+                }
             }
         }
-        None => not_implemented(&kind),
+        None => judge(&object, None),
     };
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     status::write(

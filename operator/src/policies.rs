@@ -14,20 +14,18 @@
 //! server reports them on admin gRPC (`Access`); the operator does not read
 //! the admin endpoint yet.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use entente_crds::{
     config::{AccessRule, GuestRules, RuntimeConfig},
     policy::Expression,
-    AccessPolicy, GuestPolicy, Kind, Workspace,
+    AccessPolicy, GuestPolicy, Workspace,
 };
-use kube::{runtime::controller::Action, Api, ResourceExt};
+use kube::{runtime::controller::Action, ResourceExt};
 
 use crate::{
-    reconcile::{
-        status::{self, Report},
-        Context, Error, Health,
-    },
+    pending,
+    reconcile::{Context, Error, Health},
     workspace::certs::duration_seconds,
 };
 
@@ -108,28 +106,6 @@ pub fn attach(
     config.access.policies = access_rules;
 }
 
-/// The Workspace `object` belongs to, or the health that says it is missing.
-async fn workspace_of<K: Kind>(
-    object: &K,
-    ctx: &Context,
-) -> Result<Result<Workspace, Health>, Error> {
-    let namespace = object.namespace().unwrap_or_default();
-    let name = object.workspace_ref().unwrap_or_default().to_string();
-    let found = Api::<Workspace>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::Read {
-            what: format!("Workspace {name:?}"),
-            source: Box::new(source),
-        })?;
-    Ok(found.ok_or_else(|| {
-        Health::stalled(
-            "WorkspaceNotFound",
-            format!("Workspace {name:?} (spec.workspaceRef) not found in namespace {namespace:?}"),
-        )
-    }))
-}
-
 /// Whether an AccessPolicy can be enforced as written.
 pub fn access_health(policy: &AccessPolicy, workspace: &Workspace) -> Health {
     if let Err(message) = access_rule(policy) {
@@ -169,37 +145,22 @@ pub fn guest_health(policy: &GuestPolicy, workspace: &Workspace) -> Health {
     }
 }
 
-async fn reconcile<K: Kind>(
-    object: Arc<K>,
-    ctx: Arc<Context>,
-    judge: fn(&K, &Workspace) -> Health,
-) -> Result<Action, Error> {
-    let (health, action) = match workspace_of(&*object, &ctx).await? {
-        Ok(workspace) => (judge(&object, &workspace), Action::await_change()),
-        // Workspaces are not watched from here; look again soon.
-        Err(missing) => (missing, Action::requeue(Duration::from_secs(60))),
-    };
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-    status::write(
-        &api,
-        &object,
-        Report {
-            status: object.status().cloned().unwrap_or_default(),
-            health,
-            extra_conditions: Vec::new(),
-        },
-    )
-    .await?;
-    Ok(action)
+/// Both kinds require `spec.workspaceRef`; a policy without one is judged
+/// against nothing.
+fn judge<K>(check: fn(&K, &Workspace) -> Health) -> impl FnOnce(&K, Option<&Workspace>) -> Health {
+    move |policy, workspace| match workspace {
+        Some(workspace) => check(policy, workspace),
+        None => Health::stalled("InvalidSpec", "spec.workspaceRef is required"),
+    }
 }
 
 pub async fn reconcile_access(
     policy: Arc<AccessPolicy>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    reconcile(policy, ctx, access_health).await
+    pending::judged(policy, ctx, judge(access_health)).await
 }
 
 pub async fn reconcile_guest(policy: Arc<GuestPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    reconcile(policy, ctx, guest_health).await
+    pending::judged(policy, ctx, judge(guest_health)).await
 }
