@@ -8,6 +8,7 @@
 //! - [`leader`], [`startup`], [`rbac`]: running as one leader, refusing to
 //!   start without CRDs or permissions, and the permissions themselves.
 
+pub mod admin;
 pub mod error;
 pub mod labels;
 pub mod leader;

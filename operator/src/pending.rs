@@ -18,20 +18,36 @@ use crate::reconcile::{
 
 pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let kind = K::kind(&()).into_owned();
-    judged(object, ctx, |_, _| not_implemented(&kind)).await
+    judged(object, ctx, async |object: &K, _: Option<&Workspace>| {
+        Judgement {
+            health: not_implemented(&kind),
+            status: object.status().cloned().unwrap_or_default(),
+            recheck: None,
+        }
+    })
+    .await
+}
+
+/// What a controller decided about one object.
+pub struct Judgement<S> {
+    pub health: Health,
+    /// The kind's own status fields (conditions are set from `health`).
+    pub status: S,
+    /// Look again after this long even if nothing changes (figures that
+    /// change without an API event).
+    pub recheck: Option<Duration>,
 }
 
 /// The one reconcile of a kind that only belongs to a Workspace: the
 /// Workspace it names (if it names one) must exist, then `judge` decides
-/// its health, which is written to its status.
+/// its health and status, which are written.
 pub async fn judged<K: Kind>(
     object: Arc<K>,
     ctx: Arc<Context>,
-    judge: impl FnOnce(&K, Option<&Workspace>) -> Health,
+    judge: impl AsyncFnOnce(&K, Option<&Workspace>) -> Judgement<K::Status>,
 ) -> Result<Action, Error> {
     let namespace = object.namespace().unwrap_or_default();
-    let mut action = Action::await_change();
-    let health = match object.workspace_ref() {
+    let judgement = match object.workspace_ref() {
         Some(name) => {
             let found = Api::<Workspace>::namespaced(ctx.client.clone(), &namespace)
                 .get_opt(name)
@@ -41,31 +57,35 @@ pub async fn judged<K: Kind>(
                     source: Box::new(source),
                 })?;
             match found {
-                Some(workspace) => judge(&object, Some(&workspace)),
-                None => {
-                    // Workspaces are not watched from here; look again soon.
-                    action = Action::requeue(Duration::from_secs(60));
-                    Health::stalled(
+                Some(workspace) => judge(&object, Some(&workspace)).await,
+                None => Judgement {
+                    health: Health::stalled(
                         "WorkspaceNotFound",
                         format!("Workspace {name:?} (spec.workspaceRef) not found in namespace {namespace:?}"),
-                    )
-                }
+                    ),
+                    status: object.status().cloned().unwrap_or_default(),
+                    // Workspaces are not watched from here; look again soon.
+                    recheck: Some(Duration::from_secs(60)),
+                },
             }
         }
-        None => judge(&object, None),
+        None => judge(&object, None).await,
     };
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     status::write(
         &api,
         &object,
         Report {
-            status: object.status().cloned().unwrap_or_default(),
-            health,
+            status: judgement.status,
+            health: judgement.health,
             extra_conditions: Vec::new(),
         },
     )
     .await?;
-    Ok(action)
+    Ok(judgement
+        .recheck
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
 }
 
 fn not_implemented(kind: &str) -> Health {

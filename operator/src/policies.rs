@@ -9,22 +9,26 @@
 //! rendered, and the server closes the channels it gates to everyone (fail
 //! closed) until it is fixed.
 //!
-//! Not built yet: copying the server's figures (guests active and expired,
-//! admitted and denied counts) from its admin endpoint into status. The
-//! server reports them on admin gRPC (`Access`); the operator does not read
-//! the admin endpoint yet.
+//! The server's figures (guests active and expired, pending invitations;
+//! users admitted and denied, the last audit entry) are read from its admin
+//! API (`Access`) and copied into status every [`FIGURES_EVERY`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use entente_crds::{
+    access_policy::AccessPolicyStatus,
     config::{AccessRule, GuestRules, RuntimeConfig},
+    guest_policy::GuestPolicyStatus,
     policy::Expression,
-    AccessPolicy, GuestPolicy, Workspace,
+    AccessPolicy, GuestPolicy, Kind, Workspace,
 };
+use entente_proto::admin::AccessReply;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{runtime::controller::Action, ResourceExt};
 
 use crate::{
-    pending,
+    admin,
+    pending::{self, Judgement},
     reconcile::{Context, Error, Health},
     workspace::certs::duration_seconds,
 };
@@ -145,22 +149,106 @@ pub fn guest_health(policy: &GuestPolicy, workspace: &Workspace) -> Health {
     }
 }
 
-/// Both kinds require `spec.workspaceRef`; a policy without one is judged
-/// against nothing.
-fn judge<K>(check: fn(&K, &Workspace) -> Health) -> impl FnOnce(&K, Option<&Workspace>) -> Health {
-    move |policy, workspace| match workspace {
-        Some(workspace) => check(policy, workspace),
-        None => Health::stalled("InvalidSpec", "spec.workspaceRef is required"),
+/// How often the server's figures are copied into status.
+pub const FIGURES_EVERY: Duration = Duration::from_secs(60);
+
+/// One policy kind as the operator handles it.
+trait Policy: Kind {
+    /// Whether it can be enforced as written.
+    fn check(&self, workspace: &Workspace) -> Health;
+    /// Copies this policy's figures from the server's reply into `status`;
+    /// false if the server does not report the policy (it has not loaded it).
+    fn copy_figures(&self, reply: &AccessReply, status: &mut Self::Status) -> bool;
+}
+
+impl Policy for AccessPolicy {
+    fn check(&self, workspace: &Workspace) -> Health {
+        access_health(self, workspace)
     }
+
+    fn copy_figures(&self, reply: &AccessReply, status: &mut AccessPolicyStatus) -> bool {
+        let name = self.name_any();
+        let Some(figures) = reply.access_policies.iter().find(|f| f.policy == name) else {
+            return false;
+        };
+        status.admitted = Some(figures.admitted);
+        status.denied = Some(figures.denied);
+        status.last_audit = figures
+            .last_audit
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .ok()
+            .map(Time);
+        true
+    }
+}
+
+impl Policy for GuestPolicy {
+    fn check(&self, workspace: &Workspace) -> Health {
+        guest_health(self, workspace)
+    }
+
+    fn copy_figures(&self, reply: &AccessReply, status: &mut GuestPolicyStatus) -> bool {
+        let name = self.name_any();
+        let Some(figures) = reply.guest_policies.iter().find(|f| f.policy == name) else {
+            return false;
+        };
+        status.active_guests = Some(figures.active);
+        status.expired_guests = Some(figures.expired);
+        status.pending_invitations = Some(figures.pending_invitations);
+        true
+    }
+}
+
+/// Validates `policy` against its Workspace, then copies the server's
+/// figures. A server that does not answer leaves the figures as they were
+/// and says so; a server that answers without the policy has not loaded it
+/// yet (`Progressing`).
+async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let addresses = ctx.admin.clone();
+    pending::judged(
+        policy,
+        ctx,
+        async move |policy: &K, workspace: Option<&Workspace>| {
+            let mut status = policy.status().cloned().unwrap_or_default();
+            let Some(workspace) = workspace else {
+                return Judgement {
+                    health: Health::stalled("InvalidSpec", "spec.workspaceRef is required"),
+                    status,
+                    recheck: None,
+                };
+            };
+            let health = match policy.check(workspace) {
+                Health::Ready { message } => match admin::access(&addresses, workspace).await {
+                    Ok(reply) if policy.copy_figures(&reply, &mut status) => {
+                        Health::Ready { message }
+                    }
+                    Ok(_) => Health::progressing(
+                        "ServerLoading",
+                        format!("{message}; the server has not loaded it yet"),
+                    ),
+                    Err(why) => Health::Ready {
+                        message: format!("{message}; figures not updated: {why}"),
+                    },
+                },
+                other => other,
+            };
+            Judgement {
+                health,
+                status,
+                recheck: Some(FIGURES_EVERY),
+            }
+        },
+    )
+    .await
 }
 
 pub async fn reconcile_access(
     policy: Arc<AccessPolicy>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    pending::judged(policy, ctx, judge(access_health)).await
+    reconcile(policy, ctx).await
 }
 
 pub async fn reconcile_guest(policy: Arc<GuestPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    pending::judged(policy, ctx, judge(guest_health)).await
+    reconcile(policy, ctx).await
 }

@@ -828,3 +828,199 @@ async fn the_audit_log_is_append_only() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// The operator's GuestPolicy and AccessPolicy controllers, run against an
+/// in-memory Kubernetes API, copy this server's figures from its admin gRPC
+/// API into status.
+#[tokio::test]
+async fn the_operator_copies_the_servers_figures_into_policy_status() {
+    use entente_crds::{
+        common::HasConditions,
+        validate::{parse_manifests, Resource as Manifest},
+        AccessPolicy, GuestPolicy, Workspace as WorkspaceResource,
+    };
+    use entente_operator::{
+        admin::Addresses,
+        policies::{reconcile_access, reconcile_guest},
+        reconcile::{metrics::Metrics, Context},
+    };
+    use kube::Api;
+    use std::sync::Arc;
+
+    let ws = workspace("", "").await;
+    let admin = ws.admin().await;
+    let (owner_id, owner) = ws.user("owner", "member").await;
+    let (cleared_id, _) = ws.user("cleared", "member").await;
+    let (uncleared_id, _) = ws.user("uncleared", "member").await;
+    set_attributes(&ws, &admin, &owner_id, json!({"clearance": "TOP SECRET"})).await;
+    set_attributes(&ws, &admin, &cleared_id, json!({"clearance": "SECRET"})).await;
+    // Cleared but not a member: neither admitted nor denied.
+    let (outsider_id, _) = ws.user("outsider", "member").await;
+    set_attributes(&ws, &admin, &outsider_id, json!({"clearance": "SECRET"})).await;
+    let intel = ws.channel(&owner, "intel", "public").await;
+    assert_eq!(
+        add(&ws, &owner, &intel, &cleared_id).await.0,
+        StatusCode::NO_CONTENT
+    );
+    // Refused and audited: gives the policy a last audit time.
+    assert_eq!(
+        add(&ws, &owner, &intel, &uncleared_id).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Liaison guests: one active, one whose access ended, one invitation pending.
+    guest(&ws, &admin, "liaison", "a@partner.example", "guest-a").await;
+    let (ended, _) = guest(&ws, &admin, "liaison", "b@partner.example", "guest-b").await;
+    sqlx::query("UPDATE users SET access_expires_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(&ended)
+        .execute(&ws.state.db)
+        .await
+        .unwrap();
+    let (status, body) = ws
+        .post(
+            "/api/v1/guests/invitations",
+            &admin,
+            json!({"policy": "liaison", "email": "c@partner.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(entente_runtime::server::admin::serve(
+        ws.state.clone(),
+        listener,
+        async {
+            stopped.await.ok();
+        },
+    ));
+
+    // The cluster side: the edge example's Workspace and GuestPolicy, and
+    // AccessPolicies named like the server's, plus one the server lacks.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil/edge.yaml"),
+    )
+    .unwrap();
+    let (mut workspace_resource, mut liaison, mut policy) = (None, None, None);
+    for manifest in parse_manifests(&text, "edge.yaml") {
+        match manifest.unwrap() {
+            Manifest::Workspace(w) => workspace_resource = Some(*w),
+            Manifest::GuestPolicy(g) => liaison = Some(*g),
+            Manifest::AccessPolicy(a) => policy = Some(*a),
+            _ => {}
+        }
+    }
+    let namespaced = |meta: &mut kube::api::ObjectMeta| meta.namespace = Some("edge".into());
+    let mut workspace_resource = workspace_resource.unwrap();
+    namespaced(&mut workspace_resource.metadata);
+    let mut liaison: GuestPolicy = liaison.unwrap();
+    namespaced(&mut liaison.metadata);
+    let mut policy: AccessPolicy = policy.unwrap();
+    namespaced(&mut policy.metadata);
+    policy.metadata.name = Some("secret-intel".into());
+    policy.spec.expression = "user.clearance >= 'SECRET'".into();
+    let mut unknown = policy.clone();
+    unknown.metadata.name = Some("not-loaded".into());
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_resource::<WorkspaceResource>()
+        .with_resource::<GuestPolicy>()
+        .with_resource::<AccessPolicy>()
+        .with_object(workspace_resource)
+        .with_object(liaison.clone())
+        .with_object(policy.clone())
+        .with_object(unknown.clone())
+        .build()
+        .await
+        .unwrap();
+    let context = |addresses: Addresses| {
+        let mut registry = prometheus_client::registry::Registry::default();
+        Arc::new(
+            Context::new(
+                client.clone(),
+                Metrics::new(&mut registry),
+                "entente-system".into(),
+                "test".into(),
+            )
+            .with_admin(addresses),
+        )
+    };
+    let access: Api<AccessPolicy> = Api::namespaced(client.clone(), "edge");
+    let guests: Api<GuestPolicy> = Api::namespaced(client.clone(), "edge");
+
+    reconcile_access(
+        Arc::new(policy.clone()),
+        context(Addresses::Fixed(admin_url.clone())),
+    )
+    .await
+    .unwrap();
+    let status = access.get("secret-intel").await.unwrap().status.unwrap();
+    // Admitted: the two cleared members of intel. Denied: the admin, the
+    // uncleared member and the active guest, who have no SECRET clearance.
+    assert_eq!((status.admitted, status.denied), (Some(2), Some(3)));
+    let last = status
+        .last_audit
+        .clone()
+        .expect("the refused add was audited")
+        .0;
+    assert!(
+        (k8s_openapi::jiff::Timestamp::now() - last)
+            .get_seconds()
+            .abs()
+            < 60,
+        "{last}"
+    );
+    assert_eq!(status.condition("Ready").unwrap().status, "True");
+
+    reconcile_guest(
+        Arc::new(liaison.clone()),
+        context(Addresses::Fixed(admin_url.clone())),
+    )
+    .await
+    .unwrap();
+    let status = guests.get("liaison").await.unwrap().status.unwrap();
+    assert_eq!(
+        (
+            status.active_guests,
+            status.expired_guests,
+            status.pending_invitations
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+
+    // A policy the server does not run yet is not Ready.
+    reconcile_access(
+        Arc::new(unknown),
+        context(Addresses::Fixed(admin_url.clone())),
+    )
+    .await
+    .unwrap();
+    let ready = access
+        .get("not-loaded")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .condition("Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ServerLoading")
+    );
+
+    // A server that does not answer leaves the figures as they were, and says so.
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    let stored = access.get("secret-intel").await.unwrap();
+    reconcile_access(Arc::new(stored), context(Addresses::Fixed(admin_url)))
+        .await
+        .unwrap();
+    let status = access.get("secret-intel").await.unwrap().status.unwrap();
+    assert_eq!((status.admitted, status.denied), (Some(2), Some(3)));
+    let ready = status.condition("Ready").unwrap();
+    assert!(
+        ready.message.contains("figures not updated"),
+        "{}",
+        ready.message
+    );
+}

@@ -26,6 +26,8 @@ pub struct Context {
     /// [`RECHECK_AFTER`], so a thousand workspaces do not ask the object
     /// store the same question on every resync.
     verified: Mutex<HashMap<String, (Instant, String)>>,
+    /// Where workspaces' admin APIs answer.
+    pub admin: crate::admin::Addresses,
 }
 
 /// How long a checked external fact is trusted.
@@ -48,7 +50,14 @@ impl Context {
             metrics,
             operator_namespace,
             verified: Mutex::new(HashMap::new()),
+            admin: Default::default(),
         }
+    }
+
+    /// Reach every workspace's admin API at `addresses` instead.
+    pub fn with_admin(mut self, addresses: crate::admin::Addresses) -> Context {
+        self.admin = addresses;
+        self
     }
 
     /// What was recorded for `key` within [`RECHECK_AFTER`], if anything.

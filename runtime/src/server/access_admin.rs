@@ -2,7 +2,7 @@
 //! channels by, and the simulator that answers "who would gain or lose
 //! access" before a policy is applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::{
     extract::{Path, State},
@@ -16,7 +16,7 @@ use super::{
     audit::{self, kind},
     auth::Caller,
     error::{ApiError, ApiResult, Body},
-    policy::{Rule, Subject},
+    policy::{Policies, Rule, Subject},
     state::AppState,
     sweep,
 };
@@ -138,6 +138,90 @@ struct Person {
     guest_policy: Option<String>,
 }
 
+impl Person {
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            role: Role::parse(&self.role).unwrap_or(Role::Guest),
+            attributes: &self.attributes,
+            guest_policy: self.guest_policy.as_deref(),
+        }
+    }
+}
+
+/// Everyone policies decide about and every channel they can gate, with
+/// who is in which: what the simulator and the figures go through.
+pub struct Population {
+    channels: Vec<super::channels::Named>,
+    people: Vec<Person>,
+    /// (channel id, user id)
+    members: HashSet<(String, String)>,
+}
+
+/// What one AccessPolicy does right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    pub policy: String,
+    /// Members of the channels it gates whom it admits.
+    pub admitted: i64,
+    /// Active users it refuses in at least one channel it gates.
+    pub denied: i64,
+}
+
+impl Population {
+    pub async fn load(db: &sqlx::PgPool) -> Result<Population, sqlx::Error> {
+        let channels = super::channels::named(db).await?;
+        let people = sqlx::query_as(concat!(
+            "SELECT u.id, u.username, u.role, u.attributes, u.guest_policy FROM users u WHERE ",
+            super::auth::active_user!(),
+            " ORDER BY u.username"
+        ))
+        .fetch_all(db)
+        .await?;
+        let members = sqlx::query_as("SELECT channel_id, user_id FROM channel_members")
+            .fetch_all(db)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(Population {
+            channels,
+            people,
+            members,
+        })
+    }
+
+    fn member(&self, channel_id: &str, user_id: &str) -> bool {
+        self.members
+            .contains(&(channel_id.to_string(), user_id.to_string()))
+    }
+
+    /// Per policy in `policies`, each judged on its own (another policy
+    /// refusing the same user does not change this one's figures).
+    pub fn figures(&self, policies: &Policies) -> Vec<Figures> {
+        policies
+            .rules
+            .iter()
+            .map(|rule| {
+                let mut admitted = HashSet::new();
+                let mut denied = HashSet::new();
+                for channel in self.channels.iter().filter(|c| rule.gates(&c.facts())) {
+                    for person in &self.people {
+                        if rule.refuses(&person.subject(), &channel.facts()).is_some() {
+                            denied.insert(person.id.as_str());
+                        } else if self.member(&channel.id, &person.id) {
+                            admitted.insert(person.id.as_str());
+                        }
+                    }
+                }
+                Figures {
+                    policy: rule.name.clone(),
+                    admitted: admitted.len() as i64,
+                    denied: denied.len() as i64,
+                }
+            })
+            .collect()
+    }
+}
+
 /// What a policy change would do, decided by the same code that enforces it.
 #[utoipa::path(post, path = "/api/v1/admin/access-policies/simulate", request_body = Simulate, responses((status = 200, body = Simulation), (status = 400, description = "invalid input; an expression that does not compile names the error", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
 pub async fn simulate(
@@ -176,37 +260,20 @@ pub async fn simulate(
         Ok(rule)
     };
     let candidate = current.with(change);
-    let channels = super::channels::named(&state.db).await?;
-    let people: Vec<Person> = sqlx::query_as(concat!(
-        "SELECT u.id, u.username, u.role, u.attributes, u.guest_policy FROM users u WHERE ",
-        super::auth::active_user!(),
-        " ORDER BY u.username"
-    ))
-    .fetch_all(&state.db)
-    .await?;
-    let members: std::collections::HashSet<(String, String)> =
-        sqlx::query_as("SELECT channel_id, user_id FROM channel_members")
-            .fetch_all(&state.db)
-            .await?
-            .into_iter()
-            .collect();
+    let population = Population::load(&state.db).await?;
     let mut simulation = Simulation {
         gains: Vec::new(),
         losses: Vec::new(),
         newly_audited: Vec::new(),
     };
-    for channel in &channels {
+    for channel in &population.channels {
         let facts = channel.facts();
         let (channel_id, name) = (&channel.id, &channel.name);
         if !current.gated(&facts) && !candidate.gated(&facts) {
             continue;
         }
-        for person in &people {
-            let subject = Subject {
-                role: Role::parse(&person.role).unwrap_or(Role::Guest),
-                attributes: &person.attributes,
-                guest_policy: person.guest_policy.as_deref(),
-            };
+        for person in &population.people {
+            let subject = person.subject();
             let (before, after) = (
                 current.decide(&subject, &facts),
                 candidate.decide(&subject, &facts),
@@ -216,7 +283,7 @@ pub async fn simulate(
                 username: person.username.clone(),
                 channel_id: channel_id.clone(),
                 channel: name.clone(),
-                member: members.contains(&(channel_id.clone(), person.id.clone())),
+                member: population.member(channel_id, &person.id),
                 reason,
             };
             match (before.allowed(), after.allowed()) {

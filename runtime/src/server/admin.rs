@@ -1,18 +1,18 @@
-//! The admin gRPC endpoint the operator reads: health and counts now;
-//! federation, guest and policy figures join it with those features.
+//! The admin gRPC endpoint the operator reads: health, counts, and the
+//! figures of guest and access policies; federation's join it with that
+//! feature.
 
 use tonic::{Request, Response, Status};
 
-use super::{events, state::AppState, ServerError};
+use super::{access_admin::Population, events, state::AppState, ServerError};
 
 /// The generated protocol types, client and server.
-pub mod proto {
-    tonic::include_proto!("entente.admin.v1");
-}
+pub use entente_proto::admin as proto;
 
 use proto::{
     admin_server::{Admin, AdminServer},
-    CountsReply, CountsRequest, HealthReply, HealthRequest,
+    AccessPolicyFigures, AccessReply, AccessRequest, CountsReply, CountsRequest,
+    GuestPolicyFigures, HealthReply, HealthRequest,
 };
 
 pub struct AdminService {
@@ -56,6 +56,75 @@ impl Admin for AdminService {
             websocket_connections: self.state.metrics.websockets.get(),
             latest_event_seq: events::latest(&self.state.db).await.map_err(unavailable)?,
         }))
+    }
+
+    async fn access(&self, _: Request<AccessRequest>) -> Result<Response<AccessReply>, Status> {
+        Ok(Response::new(AccessReply {
+            guest_policies: self.guest_figures().await.map_err(unavailable)?,
+            access_policies: self.access_figures().await.map_err(unavailable)?,
+        }))
+    }
+}
+
+impl AdminService {
+    async fn guest_figures(&self) -> Result<Vec<GuestPolicyFigures>, sqlx::Error> {
+        let policies = self.state.policies();
+        let names: Vec<String> = policies.guests.keys().cloned().collect();
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(concat!(
+            "SELECT p.name,
+                    (SELECT count(*) FROM users u WHERE u.guest_policy = p.name AND ",
+            super::auth::active_user!(),
+            "),
+                    (SELECT count(*) FROM users u WHERE u.guest_policy = p.name AND u.deactivated_at IS NULL
+                        AND (u.expired_at IS NOT NULL OR u.access_expires_at <= now())),
+                    (SELECT count(*) FROM invitations i WHERE i.policy = p.name
+                        AND i.redeemed_at IS NULL AND i.expires_at > now())
+             FROM unnest($1::text[]) AS p(name) ORDER BY p.name"
+        ))
+        .bind(&names)
+        .fetch_all(&self.state.db)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(policy, active, expired, pending_invitations)| GuestPolicyFigures {
+                    policy,
+                    active,
+                    expired,
+                    pending_invitations,
+                },
+            )
+            .collect())
+    }
+
+    async fn access_figures(&self) -> Result<Vec<AccessPolicyFigures>, sqlx::Error> {
+        let policies = self.state.policies();
+        let population = Population::load(&self.state.db).await?;
+        let names: Vec<String> = policies.rules.iter().map(|r| r.name.clone()).collect();
+        let last: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+            sqlx::query_as(
+                "SELECT policy, max(at) FROM audit_log WHERE policy = ANY($1) GROUP BY policy",
+            )
+            .bind(&names)
+            .fetch_all(&self.state.db)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(population
+            .figures(&policies)
+            .into_iter()
+            .zip(&policies.rules)
+            .map(|(figures, rule)| AccessPolicyFigures {
+                last_audit: last
+                    .get(&figures.policy)
+                    .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                error: rule.expression.as_ref().err().cloned().unwrap_or_default(),
+                policy: figures.policy,
+                admitted: figures.admitted,
+                denied: figures.denied,
+            })
+            .collect())
     }
 }
 

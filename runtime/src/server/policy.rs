@@ -60,7 +60,7 @@ impl Rule {
     }
 
     /// `None` when `user` is admitted, else why not.
-    fn refuses(&self, user: &Subject, channel: &ChannelFacts) -> Option<String> {
+    pub fn refuses(&self, user: &Subject, channel: &ChannelFacts) -> Option<String> {
         let outcome = match &self.expression {
             Ok(expression) => {
                 expression.evaluate(user.attributes, user.role == Role::Guest, channel)
