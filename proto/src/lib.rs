@@ -6,3 +6,8 @@
 pub mod admin {
     tonic::include_proto!("entente.admin.v1");
 }
+
+/// Federation between partner workspaces (`entente.federation.v1`).
+pub mod federation {
+    tonic::include_proto!("entente.federation.v1");
+}

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
             tracing::info!("migrations applied");
             return Ok(());
         }
-        let (address, admin_address) = (config.listen.http, config.listen.admin);
+        let (address, admin_address, federation_address) = (
+            config.listen.http,
+            config.listen.admin,
+            config.listen.federation,
+        );
         let state = server::prepare(config).await?;
         tokio::spawn(server::reload::watch(
             state.clone(),
@@ -51,8 +55,12 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|source| server::ServerError::Listen { address, source })
         };
-        let (listener, admin_listener) = (bind(address).await?, bind(admin_address).await?);
-        tracing::info!(%address, admin = %admin_address, "serving");
+        let (listener, admin_listener, federation_listener) = (
+            bind(address).await?,
+            bind(admin_address).await?,
+            bind(federation_address).await?,
+        );
+        tracing::info!(%address, admin = %admin_address, federation = %federation_address, "serving");
         // One signal stops both the API and the admin endpoint.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -64,7 +72,8 @@ fn main() -> ExitCode {
         };
         tokio::try_join!(
             server::serve(state.clone(), listener, until_stopped(stopped.clone())),
-            server::admin::serve(state, admin_listener, until_stopped(stopped)),
+            server::admin::serve(state.clone(), admin_listener, until_stopped(stopped.clone())),
+            server::federation::tls::serve(state, federation_listener, until_stopped(stopped)),
         )?;
         Ok(())
     });

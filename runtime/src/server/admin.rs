@@ -11,8 +11,8 @@ pub use entente_proto::admin as proto;
 
 use proto::{
     admin_server::{Admin, AdminServer},
-    AccessPolicyFigures, AccessReply, AccessRequest, CountsReply, CountsRequest,
-    GuestPolicyFigures, HealthReply, HealthRequest,
+    AccessPolicyFigures, AccessReply, AccessRequest, CountsReply, CountsRequest, FederationReply,
+    FederationRequest, GuestPolicyFigures, HealthReply, HealthRequest,
 };
 
 pub struct AdminService {
@@ -55,6 +55,17 @@ impl Admin for AdminService {
             files,
             websocket_connections: self.state.metrics.websockets.get(),
             latest_event_seq: events::latest(&self.state.db).await.map_err(unavailable)?,
+        }))
+    }
+
+    async fn federation(
+        &self,
+        _: Request<FederationRequest>,
+    ) -> Result<Response<FederationReply>, Status> {
+        Ok(Response::new(FederationReply {
+            partners: super::federation::figures(&self.state)
+                .await
+                .map_err(unavailable)?,
         }))
     }
 

@@ -118,7 +118,7 @@ impl FromRequestParts<AppState> for Caller {
 /// SQL: the user `u` may act (not deactivated, not a guest whose access ended).
 macro_rules! active_user {
     () => {
-        "u.deactivated_at IS NULL AND u.expired_at IS NULL
+        "u.deactivated_at IS NULL AND u.expired_at IS NULL AND u.origin IS NULL
            AND (u.access_expires_at IS NULL OR u.access_expires_at > now())"
     };
 }
@@ -171,13 +171,21 @@ pub struct User {
     #[schema(value_type = Object)]
     pub attributes: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// For a partner's user (role `remote`): the partner workspace's id.
+    /// They are shown here, and never sign in here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// For a partner's user: their organisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
 }
 
 /// The columns of [`User`], from `users`.
 macro_rules! user_columns {
     () => {
-        "id, username, email, display_name, role, role = 'guest' AS guest,
-         access_expires_at, attributes, created_at"
+        "id, username, email, display_name, role,
+         role = 'guest' OR (role = 'remote' AND attributes->>'guest' = 'true') AS guest,
+         access_expires_at, attributes, created_at, origin, organisation"
     };
 }
 

@@ -12,14 +12,14 @@ use sqlx::PgPool;
 
 use std::collections::BTreeMap;
 
-use entente_crds::policy::ChannelFacts;
+use entente_crds::{config::RuntimeConfig, policy::ChannelFacts};
 
 use super::{
     access::{channel_access, Access, ChannelKind, Membership, Role},
     audit::{self, kind},
     auth::{new_id, Caller},
     error::{ApiError, ApiResult, Body},
-    events,
+    events, federation,
     policy::{Subject, Verdict},
     state::AppState,
     sweep,
@@ -295,7 +295,7 @@ pub async fn create(
         }
         other => other?,
     };
-    add_member(&mut tx, &id, &caller.user_id, "admin").await?;
+    add_member(&mut tx, &state.config(), &id, &caller.user_id, "admin").await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -305,6 +305,7 @@ pub async fn create(
 
 pub(crate) async fn add_member(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    config: &RuntimeConfig,
     channel_id: &str,
     user_id: &str,
     role: &str,
@@ -324,6 +325,7 @@ pub(crate) async fn add_member(
     if added {
         let data = serde_json::json!({"channelId": channel_id, "userId": user_id, "role": role});
         events::record(tx, "member_added", Some(channel_id), Some(user_id), data).await?;
+        federation::publish_membership(tx, config, channel_id, user_id, true).await?;
     }
     Ok(added)
 }
@@ -454,7 +456,7 @@ pub async fn direct(
                 return Ok(Json(see(&state, &caller, &id).await?.channel));
             }
             for user in &pair {
-                add_member(&mut tx, &id, user, "member").await?;
+                add_member(&mut tx, &state.config(), &id, user, "member").await?;
             }
             id
         }
@@ -510,7 +512,7 @@ pub async fn group(
         .execute(&mut *tx)
         .await?;
     for user in &members {
-        add_member(&mut tx, &id, user, "member").await?;
+        add_member(&mut tx, &state.config(), &id, user, "member").await?;
     }
     tx.commit().await?;
     Ok((
@@ -535,7 +537,7 @@ pub async fn join(
         ));
     }
     let mut tx = state.db.begin().await?;
-    add_member(&mut tx, &id, &caller.user_id, "member").await?;
+    add_member(&mut tx, &state.config(), &id, &caller.user_id, "member").await?;
     tx.commit().await?;
     Ok(Json(see(&state, &caller, &id).await?.channel))
 }
@@ -550,7 +552,7 @@ pub async fn leave(
     if seen.channel.kind == "direct" {
         return Err(ApiError::forbidden("a direct conversation cannot be left"));
     }
-    remove_member(&state.db, &id, &caller.user_id, None).await?;
+    remove_member(&state, &id, &caller.user_id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -558,14 +560,14 @@ pub async fn leave(
 /// (which ends the removed user's live subscription to the channel). With
 /// `audit`, the removal is recorded with it; its reason goes in the event.
 pub async fn remove_member(
-    db: &PgPool,
+    state: &AppState,
     channel_id: &str,
     user_id: &str,
     audit: Option<audit::Entry<'_>>,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let reason = audit.as_ref().map(|a| a.reason.as_str());
-    let removed = remove_in(&mut tx, channel_id, user_id, reason).await?;
+    let removed = remove_in(&mut tx, &state.config(), channel_id, user_id, reason).await?;
     if let (true, Some(entry)) = (removed, audit) {
         audit::record(&mut *tx, entry).await?;
     }
@@ -576,6 +578,7 @@ pub async fn remove_member(
 /// [`remove_member`] inside `tx`; whether there was a membership to remove.
 pub async fn remove_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    config: &RuntimeConfig,
     channel_id: &str,
     user_id: &str,
     reason: Option<&str>,
@@ -593,6 +596,7 @@ pub async fn remove_in(
             data["reason"] = reason.into();
         }
         events::record(tx, "member_removed", Some(channel_id), Some(user_id), data).await?;
+        federation::publish_membership(tx, config, channel_id, user_id, false).await?;
     }
     Ok(removed)
 }
@@ -651,6 +655,7 @@ pub async fn add(
     let mut tx = state.db.begin().await?;
     add_member(
         &mut tx,
+        &state.config(),
         &id,
         &request.user_id,
         if request.admin { "admin" } else { "member" },
@@ -672,7 +677,7 @@ pub async fn kick(
             "only channel admins and system admins remove members",
         ));
     }
-    if !remove_member(&state.db, &id, &user_id, None).await? {
+    if !remove_member(&state, &id, &user_id, None).await? {
         return Err(ApiError::not_found("member"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -337,7 +337,7 @@ pub async fn redeem(
     for channel in &named {
         let verdict = channels::verdict(&state, &subject, channel);
         if verdict.allowed() {
-            channels::add_member(&mut tx, &channel.id, &user_id, "member").await?;
+            channels::add_member(&mut tx, &state.config(), &channel.id, &user_id, "member").await?;
             joined.push(channel.name.clone());
         } else {
             audit::record(

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod files;
 #[macro_use]
 pub mod posts;
@@ -147,6 +148,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
         .map_err(ServerError::Connect)?;
     let state = AppState::new(db, store, config, hub);
     tokio::spawn(sweep::run(state.clone()));
+    tokio::spawn(federation::send::run(state.clone()));
     Ok(state)
 }
 

@@ -40,6 +40,10 @@ pub struct Metrics {
     duration: Family<RouteLabels, Histogram>,
     pub websockets: Gauge,
     pub rate_limited: Counter,
+    /// Federation connections refused at the TLS layer or for their identity.
+    pub federation_refused_connections: Counter,
+    /// Events from partners refused (and audited).
+    pub federation_rejected_events: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -73,12 +77,26 @@ impl Default for Metrics {
             "Requests refused with 429",
             rate_limited.clone(),
         );
+        let federation_refused_connections = Counter::default();
+        registry.register(
+            "federation_refused_connections",
+            "Federation connections refused: no valid partner certificate",
+            federation_refused_connections.clone(),
+        );
+        let federation_rejected_events = Counter::default();
+        registry.register(
+            "federation_rejected_events",
+            "Events from partners refused and audited",
+            federation_rejected_events.clone(),
+        );
         Metrics {
             registry,
             requests,
             duration,
             websockets,
             rate_limited,
+            federation_refused_connections,
+            federation_rejected_events,
         }
     }
 }

@@ -16,6 +16,7 @@ use super::{
     channels::see,
     error::{ApiError, ApiResult, Body},
     events,
+    federation::{self, proto, proto::event::Op},
     state::AppState,
 };
 
@@ -116,7 +117,7 @@ async fn load<'e>(db: impl sqlx::PgExecutor<'e>, post_id: &str) -> ApiResult<Opt
 }
 
 /// Records `kind` for `post_id` (the post as it now is) in `tx`.
-async fn announce(
+pub(crate) async fn announce(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     kind: &str,
     post_id: &str,
@@ -235,6 +236,20 @@ pub async fn create(
     .await?;
     super::files::attach(&mut tx, &caller, &channel_id, &id, &request.file_ids).await?;
     let post = announce(&mut tx, "posted", &id).await?;
+    let op = Op::PostCreated(proto::PostCreated {
+        post_id: id.clone(),
+        root_id: root_id.clone().unwrap_or_default(),
+        message: request.message.clone(),
+    });
+    federation::publish(
+        &mut tx,
+        &state.config(),
+        &channel_id,
+        &caller.user_id,
+        post.created_at,
+        op,
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(post)))
 }
@@ -336,12 +351,32 @@ pub async fn edit(
     .bind(&caller.user_id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE posts SET message = $2, edited_at = now() WHERE id = $1")
-        .bind(&post_id)
-        .bind(&request.message)
-        .execute(&mut *tx)
-        .await?;
+    // Later than any edit applied so far, even one stamped by a partner's
+    // fast clock: the last writer wins by (time, origin) on every side.
+    sqlx::query(
+        "UPDATE posts SET message = $2, edit_origin = NULL,
+             edited_at = GREATEST(now(), COALESCE(edited_at, created_at) + interval '1 microsecond')
+         WHERE id = $1",
+    )
+    .bind(&post_id)
+    .bind(&request.message)
+    .execute(&mut *tx)
+    .await?;
     let post = announce(&mut tx, "edited", &post_id).await?;
+    let op = Op::PostEdited(proto::PostEdited {
+        post_id: post_id.clone(),
+        message: request.message.clone(),
+    });
+    let at = post.edited_at.unwrap_or_else(Utc::now);
+    federation::publish(
+        &mut tx,
+        &state.config(),
+        &post.channel_id,
+        &caller.user_id,
+        at,
+        op,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(post))
 }
@@ -393,12 +428,29 @@ pub async fn delete(
         .bind(&post_id)
         .execute(&mut *tx)
         .await?;
-    announce(&mut tx, "deleted", &post_id).await?;
+    let deleted = announce(&mut tx, "deleted", &post_id).await?;
+    // Only the author's side speaks for a post: a moderator's delete of a
+    // partner's post holds here and is not sent.
+    if post.user_id == caller.user_id {
+        let op = Op::PostDeleted(proto::PostDeleted {
+            post_id: post_id.clone(),
+        });
+        let at = deleted.deleted_at.unwrap_or_else(Utc::now);
+        federation::publish(
+            &mut tx,
+            &state.config(),
+            &post.channel_id,
+            &caller.user_id,
+            at,
+            op,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn check_emoji(emoji: &str) -> ApiResult<()> {
+pub(crate) fn check_emoji(emoji: &str) -> ApiResult<()> {
     let ok = (1..=64).contains(&emoji.len())
         && emoji
             .bytes()
@@ -467,7 +519,7 @@ async fn set_reaction(
         .rows_affected()
         == 1;
     let post = if changed {
-        announce(
+        let post = announce(
             &mut tx,
             if add {
                 "reaction_added"
@@ -476,7 +528,26 @@ async fn set_reaction(
             },
             post_id,
         )
-        .await?
+        .await?;
+        let reaction = proto::Reaction {
+            post_id: post_id.to_string(),
+            emoji: emoji.to_string(),
+        };
+        let op = if add {
+            Op::ReactionAdded(reaction)
+        } else {
+            Op::ReactionRemoved(reaction)
+        };
+        federation::publish(
+            &mut tx,
+            &state.config(),
+            &post.channel_id,
+            &caller.user_id,
+            Utc::now(),
+            op,
+        )
+        .await?;
+        post
     } else {
         load(&mut *tx, post_id)
             .await?

@@ -63,7 +63,7 @@ async fn memberships(
     sqlx::query_as(
         "SELECT c.id AS channel_id, c.name, c.kind, c.labels, u.id AS user_id, u.role, u.attributes, u.guest_policy
          FROM channel_members m JOIN channels c ON c.id = m.channel_id JOIN users u ON u.id = m.user_id
-         WHERE c.kind IN ('public', 'private')
+         WHERE c.kind IN ('public', 'private') AND u.origin IS NULL
            AND ($1::text IS NULL OR m.user_id = $1)
            AND ($2::text IS NULL OR m.channel_id = $2)",
     )
@@ -95,7 +95,7 @@ async fn enforce(
         if !verdict.allowed() {
             let first = &verdict.denied[0];
             channels::remove_member(
-                &state.db,
+                state,
                 &row.channel_id,
                 &row.user_id,
                 Some(audit::Entry {
@@ -229,7 +229,14 @@ pub async fn expire_guests(state: &AppState) -> Result<(), sqlx::Error> {
                 .fetch_all(&mut *tx)
                 .await?;
         for (channel_id,) in &left {
-            channels::remove_in(&mut tx, channel_id, &user_id, Some(&reason)).await?;
+            channels::remove_in(
+                &mut tx,
+                &state.config(),
+                channel_id,
+                &user_id,
+                Some(&reason),
+            )
+            .await?;
         }
         audit::record(
             &mut *tx,

@@ -1,0 +1,211 @@
+//! Federation: channels shared with partner workspaces stay in sync over
+//! mutual-TLS gRPC, across cut and intermittent links.
+//!
+//! - A change in a shared channel is queued, in the transaction that makes
+//!   it, in a durable per-partner outbox ([`publish`]).
+//! - One sender per partner (across replicas: a PostgreSQL advisory lock)
+//!   pushes the outbox from where the partner says it stopped, and deletes
+//!   what it acknowledges ([`send`]).
+//! - The receiving side identifies the partner by its client certificate
+//!   before reading anything ([`tls`]), checks every event against what is
+//!   shared with that partner, and applies each exactly once
+//!   ([`receive`], [`apply`]).
+//!
+//! Not built yet: files over federation, offline sync bundles, and the
+//! operator's PartnerConnection controller. See the README.
+
+pub mod apply;
+pub mod receive;
+pub mod send;
+pub mod tls;
+
+use entente_crds::config::{PartnerConfig, RuntimeConfig, SharedChannelConfig};
+use prost::Message as _;
+use sqlx::{Postgres, Transaction};
+
+pub use entente_proto::federation as proto;
+
+use super::auth::new_id;
+
+/// Audit kind of an event a partner sent that was refused.
+pub const REJECTED: &str = "federation.rejected";
+
+/// The partners `channel` (a local name) is shared with, and how.
+pub fn shares<'c>(
+    config: &'c RuntimeConfig,
+    channel: &'c str,
+) -> impl Iterator<Item = (&'c PartnerConfig, &'c SharedChannelConfig)> + 'c {
+    config.federation.partners.iter().flat_map(move |partner| {
+        partner
+            .channels
+            .iter()
+            .filter(move |share| share.name.eq_ignore_ascii_case(channel))
+            .map(move |share| (partner, share))
+    })
+}
+
+pub fn partner<'c>(config: &'c RuntimeConfig, workspace_id: &str) -> Option<&'c PartnerConfig> {
+    config
+        .federation
+        .partners
+        .iter()
+        .find(|p| p.workspace_id == workspace_id)
+}
+
+/// A local user as partners see them.
+async fn profile(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    user_id: &str,
+) -> Result<proto::Profile, sqlx::Error> {
+    let (username, display_name, role, origin): (String, String, String, Option<String>) =
+        sqlx::query_as("SELECT username, display_name, role, origin FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(proto::Profile {
+        id: user_id.to_string(),
+        username,
+        display_name,
+        origin: origin.unwrap_or_else(|| config.workspace.id.clone()),
+        guest: role == "guest",
+    })
+}
+
+/// Queues a change `user_id` made at `at` in channel `channel_id` for every
+/// partner the channel is shared with, in `tx`: it is sent if and only if
+/// the change commits. Changes by partners' users are theirs to send, and
+/// channels shared with no one cost one lookup in the config.
+pub async fn publish(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    channel_id: &str,
+    user_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    op: proto::event::Op,
+) -> Result<(), sqlx::Error> {
+    if config.federation.partners.is_empty() {
+        return Ok(());
+    }
+    let name: Option<(Option<String>,)> = sqlx::query_as("SELECT name FROM channels WHERE id = $1")
+        .bind(channel_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some((Some(name),)) = name else {
+        return Ok(());
+    };
+    if shares(config, &name).next().is_none() {
+        return Ok(());
+    }
+    let author = profile(tx, config, user_id).await?;
+    if author.origin != config.workspace.id {
+        return Ok(());
+    }
+    let event = proto::Event {
+        id: new_id(),
+        origin: config.workspace.id.clone(),
+        channel: name.clone(),
+        at_micros: at.timestamp_micros(),
+        author: Some(author),
+        op: Some(op),
+    };
+    enqueue(tx, config, &name, &event, &[]).await
+}
+
+/// Tells partners that a local user joined or left a shared channel.
+pub async fn publish_membership(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    channel_id: &str,
+    user_id: &str,
+    joined: bool,
+) -> Result<(), sqlx::Error> {
+    if config.federation.partners.is_empty() {
+        return Ok(());
+    }
+    let member = proto::Membership {
+        member: Some(profile(tx, config, user_id).await?),
+    };
+    let op = if joined {
+        proto::event::Op::MemberJoined(member)
+    } else {
+        proto::event::Op::MemberLeft(member)
+    };
+    publish(tx, config, channel_id, user_id, chrono::Utc::now(), op).await
+}
+
+/// Puts `event` in the outbox of every partner `channel` is shared with,
+/// except those in `except` and the event's origin (never echoed back).
+pub async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    channel: &str,
+    event: &proto::Event,
+    except: &[&str],
+) -> Result<(), sqlx::Error> {
+    for (partner, _) in shares(config, channel) {
+        let id = partner.workspace_id.as_str();
+        if except.contains(&id) || id == event.origin {
+            continue;
+        }
+        let mut event = event.clone();
+        event.channel = channel.to_string();
+        sqlx::query(
+            "INSERT INTO federation_outbox (partner, event_id, payload) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(&event.id)
+        .bind(event.encode_to_vec())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The link and queue towards each configured partner, for the admin API.
+pub async fn figures(
+    state: &crate::server::state::AppState,
+) -> Result<Vec<entente_proto::admin::PartnerFigures>, sqlx::Error> {
+    let config = state.config();
+    let mut figures = Vec::new();
+    for partner in &config.federation.partners {
+        type Row = (
+            Option<chrono::DateTime<chrono::Utc>>,
+            Option<String>,
+            i64,
+            i64,
+            Option<f64>,
+            i64,
+        );
+        let (last_contact, last_error, queued_events, queued_bytes, oldest, rejected): Row =
+            sqlx::query_as(
+                "SELECT (SELECT last_contact FROM federation_peers WHERE partner = $1),
+                        (SELECT last_error FROM federation_peers WHERE partner = $1),
+                        count(*), COALESCE(sum(length(payload)), 0)::bigint,
+                        extract(epoch FROM now() - min(created_at))::float8,
+                        (SELECT count(*) FROM audit_log WHERE kind = $2 AND data->>'partner' = $1)
+                 FROM federation_outbox WHERE partner = $1",
+            )
+            .bind(&partner.workspace_id)
+            .bind(REJECTED)
+            .fetch_one(&state.db)
+            .await?;
+        let window = chrono::Duration::seconds(partner.sync.keepalive_seconds as i64 + 10);
+        figures.push(entente_proto::admin::PartnerFigures {
+            workspace_id: partner.workspace_id.clone(),
+            connected: last_contact.is_some_and(|at| chrono::Utc::now() - at < window),
+            last_contact: last_contact
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+            queued_events,
+            queued_bytes,
+            oldest_unacked_seconds: oldest.unwrap_or(0.0) as i64,
+            rejected_events: rejected,
+            last_error: last_error.unwrap_or_default(),
+            queue_full: queued_events as u64 > partner.sync.max_queued_events
+                || queued_bytes as u64 > partner.sync.max_queued_bytes,
+            suspended: partner.suspended,
+        });
+    }
+    Ok(figures)
+}

@@ -1,0 +1,290 @@
+//! The sending side: one task per partner pushes its outbox.
+//!
+//! A session starts where the partner says it stopped (`Resume`), sends
+//! batches in order with a bounded number unacknowledged, deletes what the
+//! partner acknowledges, and sends keepalives when idle. A failed or cut
+//! session is retried with exponential backoff and jitter, up to the
+//! partner's `maxBackoffSeconds`. Across replicas only the holder of the
+//! partner's advisory lock sends.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use prost::Message as _;
+use sqlx::Connection as _;
+use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
+
+use super::proto::{
+    federation_client::FederationClient, push_frame, push_reply, Batch, Envelope, Keepalive,
+    PushFrame,
+};
+use crate::server::state::AppState;
+
+/// Events per batch.
+const BATCH: i64 = 500;
+/// Batches sent and not yet acknowledged.
+const WINDOW: usize = 4;
+/// Key space of the per-partner sender locks (`hash(partner)` is added).
+const LOCK_BASE: i64 = 0x656e_7465_6e74_6600;
+
+/// Keeps one sender per configured partner running, as the config changes.
+pub async fn run(state: AppState) {
+    let mut senders: HashMap<String, (String, JoinHandle<()>)> = HashMap::new();
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let config = state.config();
+        let wanted: BTreeMap<String, String> = config
+            .federation
+            .partners
+            .iter()
+            .filter(|p| !p.suspended)
+            .map(|p| {
+                (
+                    p.workspace_id.clone(),
+                    serde_json::to_string(p).unwrap_or_default(),
+                )
+            })
+            .collect();
+        senders.retain(|id, (definition, task)| {
+            let keep = wanted.get(id) == Some(definition) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (id, definition) in wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = senders.entry(id) {
+                let task = tokio::spawn(sender(state.clone(), slot.key().clone()));
+                slot.insert((definition, task));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    for (_, (_, task)) in senders {
+        task.abort();
+    }
+}
+
+fn lock_key(partner: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(partner.as_bytes());
+    LOCK_BASE ^ i64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) & 0xff_ffff
+}
+
+/// Retries sessions with `partner` for as long as it is configured.
+async fn sender(state: AppState, partner: String) {
+    let mut failures = 0u32;
+    loop {
+        let started = Instant::now();
+        let result = session(&state, &partner).await;
+        let max = state
+            .config()
+            .federation
+            .partners
+            .iter()
+            .find(|p| p.workspace_id == partner)
+            .map(|p| p.sync.max_backoff_seconds.max(1))
+            .unwrap_or(300) as f64;
+        match result {
+            Ok(()) => failures = 0,
+            Err(why) => {
+                // A session that ran a while before failing starts the backoff afresh.
+                if started.elapsed() > Duration::from_secs(30) {
+                    failures = 0;
+                }
+                failures += 1;
+                tracing::info!(%partner, "federation session: {why}");
+                let _ = sqlx::query(
+                    "INSERT INTO federation_peers (partner, last_error) VALUES ($1, $2)
+                     ON CONFLICT (partner) DO UPDATE SET last_error = $2",
+                )
+                .bind(&partner)
+                .bind(&why)
+                .execute(&state.db)
+                .await;
+            }
+        }
+        let base = (0.25 * 2f64.powi(failures.min(20) as i32)).min(max);
+        let jitter = 0.5 + rand_unit();
+        tokio::time::sleep(Duration::from_secs_f64(base * jitter)).await;
+    }
+}
+
+/// A number in [0, 1) from the OS's randomness.
+fn rand_unit() -> f64 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes) as f64 / (u32::MAX as f64 + 1.0)
+}
+
+/// Time to wait so `bytes` more keep the rate under `limit` bytes per second.
+struct Pacer {
+    limit: Option<u64>,
+    started: Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    async fn pace(&mut self, bytes: usize) {
+        self.sent += bytes as u64;
+        if let Some(limit) = self.limit.filter(|l| *l > 0) {
+            let due = Duration::from_secs_f64(self.sent as f64 / limit as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// One session; `Ok` when there is nothing to do here (another replica
+/// sends), `Err` with the reason when it failed.
+async fn session(state: &AppState, partner_id: &str) -> Result<(), String> {
+    let db = |e: sqlx::Error| format!("database: {e}");
+    // The lock lives as long as this connection, which never returns to the pool.
+    let mut lock = state.db.acquire().await.map_err(db)?.detach();
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(lock_key(partner_id))
+        .fetch_one(&mut lock)
+        .await
+        .map_err(db)?;
+    if !locked {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        return Ok(());
+    }
+    let result = push(state, partner_id).await;
+    let _ = lock.close().await;
+    result
+}
+
+async fn push(state: &AppState, partner_id: &str) -> Result<(), String> {
+    let config = state.config();
+    let partner = super::partner(&config, partner_id)
+        .ok_or("the partner is no longer configured")?
+        .clone();
+    let channel = super::tls::connect(&config, &partner).await?;
+    let mut client = FederationClient::new(channel).max_decoding_message_size(64 << 20);
+    if partner.sync.compression {
+        client = client
+            .send_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Gzip);
+    }
+    let (frames, outgoing) = tokio::sync::mpsc::channel::<PushFrame>(WINDOW + 1);
+    let mut replies = client
+        .push(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .map_err(|s| format!("{}: {}", partner.endpoint, s.message()))?
+        .into_inner();
+    let status = |s: tonic::Status| format!("{}: {}", partner.endpoint, s.message());
+    let first = replies
+        .message()
+        .await
+        .map_err(status)?
+        .ok_or("the partner closed the session")?;
+    let Some(push_reply::Body::Resume(resume)) = first.body else {
+        return Err("the partner did not say where to resume".into());
+    };
+    acknowledge(state, partner_id, resume.applied).await?;
+    tracing::info!(partner = %partner_id, resume = resume.applied, "federation session open");
+    let mut sent = resume.applied as i64;
+    let mut in_flight: Vec<i64> = Vec::new();
+    let mut events = state.hub.subscribe();
+    let keepalive = Duration::from_secs(partner.sync.keepalive_seconds.max(1) as u64);
+    let mut last_sent = Instant::now();
+    let mut pacer = Pacer {
+        limit: partner.sync.bandwidth_bytes_per_second,
+        started: Instant::now(),
+        sent: 0,
+    };
+    loop {
+        if in_flight.len() < WINDOW {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, payload FROM federation_outbox WHERE partner = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(partner_id)
+            .bind(sent)
+            .bind(BATCH)
+            .fetch_all(&state.db)
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+            if let Some((last, _)) = rows.last() {
+                let last = *last;
+                let bytes: usize = rows.iter().map(|(_, p)| p.len()).sum();
+                let envelopes = rows
+                    .into_iter()
+                    .filter_map(|(seq, payload)| {
+                        let event = super::proto::Event::decode(payload.as_slice()).ok()?;
+                        Some(Envelope {
+                            seq: seq as u64,
+                            event: Some(event),
+                        })
+                    })
+                    .collect();
+                pacer.pace(bytes).await;
+                let frame = PushFrame {
+                    body: Some(push_frame::Body::Batch(Batch { events: envelopes })),
+                };
+                frames
+                    .send(frame)
+                    .await
+                    .map_err(|_| "the session closed".to_string())?;
+                sent = last;
+                in_flight.push(last);
+                last_sent = Instant::now();
+                continue;
+            }
+        }
+        let idle = keepalive.saturating_sub(last_sent.elapsed());
+        tokio::select! {
+            reply = replies.message() => {
+                let reply = reply.map_err(status)?.ok_or("the partner closed the session")?;
+                if let Some(push_reply::Body::Ack(ack)) = reply.body {
+                    in_flight.retain(|seq| *seq as u64 > ack.applied);
+                    acknowledge(state, partner_id, ack.applied).await?;
+                    if ack.rejected > 0 {
+                        tracing::warn!(partner = %partner_id, rejected = ack.rejected, "the partner refused events");
+                    }
+                }
+            }
+            _ = events.recv() => {}
+            _ = tokio::time::sleep(idle.min(Duration::from_secs(1))) => {
+                if last_sent.elapsed() >= keepalive {
+                    let frame = PushFrame { body: Some(push_frame::Body::Keepalive(Keepalive {})) };
+                    frames.send(frame).await.map_err(|_| "the session closed".to_string())?;
+                    last_sent = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// Records that the partner applied everything up to `applied`, and drops it from the outbox.
+async fn acknowledge(state: &AppState, partner: &str, applied: u64) -> Result<(), String> {
+    let mut tx = state
+        .db
+        .begin()
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    sqlx::query(
+        "INSERT INTO federation_peers (partner, acked_seq, last_contact, last_error) VALUES ($1, $2, now(), NULL)
+         ON CONFLICT (partner) DO UPDATE SET acked_seq = GREATEST(federation_peers.acked_seq, $2),
+             last_contact = now(), last_error = NULL",
+    )
+    .bind(partner)
+    .bind(applied as i64)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| format!("database: {e}"))?;
+    sqlx::query("DELETE FROM federation_outbox WHERE partner = $1 AND seq <= $2")
+        .bind(partner)
+        .bind(applied as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    tx.commit().await.map_err(|e| format!("database: {e}"))
+}
