@@ -87,10 +87,19 @@ struct Identity {
 
 impl Identity {
     fn issue(dir: &Path, name: &str) -> Identity {
+        Identity::issue_by(dir, name, None)
+    }
+
+    /// A certificate for `name` from the CA of `by` (a new CA if none).
+    fn issue_by(dir: &Path, name: &str, by: Option<&Identity>) -> Identity {
         std::fs::create_dir_all(dir).unwrap();
         let names = [name.to_string()];
+        let ca = by.map(|by| entente_operator::workspace::certs::Pair {
+            cert: std::fs::read_to_string(by.dir.join("ca.pem")).unwrap(),
+            key: std::fs::read_to_string(by.dir.join("ca.key")).unwrap(),
+        });
         let issued = ensure(
-            None,
+            ca,
             None,
             &Wanted {
                 names: &names,
@@ -102,6 +111,7 @@ impl Identity {
         )
         .unwrap();
         std::fs::write(dir.join("ca.pem"), issued.ca.cert).unwrap();
+        std::fs::write(dir.join("ca.key"), issued.ca.key).unwrap();
         std::fs::write(dir.join("tls.crt"), issued.server.cert).unwrap();
         std::fs::write(dir.join("tls.key"), issued.server.key).unwrap();
         Identity {
@@ -473,4 +483,207 @@ async fn shared_channels_converge_both_ways_and_across_a_cut_link() {
     assert!(figures[0].connected, "{figures:?}");
     assert_eq!(figures[0].rejected_events, 0, "{figures:?}");
     let _ = (b_admin, &pair.dir);
+}
+
+/// Pushes `events` to A as whoever `config` makes us; returns the ack.
+async fn push_as(
+    config: &entente_crds::config::RuntimeConfig,
+    to_a: &entente_crds::config::PartnerConfig,
+    events: Vec<entente_runtime::server::federation::proto::Event>,
+) -> Result<entente_runtime::server::federation::proto::Ack, String> {
+    use entente_runtime::server::federation::{
+        proto::{
+            federation_client::FederationClient, push_frame, push_reply, Batch, Envelope, PushFrame,
+        },
+        tls,
+    };
+    let channel = tls::connect(config, to_a).await?;
+    let (frames, outgoing) = tokio::sync::mpsc::channel(4);
+    let mut replies = FederationClient::new(channel)
+        .push(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    let resume = match replies
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?
+    {
+        Some(reply) => match reply.body {
+            Some(push_reply::Body::Resume(r)) => r.applied,
+            other => return Err(format!("not a resume: {other:?}")),
+        },
+        None => return Err("closed".into()),
+    };
+    let envelopes = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Envelope {
+            seq: resume + 1 + i as u64,
+            event: Some(event),
+        })
+        .collect();
+    frames
+        .send(PushFrame {
+            body: Some(push_frame::Body::Batch(Batch { events: envelopes })),
+        })
+        .await
+        .unwrap();
+    match replies
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?
+    {
+        Some(reply) => match reply.body {
+            Some(push_reply::Body::Ack(ack)) => Ok(ack),
+            other => Err(format!("not an ack: {other:?}")),
+        },
+        None => Err("closed".into()),
+    }
+}
+
+#[tokio::test]
+async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused() {
+    use entente_runtime::server::federation::proto::{event::Op, Event, PostCreated, Profile};
+    let pair = pair("security").await;
+    let a_admin = pair.a.admin().await;
+    let (alice_id, alice) = pair.a.user("alice", "member").await;
+    let a_joint = pair.a.channel(&alice, "joint", "public").await;
+    pair.a.channel(&alice, "briefings", "public").await;
+    pair.a.channel(&alice, "secret-stuff", "public").await;
+    let b_config = pair.b.state.config();
+    let to_a = b_config.federation.partners[0].clone();
+    let bob = Profile {
+        id: ulid::Ulid::new().to_string(),
+        username: "bob".into(),
+        display_name: "Bob".into(),
+        origin: "ws-b".into(),
+        guest: false,
+    };
+    let event = |channel: &str, origin: &str, author: &Profile, message: &str| Event {
+        id: ulid::Ulid::new().to_string(),
+        origin: origin.into(),
+        channel: channel.into(),
+        at_micros: chrono::Utc::now().timestamp_micros(),
+        author: Some(author.clone()),
+        op: Some(Op::PostCreated(PostCreated {
+            post_id: ulid::Ulid::new().to_string(),
+            root_id: String::new(),
+            message: message.into(),
+        })),
+    };
+    let mut impostor = bob.clone();
+    impostor.id = alice_id.clone();
+    let mut from_c = bob.clone();
+    from_c.origin = "ws-c".into();
+    let valid = event("joint-ops", "ws-b", &bob, "a proper post from bravo");
+    let ack = push_as(
+        &b_config,
+        &to_a,
+        vec![
+            event("joint-ops", "ws-c", &from_c, "forged origin"),
+            event("secret-stuff", "ws-b", &bob, "unshared channel"),
+            event("briefings", "ws-b", &bob, "into a read-only share"),
+            event("joint-ops", "ws-b", &impostor, "speaking for alice"),
+            valid.clone(),
+            valid.clone(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.rejected, 4, "{ack:?}");
+    // The valid one took effect once, though it came twice.
+    let (_, page) = pair
+        .a
+        .get(&format!("/api/v1/channels/{a_joint}/posts"), &alice)
+        .await;
+    let messages: Vec<&str> = page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["a proper post from bravo"]);
+    // Each refusal is audited with its reason.
+    let (status, entries) = pair
+        .a
+        .get("/api/v1/admin/audit?kind=federation.rejected", &a_admin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entries}");
+    let reasons: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    for expected in [
+        "claims origin \"ws-c\"",
+        "\"secret-stuff\" is not shared",
+        "shared read-only",
+        "is not a user of \"ws-b\"",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected:?} not in {reasons:?}"
+        );
+    }
+    let figures = entente_runtime::server::federation::figures(&pair.a.state)
+        .await
+        .unwrap();
+    assert_eq!(figures[0].rejected_events, 4);
+
+    // A certificate for B's name from a foreign CA is refused before any gRPC.
+    let foreign = Identity::issue(&pair.dir.join("foreign"), "b.fed.test");
+    let mut forged = (*b_config).clone();
+    forged.federation.tls.cert_file = foreign.dir.join("tls.crt");
+    forged.federation.tls.key_file = foreign.dir.join("tls.key");
+    let refused_before = pair.a.state.metrics.federation_refused_connections.get();
+    let outcome = push_as(
+        &forged,
+        &to_a,
+        vec![event("joint-ops", "ws-b", &bob, "from a foreign CA")],
+    )
+    .await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert_eq!(
+        pair.a.state.metrics.federation_refused_connections.get(),
+        refused_before + 1
+    );
+    // So is a certificate from B's own CA for a name that is not B's identity.
+    let b_dir = Path::new(&b_config.federation.tls.cert_file)
+        .parent()
+        .unwrap();
+    let b_identity = Identity {
+        dir: b_dir.to_path_buf(),
+    };
+    let other = Identity::issue_by(&pair.dir.join("other"), "c.fed.test", Some(&b_identity));
+    assert_eq!(
+        std::fs::read(other.dir.join("ca.pem")).unwrap(),
+        std::fs::read(b_dir.join("ca.pem")).unwrap(),
+        "issued by B's CA"
+    );
+    let mut wrong_name = (*b_config).clone();
+    wrong_name.federation.tls.cert_file = other.dir.join("tls.crt");
+    wrong_name.federation.tls.key_file = other.dir.join("tls.key");
+    let outcome = push_as(
+        &wrong_name,
+        &to_a,
+        vec![event("joint-ops", "ws-b", &bob, "wrong name")],
+    )
+    .await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert_eq!(
+        pair.a.state.metrics.federation_refused_connections.get(),
+        refused_before + 2
+    );
+    let (_, page) = pair
+        .a
+        .get(&format!("/api/v1/channels/{a_joint}/posts"), &alice)
+        .await;
+    assert_eq!(
+        page["posts"].as_array().unwrap().len(),
+        1,
+        "nothing more got in"
+    );
 }
