@@ -288,21 +288,23 @@ async fn write(
     }
     let channel_id = channel(tx, share).await?;
     let when = at(event);
-    // A post this event may change: in this channel, written at the event's origin by its author.
-    let own_post = |post_id: &str| {
-        sqlx::query_as::<_, (String,)>(
+    // Only a post in this channel, written at the event's origin by its author, may be changed.
+    let not_theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {
+        let theirs: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM posts WHERE id = $1 AND channel_id = $2 AND origin = $3 AND user_id = $4",
         )
-        .bind(post_id.to_string())
-        .bind(channel_id.clone())
-        .bind(event.origin.clone())
-        .bind(author.id.clone())
-    };
-    let not_theirs = |post_id: &str| {
-        Outcome::Rejected(format!(
-            "post {post_id} is not a post of {:?} by {:?} in channel {:?}",
-            event.origin, author.username, share.name
-        ))
+        .bind(post_id)
+        .bind(&channel_id)
+        .bind(&event.origin)
+        .bind(&author.id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok::<_, sqlx::Error>(theirs.is_none().then(|| {
+            Outcome::Rejected(format!(
+                "post {post_id} is not a post of {:?} by {:?} in channel {:?}",
+                event.origin, author.username, share.name
+            ))
+        }))
     };
     match op {
         Op::PostCreated(p) => {
@@ -350,12 +352,8 @@ async fn write(
                 .map_err(sql)?;
         }
         Op::PostEdited(p) => {
-            if own_post(&p.post_id)
-                .fetch_optional(&mut **tx)
-                .await?
-                .is_none()
-            {
-                return Ok(not_theirs(&p.post_id));
+            if let Some(refused) = not_theirs(tx, &p.post_id).await? {
+                return Ok(refused);
             }
             // Last writer wins by (time, origin); a deleted post stays deleted.
             let changed = sqlx::query(
@@ -385,12 +383,8 @@ async fn write(
             }
         }
         Op::PostDeleted(p) => {
-            if own_post(&p.post_id)
-                .fetch_optional(&mut **tx)
-                .await?
-                .is_none()
-            {
-                return Ok(not_theirs(&p.post_id));
+            if let Some(refused) = not_theirs(tx, &p.post_id).await? {
+                return Ok(refused);
             }
             let changed = sqlx::query(
                 "UPDATE posts SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
