@@ -11,7 +11,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::proto::{self, event::Op};
 use crate::server::{
-    audit, events,
+    audit, channels,
     posts::{self, MAX_MESSAGE_CHARS},
 };
 
@@ -198,33 +198,6 @@ async fn remote_user(
     })
 }
 
-async fn join(
-    tx: &mut Transaction<'_, Postgres>,
-    channel_id: &str,
-    user_id: &str,
-) -> Result<(), sqlx::Error> {
-    let added = sqlx::query(
-        "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(channel_id)
-    .bind(user_id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if added {
-        events::record(
-            tx,
-            "member_added",
-            Some(channel_id),
-            Some(user_id),
-            serde_json::json!({"channelId": channel_id, "userId": user_id}),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 fn at(event: &proto::Event) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(event.at_micros).unwrap_or_else(chrono::Utc::now)
 }
@@ -308,7 +281,7 @@ async fn write(
     };
     match op {
         Op::PostCreated(p) => {
-            join(tx, &channel_id, &author.id).await?;
+            channels::add_member(tx, config, &channel_id, &author.id, "member").await?;
             // A reply hangs off the thread's first post, if it is in this channel.
             let root: Option<(String, Option<String>)> = if p.root_id.is_empty() {
                 None
@@ -444,9 +417,9 @@ async fn write(
                 return Ok(Outcome::Rejected(reason));
             }
             if matches!(op, Op::MemberJoined(_)) {
-                join(tx, &channel_id, &member.id).await?;
+                channels::add_member(tx, config, &channel_id, &member.id, "member").await?;
             } else {
-                crate::server::channels::remove_in(
+                channels::remove_in(
                     tx,
                     config,
                     &channel_id,

@@ -84,6 +84,39 @@ pub async fn publish(
     at: chrono::DateTime<chrono::Utc>,
     op: proto::event::Op,
 ) -> Result<(), sqlx::Error> {
+    publish_as(tx, config, channel_id, user_id, at, |_| op).await
+}
+
+/// Tells partners that a local user joined or left a shared channel.
+pub async fn publish_membership(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    channel_id: &str,
+    user_id: &str,
+    joined: bool,
+) -> Result<(), sqlx::Error> {
+    publish_as(tx, config, channel_id, user_id, chrono::Utc::now(), |me| {
+        let member = proto::Membership {
+            member: Some(me.clone()),
+        };
+        if joined {
+            proto::event::Op::MemberJoined(member)
+        } else {
+            proto::event::Op::MemberLeft(member)
+        }
+    })
+    .await
+}
+
+/// [`publish`], with the change made from the author's profile.
+async fn publish_as(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    channel_id: &str,
+    user_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    op: impl FnOnce(&proto::Profile) -> proto::event::Op,
+) -> Result<(), sqlx::Error> {
     if config.federation.partners.is_empty() {
         return Ok(());
     }
@@ -106,32 +139,10 @@ pub async fn publish(
         origin: config.workspace.id.clone(),
         channel: name.clone(),
         at_micros: at.timestamp_micros(),
+        op: Some(op(&author)),
         author: Some(author),
-        op: Some(op),
     };
     enqueue(tx, config, &name, &event, &[]).await
-}
-
-/// Tells partners that a local user joined or left a shared channel.
-pub async fn publish_membership(
-    tx: &mut Transaction<'_, Postgres>,
-    config: &RuntimeConfig,
-    channel_id: &str,
-    user_id: &str,
-    joined: bool,
-) -> Result<(), sqlx::Error> {
-    if config.federation.partners.is_empty() {
-        return Ok(());
-    }
-    let member = proto::Membership {
-        member: Some(profile(tx, config, user_id).await?),
-    };
-    let op = if joined {
-        proto::event::Op::MemberJoined(member)
-    } else {
-        proto::event::Op::MemberLeft(member)
-    };
-    publish(tx, config, channel_id, user_id, chrono::Utc::now(), op).await
 }
 
 /// Puts `event` in the outbox of every partner `channel` is shared with,

@@ -83,12 +83,7 @@ async fn sender(state: AppState, partner: String) {
     loop {
         let started = Instant::now();
         let result = session(&state, &partner).await;
-        let max = state
-            .config()
-            .federation
-            .partners
-            .iter()
-            .find(|p| p.workspace_id == partner)
+        let max = super::partner(&state.config(), &partner)
             .map(|p| p.sync.max_backoff_seconds.max(1))
             .unwrap_or(300) as f64;
         match result {
@@ -145,14 +140,13 @@ impl Pacer {
 /// One session; `Ok` when there is nothing to do here (another replica
 /// sends), `Err` with the reason when it failed.
 async fn session(state: &AppState, partner_id: &str) -> Result<(), String> {
-    let db = |e: sqlx::Error| format!("database: {e}");
     // The lock lives as long as this connection, which never returns to the pool.
-    let mut lock = state.db.acquire().await.map_err(db)?.detach();
+    let mut lock = state.db.acquire().await.map_err(database)?.detach();
     let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
         .bind(lock_key(partner_id))
         .fetch_one(&mut lock)
         .await
-        .map_err(db)?;
+        .map_err(database)?;
     if !locked {
         tokio::time::sleep(Duration::from_secs(5)).await;
         return Ok(());
@@ -211,7 +205,7 @@ async fn push(state: &AppState, partner_id: &str) -> Result<(), String> {
             .bind(BATCH)
             .fetch_all(&state.db)
             .await
-            .map_err(|e| format!("database: {e}"))?;
+            .map_err(database)?;
             if let Some((last, _)) = rows.last() {
                 let last = *last;
                 let bytes: usize = rows.iter().map(|(_, p)| p.len()).sum();
@@ -263,13 +257,13 @@ async fn push(state: &AppState, partner_id: &str) -> Result<(), String> {
     }
 }
 
+fn database(error: sqlx::Error) -> String {
+    format!("database: {error}")
+}
+
 /// Records that the partner applied everything up to `applied`, and drops it from the outbox.
 async fn acknowledge(state: &AppState, partner: &str, applied: u64) -> Result<(), String> {
-    let mut tx = state
-        .db
-        .begin()
-        .await
-        .map_err(|e| format!("database: {e}"))?;
+    let mut tx = state.db.begin().await.map_err(database)?;
     sqlx::query(
         "INSERT INTO federation_peers (partner, acked_seq, last_contact, last_error) VALUES ($1, $2, now(), NULL)
          ON CONFLICT (partner) DO UPDATE SET acked_seq = GREATEST(federation_peers.acked_seq, $2),
@@ -279,12 +273,12 @@ async fn acknowledge(state: &AppState, partner: &str, applied: u64) -> Result<()
     .bind(applied as i64)
     .execute(&mut *tx)
     .await
-    .map_err(|e| format!("database: {e}"))?;
+    .map_err(database)?;
     sqlx::query("DELETE FROM federation_outbox WHERE partner = $1 AND seq <= $2")
         .bind(partner)
         .bind(applied as i64)
         .execute(&mut *tx)
         .await
-        .map_err(|e| format!("database: {e}"))?;
-    tx.commit().await.map_err(|e| format!("database: {e}"))
+        .map_err(database)?;
+    tx.commit().await.map_err(database)
 }

@@ -292,7 +292,7 @@ fn authority(endpoint: &str) -> Result<String, String> {
 }
 
 /// An error with its causes, for a message that says what went wrong.
-pub fn source_chain(error: &dyn std::error::Error) -> String {
+fn source_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
