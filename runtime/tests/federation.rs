@@ -327,6 +327,26 @@ async fn converge(
     }
 }
 
+/// Joins the channel a share names: the server made it when the config
+/// took effect, before any partner's event could.
+async fn join_shared(ws: &Workspace, token: &str, name: &str) -> String {
+    let (status, channels) = ws.get("/api/v1/channels", token).await;
+    assert_eq!(status, StatusCode::OK, "{channels}");
+    let channel = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no shared channel {name}: {channels}"));
+    assert_eq!(channel["kind"], "public", "{channel}");
+    let id = channel["id"].as_str().unwrap().to_string();
+    let (status, body) = ws
+        .post(&format!("/api/v1/channels/{id}/join"), token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    id
+}
+
 async fn post(ws: &Workspace, token: &str, channel: &str, body: Value) -> Value {
     let (status, post) = ws
         .post(&format!("/api/v1/channels/{channel}/posts"), token, body)
@@ -341,8 +361,8 @@ async fn shared_channels_converge_both_ways_and_across_a_cut_link() {
     let b_admin = pair.b.admin().await;
     let (_, alice) = pair.a.user("alice", "member").await;
     let (_, bob) = pair.b.user("bob", "member").await;
-    let a_joint = pair.a.channel(&alice, "joint", "public").await;
-    let b_joint = pair.b.channel(&bob, "joint-ops", "public").await;
+    let a_joint = join_shared(&pair.a, &alice, "joint").await;
+    let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
 
     // Posts, a thread reply, an edit and a reaction, both ways.
     let hello = post(
@@ -548,8 +568,7 @@ async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused
     let pair = pair("security").await;
     let a_admin = pair.a.admin().await;
     let (alice_id, alice) = pair.a.user("alice", "member").await;
-    let a_joint = pair.a.channel(&alice, "joint", "public").await;
-    pair.a.channel(&alice, "briefings", "public").await;
+    let a_joint = join_shared(&pair.a, &alice, "joint").await;
     pair.a.channel(&alice, "secret-stuff", "public").await;
     let b_config = pair.b.state.config();
     let to_a = b_config.federation.partners[0].clone();

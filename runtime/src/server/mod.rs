@@ -74,6 +74,8 @@ pub enum ServerError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the bootstrap admin: {0}")]
     Bootstrap(sqlx::Error),
+    #[error("cannot create the channels shared with partners: {0}")]
+    SharedChannels(sqlx::Error),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,
@@ -143,6 +145,9 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
         }
     }
     let store = store::ObjectStore::new(&config.object_storage)?;
+    federation::ensure_shared_channels(&db, &config)
+        .await
+        .map_err(ServerError::SharedChannels)?;
     let hub = events::Hub::start(db.clone())
         .await
         .map_err(ServerError::Connect)?;

@@ -136,32 +136,6 @@ fn check_message(message: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The local channel a share writes into; created (private) on first use,
-/// as the PartnerConnection declares it.
-async fn channel(
-    tx: &mut Transaction<'_, Postgres>,
-    share: &SharedChannelConfig,
-) -> Result<String, sqlx::Error> {
-    let found: Option<(String,)> = sqlx::query_as(
-        "SELECT id FROM channels WHERE lower(name) = lower($1) AND kind IN ('public', 'private')",
-    )
-    .bind(&share.name)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some((id,)) = found {
-        return Ok(id);
-    }
-    let id = crate::server::auth::new_id();
-    sqlx::query(
-        "INSERT INTO channels (id, kind, name, display_name) VALUES ($1, 'private', $2, $2)",
-    )
-    .bind(&id)
-    .bind(&share.name)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
-}
-
 /// Creates or refreshes a partner's user; `Err` if the id is a local user's.
 async fn remote_user(
     tx: &mut Transaction<'_, Postgres>,
@@ -259,7 +233,7 @@ async fn write(
     if let Err(reason) = remote_user(tx, partner, author).await? {
         return Ok(Outcome::Rejected(reason));
     }
-    let channel_id = channel(tx, share).await?;
+    let channel_id = super::shared_channel(&mut **tx, partner, &share.name).await?;
     let when = at(event);
     // Only a post in this channel, written at the event's origin by its author, may be changed.
     let not_theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {

@@ -52,6 +52,49 @@ pub fn partner<'c>(config: &'c RuntimeConfig, workspace_id: &str) -> Option<&'c 
         .find(|p| p.workspace_id == workspace_id)
 }
 
+/// The local channel a share writes into. A share may name a channel that
+/// does not exist yet: it is created public (local members find and join
+/// it; an AccessPolicy naming it gates it), by no one, so that whichever
+/// comes first — the config or a partner's event — the name means one
+/// channel and no local user is refused it as taken.
+pub async fn shared_channel(
+    db: &mut sqlx::PgConnection,
+    partner: &PartnerConfig,
+    name: &str,
+) -> Result<String, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO channels (id, kind, name, display_name, purpose)
+         VALUES ($1, 'public', $2, $2, 'Shared with ' || $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(name)
+    .bind(&partner.organisation)
+    .execute(&mut *db)
+    .await?;
+    let (id,): (String,) = sqlx::query_as(
+        "SELECT id FROM channels WHERE lower(name) = lower($1) AND kind IN ('public', 'private')",
+    )
+    .bind(name)
+    .fetch_one(&mut *db)
+    .await?;
+    Ok(id)
+}
+
+/// Makes every channel the config shares exist (see [`shared_channel`]).
+pub async fn ensure_shared_channels(
+    db: &sqlx::PgPool,
+    config: &RuntimeConfig,
+) -> Result<(), sqlx::Error> {
+    let mut db = db.acquire().await?;
+    for partner in &config.federation.partners {
+        for share in &partner.channels {
+            shared_channel(&mut db, partner, &share.name).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A local user as partners see them.
 async fn profile(
     tx: &mut Transaction<'_, Postgres>,

@@ -34,8 +34,22 @@ const LOCK_BASE: i64 = 0x656e_7465_6e74_6600;
 pub async fn run(state: AppState) {
     let mut senders: HashMap<String, (String, JoinHandle<()>)> = HashMap::new();
     let mut shutdown = state.shutdown.clone();
+    // The shares whose channels were last made to exist.
+    let mut ensured: Option<Vec<(String, String)>> = None;
     loop {
         let config = state.config();
+        let shares: Vec<(String, String)> = config
+            .federation
+            .partners
+            .iter()
+            .flat_map(|p| p.channels.iter().map(|s| (p.workspace_id.clone(), s.name.clone())))
+            .collect();
+        if ensured.as_ref() != Some(&shares) {
+            match super::ensure_shared_channels(&state.db, &config).await {
+                Ok(()) => ensured = Some(shares),
+                Err(error) => tracing::warn!(%error, "could not create the shared channels; retrying"),
+            }
+        }
         let wanted: BTreeMap<String, String> = config
             .federation
             .partners
