@@ -11,7 +11,8 @@ use entente_crds::validate::{parse_manifests, validate_object, ManifestError, Re
 use serde_json::json;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("..")
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -225,7 +226,9 @@ fn schema_defaults_agree_with_the_code_defaults() {
 /// appear in the error, and the manifest must be refused.
 #[test]
 fn broken_manifests_are_refused_with_an_actionable_message() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let dir =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/invalid");
     let files = yaml_files(&dir);
     assert!(files.len() >= 30, "the broken-manifest corpus went missing");
     let mut failures = Vec::new();
@@ -262,7 +265,8 @@ fn broken_manifests_are_refused_with_an_actionable_message() {
 #[test]
 fn an_invalid_object_names_its_kind_and_name() {
     let text = fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/database-both.yaml"),
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/invalid/database-both.yaml"),
     )
     .unwrap();
     let err = parse_manifests(&text, "database-both.yaml")

@@ -52,9 +52,9 @@ async fn main() {
     let concurrency = flag(&args, "--concurrency", 16);
     let s3 = S3Server::start().expect("moto starts");
 
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/edge-ddil/edge.yaml"
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/edge-ddil/edge.yaml",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     let template = parse_manifests(&text, "edge.yaml")

@@ -4,9 +4,9 @@ use mlua::{Lua, LuaSerdeExt};
 use serde_json::{json, Value};
 
 fn health(object: Value) -> (String, String) {
-    let script = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../charts/entente/argocd/health.lua"
+    let script = std::fs::read_to_string(format!(
+        "{}/../charts/entente/argocd/health.lua",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     let lua = Lua::new();

@@ -10,7 +10,8 @@ use k8s_openapi::api::{
 use serde_json::{json, Value};
 
 fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/entente")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../charts/entente")
 }
 
 struct Rendered {
@@ -33,7 +34,9 @@ impl Rendered {
 
 /// Renders with `values`; Err carries Helm's message when it refuses them.
 fn render(values: Value) -> Result<Rendered, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/helm_render.py");
+    let script =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("tests/helm_render.py");
     let python = std::env::var("ENTENTE_PYTHON").unwrap_or_else(|_| "python3".into());
     let output = Command::new(&python)
         .arg(&script)

@@ -14,7 +14,9 @@ use serde_json::Value;
 /// Where the published schemas are: `$ENTENTE_SHARED_DIR/schemas/cloudnative-pg`,
 /// else `shared/` beside the repository (as on the build machines and in CI).
 fn schemas_dir() -> Option<PathBuf> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("..");
     std::env::var_os("ENTENTE_SHARED_DIR")
         .map(PathBuf::from)
         .into_iter()
@@ -124,7 +126,9 @@ fn a_managed_database_with_backups_fits_the_published_schemas() {
 
 #[test]
 fn the_example_workspaces_database_objects_fit_too() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../examples");
     let mut clusters = 0;
     for example in ["mission-partner", "edge-ddil", "sovereign-m365"] {
         for entry in std::fs::read_dir(root.join(example)).unwrap() {

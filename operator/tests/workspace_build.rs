@@ -10,7 +10,9 @@ use entente_crds::{
 use entente_operator::workspace::{build, layout};
 
 fn example_workspaces() -> Vec<Workspace> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let root =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../examples");
     let mut workspaces = Vec::new();
     for example in ["mission-partner", "sovereign-m365", "edge-ddil"] {
         for entry in std::fs::read_dir(root.join(example)).unwrap() {

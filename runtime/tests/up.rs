@@ -13,7 +13,8 @@ use common::{http, wait_ready, KillOnDrop};
 use serde_json::json;
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../examples/edge-ddil")
 }
 
 fn free(port: u16) -> bool {
@@ -220,7 +221,9 @@ fn a_port_in_use_is_named_and_nothing_starts() {
 #[test]
 fn an_access_policy_the_server_could_not_run_starts_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil/edge.yaml");
+    let example =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../examples/edge-ddil/edge.yaml");
     let text = std::fs::read_to_string(example)
         .unwrap()
         .replace("user.clearance >= 'SECRET'", "user.clearance >= 'SECERT'");
