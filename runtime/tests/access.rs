@@ -78,42 +78,6 @@ async fn audit(ws: &Workspace, admin: &str, query: &str) -> Vec<Value> {
     body.as_array().unwrap().clone()
 }
 
-/// Invites `email` under `policy` and redeems it as `username`; returns (id, token).
-async fn guest(
-    ws: &Workspace,
-    admin: &str,
-    policy: &str,
-    email: &str,
-    username: &str,
-) -> (String, String) {
-    let (status, invitation) = ws
-        .post(
-            "/api/v1/guests/invitations",
-            admin,
-            json!({"policy": policy, "email": email}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{invitation}");
-    let (status, login) = ws
-        .call(
-            Method::POST,
-            "/api/v1/guests/redeem",
-            None,
-            Some(json!({"token": invitation["token"], "username": username, "password": "guest-password-long"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{login}");
-    assert_eq!(
-        login["user"]["guest"], true,
-        "payloads mark guests: {login}"
-    );
-    assert_eq!(login["user"]["role"], "guest");
-    (
-        login["user"]["id"].as_str().unwrap().to_string(),
-        login["token"].as_str().unwrap().to_string(),
-    )
-}
-
 #[tokio::test]
 async fn the_authorisation_matrix_with_guests_and_gated_channels() {
     let ws = workspace("", "").await;
@@ -134,8 +98,9 @@ async fn the_authorisation_matrix_with_guests_and_gated_channels() {
     let private = ws.channel(&owner, "planning", "private").await;
     let joint = ws.channel(&owner, "joint-ops", "public").await;
     let intel = ws.channel(&owner, "intel", "public").await;
-    let (guest_id, guest_token) =
-        guest(&ws, &admin, "liaison", "liaison@partner.example", "liaison").await;
+    let (guest_id, guest_token) = ws
+        .guest(&admin, "liaison", "liaison@partner.example", "liaison")
+        .await;
     // The guest joined their policy's channel on redemption; private
     // channels are entered by being added.
     let (status, body) = add(&ws, &owner, &private, &cleared_id).await;
@@ -707,7 +672,9 @@ async fn at_expiry_a_guest_can_no_longer_sign_in_and_leaves_its_channels() {
     let admin = ws.admin().await;
     let (_, owner) = ws.user("owner", "member").await;
     let joint = ws.channel(&owner, "joint-ops", "public").await;
-    let (guest_id, token) = guest(&ws, &admin, "short", "temp@partner.example", "temp").await;
+    let (guest_id, token) = ws
+        .guest(&admin, "short", "temp@partner.example", "temp")
+        .await;
     assert_eq!(
         ws.get(&format!("/api/v1/channels/{joint}/posts"), &token)
             .await
@@ -839,11 +806,7 @@ async fn the_operator_copies_the_servers_figures_into_policy_status() {
         validate::{parse_manifests, Resource as Manifest},
         AccessPolicy, GuestPolicy, Workspace as WorkspaceResource,
     };
-    use entente_operator::{
-        admin::Addresses,
-        policies::{reconcile_access, reconcile_guest},
-        reconcile::{metrics::Metrics, Context},
-    };
+    use entente_operator::policies::{reconcile_access, reconcile_guest};
     use kube::Api;
     use std::sync::Arc;
 
@@ -868,8 +831,11 @@ async fn the_operator_copies_the_servers_figures_into_policy_status() {
         StatusCode::FORBIDDEN
     );
     // Liaison guests: one active, one whose access ended, one invitation pending.
-    guest(&ws, &admin, "liaison", "a@partner.example", "guest-a").await;
-    let (ended, _) = guest(&ws, &admin, "liaison", "b@partner.example", "guest-b").await;
+    ws.guest(&admin, "liaison", "a@partner.example", "guest-a")
+        .await;
+    let (ended, _) = ws
+        .guest(&admin, "liaison", "b@partner.example", "guest-b")
+        .await;
     sqlx::query("UPDATE users SET access_expires_at = now() - interval '1 minute' WHERE id = $1")
         .bind(&ended)
         .execute(&ws.state.db)
@@ -898,7 +864,10 @@ async fn the_operator_copies_the_servers_figures_into_policy_status() {
     // The cluster side: the edge example's Workspace and GuestPolicy, and
     // AccessPolicies named like the server's, plus one the server lacks.
     let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil/edge.yaml"),
+        std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("../examples/edge-ddil/edge.yaml"),
     )
     .unwrap();
     let (mut workspace_resource, mut liaison, mut policy) = (None, None, None);
@@ -932,27 +901,13 @@ async fn the_operator_copies_the_servers_figures_into_policy_status() {
         .build()
         .await
         .unwrap();
-    let context = |addresses: Addresses| {
-        let mut registry = prometheus_client::registry::Registry::default();
-        Arc::new(
-            Context::new(
-                client.clone(),
-                Metrics::new(&mut registry),
-                "entente-system".into(),
-                "test".into(),
-            )
-            .with_admin(addresses),
-        )
-    };
+    let context = |url: &str| common::operator_context(&client, url);
     let access: Api<AccessPolicy> = Api::namespaced(client.clone(), "edge");
     let guests: Api<GuestPolicy> = Api::namespaced(client.clone(), "edge");
 
-    reconcile_access(
-        Arc::new(policy.clone()),
-        context(Addresses::Fixed(admin_url.clone())),
-    )
-    .await
-    .unwrap();
+    reconcile_access(Arc::new(policy.clone()), context(&admin_url))
+        .await
+        .unwrap();
     let status = access.get("secret-intel").await.unwrap().status.unwrap();
     // Admitted: the two cleared members of intel. Denied: the admin, the
     // uncleared member and the active guest, who have no SECRET clearance.
@@ -971,12 +926,9 @@ async fn the_operator_copies_the_servers_figures_into_policy_status() {
     );
     assert_eq!(status.condition("Ready").unwrap().status, "True");
 
-    reconcile_guest(
-        Arc::new(liaison.clone()),
-        context(Addresses::Fixed(admin_url.clone())),
-    )
-    .await
-    .unwrap();
+    reconcile_guest(Arc::new(liaison.clone()), context(&admin_url))
+        .await
+        .unwrap();
     let status = guests.get("liaison").await.unwrap().status.unwrap();
     assert_eq!(
         (
@@ -988,12 +940,9 @@ async fn the_operator_copies_the_servers_figures_into_policy_status() {
     );
 
     // A policy the server does not run yet is not Ready.
-    reconcile_access(
-        Arc::new(unknown),
-        context(Addresses::Fixed(admin_url.clone())),
-    )
-    .await
-    .unwrap();
+    reconcile_access(Arc::new(unknown), context(&admin_url))
+        .await
+        .unwrap();
     let ready = access
         .get("not-loaded")
         .await
@@ -1012,7 +961,7 @@ async fn the_operator_copies_the_servers_figures_into_policy_status() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
     let stored = access.get("secret-intel").await.unwrap();
-    reconcile_access(Arc::new(stored), context(Addresses::Fixed(admin_url)))
+    reconcile_access(Arc::new(stored), context(&admin_url))
         .await
         .unwrap();
     let status = access.get("secret-intel").await.unwrap().status.unwrap();

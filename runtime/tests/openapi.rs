@@ -34,6 +34,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/v1/guests/redeem"),
     ("get", "/api/v1/channels/{id}/posts"),
     ("post", "/api/v1/channels/{id}/posts"),
+    ("get", "/api/v1/channels/{id}/members"),
     ("get", "/api/v1/channels/{id}/pinned"),
     ("post", "/api/v1/channels/{id}/read"),
     ("post", "/api/v1/channels/{id}/files"),

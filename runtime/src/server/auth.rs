@@ -200,6 +200,37 @@ pub async fn find_user(db: &PgPool, id: &str) -> ApiResult<Option<User>> {
     .await?)
 }
 
+/// One member of a channel: who they are, and their role in it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub user: User,
+    /// `admin` or `member`.
+    pub channel_role: String,
+}
+
+/// The active members of `channel_id`, local and partners' users alike,
+/// by username; without their email addresses, which are not every
+/// member's to see.
+pub async fn members(db: &PgPool, channel_id: &str) -> ApiResult<Vec<Member>> {
+    let mut members: Vec<Member> = sqlx::query_as(concat!(
+        "SELECT m.role AS channel_role, u.* FROM channel_members m
+         JOIN LATERAL (SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = m.user_id AND deactivated_at IS NULL) u ON true
+         WHERE m.channel_id = $1 ORDER BY lower(u.username)"
+    ))
+    .bind(channel_id)
+    .fetch_all(db)
+    .await?;
+    for member in &mut members {
+        member.user.email = None;
+    }
+    Ok(members)
+}
+
 /// Creates the configured admin at start-up if no user of that name exists;
 /// an existing admin's password is left alone (it may have been changed).
 pub async fn bootstrap_admin(

@@ -17,7 +17,7 @@ use entente_crds::{config::RuntimeConfig, policy::ChannelFacts};
 use super::{
     access::{channel_access, Access, ChannelKind, Membership, Role},
     audit::{self, kind},
-    auth::{new_id, Caller},
+    auth::{self, new_id, Caller},
     error::{ApiError, ApiResult, Body},
     events, federation,
     policy::{Subject, Verdict},
@@ -611,6 +611,19 @@ pub struct AddMember {
 
 /// Adds a member. In a public channel any member may add people; in a private
 /// one, channel admins and system admins.
+/// Who is in a channel, for those who may read it. Partners' users carry
+/// their origin and organisation, and guests are marked as guests
+/// wherever they come from.
+#[utoipa::path(get, path = "/api/v1/channels/{id}/members", params(("id" = String, Path)), responses((status = 200, body = Vec<auth::Member>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+pub async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<auth::Member>>> {
+    see(&state, &caller, &id).await?;
+    Ok(Json(auth::members(&state.db, &id).await?))
+}
+
 #[utoipa::path(post, path = "/api/v1/channels/{id}/members", params(("id" = String, Path)), request_body = AddMember, responses((status = 204, description = "added"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn add(
     State(state): State<AppState>,

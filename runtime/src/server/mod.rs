@@ -230,7 +230,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(channels::join))
         .routes(routes!(channels::leave))
         .routes(routes!(channels::archive))
-        .routes(routes!(channels::add))
+        .routes(routes!(channels::members, channels::add))
         .routes(routes!(channels::kick))
         .routes(routes!(access_admin::set_labels))
         .routes(routes!(access_admin::simulate))
