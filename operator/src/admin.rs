@@ -1,5 +1,5 @@
 //! The operator's side of a workspace server's admin gRPC API: figures the
-//! server alone knows (guests, access decisions) for the status of the
+//! server alone knows (guests, access decisions, federation links) for the status of the
 //! resources that configure them.
 //!
 //! The server is reached at its admin Service (cluster DNS), which its
@@ -10,9 +10,11 @@
 use std::time::Duration;
 
 use entente_crds::Workspace;
-use entente_proto::admin::{admin_client::AdminClient, AccessReply, AccessRequest};
+use entente_proto::admin::{
+    admin_client::AdminClient, AccessReply, AccessRequest, FederationReply, FederationRequest,
+};
 use kube::ResourceExt;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::workspace::layout::{Names, ADMIN_PORT};
 
@@ -43,20 +45,42 @@ impl Addresses {
     }
 }
 
-/// The access figures of `workspace`'s server, or why there are none.
-pub async fn access(addresses: &Addresses, workspace: &Workspace) -> Result<AccessReply, String> {
+/// A client of `workspace`'s admin API, and its URL for messages.
+async fn client(
+    addresses: &Addresses,
+    workspace: &Workspace,
+) -> Result<(AdminClient<Channel>, String), String> {
     let url = addresses.of(workspace);
-    let unreachable = |e: &dyn std::fmt::Display| format!("admin API {url}: {e}");
     let channel = Endpoint::from_shared(url.clone())
-        .map_err(|e| unreachable(&e))?
+        .map_err(|e| format!("admin API {url}: {e}"))?
         .connect_timeout(TIMEOUT)
         .timeout(TIMEOUT)
         .connect()
         .await
-        .map_err(|e| unreachable(&e))?;
-    AdminClient::new(channel)
+        .map_err(|e| format!("admin API {url}: {e}"))?;
+    Ok((AdminClient::new(channel), url))
+}
+
+/// The access figures of `workspace`'s server, or why there are none.
+pub async fn access(addresses: &Addresses, workspace: &Workspace) -> Result<AccessReply, String> {
+    let (mut admin, url) = client(addresses, workspace).await?;
+    admin
         .access(AccessRequest {})
         .await
         .map(|reply| reply.into_inner())
-        .map_err(|status| unreachable(&status.message()))
+        .map_err(|status| format!("admin API {url}: {}", status.message()))
+}
+
+/// The per-partner federation figures of `workspace`'s server, or why
+/// there are none.
+pub async fn federation(
+    addresses: &Addresses,
+    workspace: &Workspace,
+) -> Result<FederationReply, String> {
+    let (mut admin, url) = client(addresses, workspace).await?;
+    admin
+        .federation(FederationRequest {})
+        .await
+        .map(|reply| reply.into_inner())
+        .map_err(|status| format!("admin API {url}: {}", status.message()))
 }

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod error;
 pub mod labels;
 pub mod leader;
+pub mod partners;
 pub mod pending;
 pub mod policies;
 pub mod quantity;

@@ -1,5 +1,5 @@
 //! Controllers of the kinds whose behaviour is not built yet
-//! (PartnerConnection, CallsCluster, LanguageModel, Bridge, LegalHold). They do what can honestly be done now —
+//! (CallsCluster, LanguageModel, Bridge, LegalHold). They do what can honestly be done now —
 //! the API server already checked the schema and CEL rules; here the
 //! Workspace a resource belongs to must exist — and report `Ready=False`
 //! with reason `NotImplemented`, never a pretend `Ready=True`.
@@ -22,6 +22,7 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
         Judgement {
             health: not_implemented(&kind),
             status: object.status().cloned().unwrap_or_default(),
+            extra_conditions: Vec::new(),
             recheck: None,
         }
     })
@@ -33,6 +34,9 @@ pub struct Judgement<S> {
     pub health: Health,
     /// The kind's own status fields (conditions are set from `health`).
     pub status: S,
+    /// Conditions of the kind besides the standard ones: (type, status,
+    /// reason, message).
+    pub extra_conditions: Vec<(&'static str, bool, String, String)>,
     /// Look again after this long even if nothing changes (figures that
     /// change without an API event).
     pub recheck: Option<Duration>,
@@ -64,6 +68,7 @@ pub async fn judged<K: Kind>(
                         format!("Workspace {name:?} (spec.workspaceRef) not found in namespace {namespace:?}"),
                     ),
                     status: object.status().cloned().unwrap_or_default(),
+                    extra_conditions: Vec::new(),
                     // Workspaces are not watched from here; look again soon.
                     recheck: Some(Duration::from_secs(60)),
                 },
@@ -78,7 +83,7 @@ pub async fn judged<K: Kind>(
         Report {
             status: judgement.status,
             health: judgement.health,
-            extra_conditions: Vec::new(),
+            extra_conditions: judgement.extra_conditions,
         },
     )
     .await?;

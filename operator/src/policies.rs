@@ -214,6 +214,7 @@ async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<Context>) -> Result<Actio
                 return Judgement {
                     health: Health::stalled("InvalidSpec", "spec.workspaceRef is required"),
                     status,
+                    extra_conditions: Vec::new(),
                     recheck: None,
                 };
             };
@@ -235,6 +236,7 @@ async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<Context>) -> Result<Actio
             Judgement {
                 health,
                 status,
+                extra_conditions: Vec::new(),
                 recheck: Some(FIGURES_EVERY),
             }
         },

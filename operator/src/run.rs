@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::{
     leader::LeaseLock,
-    pending, policies,
+    partners, pending, policies,
     reconcile::{controller, metrics::Metrics, Context, Scope},
     startup, workspace,
 };
@@ -178,6 +178,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             vec![
                 ApiResource::erase::<GuestPolicy>(&()),
                 ApiResource::erase::<AccessPolicy>(&()),
+                ApiResource::erase::<PartnerConnection>(&()),
             ],
             workspace::controller::reconcile,
             stop.clone(),
@@ -187,9 +188,9 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             ctx.clone(),
             scope,
             vec![],
-            None,
+            Some(partners::secrets_read),
             vec![],
-            pending::reconcile::<PartnerConnection>,
+            partners::reconcile,
             stop.clone(),
         )
         .boxed(),

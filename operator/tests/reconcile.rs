@@ -653,32 +653,38 @@ async fn a_database_under_delete_is_owned_so_it_goes_with_the_workspace() {
 
 mod pending_kinds {
     use super::*;
-    use entente_crds::{validate::Resource as Manifest, PartnerConnection};
+    use entente_crds::{validate::Resource as Manifest, LegalHold};
 
-    fn partner() -> PartnerConnection {
-        let mut pc = edge_example(|r| match r {
-            Manifest::PartnerConnection(pc) => Some(*pc),
+    fn hold() -> LegalHold {
+        let mut hold = common::example("sovereign-m365/legal-hold.yaml", |r| match r {
+            Manifest::LegalHold(hold) => Some(*hold),
             _ => None,
         });
-        pc.metadata.namespace = Some(NAMESPACE.into());
-        pc
+        hold.metadata.namespace = Some(NAMESPACE.into());
+        hold.spec.workspace_ref = "fob-north".into();
+        hold
     }
 
-    async fn run(client: &Client) -> entente_crds::PartnerConnectionStatus {
-        let pcs = api::<PartnerConnection>(client);
-        let pc = pcs.get("fob-north-to-hq").await.unwrap();
-        entente_operator::pending::reconcile(Arc::new(pc), context(client))
+    async fn run(client: &Client) -> entente_crds::LegalHoldStatus {
+        let holds = api::<LegalHold>(client);
+        let hold = holds.get("ig-inquiry-2026-014").await.unwrap();
+        entente_operator::pending::reconcile(Arc::new(hold), context(client))
             .await
             .unwrap();
-        pcs.get("fob-north-to-hq").await.unwrap().status.unwrap()
+        holds
+            .get("ig-inquiry-2026-014")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
     }
 
     #[tokio::test]
     async fn a_kind_not_built_yet_says_so_and_checks_its_workspace() {
         let client = kube_fake_client::ClientBuilder::new()
             .with_resource::<Workspace>()
-            .with_resource::<PartnerConnection>()
-            .with_object(partner())
+            .with_resource::<LegalHold>()
+            .with_object(hold())
             .build()
             .await
             .unwrap();
@@ -914,4 +920,275 @@ async fn refused_object_store_credentials_stall_with_the_reason() {
         ("True", "ObjectStoreDenied")
     );
     assert!(!exists::<Deployment>(&client, "fob-north").await);
+}
+
+mod partners {
+    use super::*;
+    use entente_crds::{
+        partner_connection::ShareMode, validate::Resource as Manifest, PartnerConnection,
+        PartnerConnectionStatus,
+    };
+    use entente_operator::admin::Addresses;
+
+    fn partner() -> PartnerConnection {
+        let mut pc = edge_example(|r| match r {
+            Manifest::PartnerConnection(pc) => Some(*pc),
+            _ => None,
+        });
+        pc.metadata.namespace = Some(NAMESPACE.into());
+        pc
+    }
+
+    /// A CA certificate and its key, as PEM.
+    fn ca() -> certs::Pair {
+        let names = ["hq.nation-a.example".to_string()];
+        certs::ensure(
+            None,
+            None,
+            &certs::Wanted {
+                names: &names,
+                organisation: "Nation A Army",
+                lifetime_seconds: 86_400,
+                renew_before_seconds: 3_600,
+            },
+            chrono_now(),
+        )
+        .unwrap()
+        .ca
+    }
+
+    fn chrono_now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    async fn rendered(client: &Client) -> (RuntimeConfig, Secret) {
+        let runtime = api::<Secret>(client)
+            .get("fob-north-runtime")
+            .await
+            .unwrap();
+        let text =
+            String::from_utf8(runtime.data.as_ref().unwrap()["runtime.yaml"].0.clone()).unwrap();
+        (
+            RuntimeConfig::parse(&text, "fob-north-runtime").unwrap(),
+            runtime,
+        )
+    }
+
+    /// Reconciles the PartnerConnection `name` with no server answering.
+    async fn judge(client: &Client, name: &str) -> PartnerConnectionStatus {
+        let pcs = api::<PartnerConnection>(client);
+        let pc = pcs.get(name).await.unwrap();
+        let ctx = Arc::new(
+            Arc::into_inner(context(client))
+                .unwrap()
+                .with_admin(Addresses::Fixed("http://127.0.0.1:1".into())),
+        );
+        entente_operator::partners::reconcile(Arc::new(pc), ctx)
+            .await
+            .unwrap();
+        pcs.get(name).await.unwrap().status.unwrap()
+    }
+
+    async fn put_ca(client: &Client, value: &str) {
+        let secrets = api::<Secret>(client);
+        let wanted = secret("hq-federation-ca", &[("ca.crt", value)]);
+        match secrets.get_opt("hq-federation-ca").await.unwrap() {
+            Some(mut old) => {
+                old.data = wanted.data;
+                secrets
+                    .replace("hq-federation-ca", &Default::default(), &old)
+                    .await
+                    .unwrap();
+            }
+            None => {
+                secrets.create(&Default::default(), &wanted).await.unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partner_is_rendered_with_its_ca_beside_the_config_without_a_rollout() {
+        let bucket = bucket("partners");
+        let ws = workspace(&bucket);
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        settle(&client, "fob-north").await;
+        assert!(rendered(&client).await.0.federation.partners.is_empty());
+        let template = |d: Deployment| d.spec.unwrap().template;
+        let before = template(api::<Deployment>(&client).get("fob-north").await.unwrap());
+
+        let ca = ca();
+        put_ca(&client, &ca.cert).await;
+        api::<PartnerConnection>(&client)
+            .create(&Default::default(), &partner())
+            .await
+            .unwrap();
+        reconcile(&client, "fob-north").await;
+
+        let (config, runtime) = rendered(&client).await;
+        assert_eq!(config.federation.partners.len(), 1);
+        let hq = &config.federation.partners[0];
+        assert_eq!(
+            (
+                hq.workspace_id.as_str(),
+                hq.organisation.as_str(),
+                hq.identity.as_str()
+            ),
+            ("hq", "Nation A Army", "hq.nation-a.example")
+        );
+        assert_eq!(
+            hq.ca_file,
+            std::path::Path::new("/etc/entente/runtime/partner-hq-ca.crt"),
+            "beside the config, in the mounted runtime Secret"
+        );
+        assert_eq!(
+            runtime.data.as_ref().unwrap()["partner-hq-ca.crt"].0,
+            ca.cert.as_bytes(),
+            "the partner's CA bundle, copied"
+        );
+        let shares: Vec<(&str, &str, ShareMode, bool, bool, bool)> = hq
+            .channels
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.remote_name.as_str(),
+                    c.mode,
+                    c.post,
+                    c.react,
+                    c.upload_files,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                ("sitreps", "sitreps", ShareMode::ReadWrite, true, true, true),
+                (
+                    "logistics",
+                    "logistics",
+                    ShareMode::ReadWrite,
+                    true,
+                    true,
+                    false
+                ),
+            ]
+        );
+        assert_eq!(hq.sync.bandwidth_bytes_per_second, Some(16 * 1024));
+        assert_eq!(hq.sync.max_file_bytes, 2 * 1024 * 1024);
+        assert_eq!(hq.sync.max_queued_bytes, 256 * 1024 * 1024);
+        assert_eq!(
+            (hq.sync.max_queued_events, hq.sync.keepalive_seconds),
+            (200_000, 120)
+        );
+        // Federation partners are a live section: the pods are not rolled.
+        let after = template(api::<Deployment>(&client).get("fob-north").await.unwrap());
+        assert_eq!(before, after);
+
+        // Its own status: trusted, rendered; no server to ask, so no figures.
+        let status = judge(&client, "fob-north-to-hq").await;
+        let ready = status.condition("Ready").unwrap();
+        assert_eq!(ready.status, "True", "{}", ready.message);
+        assert!(
+            ready
+                .message
+                .contains("trusting 1 CA certificate(s) from Secret \"hq-federation-ca\""),
+            "{}",
+            ready.message
+        );
+        assert!(
+            ready.message.contains("figures not updated: admin API"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(status.queued_events, None);
+    }
+
+    #[tokio::test]
+    async fn a_partner_that_cannot_be_trusted_is_stalled_named_and_left_out() {
+        let bucket = bucket("partners-bad");
+        let ws = workspace(&bucket);
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        settle(&client, "fob-north").await;
+        let pcs = api::<PartnerConnection>(&client);
+        pcs.create(&Default::default(), &partner()).await.unwrap();
+        let stalled = async |reason: &str, words: &str| {
+            let status = judge(&client, "fob-north-to-hq").await;
+            let stalled = status.condition("Stalled").unwrap();
+            assert_eq!(
+                (stalled.status.as_str(), stalled.reason.as_str()),
+                ("True", reason),
+                "{}",
+                stalled.message
+            );
+            assert!(stalled.message.contains(words), "{}", stalled.message);
+            reconcile(&client, "fob-north").await;
+            assert!(
+                rendered(&client).await.0.federation.partners.is_empty(),
+                "left out of the config: {words}"
+            );
+        };
+        stalled(
+            "CABundleInvalid",
+            "Secret \"hq-federation-ca\" (spec.partner.caBundle) not found in namespace \"edge\"",
+        )
+        .await;
+        let ca = ca();
+        put_ca(&client, &ca.key).await;
+        stalled(
+            "CABundleInvalid",
+            "holds a \"PRIVATE KEY\" block that is not an X.509 certificate",
+        )
+        .await;
+        put_ca(&client, "not a certificate").await;
+        stalled("CABundleInvalid", "holds no PEM certificate").await;
+        put_ca(&client, &ca.cert).await;
+
+        // Two shares that are one channel on the partner's side.
+        let mut pc = pcs.get("fob-north-to-hq").await.unwrap();
+        pc.spec.channels[1].remote_name = Some("sitreps".into());
+        pcs.replace("fob-north-to-hq", &Default::default(), &pc)
+            .await
+            .unwrap();
+        stalled("InvalidSpec", "spec.channels[1]: \"logistics\" (the partner's \"sitreps\") overlaps the share of \"sitreps\"").await;
+        pc = pcs.get("fob-north-to-hq").await.unwrap();
+        pc.spec.channels[1].remote_name = None;
+        pc.spec.partner.workspace_id = "fob-north".into();
+        pcs.replace("fob-north-to-hq", &Default::default(), &pc)
+            .await
+            .unwrap();
+        stalled(
+            "Conflict",
+            "spec.partner.workspaceId \"fob-north\" is this workspace's own id",
+        )
+        .await;
+
+        // Fixed; then a second connection to the same partner is refused,
+        // and the first stays rendered.
+        pc = pcs.get("fob-north-to-hq").await.unwrap();
+        pc.spec.partner.workspace_id = "hq".into();
+        pcs.replace("fob-north-to-hq", &Default::default(), &pc)
+            .await
+            .unwrap();
+        let status = judge(&client, "fob-north-to-hq").await;
+        assert_eq!(status.condition("Ready").unwrap().status, "True");
+        let mut second = partner();
+        second.metadata.name = Some("fob-north-to-hq-again".into());
+        pcs.create(&Default::default(), &second).await.unwrap();
+        let status = judge(&client, "fob-north-to-hq-again").await;
+        let stalled = status.condition("Stalled").unwrap();
+        assert_eq!(stalled.reason, "Conflict");
+        assert!(
+            stalled.message.contains(
+                "PartnerConnection \"fob-north-to-hq\" already connects this workspace to \"hq\""
+            ),
+            "{}",
+            stalled.message
+        );
+        reconcile(&client, "fob-north").await;
+        let partners = rendered(&client).await.0.federation.partners;
+        assert_eq!(partners.len(), 1, "the older one only");
+    }
 }

@@ -135,7 +135,9 @@ struct PartnerSide<'a> {
     channels: &'a [(&'a str, &'a str, bool)],
 }
 
-async fn workspace(id: &str, own: &Identity, partner: PartnerSide<'_>) -> Workspace {
+/// Workspace `id`, federated with `partner`; `extra` is appended to its
+/// RuntimeConfig.
+async fn workspace(id: &str, own: &Identity, partner: PartnerSide<'_>, extra: &str) -> Workspace {
     let channels: String = partner
         .channels
         .iter()
@@ -168,10 +170,11 @@ async fn workspace(id: &str, own: &Identity, partner: PartnerSide<'_>) -> Worksp
         pidentity = partner.identity,
     );
     let id = id.to_string();
+    let extra = extra.to_string();
     Workspace::with_config(move |yaml| {
         let start = yaml.find("\nfederation:").unwrap() + 1;
         let end = yaml.find("\nlimits:").unwrap() + 1;
-        format!("{}{}{}", &yaml[..start], federation, &yaml[end..])
+        format!("{}{}{}\n{extra}", &yaml[..start], federation, &yaml[end..])
             .replace("workspace: {id: test,", &format!("workspace: {{id: {id},"))
     })
     .await
@@ -206,6 +209,11 @@ async fn serve_federation(ws: &Workspace, listener: TcpListener) -> tokio::task:
 /// Workspaces `ws-a` and `ws-b`: A's `joint` is B's `joint-ops`, and A
 /// shares `briefings` read-only.
 async fn pair(name: &str) -> Pair {
+    pair_with(name, "").await
+}
+
+/// As [`pair`], with `a_extra` appended to A's RuntimeConfig.
+async fn pair_with(name: &str, a_extra: &str) -> Pair {
     let dir =
         std::env::temp_dir().join(format!("entente-federation-{}-{name}", std::process::id()));
     let (a_id, b_id) = (
@@ -232,6 +240,7 @@ async fn pair(name: &str) -> Pair {
                 ("briefings", "briefings", true),
             ],
         },
+        a_extra,
     )
     .await;
     let b = workspace(
@@ -248,6 +257,7 @@ async fn pair(name: &str) -> Pair {
                 ("briefings", "briefings", false),
             ],
         },
+        "",
     )
     .await;
     let tasks = vec![
@@ -705,4 +715,495 @@ async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused
         1,
         "nothing more got in"
     );
+}
+
+/// A's rules for the authorisation matrix: a guest policy whose guests
+/// work in the shared channel, and an access policy gating `intel`.
+const A_RULES: &str = r#"guests:
+  - policy: liaison
+    domains: [partner.example]
+    channels: [joint]
+    invitationLifetimeSeconds: 3600
+    uploadFiles: false
+    directMessages: false
+    attributes: {organisation: Partner Corp, nation: FR}
+access:
+  policies:
+    - policy: gb-only
+      expression: "user.nation == 'GB'"
+      channels: [intel, briefings]
+      mode: Enforce
+"#;
+
+/// The partner-user row of the authorisation matrix (the guest, member and
+/// admin rows are in `access.rs`): a partner's user never signs in here and
+/// reaches A only through federation, where they may list, read, post,
+/// search and join in the shared channel and in no public, private or gated
+/// one. And a guest in a shared channel is a guest on the partner's side too.
+#[tokio::test]
+async fn a_partners_user_reaches_only_shared_channels_and_guests_cross_as_guests() {
+    use entente_runtime::server::federation::proto::{
+        event::Op, Event, Membership, PostCreated, Profile, Reaction,
+    };
+    let pair = pair_with("matrix", A_RULES).await;
+    let a_admin = pair.a.admin().await;
+    let (owner_id, owner) = pair.a.user("owner", "member").await;
+    let (status, body) = pair
+        .a
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{owner_id}/attributes"),
+            Some(&a_admin),
+            Some(json!({"nation": "GB"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let public = pair.a.channel(&owner, "town", "public").await;
+    let private = pair.a.channel(&owner, "plans", "private").await;
+    let gated = pair.a.channel(&owner, "intel", "public").await;
+    let shared = join_shared(&pair.a, &owner, "joint").await;
+    let (_, bob) = pair.b.user("bob", "member").await;
+    let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
+
+    // Read and search: of A's posts, only the shared channel's reach B.
+    // The shared one goes last, so once it is there nothing else is coming.
+    let mut town_post = String::new();
+    for (channel, word) in [
+        (&public, "townword"),
+        (&private, "planword"),
+        (&gated, "intelword"),
+        (&shared, "jointword"),
+    ] {
+        let posted = post(&pair.a, &owner, channel, json!({ "message": word })).await;
+        if channel == &public {
+            town_post = posted["id"].as_str().unwrap().to_string();
+        }
+    }
+    converge(&pair, (&owner, &shared), (&bob, &b_joint), 1).await;
+    for (word, found) in [
+        ("townword", false),
+        ("planword", false),
+        ("intelword", false),
+        ("jointword", true),
+    ] {
+        let (status, hits) = pair.b.get(&format!("/api/v1/search?q={word}"), &bob).await;
+        assert_eq!(status, StatusCode::OK, "{hits}");
+        assert_eq!(
+            !hits.as_array().unwrap().is_empty(),
+            found,
+            "{word}: {hits}"
+        );
+        let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM posts WHERE message = $1")
+            .bind(word)
+            .fetch_one(&pair.b.state.db)
+            .await
+            .unwrap();
+        assert_eq!(stored > 0, found, "{word} is on B: {stored}");
+    }
+
+    // Post, react and join as a partner's user, in every kind of channel.
+    let carol = Profile {
+        id: ulid::Ulid::new().to_string(),
+        username: "carol".into(),
+        display_name: "Carol".into(),
+        origin: "ws-b".into(),
+        guest: false,
+    };
+    let event = |channel: &str, op: Op| Event {
+        id: ulid::Ulid::new().to_string(),
+        origin: "ws-b".into(),
+        channel: channel.into(),
+        at_micros: chrono::Utc::now().timestamp_micros(),
+        author: Some(carol.clone()),
+        op: Some(op),
+    };
+    let created = |word: &str| {
+        Op::PostCreated(PostCreated {
+            post_id: ulid::Ulid::new().to_string(),
+            root_id: String::new(),
+            message: format!("carol in {word}"),
+        })
+    };
+    let joined = || {
+        Op::MemberJoined(Membership {
+            member: Some(carol.clone()),
+        })
+    };
+    let react = || {
+        Op::ReactionAdded(Reaction {
+            post_id: town_post.clone(),
+            emoji: "eyes".into(),
+        })
+    };
+    let b_config = pair.b.state.config();
+    let to_a = b_config.federation.partners[0].clone();
+    let mut events = Vec::new();
+    for name in ["town", "plans", "intel", "joint-ops"] {
+        events.push(event(name, created(name)));
+        events.push(event(name, joined()));
+    }
+    // A post of an unshared channel, reached for through the shared one.
+    events.push(event("town", react()));
+    events.push(event("joint-ops", react()));
+    let ack = push_as(&b_config, &to_a, events).await.unwrap();
+    assert_eq!(ack.rejected, 3 * 2 + 2, "{ack:?}");
+
+    // What took effect, channel by channel, as A's owner sees it.
+    let mut failures = Vec::new();
+    for (name, channel, admitted) in [
+        ("public", &public, false),
+        ("private", &private, false),
+        ("gated", &gated, false),
+        ("shared", &shared, true),
+    ] {
+        let (status, members) = pair
+            .a
+            .get(&format!("/api/v1/channels/{channel}/members"), &owner)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{members}");
+        let member = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["username"] == "carol@ws-b");
+        let page = history(&pair.a, &owner, channel).await;
+        let posted = page.iter().any(|p| p.2.starts_with("carol in"));
+        let reacted = page.iter().any(|p| !p.4.as_array().unwrap().is_empty());
+        if (member, posted, reacted) != (admitted, admitted, false) {
+            failures.push(format!(
+                "{name}: member {member}, posted {posted}, reacted {reacted} (want {admitted}, {admitted}, false)"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let refused = pair
+        .a
+        .get("/api/v1/admin/audit?kind=federation.rejected", &a_admin)
+        .await
+        .1;
+    assert_eq!(refused.as_array().unwrap().len(), 8, "{refused}");
+    // Never an account here: no password opens it.
+    let (status, _) = pair
+        .a
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "carol@ws-b", "password": "anything-long-enough"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Policies bind local users in shared channels too (the reference
+    // product exempts them): `briefings`, shared with B, is gated.
+    let (_, outsider) = pair.a.user("outsider", "member").await;
+    let (status, channels) = pair.a.get("/api/v1/channels", &outsider).await;
+    assert_eq!(status, StatusCode::OK);
+    let briefings = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "briefings");
+    assert!(
+        briefings.is_none(),
+        "listed to a user the gate refuses: {channels}"
+    );
+    let (_, listed) = pair.a.get("/api/v1/channels", &owner).await;
+    let briefings = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "briefings")
+        .expect("listed to the owner, who passes the gate")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = pair
+        .a
+        .post(
+            &format!("/api/v1/channels/{briefings}/join"),
+            &outsider,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the gate refuses the outsider"
+    );
+    let (status, _) = pair
+        .a
+        .post(
+            &format!("/api/v1/channels/{briefings}/join"),
+            &owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A guest of A in the shared channel is a guest on B.
+    let (_, liaison) = pair
+        .a
+        .guest(&a_admin, "liaison", "liaison@partner.example", "liaison")
+        .await;
+    post(
+        &pair.a,
+        &liaison,
+        &shared,
+        json!({"message": "from the liaison officer"}),
+    )
+    .await;
+    // (Carol's pushed post exists on A only: B never made it.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !history(&pair.b, &bob, &b_joint)
+        .await
+        .iter()
+        .any(|p| p.2 == "from the liaison officer")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the guest's post never reached B"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, members) = pair
+        .b
+        .get(&format!("/api/v1/channels/{b_joint}/members"), &bob)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    let seen: Vec<(&str, &Value, &Value, &Value)> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["username"].as_str().unwrap(),
+                &m["guest"],
+                &m["role"],
+                &m["organisation"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("bob", &json!(false), &json!("member"), &Value::Null),
+            (
+                "liaison@ws-a",
+                &json!(true),
+                &json!("remote"),
+                &json!("Alpha Org")
+            ),
+            (
+                "owner@ws-a",
+                &json!(false),
+                &json!("remote"),
+                &json!("Alpha Org")
+            ),
+        ],
+        "{members}"
+    );
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["email"].is_null()),
+        "member lists carry no email addresses: {members}"
+    );
+}
+
+/// The operator's PartnerConnection controller reads the link from the
+/// server's admin API: connected and synced, then behind while the link is
+/// cut, degraded once the queue passes its bound, and synced again after.
+#[tokio::test]
+async fn the_operator_copies_the_link_into_partner_connection_status() {
+    use entente_crds::{
+        common::HasConditions,
+        validate::{parse_manifests, Resource as Manifest},
+        PartnerConnection, Workspace as WorkspaceResource,
+    };
+    use k8s_openapi::{api::core::v1::Secret, ByteString};
+    use kube::Api;
+
+    let pair = pair("status").await;
+    let (_, alice) = pair.a.user("alice", "member").await;
+    let (_, bob) = pair.b.user("bob", "member").await;
+    let a_joint = join_shared(&pair.a, &alice, "joint").await;
+    let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
+    post(&pair.a, &alice, &a_joint, json!({"message": "first"})).await;
+    converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 1).await;
+    let (admin_url, admin_task) = common::serve_admin(&pair.a).await;
+
+    // The cluster side: A as the edge example's Workspace, and its
+    // PartnerConnection to B with B's real CA.
+    let text = std::fs::read_to_string(
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+            .join("../examples/edge-ddil/edge.yaml"),
+    )
+    .unwrap();
+    let (mut workspace, mut partner) = (None, None);
+    for manifest in parse_manifests(&text, "edge.yaml") {
+        match manifest.unwrap() {
+            Manifest::Workspace(w) => workspace = Some(*w),
+            Manifest::PartnerConnection(p) => partner = Some(*p),
+            _ => {}
+        }
+    }
+    let (mut workspace, mut partner): (WorkspaceResource, PartnerConnection) =
+        (workspace.unwrap(), partner.unwrap());
+    workspace.metadata.namespace = Some("edge".into());
+    partner.metadata.namespace = Some("edge".into());
+    partner.spec.partner.workspace_id = "ws-b".into();
+    let ca = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(partner.spec.partner.ca_bundle.name.clone()),
+            namespace: Some("edge".into()),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                partner.spec.partner.ca_bundle.key.clone(),
+                ByteString(std::fs::read(pair.dir.join("b/ca.pem")).unwrap()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_resource::<WorkspaceResource>()
+        .with_resource::<PartnerConnection>()
+        .with_object(workspace)
+        .with_object(partner.clone())
+        .with_object(ca)
+        .build()
+        .await
+        .unwrap();
+    let connections: Api<PartnerConnection> = Api::namespaced(client.clone(), "edge");
+    let name = partner.metadata.name.clone().unwrap();
+    let judge = async || {
+        let stored = connections.get(&name).await.unwrap();
+        entente_operator::partners::reconcile(
+            std::sync::Arc::new(stored),
+            common::operator_context(&client, &admin_url),
+        )
+        .await
+        .unwrap();
+        connections.get(&name).await.unwrap().status.unwrap()
+    };
+    let condition = |status: &entente_crds::PartnerConnectionStatus, kind: &str| {
+        let c = status.condition(kind).unwrap();
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    };
+
+    let status = judge().await;
+    assert_eq!(condition(&status, "Ready").0, "True", "{status:?}");
+    assert_eq!(condition(&status, "Connected").0, "True", "{status:?}");
+    assert_eq!(condition(&status, "Synced").1, "QueueEmpty", "{status:?}");
+    assert_eq!(
+        (status.queued_events, status.rejected_events),
+        (Some(0), Some(0))
+    );
+    assert!(status.last_contact.is_some(), "{status:?}");
+
+    // Cut: A's posts queue up, and status says how far behind B is.
+    pair.links.0.set(false);
+    pair.links.1.set(false);
+    for i in 0..3 {
+        post(
+            &pair.a,
+            &alice,
+            &a_joint,
+            json!({"message": format!("queued {i}")}),
+        )
+        .await;
+    }
+    let status = judge().await;
+    let (synced, reason, message) = condition(&status, "Synced");
+    assert_eq!((synced.as_str(), reason.as_str()), ("False", "Behind"));
+    assert!(message.starts_with("3 events ("), "{message}");
+    assert_eq!(status.queued_events, Some(3));
+    assert!(status.queued_bytes.unwrap() > 0);
+
+    // Past its bound, the queue keeps everything and the link is Degraded.
+    let mut config = (*pair.a.state.config()).clone();
+    config.federation.partners[0].sync.max_queued_events = 2;
+    pair.a.state.apply(config);
+    let status = judge().await;
+    let degraded = status.condition("Degraded").unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "QueueFull"),
+        "{status:?}"
+    );
+    assert!(
+        degraded.message.contains("every event is kept"),
+        "{}",
+        degraded.message
+    );
+
+    // Under PauseSharedChannels, local posts in the shared channel wait
+    // (with a reason and Retry-After); other channels carry on.
+    let mut config = (*pair.a.state.config()).clone();
+    config.federation.partners[0].sync.when_queue_full =
+        entente_crds::partner_connection::QueueFullPolicy::PauseSharedChannels;
+    pair.a.state.apply(config);
+    let town = pair.a.channel(&alice, "town", "public").await;
+    let attempt = async |channel: &str| {
+        let response = pair
+            .a
+            .request(
+                axum::http::Request::post(format!("/api/v1/channels/{channel}/posts"))
+                    .header("authorization", format!("Bearer {alice}"))
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(r#"{"message": "during the pause"}"#))
+                    .unwrap(),
+            )
+            .await;
+        let retry_after = response.headers().get("retry-after").cloned();
+        (response.status(), retry_after)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (status, retry_after) = loop {
+        let (status, retry_after) = attempt(&a_joint).await;
+        if status != StatusCode::CREATED || tokio::time::Instant::now() > deadline {
+            break (status, retry_after);
+        }
+        // Posted before the pause took hold: one more in the queue.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(retry_after.is_some(), "Retry-After is set");
+    assert_eq!(
+        attempt(&town).await.0,
+        StatusCode::CREATED,
+        "unshared channels carry on"
+    );
+
+    // Healed: everything crosses, and status is clean again.
+    pair.links.0.set(true);
+    pair.links.1.set(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while attempt(&a_joint).await.0 != StatusCode::CREATED {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pause never lifted"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let count = history(&pair.a, &alice, &a_joint).await.len();
+    converge(&pair, (&alice, &a_joint), (&bob, &b_joint), count).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = judge().await;
+        if status.queued_events == Some(0) {
+            assert_eq!(condition(&status, "Synced").0, "True");
+            assert_eq!(condition(&status, "Ready").0, "True", "{status:?}");
+            assert_eq!(status.condition("Degraded").unwrap().status, "False");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    admin_task.abort();
 }

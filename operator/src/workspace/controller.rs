@@ -103,7 +103,7 @@ async fn apply(
         report_problem(api, workspace, ctx, health).await?;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
-    let config =
+    let (config, config_files) =
         match build::runtime_config::build(workspace, &build::runtime_config::Placement::pod()) {
             Ok(mut config) => {
                 crate::policies::attach(
@@ -112,7 +112,15 @@ async fn apply(
                     &refs.guest_policies,
                     &refs.access_policies,
                 );
-                config
+                let decisions = crate::partners::decide(
+                    workspace,
+                    &config.workspace.id,
+                    &refs.partner_connections,
+                    |name| refs.secrets.get(name),
+                    std::path::Path::new(layout::CONFIG_DIR),
+                );
+                let files = crate::partners::attach(&mut config, decisions);
+                (config, files)
             }
             Err(error) => {
                 let health = Health::stalled("InvalidSpec", error.to_string());
@@ -159,7 +167,7 @@ async fn apply(
     let children = build_children(
         workspace,
         &refs,
-        &config,
+        (&config, &config_files),
         &issued,
         &plan,
         &ctx.operator_namespace,
@@ -270,7 +278,7 @@ async fn apply(
 fn build_children(
     workspace: &Workspace,
     refs: &Refs,
-    config: &entente_crds::config::RuntimeConfig,
+    (config, config_files): (&entente_crds::config::RuntimeConfig, &[(String, Vec<u8>)]),
     issued: &certs::Issued,
     plan: &rollout::Plan,
     operator_namespace: &str,
@@ -281,7 +289,11 @@ fn build_children(
         workspace,
         names.runtime_secret(),
         "config",
-        [(layout::CONFIG_FILE, config.to_yaml().into_bytes())],
+        std::iter::once((
+            layout::CONFIG_FILE.to_string(),
+            config.to_yaml().into_bytes(),
+        ))
+        .chain(config_files.iter().cloned()),
         None,
     ));
     children.add(&secret(
@@ -602,18 +614,18 @@ async fn cleanup(workspace: &Workspace, ctx: &Context) -> Result<Action, Error> 
 }
 
 /// A Secret child holding `data`.
-fn secret<const N: usize>(
+fn secret<K: Into<String>>(
     workspace: &Workspace,
     name: String,
     component: &str,
-    data: [(&str, Vec<u8>); N],
+    data: impl IntoIterator<Item = (K, Vec<u8>)>,
     type_: Option<&str>,
 ) -> Secret {
     Secret {
         metadata: metadata(workspace, name, component),
         data: Some(
             data.into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v)))
+                .map(|(k, v)| (k.into(), ByteString(v)))
                 .collect(),
         ),
         type_: type_.map(String::from),

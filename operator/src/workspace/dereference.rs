@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use entente_crds::{AccessPolicy, CallsCluster, GuestPolicy, LanguageModel, Workspace};
+use entente_crds::{
+    AccessPolicy, CallsCluster, GuestPolicy, LanguageModel, PartnerConnection, Workspace,
+};
 use k8s_openapi::{
     api::{apps::v1::Deployment, batch::v1::Job, core::v1::Secret},
     ByteString,
@@ -52,6 +54,9 @@ pub struct Refs {
     /// this workspace are rendered into its config).
     pub guest_policies: Vec<GuestPolicy>,
     pub access_policies: Vec<AccessPolicy>,
+    /// The PartnerConnections of its namespace (those naming this workspace
+    /// are rendered into its config, their CA Secrets read into `secrets`).
+    pub partner_connections: Vec<PartnerConnection>,
 }
 
 impl Refs {
@@ -165,6 +170,11 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             .await
             .map_err(read_error("the AccessPolicies".into()))?
             .items,
+        partner_connections: Api::<PartnerConnection>::namespaced(client.clone(), &namespace)
+            .list(&Default::default())
+            .await
+            .map_err(read_error("the PartnerConnections".into()))?
+            .items,
     };
 
     // Secrets the operator makes itself: read to keep what they hold.
@@ -173,6 +183,15 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
     let wanted = referenced_secrets(workspace);
     let mut lookups: Vec<String> = generated.to_vec();
     lookups.extend(wanted.iter().map(|(name, _, _)| name.clone()));
+    // Partners' CA bundles: a missing one leaves that partner out, and its
+    // own status says so; the workspace runs on.
+    let workspace_name = workspace.name_any();
+    lookups.extend(
+        refs.partner_connections
+            .iter()
+            .filter(|p| p.spec.workspace_ref == workspace_name)
+            .map(|p| p.spec.partner.ca_bundle.name.clone()),
+    );
     lookups.sort();
     lookups.dedup();
     for name in lookups {

@@ -63,12 +63,20 @@ impl Resource for CnpgCluster {
 
 /// The first object of the edge example that `pick` takes.
 pub fn edge_example<T>(pick: impl Fn(Manifest) -> Option<T>) -> T {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/edge-ddil/edge.yaml");
+    example("edge-ddil/edge.yaml", pick)
+}
+
+/// The first object of `examples/<file>` that `pick` takes.
+pub fn example<T>(file: &str, pick: impl Fn(Manifest) -> Option<T>) -> T {
+    let path =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
-    parse_manifests(&text, "edge.yaml")
+    parse_manifests(&text, file)
         .into_iter()
         .find_map(|r| pick(r.unwrap()))
-        .expect("the edge example has one")
+        .unwrap_or_else(|| panic!("{file} has one"))
 }
 
 /// The edge example's workspace, pointed at the test S3 server and a bucket

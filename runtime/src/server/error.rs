@@ -88,6 +88,18 @@ impl ApiError {
         }
     }
 
+    /// Posting in a channel shared with a partner whose queue is full, under
+    /// the `PauseSharedChannels` policy: it resumes when the queue drains.
+    pub fn paused(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "channel_paused",
+            message: message.into(),
+            field: None,
+            retry_after: Some(30),
+        }
+    }
+
     /// The caller made too many requests; `wait` is how long until the next is allowed.
     pub fn rate_limited(wait: std::time::Duration) -> Self {
         ApiError {

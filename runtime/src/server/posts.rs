@@ -172,6 +172,14 @@ pub async fn create(
             "join the channel before posting"
         }));
     }
+    if let Some(why) = seen
+        .channel
+        .name
+        .as_deref()
+        .and_then(|name| federation::paused(&state, name))
+    {
+        return Err(ApiError::paused(why));
+    }
     // A reply belongs to the thread's first post, in the same channel.
     let root_id = match &request.root_id {
         None => None,

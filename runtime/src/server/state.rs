@@ -28,6 +28,10 @@ pub struct AppState {
     pub(crate) sessions: tokio::sync::mpsc::Sender<()>,
     /// Wakes the access sweep ([`super::sweep::run`]) early.
     pub sweep_requested: Arc<tokio::sync::Notify>,
+    /// Partners whose queue is full under `PauseSharedChannels`: local
+    /// posts in the channels shared with them wait (kept by
+    /// [`super::federation::send::run`]).
+    pub paused_partners: Arc<RwLock<std::collections::BTreeSet<String>>>,
 }
 
 struct Live {
@@ -59,6 +63,7 @@ impl AppState {
             shutdown_sender: Arc::new(shutdown_sender),
             sessions: tokio::sync::mpsc::channel(1).0,
             sweep_requested: Arc::new(tokio::sync::Notify::new()),
+            paused_partners: Default::default(),
         }
     }
 

@@ -228,6 +228,42 @@ impl Workspace {
         (body["id"].as_str().unwrap().to_string(), token)
     }
 
+    /// Invites `email` under `policy` and redeems it as `username`; returns (id, token).
+    pub async fn guest(
+        &self,
+        admin: &str,
+        policy: &str,
+        email: &str,
+        username: &str,
+    ) -> (String, String) {
+        let (status, invitation) = self
+            .post(
+                "/api/v1/guests/invitations",
+                admin,
+                json!({"policy": policy, "email": email}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{invitation}");
+        let (status, login) = self
+        .call(
+            Method::POST,
+            "/api/v1/guests/redeem",
+            None,
+            Some(json!({"token": invitation["token"], "username": username, "password": "guest-password-long"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{login}");
+        assert_eq!(
+            login["user"]["guest"], true,
+            "payloads mark guests: {login}"
+        );
+        assert_eq!(login["user"]["role"], "guest");
+        (
+            login["user"]["id"].as_str().unwrap().to_string(),
+            login["token"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// Creates a channel as `token` and returns its id.
     pub async fn channel(&self, token: &str, name: &str, kind: &str) -> String {
         let (status, body) = self
@@ -379,4 +415,38 @@ pub async fn next(socket: &mut Socket) -> Value {
             _ => continue,
         }
     }
+}
+
+/// An operator context whose admin API calls go to `admin_url`.
+pub fn operator_context(
+    client: &kube::Client,
+    admin_url: &str,
+) -> std::sync::Arc<entente_operator::reconcile::Context> {
+    use entente_operator::{
+        admin::Addresses,
+        reconcile::{metrics::Metrics, Context},
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    std::sync::Arc::new(
+        Context::new(
+            client.clone(),
+            Metrics::new(&mut registry),
+            "entente-system".into(),
+            "test".into(),
+        )
+        .with_admin(Addresses::Fixed(admin_url.into())),
+    )
+}
+
+/// Serves `ws`'s admin gRPC API on loopback; returns its URL and the task.
+pub async fn serve_admin(ws: &Workspace) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = ws.state.clone();
+    let task = tokio::spawn(async move {
+        server::admin::serve(state, listener, std::future::pending())
+            .await
+            .unwrap();
+    });
+    (url, task)
 }

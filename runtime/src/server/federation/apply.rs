@@ -233,7 +233,7 @@ async fn write(
     if let Err(reason) = remote_user(tx, partner, author).await? {
         return Ok(Outcome::Rejected(reason));
     }
-    let channel_id = super::shared_channel(&mut **tx, partner, &share.name).await?;
+    let channel_id = super::shared_channel(tx, partner, &share.name).await?;
     let when = at(event);
     // Only a post in this channel, written at the event's origin by its author, may be changed.
     let not_theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {

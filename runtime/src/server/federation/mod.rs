@@ -11,15 +11,18 @@
 //!   shared with that partner, and applies each exactly once
 //!   ([`receive`], [`apply`]).
 //!
-//! Not built yet: files over federation, offline sync bundles, and the
-//! operator's PartnerConnection controller. See the README.
+//! Not built yet: files over federation and offline sync bundles. See the
+//! README.
 
 pub mod apply;
 pub mod receive;
 pub mod send;
 pub mod tls;
 
-use entente_crds::config::{PartnerConfig, RuntimeConfig, SharedChannelConfig};
+use entente_crds::{
+    config::{PartnerConfig, RuntimeConfig, SharedChannelConfig},
+    partner_connection::QueueFullPolicy,
+};
 use prost::Message as _;
 use sqlx::{Postgres, Transaction};
 
@@ -216,6 +219,62 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Events and bytes queued for `partner`.
+async fn queued(db: &sqlx::PgPool, partner: &str) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(length(payload)), 0)::bigint
+         FROM federation_outbox WHERE partner = $1",
+    )
+    .bind(partner)
+    .fetch_one(db)
+    .await
+}
+
+fn over_bound(partner: &PartnerConfig, (events, bytes): (i64, i64)) -> bool {
+    events as u64 > partner.sync.max_queued_events || bytes as u64 > partner.sync.max_queued_bytes
+}
+
+/// Recomputes which partners pause their shared channels: those under
+/// `PauseSharedChannels` whose queue is over its bound. Others cost nothing.
+pub async fn refresh_paused(state: &crate::server::state::AppState) -> Result<(), sqlx::Error> {
+    let config = state.config();
+    let mut paused = std::collections::BTreeSet::new();
+    for partner in &config.federation.partners {
+        if partner.sync.when_queue_full == QueueFullPolicy::PauseSharedChannels
+            && over_bound(partner, queued(&state.db, &partner.workspace_id).await?)
+        {
+            paused.insert(partner.workspace_id.clone());
+        }
+    }
+    *state
+        .paused_partners
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = paused;
+    Ok(())
+}
+
+/// Why a local post in `channel` (a local name) must wait, if it must: a
+/// partner it is shared with is paused.
+pub fn paused(state: &crate::server::state::AppState, channel: &str) -> Option<String> {
+    let paused = state
+        .paused_partners
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
+    if paused.is_empty() {
+        return None;
+    }
+    let config = state.config();
+    let why = shares(&config, channel)
+        .find(|(partner, _)| paused.contains(&partner.workspace_id))
+        .map(|(partner, _)| {
+            format!(
+                "this channel is shared with {} and the link to it is behind by more than its queue allows; posting resumes when the queue drains",
+                partner.organisation
+            )
+        });
+    why
+}
+
 /// The link and queue towards each configured partner, for the admin API.
 pub async fn figures(
     state: &crate::server::state::AppState,
@@ -256,8 +315,7 @@ pub async fn figures(
             oldest_unacked_seconds: oldest.unwrap_or(0.0) as i64,
             rejected_events: rejected,
             last_error: last_error.unwrap_or_default(),
-            queue_full: queued_events as u64 > partner.sync.max_queued_events
-                || queued_bytes as u64 > partner.sync.max_queued_bytes,
+            queue_full: over_bound(partner, (queued_events, queued_bytes)),
             suspended: partner.suspended,
         });
     }

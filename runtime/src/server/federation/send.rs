@@ -42,13 +42,22 @@ pub async fn run(state: AppState) {
             .federation
             .partners
             .iter()
-            .flat_map(|p| p.channels.iter().map(|s| (p.workspace_id.clone(), s.name.clone())))
+            .flat_map(|p| {
+                p.channels
+                    .iter()
+                    .map(|s| (p.workspace_id.clone(), s.name.clone()))
+            })
             .collect();
         if ensured.as_ref() != Some(&shares) {
             match super::ensure_shared_channels(&state.db, &config).await {
                 Ok(()) => ensured = Some(shares),
-                Err(error) => tracing::warn!(%error, "could not create the shared channels; retrying"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not create the shared channels; retrying")
+                }
             }
+        }
+        if let Err(error) = super::refresh_paused(&state).await {
+            tracing::warn!(%error, "could not measure the federation queues");
         }
         let wanted: BTreeMap<String, String> = config
             .federation
