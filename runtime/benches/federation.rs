@@ -1,0 +1,169 @@
+//! Federation benchmark: two workspace servers in one process, each on its
+//! own database of the harness's PostgreSQL, syncing a shared channel over
+//! mutual TLS on loopback. Prints its figures; asserts no timings.
+//!
+//! - **Live**: posters on A post as fast as the server takes them, with the
+//!   link up; events per second until B has applied every one.
+//! - **Catch-up**: with the link cut, a backlog is queued on A through the
+//!   server's own outbox path; then the link heals, and the time until B
+//!   has applied all of it (and A's queue is empty) is measured.
+//!
+//!   cargo bench -p entente-runtime --bench federation -- [--live N] [--posters P] [--backlog N]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::federation::{join_shared, pair, post, Pair};
+use entente_runtime::server::federation::{self, proto};
+use serde_json::json;
+
+fn option(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// Posts in `channel` on B that came from A.
+async fn arrived(pair: &Pair, channel: &str) -> i64 {
+    sqlx::query_as::<_, (i64,)>(
+        "SELECT count(*) FROM posts WHERE channel_id = $1 AND origin = 'ws-a'",
+    )
+    .bind(channel)
+    .fetch_one(&pair.b.state.db)
+    .await
+    .unwrap()
+    .0
+}
+
+/// Waits until B holds `count` posts from A in `channel`; returns when.
+async fn until_arrived(pair: &Pair, channel: &str, count: i64) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        if arrived(pair, channel).await >= count {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "B never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Queues `count` posts by `user` in `channel` on A, written and published
+/// in transactions of 1,000 as the server writes them.
+async fn backlog(pair: &Pair, channel: &str, user: &str, count: u64) {
+    let config = pair.a.state.config();
+    let mut made = 0;
+    while made < count {
+        let mut tx = pair.a.state.db.begin().await.unwrap();
+        for _ in 0..1000.min(count - made) {
+            let id = ulid::Ulid::new().to_string();
+            let message = format!("backlog {made}");
+            let (at,): (chrono::DateTime<chrono::Utc>,) = sqlx::query_as(
+                "INSERT INTO posts (id, channel_id, user_id, message) VALUES ($1, $2, $3, $4)
+                 RETURNING created_at",
+            )
+            .bind(&id)
+            .bind(channel)
+            .bind(user)
+            .bind(&message)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            let op = proto::event::Op::PostCreated(proto::PostCreated {
+                post_id: id,
+                root_id: String::new(),
+                message,
+            });
+            federation::publish(&mut tx, &config, channel, user, at, op)
+                .await
+                .unwrap();
+            made += 1;
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
+fn main() {
+    let live = option("--live", 5_000) as i64;
+    let posters = option("--posters", 8) as i64;
+    let queued = option("--backlog", 100_000);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let pair = std::sync::Arc::new(pair("bench").await);
+            let (alice_id, alice) = pair.a.user("alice", "member").await;
+            let (_, bob) = pair.b.user("bob", "member").await;
+            let a_joint = join_shared(&pair.a, &alice, "joint").await;
+            let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
+            post(&pair.a, &alice, &a_joint, json!({"message": "warm-up"})).await;
+            until_arrived(&pair, &b_joint, 1).await;
+
+            // Live.
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for p in 0..posters {
+                let (pair, alice, a_joint) = (pair.clone(), alice.clone(), a_joint.clone());
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..live / posters {
+                        let message = json!({"message": format!("live {p} {i}")});
+                        post(&pair.a, &alice, &a_joint, message).await;
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let posted = started.elapsed();
+            let sent = (live / posters) * posters;
+            let done = until_arrived(&pair, &b_joint, 1 + sent).await - started;
+            println!(
+                "live: {sent} posts on A in {:.1} s ({:.0}/s posted); all applied on B after {:.1} s: {:.0} events/s end to end",
+                posted.as_secs_f64(),
+                sent as f64 / posted.as_secs_f64(),
+                done.as_secs_f64(),
+                sent as f64 / done.as_secs_f64()
+            );
+
+            // Catch-up after a partition.
+            pair.links.0.set(false);
+            pair.links.1.set(false);
+            let queueing = Instant::now();
+            backlog(&pair, &a_joint, &alice_id, queued).await;
+            println!(
+                "backlog: {queued} events queued on A in {:.1} s while the link was cut",
+                queueing.elapsed().as_secs_f64()
+            );
+            let figures = federation::figures(&pair.a.state).await.unwrap();
+            println!(
+                "queue before healing: {} events, {} bytes",
+                figures[0].queued_events, figures[0].queued_bytes
+            );
+            let healed = Instant::now();
+            pair.links.0.set(true);
+            pair.links.1.set(true);
+            let caught_up = until_arrived(&pair, &b_joint, 1 + sent + queued as i64).await - healed;
+            println!(
+                "catch-up: {queued} events applied on B {:.1} s after the link healed: {:.0} events/s (includes noticing the cut link and reconnecting)",
+                caught_up.as_secs_f64(),
+                queued as f64 / caught_up.as_secs_f64()
+            );
+            let drained = Instant::now() + Duration::from_secs(60);
+            while federation::figures(&pair.a.state).await.unwrap()[0].queued_events > 0 {
+                assert!(Instant::now() < drained, "A's queue never drained");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            println!(
+                "A's queue empty {:.1} s after healing",
+                healed.elapsed().as_secs_f64()
+            );
+        });
+}
