@@ -853,3 +853,154 @@ async fn the_operator_copies_the_link_into_partner_connection_status() {
     }
     admin_task.abort();
 }
+
+/// Air gap: two workspaces that never had a link converge by carrying
+/// signed bundles by hand, through the `entente admin federation` command;
+/// a re-imported bundle changes nothing, and an altered or misdirected one
+/// is refused before anything is read.
+#[tokio::test]
+async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
+    use entente_runtime::server::federation::bundle;
+    let pair = pair("bundle").await;
+    pair.links.0.set(false);
+    pair.links.1.set(false);
+    let (_, alice) = pair.a.user("alice", "member").await;
+    let (_, bob) = pair.b.user("bob", "member").await;
+    let a_joint = join_shared(&pair.a, &alice, "joint").await;
+    let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
+    let first = post(
+        &pair.a,
+        &alice,
+        &a_joint,
+        json!({"message": "over the gap"}),
+    )
+    .await;
+    let first = first["id"].as_str().unwrap();
+    post(
+        &pair.a,
+        &alice,
+        &a_joint,
+        json!({"message": "a reply", "rootId": first}),
+    )
+    .await;
+    post(
+        &pair.b,
+        &bob,
+        &b_joint,
+        json!({"message": "bravo, by courier"}),
+    )
+    .await;
+
+    // Through the command line, as an operator at an air gap would.
+    let entente = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_entente"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let file = |name: &str| pair.dir.join(name).display().to_string();
+    let config = |ws: &common::Workspace| ws.dir.join("runtime.yaml").display().to_string();
+    let (a_config, b_config) = (config(&pair.a), config(&pair.b));
+    for (from, to, partner, out, ack) in [
+        (&a_config, &b_config, "ws-b", file("a-to-b"), file("b-ack")),
+        (&b_config, &a_config, "ws-a", file("b-to-a"), file("a-ack")),
+    ] {
+        let (ok, text) = entente(&[
+            "admin",
+            "federation",
+            "export",
+            "--config",
+            from,
+            "--partner",
+            partner,
+            "--out",
+            &out,
+        ]);
+        assert!(ok, "{text}");
+        assert!(text.starts_with("wrote "), "{text}");
+        let (ok, text) = entente(&[
+            "admin",
+            "federation",
+            "import",
+            "--config",
+            to,
+            "--in",
+            &out,
+            "--ack-out",
+            &ack,
+        ]);
+        assert!(ok, "{text}");
+        assert!(text.contains("(0 refused"), "{text}");
+        let (ok, text) = entente(&[
+            "admin",
+            "federation",
+            "import",
+            "--config",
+            from,
+            "--in",
+            &ack,
+        ]);
+        assert!(ok, "{text}");
+        assert!(text.contains("acknowledged everything up to"), "{text}");
+    }
+    let seen = converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 3).await;
+    assert!(
+        seen.iter().any(|p| p.1 == json!(first)),
+        "the reply is in its thread"
+    );
+    for ws in [&pair.a, &pair.b] {
+        let figures = entente_runtime::server::federation::figures(&ws.state)
+            .await
+            .unwrap();
+        assert_eq!(figures[0].queued_events, 0, "acknowledged: {figures:?}");
+    }
+
+    // Carried twice: nothing changes.
+    let again = std::fs::read(file("a-to-b")).unwrap();
+    match bundle::import(&pair.b.state, &again).await.unwrap() {
+        bundle::Imported::Events {
+            events, rejected, ..
+        } => assert_eq!((events, rejected), (3, 0)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(history(&pair.b, &bob, &b_joint).await.len(), 3);
+
+    // Altered on the way: refused, whatever byte changed.
+    use prost::Message as _;
+    let mut signed =
+        entente_runtime::server::federation::proto::SignedBundle::decode(again.as_slice()).unwrap();
+    let middle = signed.signed.len() / 2;
+    signed.signed[middle] ^= 1;
+    let error = bundle::import(&pair.b.state, &signed.encode_to_vec())
+        .await
+        .unwrap_err();
+    assert!(error.contains("the signature does not match"), "{error}");
+    // For someone else: A's own bundle is not from any partner of A.
+    let error = bundle::import(&pair.a.state, &again).await.unwrap_err();
+    assert!(
+        error.contains("does not chain to any partner's CA"),
+        "{error}"
+    );
+    let (ok, text) = entente(&[
+        "admin",
+        "federation",
+        "export",
+        "--config",
+        &a_config,
+        "--partner",
+        "ws-z",
+        "--out",
+        &file("z"),
+    ]);
+    assert!(!ok);
+    assert!(
+        text.contains("\"ws-z\" is not a partner of this workspace"),
+        "{text}"
+    );
+}

@@ -2,24 +2,25 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use entente_runtime::{check, not_built, up};
+use entente_runtime::{check, server, up};
 
 const USAGE: &str = "\
 usage:
   entente validate PATH…      check manifests (files or directories) as the API server would
   entente up [--check] [--data-dir DIR] [--port N] PATH…
                               run manifests on this machine (DATABASE_URL: use that PostgreSQL)
-  entente admin …             administer a running workspace (not built yet)";
+  entente admin federation export --config RUNTIME.yaml --partner ID --out FILE
+                              a signed bundle of everything the partner has not acknowledged
+  entente admin federation import --config RUNTIME.yaml --in FILE [--ack-out FILE]
+                              apply a partner's bundle (writing the acknowledgement to carry
+                              back), or take a partner's acknowledgement";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("validate") => validate(&args[1..]),
         Some("up") => up(&args[1..]),
-        Some("admin") => not_built::report(
-            "entente admin",
-            "comes with the server and federation issues",
-        ),
+        Some("admin") => admin(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -74,5 +75,91 @@ fn validate(paths: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The value after `--name` in `args`.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+/// `entente admin federation export|import`: offline sync bundles, run
+/// against the workspace's database with the server's own RuntimeConfig.
+fn admin(args: &[String]) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("entente admin: {message}\n{USAGE}");
+        ExitCode::FAILURE
+    };
+    let (Some("federation"), Some(verb)) = (
+        args.first().map(String::as_str),
+        args.get(1).map(String::as_str),
+    ) else {
+        return fail("give `federation export` or `federation import`".into());
+    };
+    let Some(config_path) = flag(args, "--config") else {
+        return fail("--config RUNTIME.yaml is required (the server's RuntimeConfig)".into());
+    };
+    let config = match entente_crds::config::RuntimeConfig::load(std::path::Path::new(config_path))
+    {
+        Ok(config) => config,
+        Err(error) => return fail(error.to_string()),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let result = runtime.block_on(async {
+        let state = server::open(config).await.map_err(|e| e.to_string())?;
+        let bundle = server::federation::bundle::export;
+        match verb {
+            "export" => {
+                let partner = flag(args, "--partner").ok_or("--partner ID is required")?;
+                let out = flag(args, "--out").ok_or("--out FILE is required")?;
+                let (bytes, events) = bundle(&state, partner).await?;
+                std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
+                Ok(format!(
+                    "wrote {events} events for {partner:?} to {out} ({} bytes)",
+                    bytes.len()
+                ))
+            }
+            "import" => {
+                let input = flag(args, "--in").ok_or("--in FILE is required")?;
+                let bytes = std::fs::read(input).map_err(|e| format!("{input}: {e}"))?;
+                match server::federation::bundle::import(&state, &bytes).await? {
+                    server::federation::bundle::Imported::Events {
+                        partner,
+                        events,
+                        rejected,
+                        applied,
+                        acknowledgement,
+                    } => {
+                        let out = flag(args, "--ack-out").ok_or(
+                            "the events are applied, but --ack-out FILE was not given: run again with it to write the acknowledgement to carry back (applying again changes nothing)",
+                        )?;
+                        std::fs::write(out, &acknowledgement)
+                            .map_err(|e| format!("{out}: {e}"))?;
+                        Ok(format!(
+                            "applied {events} events from {partner:?} ({rejected} refused, see the audit log); applied up to {applied}; acknowledgement written to {out}"
+                        ))
+                    }
+                    server::federation::bundle::Imported::Acknowledgement { partner, applied } => {
+                        Ok(format!(
+                            "{partner:?} acknowledged everything up to {applied}; the queue for it is emptied that far"
+                        ))
+                    }
+                }
+            }
+            other => Err(format!("unknown `federation {other}`: use export or import")),
+        }
+    });
+    match result {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("entente admin federation {verb}: {message}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -115,8 +115,18 @@ pub async fn migrate(db: &PgPool) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Connects, migrates, creates the bootstrap admin if missing, and returns the state.
+/// [`open`], then starts what a serving server runs beside its requests:
+/// the access sweep and the federation senders.
 pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
+    let state = open(config).await?;
+    tokio::spawn(sweep::run(state.clone()));
+    tokio::spawn(federation::send::run(state.clone()));
+    Ok(state)
+}
+
+/// Connects, migrates, creates the bootstrap admin if missing, and returns
+/// the state, starting nothing: for admin commands that act once.
+pub async fn open(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let db = connect(&config).await?;
     migrate(&db).await?;
     let local = &config.identity.local;
@@ -151,10 +161,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let hub = events::Hub::start(db.clone())
         .await
         .map_err(ServerError::Connect)?;
-    let state = AppState::new(db, store, config, hub);
-    tokio::spawn(sweep::run(state.clone()));
-    tokio::spawn(federation::send::run(state.clone()));
-    Ok(state)
+    Ok(AppState::new(db, store, config, hub))
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.

@@ -11,10 +11,13 @@
 //!   shared with that partner, and applies each exactly once
 //!   ([`receive`], [`apply`]).
 //!
-//! Not built yet: files over federation and offline sync bundles. See the
-//! README.
+//! - Where no link runs, signed offline bundles carry the same events and
+//!   their acknowledgement by hand ([`bundle`]).
+//!
+//! Not built yet: files over federation. See the README.
 
 pub mod apply;
+pub mod bundle;
 pub mod receive;
 pub mod send;
 pub mod tls;

@@ -285,7 +285,11 @@ fn database(error: sqlx::Error) -> String {
 }
 
 /// Records that the partner applied everything up to `applied`, and drops it from the outbox.
-async fn acknowledge(state: &AppState, partner: &str, applied: u64) -> Result<(), String> {
+pub(super) async fn acknowledge(
+    state: &AppState,
+    partner: &str,
+    applied: u64,
+) -> Result<(), String> {
     let mut tx = state.db.begin().await.map_err(database)?;
     sqlx::query(
         "INSERT INTO federation_peers (partner, acked_seq, last_contact, last_error) VALUES ($1, $2, now(), NULL)

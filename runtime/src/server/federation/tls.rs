@@ -125,6 +125,47 @@ pub fn identify<'c>(
     })
 }
 
+/// `message` signed with this workspace's federation key (ECDSA P-256,
+/// SHA-256), and its certificate chain (DER, leaf first), for an offline
+/// bundle.
+pub fn sign(config: &RuntimeConfig, message: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
+    let (chain, key) = identity(config)?;
+    let key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("federation key: {e}"))?;
+    let signer = key
+        .choose_scheme(&[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
+        .ok_or("federation key: not an ECDSA P-256 key, which bundles are signed with")?;
+    let signature = signer
+        .sign(message)
+        .map_err(|e| format!("federation key: {e}"))?;
+    Ok((signature, chain.into_iter().map(|c| c.to_vec()).collect()))
+}
+
+/// The partner that signed `message`: `chain` must chain to that partner's
+/// CA and be valid for its identity (as for a TLS client), and `signature`
+/// must be its leaf's.
+pub fn verify<'c>(
+    config: &'c RuntimeConfig,
+    chain: &[Vec<u8>],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<&'c PartnerConfig, String> {
+    let chain: Vec<CertificateDer<'_>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    let partner = identify(config, &chain).ok_or(
+        "the signer's certificate does not chain to any partner's CA with that partner's identity",
+    )?;
+    webpki::EndEntityCert::try_from(&chain[0])
+        .map_err(|e| format!("the signer's certificate: {e}"))?
+        .verify_signature(webpki::ring::ECDSA_P256_SHA256, message, signature)
+        .map_err(|_| "the signature does not match the content: the bundle was altered or is not the partner's".to_string())?;
+    Ok(partner)
+}
+
 /// The partner a connection was authenticated as (a request extension).
 #[derive(Debug, Clone)]
 pub struct Peer {
