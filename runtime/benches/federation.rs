@@ -80,6 +80,7 @@ async fn backlog(pair: &Pair, channel: &str, user: &str, count: u64) {
                 post_id: id,
                 root_id: String::new(),
                 message,
+                files: Vec::new(),
             });
             federation::publish(&mut tx, &config, channel, user, at, op)
                 .await

@@ -8,7 +8,9 @@ mod common;
 use std::{path::Path, time::Duration};
 
 use axum::http::{Method, StatusCode};
-use common::federation::{converge, history, join_shared, pair, pair_with, post, Identity};
+use common::federation::{
+    converge, history, join_shared, pair, pair_tuned, pair_with, post, Identity,
+};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -245,6 +247,7 @@ async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused
             post_id: ulid::Ulid::new().to_string(),
             root_id: String::new(),
             message: message.into(),
+            files: Vec::new(),
         })),
     };
     let mut impostor = bob.clone();
@@ -468,6 +471,7 @@ async fn a_partners_user_reaches_only_shared_channels_and_guests_cross_as_guests
             post_id: ulid::Ulid::new().to_string(),
             root_id: String::new(),
             message: format!("carol in {word}"),
+            files: Vec::new(),
         })
     };
     let joined = || {
@@ -1003,4 +1007,244 @@ async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
         text.contains("\"ws-z\" is not a partner of this workspace"),
         "{text}"
     );
+}
+
+/// Bytes that do not compress, so the wire carries all of them.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `GET /api/v1/files/{id}` as `token`: status, content type, body.
+async fn download(ws: &common::Workspace, token: &str, id: &str) -> (StatusCode, String, Vec<u8>) {
+    let request = axum::http::Request::builder()
+        .uri(format!("/api/v1/files/{id}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = ws.request(request).await;
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(response.into_body(), 8 << 20)
+        .await
+        .unwrap();
+    (status, kind, body.to_vec())
+}
+
+/// A post's files on `ws`, by name: (id, state).
+async fn files_of(
+    ws: &common::Workspace,
+    token: &str,
+    channel: &str,
+) -> Vec<(String, String, String)> {
+    let (status, page) = ws
+        .get(&format!("/api/v1/channels/{channel}/posts"), token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["files"].as_array().unwrap().clone())
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                f["id"].as_str().unwrap().to_string(),
+                f["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Files follow their posts: pulled in chunks under A's bandwidth cap, the
+/// transfer cut mid-file resumes where B's stored chunks end (no byte is
+/// received twice), each file is checked against its SHA-256 and typed
+/// from its bytes; a file over B's size limit for A is refused on B with
+/// the reason while its post and the other files arrive; a partner may
+/// fetch only files of posts in channels shared with it.
+#[tokio::test]
+async fn files_follow_their_posts_resume_after_a_cut_and_respect_the_size_cap() {
+    let pair = pair_tuned("files", "", ", bandwidthBytesPerSecond: 200000").await;
+    let (_, alice) = pair.a.user("alice", "member").await;
+    let (_, bob) = pair.b.user("bob", "member").await;
+    let a_joint = join_shared(&pair.a, &alice, "joint").await;
+    let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
+    let big = noise(900_000, 7);
+    let over = noise(1_040_000, 11);
+    let note = b"minutes of the joint meeting\n".to_vec();
+    let mut ids = Vec::new();
+    for (name, bytes, declared) in [
+        ("big.bin", &big, "application/octet-stream"),
+        ("over.bin", &over, "application/octet-stream"),
+        ("note.txt", &note, "text/html"),
+    ] {
+        let (status, file) = pair
+            .a
+            .upload(&alice, &a_joint, name, bytes.clone(), declared)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{file}");
+        ids.push(file["id"].as_str().unwrap().to_string());
+    }
+    post(
+        &pair.a,
+        &alice,
+        &a_joint,
+        json!({"message": "the files", "fileIds": ids}),
+    )
+    .await;
+
+    // The post arrives with its files: the one over B's limit refused at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let arrived = loop {
+        let files = files_of(&pair.b, &bob, &b_joint).await;
+        if files.len() == 3 {
+            break files;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no post on B");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let state = |name: &str| {
+        arrived
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, id, state)| (id.clone(), state.clone()))
+            .unwrap()
+    };
+    assert_eq!(state("over.bin").1, "refused", "{arrived:?}");
+    assert_eq!(state("big.bin").1, "pending", "{arrived:?}");
+    let (big_id, over_id, note_id) = (state("big.bin").0, state("over.bin").0, state("note.txt").0);
+    assert_eq!(big_id, ids[0], "file ids are global");
+
+    // Cut both links once some of the big file is stored on B.
+    let stored = || async {
+        let (bytes,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(sum(length(data)), 0)::bigint FROM federation_file_parts WHERE file_id = $1",
+        )
+        .bind(&big_id)
+        .fetch_one(&pair.b.state.db)
+        .await
+        .unwrap();
+        bytes
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stored().await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no chunk arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pair.links.0.set(false);
+    pair.links.1.set(false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let at_cut = stored().await;
+    assert!(
+        0 < at_cut && at_cut < big.len() as i64,
+        "the cut came mid-file: {at_cut} bytes stored"
+    );
+    let (status, _, body) = download(&pair.b, &bob, &big_id).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "file_pending", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Alpha Org"), "{body}");
+    pair.links.0.set(true);
+    pair.links.1.set(true);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while files_of(&pair.b, &bob, &b_joint)
+        .await
+        .iter()
+        .any(|(_, _, state)| state == "pending")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "files still pending: {:?}",
+            files_of(&pair.b, &bob, &b_joint).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, kind, bytes) = download(&pair.b, &bob, &big_id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(kind, "application/octet-stream");
+    assert!(bytes == big, "the big file arrived whole and unchanged");
+    let (status, kind, bytes) = download(&pair.b, &bob, &note_id).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::OK, "text/plain"));
+    assert_eq!(bytes, note);
+    // Resumed, not restarted: B stored each byte once.
+    assert_eq!(
+        pair.b.state.metrics.federation_file_bytes_received.get(),
+        (big.len() + note.len()) as u64
+    );
+    let (remaining,): (i64,) = sqlx::query_as("SELECT count(*) FROM federation_file_parts")
+        .fetch_one(&pair.b.state.db)
+        .await
+        .unwrap();
+    assert_eq!(remaining, 0, "chunks are dropped once the file is whole");
+    let (status, _, body) = download(&pair.b, &bob, &over_id).await;
+    assert_eq!(status, StatusCode::GONE);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "file_refused", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the 1000000-byte limit for files from Alpha Org"),
+        "{body}"
+    );
+
+    // B may fetch A's file in the shared channel, and nothing in another.
+    use entente_runtime::server::federation::{
+        proto::{federation_client::FederationClient, FetchRequest},
+        tls,
+    };
+    let b_config = pair.b.state.config();
+    let to_a = b_config.federation.partners[0].clone();
+    let a_town = pair.a.channel(&alice, "town", "public").await;
+    let (status, private) = pair
+        .a
+        .upload(&alice, &a_town, "private.txt", b"not for bravo".to_vec(), "text/plain")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{private}");
+    post(
+        &pair.a,
+        &alice,
+        &a_town,
+        json!({"message": "ours", "fileIds": [private["id"]]}),
+    )
+    .await;
+    let mut client = FederationClient::new(tls::connect(&b_config, &to_a).await.unwrap());
+    let fetch = |file_id: &str, offset: u64| FetchRequest {
+        file_id: file_id.into(),
+        offset,
+    };
+    let denied = client
+        .fetch(fetch(private["id"].as_str().unwrap(), 0))
+        .await
+        .err()
+        .expect("a file in an unshared channel is not served");
+    assert_eq!(denied.code(), tonic::Code::NotFound, "{denied:?}");
+    let mut chunks = client
+        .fetch(fetch(&note_id, 9))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut tail = Vec::new();
+    while let Some(chunk) = chunks.message().await.unwrap() {
+        tail.extend(chunk.data);
+    }
+    assert_eq!(tail, note[9..], "a fetch starts at its offset");
+    let over_limit = client
+        .fetch(fetch(&over_id, 0))
+        .await
+        .err()
+        .expect("a file over B's limit is not served to B");
+    assert_eq!(over_limit.code(), tonic::Code::FailedPrecondition);
 }

@@ -100,6 +100,28 @@ impl ApiError {
         }
     }
 
+    /// A partner's file whose bytes have not all arrived yet.
+    pub fn file_pending(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "file_pending",
+            message: message.into(),
+            field: None,
+            retry_after: Some(10),
+        }
+    }
+
+    /// A partner's file whose bytes will never be here, and why.
+    pub fn file_refused(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::GONE,
+            code: "file_refused",
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
     /// The caller made too many requests; `wait` is how long until the next is allowed.
     pub fn rate_limited(wait: std::time::Duration) -> Self {
         ApiError {

@@ -12,6 +12,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use sha2::Digest as _;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -40,7 +41,7 @@ pub struct UploadQuery {
     pub name: String,
 }
 
-fn check_name(name: &str) -> ApiResult<()> {
+pub fn check_name(name: &str) -> ApiResult<()> {
     let ok = !name.trim().is_empty()
         && name.chars().count() <= 255
         && !name.contains(['/', '\\', '\0'])
@@ -139,6 +140,7 @@ pub async fn upload(
     })?;
     let mut size: u64 = 0;
     let mut head = Vec::with_capacity(8192);
+    let mut digest = sha2::Sha256::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
@@ -151,6 +153,7 @@ pub async fn upload(
             let take = (8192 - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
         }
+        digest.update(&chunk);
         spool.write_all(&chunk).map_err(|e| {
             tracing::error!(error = %e, "cannot spool an upload");
             ApiError::unavailable("the server cannot take uploads right now (disk)")
@@ -178,8 +181,8 @@ pub async fn upload(
             )
         })?;
     let file = sqlx::query_as(
-        "INSERT INTO files (id, channel_id, uploader_id, name, content_type, size, object_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO files (id, channel_id, uploader_id, name, content_type, size, object_key, sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, channel_id, post_id, name, content_type, size, created_at",
     )
     .bind(&id)
@@ -189,6 +192,7 @@ pub async fn upload(
     .bind(&kind)
     .bind(size as i64)
     .bind(&key)
+    .bind(digest.finalize().to_vec())
     .fetch_one(&state.db)
     .await;
     match file {
@@ -203,28 +207,46 @@ pub async fn upload(
 
 /// `GET /api/v1/files/{id}`: the bytes, for whoever can read the post the file
 /// is attached to (or its uploader, before it is attached).
-#[utoipa::path(get, path = "/api/v1/files/{id}", params(("id" = String, Path)), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/files/{id}", params(("id" = String, Path)), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError), (status = 410, description = "a partner's file that will not come here (over the size limit), and why", body = ApiError), (status = 503, description = "a partner's file still arriving (Retry-After)", body = ApiError)), security(("bearer" = [])))]
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let row: Option<(FileInfo, String, String, bool)> = sqlx::query_as::<_, FileRow>(
+    let row: FileRow = sqlx::query_as(
         "SELECT f.id, f.channel_id, f.post_id, f.name, f.content_type, f.size, f.created_at,
-                f.object_key, f.uploader_id, (p.deleted_at IS NOT NULL) AS post_deleted
-         FROM files f LEFT JOIN posts p ON p.id = f.post_id WHERE f.id = $1",
+                f.object_key, f.uploader_id, (p.deleted_at IS NOT NULL) AS post_deleted,
+                f.state, f.refused_reason, u.organisation
+         FROM files f LEFT JOIN posts p ON p.id = f.post_id JOIN users u ON u.id = f.uploader_id
+         WHERE f.id = $1",
     )
     .bind(&id)
     .fetch_optional(&state.db)
     .await?
-    .map(|r| (r.info, r.object_key, r.uploader_id, r.post_deleted));
-    let (file, key, uploader, post_deleted) = row.ok_or_else(|| ApiError::not_found("file"))?;
+    .ok_or_else(|| ApiError::not_found("file"))?;
+    let file = row.info;
     see(&state, &caller, &file.channel_id)
         .await
         .map_err(|_| ApiError::not_found("file"))?;
-    if post_deleted || (file.post_id.is_none() && uploader != caller.user_id) {
+    if row.post_deleted || (file.post_id.is_none() && row.uploader_id != caller.user_id) {
         return Err(ApiError::not_found("file"));
     }
+    let from = row.organisation.as_deref().unwrap_or("the partner");
+    match row.state.as_str() {
+        "pending" => {
+            return Err(ApiError::file_pending(format!(
+                "this file is still arriving from {from}; retry later"
+            )))
+        }
+        "refused" => {
+            return Err(ApiError::file_refused(format!(
+                "this file from {from} will not be available here: {}",
+                row.refused_reason.as_deref().unwrap_or("refused")
+            )))
+        }
+        _ => {}
+    }
+    let key = row.object_key;
     let stream = state.store.get(&key).await.map_err(|e| {
         tracing::warn!(error = %e, "download from the object store failed");
         ApiError::unavailable("the object store is unavailable, retry later")
@@ -269,6 +291,9 @@ struct FileRow {
     object_key: String,
     uploader_id: String,
     post_deleted: bool,
+    state: String,
+    refused_reason: Option<String>,
+    organisation: Option<String>,
 }
 
 fn percent_encode(name: &str) -> String {

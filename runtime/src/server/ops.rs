@@ -44,6 +44,9 @@ pub struct Metrics {
     pub federation_refused_connections: Counter,
     /// Events from partners refused (and audited).
     pub federation_rejected_events: Counter,
+    /// Bytes of files served to partners, and received from them.
+    pub federation_file_bytes_sent: Counter,
+    pub federation_file_bytes_received: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -89,6 +92,18 @@ impl Default for Metrics {
             "Events from partners refused and audited",
             federation_rejected_events.clone(),
         );
+        let federation_file_bytes_sent = Counter::default();
+        registry.register(
+            "federation_file_bytes_sent",
+            "Bytes of files served to partners",
+            federation_file_bytes_sent.clone(),
+        );
+        let federation_file_bytes_received = Counter::default();
+        registry.register(
+            "federation_file_bytes_received",
+            "Bytes of partners' files received and stored",
+            federation_file_bytes_received.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -97,6 +112,8 @@ impl Default for Metrics {
             rate_limited,
             federation_refused_connections,
             federation_rejected_events,
+            federation_file_bytes_sent,
+            federation_file_bytes_received,
         }
     }
 }

@@ -41,7 +41,9 @@ pub struct Post {
     /// `[[emoji, userId], …]`
     #[schema(value_type = Vec<Vec<String>>)]
     pub reactions: sqlx::types::Json<Vec<(String, String)>>,
-    /// Attached files (`id`, `name`, `contentType`, `size`); download at `/api/v1/files/{id}`.
+    /// Attached files (`id`, `name`, `contentType`, `size`, `state`); download at
+    /// `/api/v1/files/{id}`. `state` is `ready`, or for a partner's file
+    /// `pending` while its bytes arrive and `refused` if they never will.
     #[schema(value_type = Vec<Object>)]
     pub files: sqlx::types::Json<Vec<serde_json::Value>>,
 }
@@ -55,7 +57,7 @@ macro_rules! post_select {
         COALESCE((SELECT json_agg(json_build_array(r.emoji, r.user_id) ORDER BY r.created_at)
                   FROM reactions r WHERE r.post_id = p.id), '[]'::json) AS reactions,
         CASE WHEN p.deleted_at IS NULL THEN COALESCE((SELECT json_agg(json_build_object(
-                    'id', f.id, 'name', f.name, 'contentType', f.content_type, 'size', f.size) ORDER BY f.created_at)
+                    'id', f.id, 'name', f.name, 'contentType', f.content_type, 'size', f.size, 'state', f.state) ORDER BY f.created_at)
                   FROM files f WHERE f.post_id = p.id), '[]'::json) ELSE '[]'::json END AS files
     FROM posts p"
     };
@@ -244,10 +246,16 @@ pub async fn create(
     .await?;
     super::files::attach(&mut tx, &caller, &channel_id, &id, &request.file_ids).await?;
     let post = announce(&mut tx, "posted", &id).await?;
+    let files = if request.file_ids.is_empty() {
+        Vec::new()
+    } else {
+        federation::files::references(&mut tx, &id).await?
+    };
     let op = Op::PostCreated(proto::PostCreated {
         post_id: id.clone(),
         root_id: root_id.clone().unwrap_or_default(),
         message: request.message.clone(),
+        files,
     });
     federation::publish(
         &mut tx,

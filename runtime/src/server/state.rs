@@ -32,6 +32,9 @@ pub struct AppState {
     /// posts in the channels shared with them wait (kept by
     /// [`super::federation::send::run`]).
     pub paused_partners: Arc<RwLock<std::collections::BTreeSet<String>>>,
+    /// Per partner, when the link towards it is next free under its
+    /// bandwidth cap: events and files share one budget.
+    pub pacers: Arc<std::sync::Mutex<std::collections::HashMap<String, super::federation::Pacer>>>,
 }
 
 struct Live {
@@ -64,6 +67,7 @@ impl AppState {
             sessions: tokio::sync::mpsc::channel(1).0,
             sweep_requested: Arc::new(tokio::sync::Notify::new()),
             paused_partners: Default::default(),
+            pacers: Default::default(),
         }
     }
 

@@ -122,6 +122,19 @@ impl ObjectStore {
             .map_err(|e| StoreError::from(request_error(e)))
     }
 
+    /// The bytes of `key` from byte `offset` on.
+    pub async fn get_from(&self, key: &str, offset: u64) -> Result<ByteStream, StoreError> {
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if offset > 0 {
+            request = request.range(format!("bytes={offset}-"));
+        }
+        request
+            .send()
+            .await
+            .map(|o| o.body)
+            .map_err(|e| StoreError::from(request_error(e)))
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .delete_object()

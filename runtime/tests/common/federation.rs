@@ -131,6 +131,8 @@ struct PartnerSide<'a> {
     ca: String,
     /// (local name, the partner's name, read-only)
     channels: &'a [(&'a str, &'a str, bool)],
+    /// More `sync` settings, each starting with a comma.
+    sync: &'a str,
 }
 
 /// Workspace `id`, federated with `partner`; `extra` is appended to its
@@ -154,7 +156,7 @@ async fn workspace(id: &str, own: &Identity, partner: PartnerSide<'_>, extra: &s
       caFile: {pca}
       identity: {pidentity}
       channels:
-{channels}      sync: {{maxQueuedEvents: 100000, maxQueuedBytes: 1000000000, whenQueueFull: KeepAndDegrade, maxFileBytes: 1000000, keepaliveSeconds: 2, maxBackoffSeconds: 2, compression: true}}
+{channels}      sync: {{maxQueuedEvents: 100000, maxQueuedBytes: 1000000000, whenQueueFull: KeepAndDegrade, maxFileBytes: 1000000, keepaliveSeconds: 2, maxBackoffSeconds: 2, compression: true{sync}}}
       allowRelay: false
       suspended: false
 "#,
@@ -166,6 +168,7 @@ async fn workspace(id: &str, own: &Identity, partner: PartnerSide<'_>, extra: &s
         port = partner.port,
         pca = partner.ca,
         pidentity = partner.identity,
+        sync = partner.sync,
     );
     let id = id.to_string();
     let extra = extra.to_string();
@@ -215,6 +218,12 @@ pub async fn pair(name: &str) -> Pair {
 
 /// As [`pair`], with `a_extra` appended to A's RuntimeConfig.
 pub async fn pair_with(name: &str, a_extra: &str) -> Pair {
+    pair_tuned(name, a_extra, "").await
+}
+
+/// As [`pair_with`], with `a_sync` (`, key: value` pairs) added to A's
+/// sync settings towards B.
+pub async fn pair_tuned(name: &str, a_extra: &str, a_sync: &str) -> Pair {
     let dir =
         std::env::temp_dir().join(format!("entente-federation-{}-{name}", std::process::id()));
     let (a_id, b_id) = (
@@ -240,6 +249,7 @@ pub async fn pair_with(name: &str, a_extra: &str) -> Pair {
                 ("joint", "joint-ops", false),
                 ("briefings", "briefings", true),
             ],
+            sync: a_sync,
         },
         a_extra,
     )
@@ -257,6 +267,7 @@ pub async fn pair_with(name: &str, a_extra: &str) -> Pair {
                 ("joint-ops", "joint", false),
                 ("briefings", "briefings", false),
             ],
+            sync: "",
         },
         "",
     )

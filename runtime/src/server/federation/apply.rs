@@ -90,6 +90,7 @@ pub fn check<'e, 'p>(
             if !valid_id(&p.post_id) || !(p.root_id.is_empty() || valid_id(&p.root_id)) {
                 return Err("a post id is not a ULID".into());
             }
+            super::files::check(partner, share, &p.files)?;
         }
         Op::PostEdited(p) => {
             if !share.post {
@@ -273,6 +274,9 @@ async fn write(
                 )));
             }
             let root_id = root.map(|(id, parent)| parent.unwrap_or(id));
+            if super::files::taken(tx, &p.files).await? {
+                return Ok(Outcome::Rejected("a file id is already taken".into()));
+            }
             let inserted = sqlx::query(
                 "INSERT INTO posts (id, channel_id, user_id, root_id, message, created_at, origin)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
@@ -294,6 +298,16 @@ async fn write(
                     p.post_id
                 )));
             }
+            super::files::receive(
+                tx,
+                partner,
+                &event.origin,
+                &channel_id,
+                &author.id,
+                &p.post_id,
+                &p.files,
+            )
+            .await?;
             posts::announce(tx, "posted", &p.post_id)
                 .await
                 .map_err(sql)?;

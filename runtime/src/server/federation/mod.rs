@@ -11,13 +11,14 @@
 //!   shared with that partner, and applies each exactly once
 //!   ([`receive`], [`apply`]).
 //!
+//! - Files follow their posts: the receiver pulls their bytes in chunks it
+//!   keeps until the file is whole, so a cut transfer resumes ([`files`]).
 //! - Where no link runs, signed offline bundles carry the same events and
-//!   their acknowledgement by hand ([`bundle`]).
-//!
-//! Not built yet: files over federation. See the README.
+//!   their acknowledgement by hand ([`bundle`]); files wait for a link.
 
 pub mod apply;
 pub mod bundle;
+pub mod files;
 pub mod receive;
 pub mod send;
 pub mod tls;
@@ -323,4 +324,45 @@ pub async fn figures(
         });
     }
     Ok(figures)
+}
+
+/// A partner's link under its bandwidth cap, as a virtual clock: the time
+/// the link is next free. Idle time builds up at most one second of burst.
+#[derive(Debug)]
+pub struct Pacer {
+    free_at: std::time::Instant,
+}
+
+impl Pacer {
+    /// How long to wait before sending `bytes` more at `limit` bytes per second.
+    fn wait(&mut self, limit: u64, bytes: usize) -> std::time::Duration {
+        let now = std::time::Instant::now();
+        let burst = std::time::Duration::from_secs(1);
+        let start = self.free_at.max(now.checked_sub(burst).unwrap_or(now));
+        self.free_at = start + std::time::Duration::from_secs_f64(bytes as f64 / limit as f64);
+        self.free_at.saturating_duration_since(now)
+    }
+}
+
+/// Waits until `bytes` more may go to `partner` under its bandwidth cap
+/// (events and files together); at once if it has none.
+pub async fn pace(state: &crate::server::state::AppState, partner: &str, bytes: usize) {
+    let limit = self::partner(&state.config(), partner)
+        .and_then(|p| p.sync.bandwidth_bytes_per_second)
+        .filter(|limit| *limit > 0);
+    let Some(limit) = limit else {
+        return;
+    };
+    let wait = {
+        let mut pacers = state.pacers.lock().unwrap_or_else(|e| e.into_inner());
+        pacers
+            .entry(partner.to_string())
+            .or_insert_with(|| Pacer {
+                free_at: std::time::Instant::now(),
+            })
+            .wait(limit, bytes)
+    };
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
 }

@@ -102,6 +102,22 @@ type Replies = Pin<Box<dyn Stream<Item = Result<PushReply, Status>> + Send>>;
 #[tonic::async_trait]
 impl Federation for Receiver {
     type PushStream = Replies;
+    type FetchStream = super::files::Chunks;
+
+    async fn fetch(
+        &self,
+        request: Request<super::proto::FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        // Set by the TLS layer from the client certificate, never from the peer's words.
+        let peer = request
+            .extensions()
+            .get::<Peer>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("no partner certificate"))?;
+        super::files::serve(&self.state, &peer.workspace_id, request.into_inner())
+            .await
+            .map(Response::new)
+    }
 
     async fn push(
         &self,

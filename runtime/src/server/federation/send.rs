@@ -141,25 +141,6 @@ fn rand_unit() -> f64 {
     u32::from_le_bytes(bytes) as f64 / (u32::MAX as f64 + 1.0)
 }
 
-/// Time to wait so `bytes` more keep the rate under `limit` bytes per second.
-struct Pacer {
-    limit: Option<u64>,
-    started: Instant,
-    sent: u64,
-}
-
-impl Pacer {
-    async fn pace(&mut self, bytes: usize) {
-        self.sent += bytes as u64;
-        if let Some(limit) = self.limit.filter(|l| *l > 0) {
-            let due = Duration::from_secs_f64(self.sent as f64 / limit as f64);
-            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
-}
-
 /// One session; `Ok` when there is nothing to do here (another replica
 /// sends), `Err` with the reason when it failed.
 async fn session(state: &AppState, partner_id: &str) -> Result<(), String> {
@@ -179,12 +160,26 @@ async fn session(state: &AppState, partner_id: &str) -> Result<(), String> {
     result
 }
 
+/// Over one connection: pushes the outbox, and pulls the partner's files
+/// alongside, until the link fails.
 async fn push(state: &AppState, partner_id: &str) -> Result<(), String> {
     let config = state.config();
     let partner = super::partner(&config, partner_id)
         .ok_or("the partner is no longer configured")?
         .clone();
     let channel = super::tls::connect(&config, &partner).await?;
+    tokio::select! {
+        result = push_events(state, &partner, channel.clone()) => result,
+        () = super::files::fetch_pending(state, &partner, channel) => Ok(()),
+    }
+}
+
+async fn push_events(
+    state: &AppState,
+    partner: &entente_crds::config::PartnerConfig,
+    channel: tonic::transport::Channel,
+) -> Result<(), String> {
+    let partner_id = partner.workspace_id.as_str();
     let mut client = FederationClient::new(channel).max_decoding_message_size(64 << 20);
     if partner.sync.compression {
         client = client
@@ -213,11 +208,6 @@ async fn push(state: &AppState, partner_id: &str) -> Result<(), String> {
     let mut events = state.hub.subscribe();
     let keepalive = Duration::from_secs(partner.sync.keepalive_seconds.max(1) as u64);
     let mut last_sent = Instant::now();
-    let mut pacer = Pacer {
-        limit: partner.sync.bandwidth_bytes_per_second,
-        started: Instant::now(),
-        sent: 0,
-    };
     loop {
         if in_flight.len() < WINDOW {
             let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
@@ -242,7 +232,7 @@ async fn push(state: &AppState, partner_id: &str) -> Result<(), String> {
                         })
                     })
                     .collect();
-                pacer.pace(bytes).await;
+                super::pace(state, partner_id, bytes).await;
                 let frame = PushFrame {
                     body: Some(push_frame::Body::Batch(Batch { events: envelopes })),
                 };

@@ -1,0 +1,460 @@
+//! Files over federation.
+//!
+//! A post in a shared channel carries references to its files (id, name,
+//! type, size, SHA-256). The receiving side records them as `pending` and
+//! its sender task for that partner pulls the bytes with `Fetch`, chunk by
+//! chunk into PostgreSQL, so a transfer cut short resumes where its stored
+//! chunks end — after a reconnect, a restart or on another replica. A whole
+//! file is checked against its SHA-256, typed from its bytes, put in the
+//! object store and announced; a file over the size limit for its partner
+//! stays `refused`, with the reason, and its post arrives all the same.
+
+use std::{io::Write as _, pin::Pin};
+
+use entente_crds::config::{PartnerConfig, SharedChannelConfig};
+use futures_util::{Stream, StreamExt as _};
+use sha2::Digest as _;
+use sqlx::{Postgres, Transaction};
+use tonic::{codec::CompressionEncoding, transport::Channel, Code, Status};
+
+use super::proto::{self, federation_client::FederationClient, FetchRequest, FileChunk};
+use crate::server::{files, posts, state::AppState};
+
+/// Bytes per chunk, on the wire and in the parts table.
+pub const CHUNK: usize = 256 * 1024;
+/// Files a post may carry (as for local posts).
+const MAX_FILES: usize = 10;
+
+/// The references to a local post's files, for its `PostCreated` event.
+pub async fn references(
+    tx: &mut Transaction<'_, Postgres>,
+    post_id: &str,
+) -> Result<Vec<proto::FileRef>, sqlx::Error> {
+    let rows: Vec<(String, String, String, i64, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT id, name, content_type, size, sha256 FROM files WHERE post_id = $1 ORDER BY created_at, id",
+    )
+    .bind(post_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, content_type, size, sha256)| proto::FileRef {
+            id,
+            name,
+            content_type,
+            size: size as u64,
+            sha256: sha256.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Checks the file references of a partner's post before anything is written.
+pub fn check(
+    partner: &PartnerConfig,
+    share: &SharedChannelConfig,
+    refs: &[proto::FileRef],
+) -> Result<(), String> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    if !share.upload_files {
+        return Err(format!(
+            "files are not allowed from {:?} in channel {:?}",
+            partner.workspace_id, share.name
+        ));
+    }
+    if refs.len() > MAX_FILES {
+        return Err(format!("a post carries at most {MAX_FILES} files"));
+    }
+    for file in refs {
+        if ulid::Ulid::from_string(&file.id).is_err() {
+            return Err("a file id is not a ULID".into());
+        }
+        if files::check_name(&file.name).is_err() {
+            return Err(format!("{:?} is not a valid file name", file.name));
+        }
+        if file.sha256.len() != 32 {
+            return Err(format!("file {} carries no SHA-256", file.id));
+        }
+        if file.size > i64::MAX as u64 {
+            return Err(format!("file {} has an impossible size", file.id));
+        }
+    }
+    Ok(())
+}
+
+/// Whether one of the ids is already a file here (a hostile or confused partner).
+pub async fn taken(
+    tx: &mut Transaction<'_, Postgres>,
+    refs: &[proto::FileRef],
+) -> Result<bool, sqlx::Error> {
+    if refs.is_empty() {
+        return Ok(false);
+    }
+    let ids: Vec<&str> = refs.iter().map(|f| f.id.as_str()).collect();
+    let (taken,): (i64,) = sqlx::query_as("SELECT count(*) FROM files WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(taken > 0)
+}
+
+/// Records a partner's post's files as pending, or refused if over the size
+/// limit for that partner (checked first with [`check`] and [`taken`]).
+pub async fn receive(
+    tx: &mut Transaction<'_, Postgres>,
+    partner: &PartnerConfig,
+    origin: &str,
+    channel_id: &str,
+    author_id: &str,
+    post_id: &str,
+    refs: &[proto::FileRef],
+) -> Result<(), sqlx::Error> {
+    let limit = partner.sync.max_file_bytes;
+    for file in refs {
+        let refused = (file.size > limit).then(|| {
+            format!(
+                "it is {} bytes, over the {limit}-byte limit for files from {}",
+                file.size, partner.organisation
+            )
+        });
+        sqlx::query(
+            "INSERT INTO files (id, channel_id, uploader_id, post_id, name, content_type, size,
+                                object_key, sha256, origin, source, state, refused_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&file.id)
+        .bind(channel_id)
+        .bind(author_id)
+        .bind(post_id)
+        .bind(&file.name)
+        // Until the bytes say otherwise; never a type a browser would run.
+        .bind(files::content_type(&[], Some(&file.content_type)))
+        .bind(file.size as i64)
+        .bind(format!("files/{channel_id}/{}", file.id))
+        .bind(&file.sha256)
+        .bind(origin)
+        .bind(&partner.workspace_id)
+        .bind(if refused.is_some() {
+            "refused"
+        } else {
+            "pending"
+        })
+        .bind(refused)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub type Chunks = Pin<Box<dyn Stream<Item = Result<FileChunk, Status>> + Send>>;
+
+/// Serves `Fetch` to `partner`: the bytes of a file attached to a live post
+/// in a channel shared with it, from the requested offset, paced by the
+/// partner's bandwidth cap. Anything it may not see is `NOT_FOUND`, alike.
+pub async fn serve(
+    state: &AppState,
+    partner_id: &str,
+    request: FetchRequest,
+) -> Result<Chunks, Status> {
+    let config = state.config();
+    let partner = super::partner(&config, partner_id)
+        .ok_or_else(|| Status::permission_denied("not a partner of this workspace"))?;
+    if partner.suspended {
+        return Err(Status::unavailable(
+            "federation with this partner is suspended here",
+        ));
+    }
+    let not_found = || Status::not_found(format!("no file {} shared with you", request.file_id));
+    let row: Option<(i64, String, String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT f.size, f.object_key, f.state, c.name, p.deleted_at IS NOT NULL
+         FROM files f JOIN posts p ON p.id = f.post_id JOIN channels c ON c.id = f.channel_id
+         WHERE f.id = $1",
+    )
+    .bind(&request.file_id)
+    .fetch_optional(&state.db)
+    .await
+    .map_err(|e| Status::unavailable(format!("database: {e}")))?;
+    let (size, key, file_state, channel, deleted) = row.ok_or_else(not_found)?;
+    let shared = channel.is_some_and(|name| {
+        super::shares(&config, &name).any(|(p, _)| p.workspace_id == partner_id)
+    });
+    if !shared || deleted {
+        return Err(not_found());
+    }
+    if file_state != "ready" {
+        return Err(Status::unavailable(
+            "this workspace does not hold the file's bytes yet",
+        ));
+    }
+    let size = size as u64;
+    if size > partner.sync.max_file_bytes {
+        return Err(Status::failed_precondition(format!(
+            "the file is {size} bytes, over the {}-byte limit for files to you",
+            partner.sync.max_file_bytes
+        )));
+    }
+    if request.offset > size {
+        return Err(Status::out_of_range(format!(
+            "offset {} is past the file's {size} bytes",
+            request.offset
+        )));
+    }
+    if request.offset == size {
+        return Ok(Box::pin(futures_util::stream::empty()));
+    }
+    let body = state
+        .store
+        .get_from(&key, request.offset)
+        .await
+        .map_err(|e| Status::unavailable(format!("object store: {e}")))?;
+    let (state, partner_id) = (state.clone(), partner_id.to_string());
+    let chunks = futures_util::stream::unfold(
+        (body, Vec::<u8>::new(), false),
+        move |(mut body, mut pending, mut done)| {
+            let (state, partner_id) = (state.clone(), partner_id.clone());
+            async move {
+                // Gather a whole chunk (the last may be short), then pace and send it.
+                while !done && pending.len() < CHUNK {
+                    match body.next().await {
+                        Some(Ok(bytes)) => pending.extend_from_slice(&bytes),
+                        Some(Err(e)) => {
+                            let status = Status::unavailable(format!("object store: {e}"));
+                            return Some((Err(status), (body, Vec::new(), true)));
+                        }
+                        None => done = true,
+                    }
+                }
+                if pending.is_empty() {
+                    return None;
+                }
+                let rest = pending.split_off(pending.len().min(CHUNK));
+                super::pace(&state, &partner_id, pending.len()).await;
+                state
+                    .metrics
+                    .federation_file_bytes_sent
+                    .inc_by(pending.len() as u64);
+                Some((Ok(FileChunk { data: pending }), (body, rest, done)))
+            }
+        },
+    );
+    Ok(Box::pin(chunks))
+}
+
+/// One pending file of a partner's.
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: String,
+    size: i64,
+    sha256: Option<Vec<u8>>,
+    content_type: String,
+    object_key: String,
+    post_id: Option<String>,
+}
+
+/// Pulls the bytes of `partner`'s pending files, oldest first, for as long
+/// as the session runs. A file that fails is retried after the others, with
+/// a growing pause; it never ends the session (a dead link ends the push).
+pub async fn fetch_pending(state: &AppState, partner: &PartnerConfig, channel: Channel) {
+    let mut client = FederationClient::new(channel).max_decoding_message_size(2 * CHUNK + 1024);
+    if partner.sync.compression {
+        client = client
+            .send_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Gzip);
+    }
+    let mut events = state.hub.subscribe();
+    let mut failures = 0u32;
+    loop {
+        let pending: Result<Vec<Pending>, _> = sqlx::query_as(
+            "SELECT id, size, sha256, content_type, object_key, post_id FROM files
+             WHERE source = $1 AND state = 'pending' ORDER BY created_at, id LIMIT 16",
+        )
+        .bind(&partner.workspace_id)
+        .fetch_all(&state.db)
+        .await;
+        let pending = pending.unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot list the partner's pending files");
+            failures += 1;
+            Vec::new()
+        });
+        let idle = pending.is_empty();
+        let mut failed = false;
+        for file in pending {
+            if let Err(why) = fetch(state, partner, &mut client, file).await {
+                tracing::info!(partner = %partner.workspace_id, "file transfer: {why}");
+                failed = true;
+            }
+        }
+        failures = if failed { failures + 1 } else { 0 };
+        if failures > 0 {
+            let pause = 2u64.saturating_pow(failures.min(5)).min(30);
+            tokio::time::sleep(std::time::Duration::from_secs(pause)).await;
+        } else if idle {
+            tokio::select! {
+                _ = events.recv() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+        }
+    }
+}
+
+/// Fetches the rest of one file, then completes it.
+async fn fetch(
+    state: &AppState,
+    partner: &PartnerConfig,
+    client: &mut FederationClient<Channel>,
+    file: Pending,
+) -> Result<(), String> {
+    let (mut have,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(sum(length(data)), 0)::bigint FROM federation_file_parts WHERE file_id = $1",
+    )
+    .bind(&file.id)
+    .fetch_one(&state.db)
+    .await
+    .map_err(database)?;
+    if have < file.size {
+        let request = FetchRequest {
+            file_id: file.id.clone(),
+            offset: have as u64,
+        };
+        let mut chunks = match client.fetch(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return refuse_or_retry(state, &file, status).await,
+        };
+        loop {
+            let chunk = match chunks.message().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(status) => return refuse_or_retry(state, &file, status).await,
+            };
+            if chunk.data.is_empty() {
+                continue;
+            }
+            if have + chunk.data.len() as i64 > file.size {
+                return refuse(state, &file, "the partner sent more bytes than the file has")
+                    .await;
+            }
+            sqlx::query(
+                "INSERT INTO federation_file_parts (file_id, at_byte, data) VALUES ($1, $2, $3)",
+            )
+            .bind(&file.id)
+            .bind(have)
+            .bind(&chunk.data)
+            .execute(&state.db)
+            .await
+            .map_err(database)?;
+            have += chunk.data.len() as i64;
+            state
+                .metrics
+                .federation_file_bytes_received
+                .inc_by(chunk.data.len() as u64);
+        }
+        if have < file.size {
+            return Err(format!(
+                "the transfer of file {} ended at byte {have} of {}",
+                file.id, file.size
+            ));
+        }
+    }
+    complete(state, partner, file).await
+}
+
+/// A partner's answer that says the file will never come (permanent) is
+/// recorded; anything else ends the session, to be retried.
+async fn refuse_or_retry(state: &AppState, file: &Pending, status: Status) -> Result<(), String> {
+    match status.code() {
+        Code::NotFound | Code::FailedPrecondition | Code::OutOfRange => {
+            refuse(state, file, &format!("the partner refused it: {}", status.message())).await
+        }
+        _ => Err(format!("fetching file {}: {}", file.id, status.message())),
+    }
+}
+
+async fn refuse(state: &AppState, file: &Pending, reason: &str) -> Result<(), String> {
+    tracing::warn!(file = %file.id, "a partner's file is refused: {reason}");
+    let mut tx = state.db.begin().await.map_err(database)?;
+    sqlx::query(
+        "UPDATE files SET state = 'refused', refused_reason = $2 WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(&file.id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await
+    .map_err(database)?;
+    sqlx::query("DELETE FROM federation_file_parts WHERE file_id = $1")
+        .bind(&file.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+    announce(&mut tx, file).await?;
+    tx.commit().await.map_err(database)
+}
+
+/// Tells the channel's clients the post's files changed.
+async fn announce(tx: &mut Transaction<'_, Postgres>, file: &Pending) -> Result<(), String> {
+    if let Some(post_id) = &file.post_id {
+        posts::announce(tx, "files_changed", post_id)
+            .await
+            .map_err(|e| format!("announcing file {}: {}", file.id, e.message))?;
+    }
+    Ok(())
+}
+
+/// Assembles a file whose chunks are all here: checked against its SHA-256,
+/// typed from its bytes, stored, and made downloadable.
+async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> Result<(), String> {
+    let mut spool = tempfile::NamedTempFile::new().map_err(|e| format!("spool: {e}"))?;
+    let mut digest = sha2::Sha256::new();
+    let mut head = Vec::new();
+    let mut parts = sqlx::query_as::<_, (Vec<u8>,)>(
+        "SELECT data FROM federation_file_parts WHERE file_id = $1 ORDER BY at_byte",
+    )
+    .bind(&file.id)
+    .fetch(&state.db);
+    while let Some(part) = parts.next().await {
+        let (data,) = part.map_err(database)?;
+        digest.update(&data);
+        if head.len() < 8192 {
+            head.extend_from_slice(&data[..data.len().min(8192 - head.len())]);
+        }
+        spool.write_all(&data).map_err(|e| format!("spool: {e}"))?;
+    }
+    drop(parts);
+    spool.flush().map_err(|e| format!("spool: {e}"))?;
+    if file.sha256.as_deref() != Some(digest.finalize().as_slice()) {
+        return refuse(
+            state,
+            &file,
+            "its bytes do not match the SHA-256 the partner announced",
+        )
+        .await;
+    }
+    let kind = files::content_type(&head, Some(&file.content_type));
+    state
+        .store
+        .put_file(&file.object_key, spool.path(), &kind)
+        .await
+        .map_err(|e| format!("object store: {e}"))?;
+    let mut tx = state.db.begin().await.map_err(database)?;
+    sqlx::query(
+        "UPDATE files SET state = 'ready', content_type = $2 WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(&file.id)
+    .bind(&kind)
+    .execute(&mut *tx)
+    .await
+    .map_err(database)?;
+    sqlx::query("DELETE FROM federation_file_parts WHERE file_id = $1")
+        .bind(&file.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+    announce(&mut tx, &file).await?;
+    tx.commit().await.map_err(database)?;
+    tracing::info!(partner = %partner.workspace_id, file = %file.id, bytes = file.size, "received a partner's file");
+    Ok(())
+}
+
+fn database(error: sqlx::Error) -> String {
+    format!("database: {error}")
+}
