@@ -91,6 +91,17 @@ impl Postgres {
         )
     }
 
+    /// `postgres://` URL of `database` over the server's Unix socket: it
+    /// reaches the server from any network namespace on this machine.
+    pub fn socket_url(&self, database: &str) -> String {
+        format!(
+            "postgres://{USER}:{}@localhost:{}/{database}?host={}",
+            self.password,
+            self.port,
+            self.dir.path().display()
+        )
+    }
+
     /// Creates a new, empty database with a name unique to this process
     /// (`<prefix>_<pid>_<n>`) and returns its URL.
     pub fn create_database(&self, prefix: &str) -> Result<String, HarnessError> {

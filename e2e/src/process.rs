@@ -43,8 +43,19 @@ pub(crate) fn wait_for_port(
     timeout: Duration,
     what: &str,
 ) -> Result<(), HarnessError> {
+    wait_for_address(child, Ipv4Addr::LOCALHOST, port, timeout, what)
+}
+
+/// [`wait_for_port`] on another address of this machine.
+pub(crate) fn wait_for_address(
+    child: &mut Child,
+    host: Ipv4Addr,
+    port: u16,
+    timeout: Duration,
+    what: &str,
+) -> Result<(), HarnessError> {
     let deadline = Instant::now() + timeout;
-    let address = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+    let address = SocketAddrV4::new(host, port).into();
     loop {
         if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
             return Ok(());

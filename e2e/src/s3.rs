@@ -8,17 +8,18 @@ use std::{
 };
 
 use crate::process::{
-    fail, free_port, shared, spawn_supervised, stop, wait_for_port, HarnessError, ScratchDir,
+    fail, free_port, shared, spawn_supervised, stop, wait_for_address, HarnessError, ScratchDir,
     Server,
 };
 
 /// Requests moto serves without checking signatures: exactly the bootstrap's IAM calls.
 const BOOTSTRAP_REQUESTS: &str = "3";
 
-/// A running moto S3 server on 127.0.0.1 that accepts only requests signed with
+/// A running moto S3 server (on 127.0.0.1 unless told) that accepts only requests signed with
 /// [`access_key_id`](Self::access_key_id)/[`secret_access_key`](Self::secret_access_key).
 pub struct S3Server {
     child: Mutex<Child>,
+    host: std::net::Ipv4Addr,
     port: u16,
     tls: bool,
     access_key_id: String,
@@ -29,7 +30,13 @@ pub struct S3Server {
 impl S3Server {
     /// Starts a new server, stopped when the value is dropped.
     pub fn start() -> Result<S3Server, HarnessError> {
-        S3Server::start_with(None)
+        S3Server::start_with("127.0.0.1", None)
+    }
+
+    /// A server listening on `host`, an address of this machine (one the
+    /// test gave a veth it created, say).
+    pub fn start_on(host: &str) -> Result<S3Server, HarnessError> {
+        S3Server::start_with(host, None)
     }
 
     /// Starts a server that speaks HTTPS with `cert_pem`/`key_pem` (PEM
@@ -39,11 +46,18 @@ impl S3Server {
         key_pem: &Path,
         ca_pem: &Path,
     ) -> Result<S3Server, HarnessError> {
-        S3Server::start_with(Some((cert_pem, key_pem, ca_pem)))
+        S3Server::start_with("127.0.0.1", Some((cert_pem, key_pem, ca_pem)))
     }
 
-    fn start_with(tls: Option<(&Path, &Path, &Path)>) -> Result<S3Server, HarnessError> {
+    fn start_with(
+        host: &str,
+        tls: Option<(&Path, &Path, &Path)>,
+    ) -> Result<S3Server, HarnessError> {
         let python = python();
+        let host: std::net::Ipv4Addr = host
+            .parse()
+            .map_err(|e| HarnessError(format!("{host:?} is not an IPv4 address: {e}")))?;
+        let host_arg = host.to_string();
         let dir = ScratchDir::new("s3")?;
         let mut last_error = None;
         for _ in 0..3 {
@@ -52,7 +66,7 @@ impl S3Server {
                 .map_err(|e| HarnessError(format!("cannot create the moto log: {e}")))?;
             let mut command = Command::new(&python);
             command
-                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+                .args(["-m", "moto.server", "-H", &host_arg, "-p"])
                 .arg(port.to_string())
                 .env("INITIAL_NO_AUTH_ACTION_COUNT", BOOTSTRAP_REQUESTS)
                 .stdin(Stdio::null())
@@ -67,8 +81,13 @@ impl S3Server {
                     python.display()
                 ))
             })?;
-            if let Err(e) = wait_for_port(&mut child, port, Duration::from_secs(60), "moto_server")
-            {
+            if let Err(e) = wait_for_address(
+                &mut child,
+                host,
+                port,
+                Duration::from_secs(60),
+                "moto_server",
+            ) {
                 stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
                 let log = std::fs::read_to_string(dir.path().join("moto.log")).unwrap_or_default();
                 let hint = if log.contains("No module named moto") {
@@ -80,7 +99,7 @@ impl S3Server {
                 continue;
             }
             let scheme = if tls.is_some() { "https" } else { "http" };
-            let endpoint = format!("{scheme}://127.0.0.1:{port}");
+            let endpoint = format!("{scheme}://{host}:{port}");
             let (access_key_id, secret_access_key) =
                 match bootstrap(&python, &endpoint, tls.map(|t| t.2)) {
                     Ok(keys) => keys,
@@ -91,6 +110,7 @@ impl S3Server {
                 };
             return Ok(S3Server {
                 child: Mutex::new(child),
+                host,
                 port,
                 tls: tls.is_some(),
                 access_key_id,
@@ -110,7 +130,7 @@ impl S3Server {
 
     pub fn endpoint(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://{}:{}", self.host, self.port)
     }
 
     pub fn port(&self) -> u16 {

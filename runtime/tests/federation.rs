@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 
 use axum::http::{Method, StatusCode};
 use common::federation::{
-    converge, history, join_shared, pair, pair_tuned, pair_with, post, Identity,
+    converge, history, join_shared, pair, pair_tuned, pair_with, post, push_as, Identity,
 };
 use serde_json::{json, Value};
 
@@ -161,63 +161,6 @@ async fn shared_channels_converge_both_ways_and_across_a_cut_link() {
     assert!(figures[0].connected, "{figures:?}");
     assert_eq!(figures[0].rejected_events, 0, "{figures:?}");
     let _ = (b_admin, &pair.dir);
-}
-
-/// Pushes `events` to A as whoever `config` makes us; returns the ack.
-async fn push_as(
-    config: &entente_crds::config::RuntimeConfig,
-    to_a: &entente_crds::config::PartnerConfig,
-    events: Vec<entente_runtime::server::federation::proto::Event>,
-) -> Result<entente_runtime::server::federation::proto::Ack, String> {
-    use entente_runtime::server::federation::{
-        proto::{
-            federation_client::FederationClient, push_frame, push_reply, Batch, Envelope, PushFrame,
-        },
-        tls,
-    };
-    let channel = tls::connect(config, to_a).await?;
-    let (frames, outgoing) = tokio::sync::mpsc::channel(4);
-    let mut replies = FederationClient::new(channel)
-        .push(tokio_stream::wrappers::ReceiverStream::new(outgoing))
-        .await
-        .map_err(|s| s.message().to_string())?
-        .into_inner();
-    let resume = match replies
-        .message()
-        .await
-        .map_err(|s| s.message().to_string())?
-    {
-        Some(reply) => match reply.body {
-            Some(push_reply::Body::Resume(r)) => r.applied,
-            other => return Err(format!("not a resume: {other:?}")),
-        },
-        None => return Err("closed".into()),
-    };
-    let envelopes = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| Envelope {
-            seq: resume + 1 + i as u64,
-            event: Some(event),
-        })
-        .collect();
-    frames
-        .send(PushFrame {
-            body: Some(push_frame::Body::Batch(Batch { events: envelopes })),
-        })
-        .await
-        .unwrap();
-    match replies
-        .message()
-        .await
-        .map_err(|s| s.message().to_string())?
-    {
-        Some(reply) => match reply.body {
-            Some(push_reply::Body::Ack(ack)) => Ok(ack),
-            other => Err(format!("not an ack: {other:?}")),
-        },
-        None => Err("closed".into()),
-    }
 }
 
 #[tokio::test]
@@ -1154,7 +1097,10 @@ async fn files_follow_their_posts_resume_after_a_cut_and_respect_the_size_cap() 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], "file_pending", "{body}");
-    assert!(body["message"].as_str().unwrap().contains("Alpha Org"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Alpha Org"),
+        "{body}"
+    );
     pair.links.0.set(true);
     pair.links.1.set(true);
 
@@ -1210,7 +1156,13 @@ async fn files_follow_their_posts_resume_after_a_cut_and_respect_the_size_cap() 
     let a_town = pair.a.channel(&alice, "town", "public").await;
     let (status, private) = pair
         .a
-        .upload(&alice, &a_town, "private.txt", b"not for bravo".to_vec(), "text/plain")
+        .upload(
+            &alice,
+            &a_town,
+            "private.txt",
+            b"not for bravo".to_vec(),
+            "text/plain",
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{private}");
     post(
@@ -1231,11 +1183,7 @@ async fn files_follow_their_posts_resume_after_a_cut_and_respect_the_size_cap() 
         .err()
         .expect("a file in an unshared channel is not served");
     assert_eq!(denied.code(), tonic::Code::NotFound, "{denied:?}");
-    let mut chunks = client
-        .fetch(fetch(&note_id, 9))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut chunks = client.fetch(fetch(&note_id, 9)).await.unwrap().into_inner();
     let mut tail = Vec::new();
     while let Some(chunk) = chunks.message().await.unwrap() {
         tail.extend(chunk.data);

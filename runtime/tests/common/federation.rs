@@ -376,3 +376,60 @@ pub async fn post(ws: &Workspace, token: &str, channel: &str, body: Value) -> Va
     assert_eq!(status, StatusCode::CREATED, "{post}");
     post
 }
+
+/// Pushes `events` to A as whoever `config` makes us; returns the ack.
+pub async fn push_as(
+    config: &entente_crds::config::RuntimeConfig,
+    to_a: &entente_crds::config::PartnerConfig,
+    events: Vec<entente_runtime::server::federation::proto::Event>,
+) -> Result<entente_runtime::server::federation::proto::Ack, String> {
+    use entente_runtime::server::federation::{
+        proto::{
+            federation_client::FederationClient, push_frame, push_reply, Batch, Envelope, PushFrame,
+        },
+        tls,
+    };
+    let channel = tls::connect(config, to_a).await?;
+    let (frames, outgoing) = tokio::sync::mpsc::channel(4);
+    let mut replies = FederationClient::new(channel)
+        .push(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    let resume = match replies
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?
+    {
+        Some(reply) => match reply.body {
+            Some(push_reply::Body::Resume(r)) => r.applied,
+            other => return Err(format!("not a resume: {other:?}")),
+        },
+        None => return Err("closed".into()),
+    };
+    let envelopes = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Envelope {
+            seq: resume + 1 + i as u64,
+            event: Some(event),
+        })
+        .collect();
+    frames
+        .send(PushFrame {
+            body: Some(push_frame::Body::Batch(Batch { events: envelopes })),
+        })
+        .await
+        .unwrap();
+    match replies
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?
+    {
+        Some(reply) => match reply.body {
+            Some(push_reply::Body::Ack(ack)) => Ok(ack),
+            other => Err(format!("not an ack: {other:?}")),
+        },
+        None => Err("closed".into()),
+    }
+}

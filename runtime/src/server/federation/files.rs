@@ -331,8 +331,12 @@ async fn fetch(
                 continue;
             }
             if have + chunk.data.len() as i64 > file.size {
-                return refuse(state, &file, "the partner sent more bytes than the file has")
-                    .await;
+                return refuse(
+                    state,
+                    &file,
+                    "the partner sent more bytes than the file has",
+                )
+                .await;
             }
             sqlx::query(
                 "INSERT INTO federation_file_parts (file_id, at_byte, data) VALUES ($1, $2, $3)",
@@ -364,7 +368,12 @@ async fn fetch(
 async fn refuse_or_retry(state: &AppState, file: &Pending, status: Status) -> Result<(), String> {
     match status.code() {
         Code::NotFound | Code::FailedPrecondition | Code::OutOfRange => {
-            refuse(state, file, &format!("the partner refused it: {}", status.message())).await
+            refuse(
+                state,
+                file,
+                &format!("the partner refused it: {}", status.message()),
+            )
+            .await
         }
         _ => Err(format!("fetching file {}: {}", file.id, status.message())),
     }
