@@ -1180,8 +1180,7 @@ async fn files_follow_their_posts_resume_after_a_cut_and_respect_the_size_cap() 
     let denied = client
         .fetch(fetch(private["id"].as_str().unwrap(), 0))
         .await
-        .err()
-        .expect("a file in an unshared channel is not served");
+        .expect_err("a file in an unshared channel is not served");
     assert_eq!(denied.code(), tonic::Code::NotFound, "{denied:?}");
     let mut chunks = client.fetch(fetch(&note_id, 9)).await.unwrap().into_inner();
     let mut tail = Vec::new();
@@ -1192,7 +1191,6 @@ async fn files_follow_their_posts_resume_after_a_cut_and_respect_the_size_cap() 
     let over_limit = client
         .fetch(fetch(&over_id, 0))
         .await
-        .err()
-        .expect("a file over B's limit is not served to B");
+        .expect_err("a file over B's limit is not served to B");
     assert_eq!(over_limit.code(), tonic::Code::FailedPrecondition);
 }

@@ -30,7 +30,15 @@ pub async fn references(
     tx: &mut Transaction<'_, Postgres>,
     post_id: &str,
 ) -> Result<Vec<proto::FileRef>, sqlx::Error> {
-    let rows: Vec<(String, String, String, i64, Option<Vec<u8>>)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        name: String,
+        content_type: String,
+        size: i64,
+        sha256: Option<Vec<u8>>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, name, content_type, size, sha256 FROM files WHERE post_id = $1 ORDER BY created_at, id",
     )
     .bind(post_id)
@@ -38,12 +46,12 @@ pub async fn references(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, name, content_type, size, sha256)| proto::FileRef {
-            id,
-            name,
-            content_type,
-            size: size as u64,
-            sha256: sha256.unwrap_or_default(),
+        .map(|file| proto::FileRef {
+            id: file.id,
+            name: file.name,
+            content_type: file.content_type,
+            size: file.size as u64,
+            sha256: file.sha256.unwrap_or_default(),
         })
         .collect())
 }
