@@ -749,11 +749,96 @@ async fn two_server_processes_converge_across_a_cut_veth_and_a_killed_receiver()
         .collect();
     assert_eq!(ids.len(), expected, "no duplicates after the restart");
 
-    // 4. Through a real process's listener: a foreign CA is refused before
+    // 4. No link at all: signed bundles carried by hand converge the two,
+    //    through the `entente` command run against each server's database.
+    network.link(false);
+    say(
+        MGMT_A,
+        &alice,
+        &joint_a,
+        json!({"message": "alpha, by courier"}),
+    );
+    say(
+        MGMT_B,
+        &bob,
+        &joint_b,
+        json!({"message": "bravo, by courier"}),
+    );
+    expected += 2;
+    let entente = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_entente"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "entente {}: {text}",
+            args.join(" ")
+        );
+        text
+    };
+    let (config_a, config_b) = (
+        config_a.display().to_string(),
+        config_b.display().to_string(),
+    );
+    for (from, to, partner) in [
+        (&config_a, &config_b, "ws-b"),
+        (&config_b, &config_a, "ws-a"),
+    ] {
+        let (bundle, ack) = (
+            dir.join(format!("to-{partner}")).display().to_string(),
+            dir.join(format!("ack-from-{partner}"))
+                .display()
+                .to_string(),
+        );
+        entente(&[
+            "admin",
+            "federation",
+            "export",
+            "--config",
+            from,
+            "--partner",
+            partner,
+            "--out",
+            &bundle,
+        ]);
+        let text = entente(&[
+            "admin",
+            "federation",
+            "import",
+            "--config",
+            to,
+            "--in",
+            &bundle,
+            "--ack-out",
+            &ack,
+        ]);
+        assert!(text.contains("(0 refused"), "{text}");
+        let text = entente(&[
+            "admin",
+            "federation",
+            "import",
+            "--config",
+            from,
+            "--in",
+            &ack,
+        ]);
+        assert!(text.contains("acknowledged everything up to"), "{text}");
+    }
+    let carried = converge(on_a, on_b, expected, Duration::from_secs(60));
+    assert!(carried.iter().any(|p| p.contains("bravo, by courier")));
+
+    // 5. Through a real process (last: pushing as B moves what A
+    //    has applied of B's stream past B's real outbox)'s listener: a foreign CA is refused before
     //    any gRPC, and a valid partner forging an origin or writing into an
     //    unshared channel is refused and audited.
     use entente_runtime::server::federation::proto::{event::Op, Event, PostCreated, Profile};
-    let mut b_config = entente_crds::config::RuntimeConfig::load(&config_b).unwrap();
+    let mut b_config = entente_crds::config::RuntimeConfig::load(Path::new(&config_b)).unwrap();
     let mut to_a = b_config.federation.partners[0].clone();
     to_a.endpoint = format!("https://{MGMT_A}:{FED_PORT}");
     let bob_profile = Profile {
