@@ -25,6 +25,7 @@ pub mod common;
 pub mod config;
 pub mod crd;
 pub mod guest_policy;
+pub mod join_token;
 pub mod language_model;
 pub mod legal_hold;
 pub mod partner_connection;

@@ -19,4 +19,4 @@ mod s3;
 
 pub use postgres::Postgres;
 pub use process::{free_port, port_is_open, HarnessError};
-pub use s3::S3Server;
+pub use s3::{python, S3Server};

@@ -176,7 +176,7 @@ impl Drop for S3Server {
 }
 
 /// `$ENTENTE_PYTHON` or `python3`: the interpreter moto is installed for.
-pub(crate) fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     std::env::var_os("ENTENTE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"))

@@ -1,7 +1,16 @@
-//! Media services for calls: the SFU and the offloader.
+//! Media services for calls.
 //!
-//! Not built yet: both binaries say so and exit with status 2. They will read
-//! [`entente_crds::config::MediaConfig`] (the "Calls" issue).
+//! - `entente-sfu`: the selective forwarding unit ([`sfu`]): WebSocket
+//!   signalling with join tokens the workspace server signs ([`signal`],
+//!   [`server`]), rooms keyed by call id, every publisher's tracks forwarded
+//!   to every other participant without transcoding.
+//! - `entente-offloader` (recording, transcription, captions): not built
+//!   yet; the binary says so and exits with status 2.
+
+pub mod metrics;
+pub mod server;
+pub mod sfu;
+pub mod signal;
 
 /// Status for "this command is not built yet".
 pub const NOT_BUILT: u8 = 2;

@@ -1,0 +1,647 @@
+//! Rooms and forwarding.
+//!
+//! Each participant has one peer connection with the SFU. Every track a
+//! participant publishes becomes one local track (`TrackLocalStaticRTP`,
+//! same codec: nothing is transcoded) added to every other participant's
+//! connection; its RTP packets are written to all of them as they arrive.
+//! Receivers' picture-loss requests go back to the publisher; NACKs are
+//! answered from the SFU's send buffer and the SFU asks publishers for what
+//! it lost (the default interceptors). Renegotiation is serialised per
+//! participant, with the SFU the only offerer.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use entente_crds::config::{SfuConfig, UdpPorts};
+use tokio::sync::{mpsc, watch};
+use webrtc::{
+    api::{
+        interceptor_registry::register_default_interceptors, media_engine::MediaEngine,
+        setting_engine::SettingEngine, APIBuilder, API,
+    },
+    ice::{
+        udp_mux::{UDPMuxDefault, UDPMuxParams},
+        udp_network::{EphemeralUDP, UDPNetwork},
+    },
+    ice_transport::{ice_candidate_type::RTCIceCandidateType, ice_server::RTCIceServer},
+    interceptor::registry::Registry,
+    peer_connection::{
+        configuration::RTCConfiguration, peer_connection_state::RTCPeerConnectionState,
+        sdp::session_description::RTCSessionDescription, RTCPeerConnection,
+    },
+    rtcp::payload_feedbacks::{
+        full_intra_request::FullIntraRequest, picture_loss_indication::PictureLossIndication,
+    },
+    rtp_transceiver::rtp_sender::RTCRtpSender,
+    track::{
+        track_local::{track_local_static_rtp::TrackLocalStaticRTP, TrackLocal, TrackLocalWriter},
+        track_remote::TrackRemote,
+    },
+};
+
+use crate::{
+    metrics::Metrics,
+    signal::{Peer, ServerMessage},
+};
+
+/// Why the SFU could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("media: {0}")]
+    Media(#[from] webrtc::Error),
+    #[error("UDP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a join was refused: a code for clients and a message for people.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// One forwarded track: the publisher's packets, fanned out.
+struct Published {
+    owner: u64,
+    local: Arc<TrackLocalStaticRTP>,
+    /// The publisher's SSRC, for picture-loss requests sent back to it.
+    ssrc: u32,
+    video: bool,
+}
+
+pub struct Participant {
+    id: u64,
+    peer: Peer,
+    pc: Arc<RTCPeerConnection>,
+    out: mpsc::UnboundedSender<ServerMessage>,
+    /// Senders of the others' tracks on this connection, by track id.
+    senders: Mutex<HashMap<String, Arc<RTCRtpSender>>>,
+    negotiation: Mutex<Negotiation>,
+}
+
+#[derive(Default)]
+struct Negotiation {
+    /// An offer is out and its answer has not come back.
+    offering: bool,
+    /// Something changed meanwhile: offer again after the answer.
+    again: bool,
+}
+
+#[derive(Default)]
+struct Room {
+    participants: HashMap<u64, Arc<Participant>>,
+    tracks: Vec<Published>,
+}
+
+pub struct Sfu {
+    api: API,
+    ice_servers: Vec<RTCIceServer>,
+    max_participants: usize,
+    rooms: Mutex<HashMap<String, Room>>,
+    next_id: AtomicU64,
+    draining: AtomicBool,
+    /// Rooms in progress, for drain to wait on.
+    room_count: watch::Sender<usize>,
+    pub metrics: Metrics,
+}
+
+/// What `/status` reports.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub draining: bool,
+    pub rooms: usize,
+    pub participants: usize,
+    /// Streams being forwarded (each published track times its receivers):
+    /// the server sends new calls to the node where this is lowest.
+    pub load: usize,
+}
+
+impl Sfu {
+    /// The media engine, interceptors and ICE network `config` asks for.
+    /// `bind` is the address media is received on.
+    pub async fn new(config: &SfuConfig, bind: std::net::IpAddr) -> Result<Arc<Sfu>, StartError> {
+        if config.tcp_port.is_some() {
+            return Err(StartError::Config(
+                "sfu.tcpPort: ICE over TCP is not built yet; remove it (media goes over UDP)"
+                    .into(),
+            ));
+        }
+        let mut media = MediaEngine::default();
+        media.register_default_codecs()?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        let mut settings = SettingEngine::default();
+        settings.set_include_loopback_candidate(bind.is_loopback());
+        settings.set_ip_filter(Box::new(move |ip| bind.is_unspecified() || ip == bind));
+        match &config.udp {
+            UdpPorts::Mux(port) => {
+                let socket = tokio::net::UdpSocket::bind((bind, *port)).await?;
+                tracing::info!(address = %socket.local_addr()?, "media on one UDP port");
+                settings.set_udp_network(UDPNetwork::Muxed(UDPMuxDefault::new(UDPMuxParams::new(
+                    socket,
+                ))));
+            }
+            UdpPorts::Range { min, max } => {
+                settings.set_udp_network(UDPNetwork::Ephemeral(
+                    EphemeralUDP::new(*min, *max).map_err(|e| {
+                        StartError::Config(format!("sfu.udp range {min}-{max}: {e}"))
+                    })?,
+                ));
+            }
+        }
+        if !config.advertised_addresses.is_empty() {
+            settings.set_nat_1to1_ips(
+                config.advertised_addresses.clone(),
+                RTCIceCandidateType::Host,
+            );
+        }
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings)
+            .build();
+        let ice_servers = config
+            .ice_servers
+            .iter()
+            .map(|server| RTCIceServer {
+                urls: server.urls.clone(),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Arc::new(Sfu {
+            api,
+            ice_servers,
+            max_participants: config.max_participants_per_room.max(1) as usize,
+            rooms: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
+            room_count: watch::channel(0).0,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn status(&self) -> Status {
+        let rooms = self.rooms();
+        Status {
+            draining: self.draining.load(Ordering::SeqCst),
+            rooms: rooms.len(),
+            participants: rooms.values().map(|r| r.participants.len()).sum(),
+            load: rooms
+                .values()
+                .map(|r| r.tracks.len() * r.participants.len().saturating_sub(1))
+                .sum(),
+        }
+    }
+
+    /// Stops taking new calls; the returned receiver reaches 0 when the
+    /// last call in progress ends.
+    pub fn drain(&self) -> watch::Receiver<usize> {
+        self.draining.store(true, Ordering::SeqCst);
+        tracing::info!(rooms = self.rooms().len(), "draining: no new calls");
+        self.room_count.subscribe()
+    }
+
+    fn counted(&self, rooms: &HashMap<String, Room>) {
+        self.room_count.send_replace(rooms.len());
+        self.metrics.rooms.set(rooms.len() as i64);
+        self.metrics
+            .participants
+            .set(rooms.values().map(|r| r.participants.len() as i64).sum());
+    }
+
+    /// Admits `peer` to `call` with its SDP `offer`: the answer, who is
+    /// there, and the participant (to give `leave` and answers to).
+    pub async fn join(
+        self: &Arc<Sfu>,
+        call: &str,
+        peer: Peer,
+        offer: String,
+        out: mpsc::UnboundedSender<ServerMessage>,
+    ) -> Result<(Arc<Participant>, ServerMessage), Refusal> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Reserve the seat before the (slow) connection set-up.
+        {
+            let mut rooms = self.rooms();
+            if !rooms.contains_key(call) && self.draining.load(Ordering::SeqCst) {
+                return Err(Refusal::new(
+                    "draining",
+                    "this media server is draining and starts no new calls",
+                ));
+            }
+            let room = rooms.entry(call.to_string()).or_default();
+            if room.participants.len() >= self.max_participants {
+                let message = format!("the call is full ({} participants)", self.max_participants);
+                if room.participants.is_empty() {
+                    rooms.remove(call);
+                }
+                return Err(Refusal::new("full", message));
+            }
+            if room.participants.values().any(|p| p.peer.user == peer.user) {
+                // One connection per user: the newer replaces the older below.
+                tracing::info!(%call, user = %peer.user, "user rejoined");
+            }
+        }
+        let pc = self
+            .api
+            .new_peer_connection(RTCConfiguration {
+                ice_servers: self.ice_servers.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Refusal::new("media", format!("cannot create the connection: {e}")))?;
+        let pc = Arc::new(pc);
+        let participant = Arc::new(Participant {
+            id,
+            peer: peer.clone(),
+            pc: pc.clone(),
+            out,
+            senders: Mutex::new(HashMap::new()),
+            negotiation: Mutex::new(Negotiation::default()),
+        });
+        self.watch_tracks(call, &participant);
+        self.watch_state(call, &participant);
+        let answer = async {
+            pc.set_remote_description(RTCSessionDescription::offer(offer)?)
+                .await?;
+            let answer = pc.create_answer(None).await?;
+            let mut gathered = pc.gathering_complete_promise().await;
+            pc.set_local_description(answer).await?;
+            let _ = gathered.recv().await;
+            Ok::<_, webrtc::Error>(pc.local_description().await.map(|d| d.sdp))
+        }
+        .await;
+        let answer = match answer {
+            Ok(Some(sdp)) => sdp,
+            Ok(None) => return Err(Refusal::new("media", "no local description")),
+            Err(e) => {
+                let _ = pc.close().await;
+                self.forget_empty(call);
+                return Err(Refusal::new(
+                    "bad_offer",
+                    format!("the offer is not usable: {e}"),
+                ));
+            }
+        };
+        let (others, tracks) = {
+            let mut rooms = self.rooms();
+            let room = rooms.entry(call.to_string()).or_default();
+            // A stale connection of the same user goes.
+            let stale: Vec<u64> = room
+                .participants
+                .values()
+                .filter(|p| p.peer.user == peer.user)
+                .map(|p| p.id)
+                .collect();
+            let others: Vec<Arc<Participant>> = room
+                .participants
+                .values()
+                .filter(|p| !stale.contains(&p.id))
+                .cloned()
+                .collect();
+            room.participants.insert(id, participant.clone());
+            let tracks: Vec<(Arc<TrackLocalStaticRTP>, u64, u32, bool)> = room
+                .tracks
+                .iter()
+                .filter(|t| t.owner != id)
+                .map(|t| (t.local.clone(), t.owner, t.ssrc, t.video))
+                .collect();
+            self.counted(&rooms);
+            drop(rooms);
+            for old in stale {
+                self.leave_id(call, old);
+            }
+            (others, tracks)
+        };
+        for other in &others {
+            let _ = other
+                .out
+                .send(ServerMessage::ParticipantJoined { peer: peer.clone() });
+        }
+        // Everything already published, sent to the newcomer.
+        if !tracks.is_empty() {
+            let sfu = self.clone();
+            let (call, newcomer) = (call.to_string(), participant.clone());
+            tokio::spawn(async move {
+                for (local, owner, ssrc, video) in tracks {
+                    sfu.subscribe(&call, &newcomer, local, owner, ssrc, video)
+                        .await;
+                }
+                newcomer.negotiate().await;
+            });
+        }
+        tracing::info!(%call, user = %peer.user, "joined");
+        Ok((
+            participant,
+            ServerMessage::Joined {
+                answer,
+                participants: others.iter().map(|p| p.peer.clone()).collect(),
+            },
+        ))
+    }
+
+    fn forget_empty(&self, call: &str) {
+        let mut rooms = self.rooms();
+        if rooms.get(call).is_some_and(|r| r.participants.is_empty()) {
+            rooms.remove(call);
+        }
+        self.counted(&rooms);
+    }
+
+    /// Adds `local` (published by `owner`) to `to`'s connection, and relays
+    /// `to`'s picture-loss requests for it to the publisher.
+    async fn subscribe(
+        self: &Arc<Sfu>,
+        call: &str,
+        to: &Arc<Participant>,
+        local: Arc<TrackLocalStaticRTP>,
+        owner: u64,
+        ssrc: u32,
+        video: bool,
+    ) {
+        let sender = match to
+            .pc
+            .add_track(local.clone() as Arc<dyn TrackLocal + Send + Sync>)
+            .await
+        {
+            Ok(sender) => sender,
+            Err(e) => {
+                tracing::warn!(user = %to.peer.user, "cannot add a track: {e}");
+                return;
+            }
+        };
+        to.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(local.id().to_string(), sender.clone());
+        let (sfu, room) = (self.clone(), call.to_string());
+        tokio::spawn(async move {
+            while let Ok((packets, _)) = sender.read_rtcp().await {
+                let wants_keyframe = packets.iter().any(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                });
+                if wants_keyframe {
+                    sfu.request_keyframe(&room, owner, ssrc).await;
+                }
+            }
+        });
+        if video {
+            // The newcomer needs a keyframe to start decoding.
+            self.request_keyframe(call, owner, ssrc).await;
+        }
+    }
+
+    async fn request_keyframe(&self, call: &str, owner: u64, ssrc: u32) {
+        let publisher = self
+            .rooms()
+            .get(call)
+            .and_then(|r| r.participants.get(&owner).cloned());
+        if let Some(publisher) = publisher {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            let _ = publisher.pc.write_rtcp(&[Box::new(pli)]).await;
+        }
+    }
+
+    /// Each track the participant publishes is forwarded to the others.
+    fn watch_tracks(self: &Arc<Sfu>, call: &str, participant: &Arc<Participant>) {
+        let (sfu, call) = (Arc::downgrade(self), call.to_string());
+        let owner = participant.id;
+        let user = participant.peer.user.clone();
+        participant
+            .pc
+            .on_track(Box::new(move |remote: Arc<TrackRemote>, _, _| {
+                let (sfu, call, user) = (sfu.clone(), call.clone(), user.clone());
+                // The handler must return: the next track's waits for it.
+                if let Some(sfu) = sfu.upgrade() {
+                    tokio::spawn(async move { sfu.publish(&call, owner, &user, remote).await });
+                }
+                Box::pin(async {})
+            }));
+    }
+
+    async fn publish(
+        self: &Arc<Sfu>,
+        call: &str,
+        owner: u64,
+        user: &str,
+        remote: Arc<TrackRemote>,
+    ) {
+        let codec = remote.codec();
+        let video = codec
+            .capability
+            .mime_type
+            .to_ascii_lowercase()
+            .starts_with("video/");
+        let kind = if video { "video" } else { "audio" };
+        let local = Arc::new(TrackLocalStaticRTP::new(
+            codec.capability.clone(),
+            format!("{user}-{kind}-{}", remote.ssrc()),
+            // Receivers know whose track it is by its stream id.
+            user.to_string(),
+        ));
+        let ssrc = remote.ssrc();
+        let others = {
+            let mut rooms = self.rooms();
+            let Some(room) = rooms.get_mut(call) else {
+                return;
+            };
+            if !room.participants.contains_key(&owner) {
+                return;
+            }
+            room.tracks.push(Published {
+                owner,
+                local: local.clone(),
+                ssrc,
+                video,
+            });
+            room.participants
+                .values()
+                .filter(|p| p.id != owner)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        tracing::info!(%call, %user, mime = %codec.capability.mime_type, "publishing");
+        for other in &others {
+            self.subscribe(call, other, local.clone(), owner, ssrc, video)
+                .await;
+            other.negotiate().await;
+        }
+        self.forward(call, remote, local).await;
+    }
+
+    /// Copies the publisher's packets to every subscriber until the track ends.
+    async fn forward(&self, call: &str, remote: Arc<TrackRemote>, local: Arc<TrackLocalStaticRTP>) {
+        let mut last_sequence: Option<u16> = None;
+        while let Ok((packet, _)) = remote.read_rtp().await {
+            self.metrics.packets_received.inc();
+            let sequence = packet.header.sequence_number;
+            if let Some(last) = last_sequence {
+                let gap = sequence.wrapping_sub(last);
+                // Gaps forward (not reordering or a restart) are losses.
+                if (2..1000).contains(&gap) {
+                    self.metrics.packets_lost.inc_by(u64::from(gap - 1));
+                }
+            }
+            last_sequence = Some(sequence);
+            let receivers = self
+                .rooms()
+                .get(call)
+                .map(|r| r.participants.len().saturating_sub(1))
+                .unwrap_or(0) as u64;
+            let bytes = packet.payload.len() as u64;
+            if local.write_rtp(&packet).await.is_ok() && receivers > 0 {
+                self.metrics.packets_forwarded.inc_by(receivers);
+                self.metrics.bytes_forwarded.inc_by(bytes * receivers);
+            }
+        }
+    }
+
+    fn watch_state(self: &Arc<Sfu>, call: &str, participant: &Arc<Participant>) {
+        let (sfu, call, id) = (Arc::downgrade(self), call.to_string(), participant.id);
+        participant
+            .pc
+            .on_peer_connection_state_change(Box::new(move |state| {
+                let (sfu, call) = (sfu.clone(), call.clone());
+                Box::pin(async move {
+                    if matches!(
+                        state,
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                    ) {
+                        if let Some(sfu) = sfu.upgrade() {
+                            sfu.leave_id(&call, id);
+                        }
+                    }
+                })
+            }));
+    }
+
+    /// The participant is gone: its tracks end for everyone else.
+    pub fn leave(self: &Arc<Sfu>, call: &str, participant: &Participant) {
+        self.leave_id(call, participant.id);
+    }
+
+    fn leave_id(self: &Arc<Sfu>, call: &str, id: u64) {
+        let (gone, others, ended) = {
+            let mut rooms = self.rooms();
+            let Some(room) = rooms.get_mut(call) else {
+                return;
+            };
+            let Some(gone) = room.participants.remove(&id) else {
+                return;
+            };
+            let ended: Vec<String> = room
+                .tracks
+                .iter()
+                .filter(|t| t.owner == id)
+                .map(|t| t.local.id().to_string())
+                .collect();
+            room.tracks.retain(|t| t.owner != id);
+            let others: Vec<Arc<Participant>> = room.participants.values().cloned().collect();
+            if room.participants.is_empty() {
+                rooms.remove(call);
+            }
+            self.counted(&rooms);
+            (gone, others, ended)
+        };
+        tracing::info!(%call, user = %gone.peer.user, "left");
+        tokio::spawn(async move {
+            let _ = gone.pc.close().await;
+            for other in others {
+                let senders: Vec<Arc<RTCRtpSender>> = {
+                    let mut senders = other.senders.lock().unwrap_or_else(|e| e.into_inner());
+                    ended.iter().filter_map(|t| senders.remove(t)).collect()
+                };
+                for sender in &senders {
+                    let _ = other.pc.remove_track(sender).await;
+                }
+                let _ = other.out.send(ServerMessage::ParticipantLeft {
+                    peer: gone.peer.clone(),
+                    tracks: ended.clone(),
+                });
+                if !senders.is_empty() {
+                    other.negotiate().await;
+                }
+            }
+        });
+    }
+}
+
+impl Participant {
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// Offers the connection as it now is, unless an offer is out (then
+    /// once more after its answer).
+    pub async fn negotiate(&self) {
+        {
+            let mut state = self.negotiation.lock().unwrap_or_else(|e| e.into_inner());
+            if state.offering {
+                state.again = true;
+                return;
+            }
+            state.offering = true;
+        }
+        let offer = async {
+            let offer = self.pc.create_offer(None).await?;
+            let mut gathered = self.pc.gathering_complete_promise().await;
+            self.pc.set_local_description(offer).await?;
+            let _ = gathered.recv().await;
+            Ok::<_, webrtc::Error>(self.pc.local_description().await.map(|d| d.sdp))
+        }
+        .await;
+        match offer {
+            Ok(Some(sdp)) => {
+                let _ = self.out.send(ServerMessage::Offer { sdp });
+            }
+            Ok(None) | Err(_) => {
+                tracing::warn!(user = %self.peer.user, "cannot make an offer: {offer:?}");
+                self.negotiation
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .offering = false;
+            }
+        }
+    }
+
+    /// The client's answer to the SFU's last offer.
+    pub async fn answered(&self, sdp: String) -> Result<(), String> {
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| e.to_string())?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| format!("the answer is not usable: {e}"))?;
+        let again = {
+            let mut state = self.negotiation.lock().unwrap_or_else(|e| e.into_inner());
+            state.offering = false;
+            std::mem::take(&mut state.again)
+        };
+        if again {
+            Box::pin(self.negotiate()).await;
+        }
+        Ok(())
+    }
+}
