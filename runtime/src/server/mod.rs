@@ -28,6 +28,7 @@ pub mod access_admin;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod calls;
 pub mod channels;
 pub mod error;
 pub mod events;
@@ -244,6 +245,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::list))
         .routes(routes!(guests::invite))
         .routes(routes!(guests::redeem))
+        .routes(routes!(calls::get, calls::join))
+        .routes(routes!(calls::leave))
         .routes(routes!(posts::list, posts::create))
         .routes(routes!(posts::pinned))
         .routes(routes!(posts::mark_read))

@@ -1,0 +1,390 @@
+//! Calls: a channel's members start, join and leave its call; the server
+//! keeps each call on one SFU node (the least loaded healthy one when it
+//! starts), issues short-lived join tokens bound to the call, the user and
+//! an expiry, posts the call's start and end into the channel and tells the
+//! channel's clients over the WebSocket (`call_started`, `call_updated`,
+//! `call_ended`). Anyone else gets nothing: the channel is not theirs to see.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, Utc};
+use entente_crds::{config::CallsConfig, join_token};
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+
+use super::{
+    auth::{new_id, Caller},
+    channels::see,
+    error::{ApiError, ApiResult},
+    events, federation, posts,
+    state::AppState,
+};
+
+/// A call as clients see it.
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Call {
+    pub id: String,
+    pub channel_id: String,
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Who is in the call now.
+    pub participants: Vec<String>,
+}
+
+/// What a participant needs to join the media: where, and the token.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticket {
+    pub call: Call,
+    /// The SFU's signalling WebSocket for this call.
+    pub url: String,
+    /// Send it in the SFU's `join` message; it admits the caller to this
+    /// call only, until `expiresAt`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+fn configured(state: &AppState) -> ApiResult<CallsConfig> {
+    state.config().calls.clone().ok_or_else(|| {
+        ApiError::forbidden(
+            "calls are not enabled in this workspace (Workspace spec.features.calls names a CallsCluster)",
+        )
+    })
+}
+
+/// The channel, if the caller is a member who may speak in it.
+async fn member(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<()> {
+    let seen = see(state, caller, channel_id).await?;
+    if !seen.channel.member || !seen.access.post {
+        return Err(ApiError::forbidden(
+            "only members who can post in a channel take part in its call",
+        ));
+    }
+    Ok(())
+}
+
+async fn load(
+    db: impl sqlx::PgExecutor<'_>,
+    channel_id: &str,
+) -> Result<Option<(Call, String)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        call: Call,
+        node: String,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT c.id, c.channel_id, c.started_by, c.started_at, c.ended_at, c.node,
+                COALESCE(array_agg(p.user_id ORDER BY p.joined_at) FILTER (WHERE p.user_id IS NOT NULL), '{}') AS participants
+         FROM calls c LEFT JOIN call_participants p ON p.call_id = c.id AND p.left_at IS NULL
+         WHERE c.channel_id = $1 AND c.ended_at IS NULL
+         GROUP BY c.id",
+    )
+    .bind(channel_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| (row.call, row.node)))
+}
+
+/// `GET /api/v1/channels/{id}/call`: the channel's call in progress.
+#[utoipa::path(get, path = "/api/v1/channels/{id}/call", params(("id" = String, Path)), responses((status = 200, body = Call), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not a member, or calls not enabled", body = ApiError), (status = 404, description = "no call in progress, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(channel_id): Path<String>,
+) -> ApiResult<Json<Call>> {
+    configured(&state)?;
+    member(&state, &caller, &channel_id).await?;
+    let (call, _) = load(&state.db, &channel_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call in progress"))?;
+    Ok(Json(call))
+}
+
+/// `POST /api/v1/channels/{id}/call`: joins the channel's call, starting it
+/// on the least loaded healthy SFU node if there is none; returns the join
+/// token.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/call", params(("id" = String, Path)), responses((status = 200, body = Ticket), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not a member, or calls not enabled", body = ApiError), (status = 404, description = "not yours to see", body = ApiError), (status = 503, description = "no media server is available", body = ApiError)), security(("bearer" = [])))]
+pub async fn join(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(channel_id): Path<String>,
+) -> ApiResult<Json<Ticket>> {
+    let calls = configured(&state)?;
+    member(&state, &caller, &channel_id).await?;
+    let key = calls.join_token_key.read().map_err(|e| {
+        tracing::error!(error = %e, "cannot read the join-token key");
+        ApiError::unavailable("calls are misconfigured on this server")
+    })?;
+    let existing = load(&state.db, &channel_id).await?;
+    let node = match &existing {
+        Some((_, node)) => node.clone(),
+        None => pick_node(&calls.sfu_nodes).await?,
+    };
+    let mut tx = state.db.begin().await?;
+    let started = if existing.is_none() {
+        let inserted = sqlx::query(
+            "INSERT INTO calls (id, channel_id, node, started_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&channel_id)
+        .bind(&node)
+        .bind(&caller.user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            say(
+                &mut tx,
+                &state,
+                &channel_id,
+                &caller.user_id,
+                "📞 started a call",
+            )
+            .await?;
+        }
+        inserted
+    } else {
+        false
+    };
+    // Whoever started it first, the call in progress now (and its node).
+    let (call, node) = load(&mut *tx, &channel_id)
+        .await?
+        .ok_or_else(|| ApiError::unavailable("the call ended meanwhile; try again"))?;
+    sqlx::query(
+        "INSERT INTO call_participants (call_id, user_id) VALUES ($1, $2)
+         ON CONFLICT (call_id, user_id) DO UPDATE SET joined_at = now(), left_at = NULL",
+    )
+    .bind(&call.id)
+    .bind(&caller.user_id)
+    .execute(&mut *tx)
+    .await?;
+    let (call, _) = load(&mut *tx, &channel_id).await?.expect("just joined");
+    let kind = if started {
+        "call_started"
+    } else {
+        "call_updated"
+    };
+    announce(&mut tx, kind, &call).await?;
+    tx.commit().await?;
+    let (name,): (String,) = sqlx::query_as("SELECT display_name FROM users WHERE id = $1")
+        .bind(&caller.user_id)
+        .fetch_one(&state.db)
+        .await?;
+    let expires_at =
+        Utc::now() + chrono::Duration::seconds(calls.join_token_ttl_seconds.max(1) as i64);
+    let token = join_token::sign(
+        key.as_bytes(),
+        &join_token::Claims {
+            call: call.id.clone(),
+            user: caller.user_id.clone(),
+            name,
+            expires: expires_at.timestamp(),
+        },
+    );
+    Ok(Json(Ticket {
+        url: format!("{}/calls/{}/ws", websocket_base(&node), call.id),
+        call,
+        token,
+        expires_at,
+    }))
+}
+
+/// `POST /api/v1/channels/{id}/call/leave`: the caller leaves; the last one
+/// out ends the call.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/call/leave", params(("id" = String, Path)), responses((status = 204, description = "left"), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not a member, or calls not enabled", body = ApiError), (status = 404, description = "not in a call here", body = ApiError)), security(("bearer" = [])))]
+pub async fn leave(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(channel_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    configured(&state)?;
+    member(&state, &caller, &channel_id).await?;
+    let mut tx = state.db.begin().await?;
+    let (call, _) = load(&mut *tx, &channel_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call in progress"))?;
+    let left = sqlx::query(
+        "UPDATE call_participants SET left_at = now()
+         WHERE call_id = $1 AND user_id = $2 AND left_at IS NULL",
+    )
+    .bind(&call.id)
+    .bind(&caller.user_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if left == 0 {
+        return Err(ApiError::not_found("call you are in"));
+    }
+    let (mut call, _) = load(&mut *tx, &channel_id).await?.expect("still open");
+    if call.participants.is_empty() {
+        let (ended_at,): (DateTime<Utc>,) =
+            sqlx::query_as("UPDATE calls SET ended_at = now() WHERE id = $1 RETURNING ended_at")
+                .bind(&call.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let minutes = ((ended_at - call.started_at).num_seconds() as f64 / 60.0).ceil() as i64;
+        say(
+            &mut tx,
+            &state,
+            &channel_id,
+            &caller.user_id,
+            &format!("📞 call ended after {minutes} min"),
+        )
+        .await?;
+        call.ended_at = Some(ended_at);
+        announce(&mut tx, "call_ended", &call).await?;
+    } else {
+        announce(&mut tx, "call_updated", &call).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn announce(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: &str,
+    call: &Call,
+) -> Result<(), sqlx::Error> {
+    let data = serde_json::to_value(call).expect("a call serializes");
+    events::record(tx, kind, Some(&call.channel_id), None, data).await
+}
+
+/// Posts `message` in the channel as `user_id`, as any post (shared
+/// channels carry it to partners).
+async fn say(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    channel_id: &str,
+    user_id: &str,
+    message: &str,
+) -> ApiResult<()> {
+    let id = new_id();
+    sqlx::query("INSERT INTO posts (id, channel_id, user_id, message) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(channel_id)
+        .bind(user_id)
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
+    let post = posts::announce(tx, "posted", &id).await?;
+    let op = federation::proto::event::Op::PostCreated(federation::proto::PostCreated {
+        post_id: id,
+        root_id: String::new(),
+        message: message.to_string(),
+        files: Vec::new(),
+    });
+    federation::publish(
+        tx,
+        &state.config(),
+        channel_id,
+        user_id,
+        post.created_at,
+        op,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `ws://` or `wss://` for a node's `http://` or `https://` URL.
+fn websocket_base(node: &str) -> String {
+    let node = node.trim_end_matches('/');
+    if let Some(rest) = node.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = node.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        node.to_string()
+    }
+}
+
+/// What a node says of itself at `/status`.
+#[derive(Debug, Deserialize)]
+struct NodeStatus {
+    draining: bool,
+    load: u64,
+}
+
+/// The least loaded node that answers and is not draining.
+async fn pick_node(nodes: &[String]) -> ApiResult<String> {
+    let checks = nodes.iter().map(|node| async move {
+        let status = tokio::time::timeout(Duration::from_secs(2), node_status(node)).await;
+        match status {
+            Ok(Ok(status)) if !status.draining => Some((status.load, node.clone())),
+            Ok(Ok(_)) => None,
+            Ok(Err(why)) => {
+                tracing::warn!(%node, "SFU node unhealthy: {why}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%node, "SFU node did not answer within 2 s");
+                None
+            }
+        }
+    });
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|(_, node)| node)
+        .ok_or_else(|| ApiError::unavailable("no media server is available for calls; retry later"))
+}
+
+/// `GET {node}/status` over plain HTTP (nodes are reached inside the cluster).
+async fn node_status(node: &str) -> Result<NodeStatus, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = node
+        .strip_prefix("http://")
+        .ok_or("the server reaches SFU nodes over http:// only")?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(
+            format!("GET /status HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    serde_json::from_str(body).map_err(|e| format!("status: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_get_a_websocket_url_for_the_node() {
+        assert_eq!(
+            websocket_base("http://10.0.0.7:7880/"),
+            "ws://10.0.0.7:7880"
+        );
+        assert_eq!(
+            websocket_base("https://sfu-0.example"),
+            "wss://sfu-0.example"
+        );
+    }
+}

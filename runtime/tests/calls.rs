@@ -1,0 +1,256 @@
+//! Calls through the server: a channel's members get join tokens for the
+//! channel's one call, held on the least loaded healthy SFU node (a real
+//! `entente-sfu` process; an unreachable node is passed over), and three
+//! real WebRTC peers (aiortc) joining with those tokens hear each other.
+//! The call's start and end are posted in the channel and announced over
+//! the WebSocket; a non-member gets nothing.
+
+mod common;
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use axum::http::StatusCode;
+use common::Workspace;
+use serde_json::{json, Value};
+
+const KEY: &str = "the-calls-cluster-join-token-key-0123456789";
+
+/// The `entente-sfu` built beside this test (`cargo test --workspace`
+/// builds every package's binaries).
+fn sfu_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().unwrap().parent().unwrap().join("entente-sfu");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p entente-media` (scripts/test builds everything)",
+        binary.display()
+    );
+    binary
+}
+
+struct Sfu(Child);
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sfu(dir: &std::path::Path) -> (Sfu, u16) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("join-key"), KEY).unwrap();
+    let (port, udp) = (entente_e2e::free_port(), entente_e2e::free_port());
+    std::fs::write(
+        dir.join("media.yaml"),
+        format!(
+            "version: 1\ncluster: calls\njoinTokenKey: {{file: {}}}\nsfu: {{listen: \"127.0.0.1:{port}\", udp: {{mux: {udp}}}, maxParticipantsPerRoom: 8}}\n",
+            dir.join("join-key").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(sfu_binary())
+        .arg("--config")
+        .arg(dir.join("media.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !entente_e2e::port_is_open(port) {
+        assert!(Instant::now() < deadline, "entente-sfu did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Sfu(child), port)
+}
+
+async fn posts(ws: &Workspace, token: &str, channel: &str) -> Vec<String> {
+    let (status, page) = ws
+        .get(&format!("/api/v1/channels/{channel}/posts"), token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A peer process joining with the server's ticket; its report.
+fn peer(ticket: &Value, freq: u32, seconds: &str) -> Child {
+    let script =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../media/tests/peer.py");
+    Command::new(entente_e2e::python())
+        .arg(script)
+        .args(["--url", ticket["url"].as_str().unwrap()])
+        .args(["--token", ticket["token"].as_str().unwrap()])
+        .args(["--freq", &freq.to_string(), "--seconds", seconds])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn report(child: Child) -> Value {
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "peer: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_get_tokens_for_one_call_on_a_healthy_node_and_hear_each_other() {
+    let dir = std::env::temp_dir().join(format!("entente-calls-{}", std::process::id()));
+    let (_sfu, port) = start_sfu(&dir);
+    let dead = entente_e2e::free_port();
+    let key_file = dir.join("join-key").display().to_string();
+    let ws = Workspace::with_config(move |yaml| {
+        format!(
+            "{yaml}calls: {{sfuNodes: [\"http://127.0.0.1:{dead}\", \"http://127.0.0.1:{port}\"], joinTokenKey: {{file: {key_file}}}, joinTokenTtlSeconds: 60, recording: false}}\n"
+        )
+    })
+    .await;
+    let (alice_id, alice) = ws.user("alice", "member").await;
+    let (bob_id, bob) = ws.user("bob", "member").await;
+    let (carol_id, carol) = ws.user("carol", "member").await;
+    let (_, dave) = ws.user("dave", "member").await;
+    let channel = ws.channel(&alice, "ops", "private").await;
+    for id in [&bob_id, &carol_id] {
+        let (status, body) = ws
+            .post(
+                &format!("/api/v1/channels/{channel}/members"),
+                &alice,
+                json!({"userId": id}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+    }
+    let http = common::serve(&ws).await;
+    let (mut events, _) = common::connect(http, &bob, None).await;
+
+    // Not a member: nothing, not even that there is a call.
+    let (status, _) = ws
+        .post(
+            &format!("/api/v1/channels/{channel}/call"),
+            &dave,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let mut tickets = Vec::new();
+    for token in [&alice, &bob, &carol] {
+        let (status, ticket) = ws
+            .post(
+                &format!("/api/v1/channels/{channel}/call"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{ticket}");
+        tickets.push(ticket);
+    }
+    let call_id = tickets[0]["call"]["id"].as_str().unwrap().to_string();
+    for ticket in &tickets {
+        assert_eq!(
+            ticket["call"]["id"],
+            call_id.as_str(),
+            "one call per channel"
+        );
+        assert_eq!(
+            ticket["url"],
+            format!("ws://127.0.0.1:{port}/calls/{call_id}/ws"),
+            "the healthy node, for everyone"
+        );
+        let claims = entente_crds::join_token::verify(
+            KEY.as_bytes(),
+            ticket["token"].as_str().unwrap(),
+            &call_id,
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+        assert!(claims.expires <= chrono::Utc::now().timestamp() + 60);
+    }
+    assert_eq!(
+        tickets[2]["call"]["participants"],
+        json!([alice_id, bob_id, carol_id])
+    );
+    // Bob's client hears of the call.
+    let started = loop {
+        let event = common::next(&mut events).await;
+        if event["type"] == "call_started" {
+            break event;
+        }
+    };
+    assert_eq!(started["data"]["id"], call_id.as_str(), "{started}");
+    assert_eq!(posts(&ws, &bob, &channel).await, ["📞 started a call"]);
+
+    // The three, through the SFU, with the server's tokens.
+    let peers: Vec<Child> = tickets
+        .iter()
+        .zip([440, 660, 990])
+        .map(|(ticket, freq)| peer(ticket, freq, "8"))
+        .collect();
+    let reports =
+        tokio::task::spawn_blocking(move || peers.into_iter().map(report).collect::<Vec<_>>())
+            .await
+            .unwrap();
+    for (report, (me, others)) in reports.iter().zip([
+        (&alice_id, [(&bob_id, 660.0), (&carol_id, 990.0)]),
+        (&bob_id, [(&alice_id, 440.0), (&carol_id, 990.0)]),
+        (&carol_id, [(&alice_id, 440.0), (&bob_id, 660.0)]),
+    ]) {
+        assert!(report["joined"].as_bool().unwrap(), "{me}: {report}");
+        for (user, freq) in others {
+            let heard = report["tracks"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(id, t)| id.starts_with(user.as_str()) && t["kind"] == "audio")
+                .map(|(_, t)| t["freq"].as_f64().unwrap_or(0.0))
+                .unwrap_or_else(|| panic!("{me} got nothing from {user}: {report}"));
+            assert!(
+                (heard - freq).abs() < 15.0,
+                "{me} heard {heard} Hz from {user}: {report}"
+            );
+        }
+    }
+
+    // The last one out ends it.
+    for token in [&alice, &bob, &carol] {
+        let (status, body) = ws
+            .post(
+                &format!("/api/v1/channels/{channel}/call/leave"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let ended = loop {
+        let event = common::next(&mut events).await;
+        if event["type"] == "call_ended" {
+            break event;
+        }
+    };
+    assert!(!ended["data"]["endedAt"].is_null(), "{ended}");
+    let (status, _) = ws
+        .get(&format!("/api/v1/channels/{channel}/call"), &alice)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let messages = posts(&ws, &alice, &channel).await;
+    assert!(
+        messages[0].starts_with("📞 call ended after "),
+        "{messages:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
