@@ -132,9 +132,12 @@ async def main():
                 # Known once the description that brought the track is set.
                 name = track_id(track)
                 entry = received.setdefault(
-                    name, {"kind": track.kind, "frames": 0, "samples": [], "after_left": 0}
+                    name,
+                    {"kind": track.kind, "frames": 0, "samples": [], "after_left": 0,
+                     "first": time.time()},
                 )
             entry["frames"] += 1
+            entry["last"] = time.time()
             # Frames in flight when the owner left are not "after".
             if name in left_at and time.time() - left_at[name] > 1.0:
                 entry["after_left"] += 1
@@ -188,6 +191,8 @@ async def main():
             "frames": entry["frames"],
             "freq": dominant(entry["samples"]) if entry["kind"] == "audio" else None,
             "afterLeft": entry["after_left"],
+            # From the first frame to the last: 50 audio frames a second expected.
+            "span": entry.get("last", entry["first"]) - entry["first"],
         }
     await pc.close()
     print(json.dumps(report))
