@@ -2,13 +2,17 @@
 //!
 //! - [`reconcile`]: the machinery every controller shares (apply, prune,
 //!   status, events, metrics, the controller loop).
-//! - [`workspace`]: the Workspace controller, the one fully built so far.
+//! - [`workspace`]: the Workspace controller.
+//! - [`partners`], [`policies`], [`calls`]: PartnerConnections,
+//!   GuestPolicies and AccessPolicies, CallsClusters, and what each renders
+//!   into its Workspaces' config.
 //! - [`pending`]: the kinds whose behaviour is not built yet; their
 //!   controllers check references and report `Ready=False, NotImplemented`.
 //! - [`leader`], [`startup`], [`rbac`]: running as one leader, refusing to
 //!   start without CRDs or permissions, and the permissions themselves.
 
 pub mod admin;
+pub mod calls;
 pub mod error;
 pub mod labels;
 pub mod leader;

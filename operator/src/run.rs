@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::{
+    calls,
     leader::LeaseLock,
     partners, pending, policies,
     reconcile::{controller, metrics::Metrics, Context, Scope},
@@ -179,6 +180,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
                 ApiResource::erase::<GuestPolicy>(&()),
                 ApiResource::erase::<AccessPolicy>(&()),
                 ApiResource::erase::<PartnerConnection>(&()),
+                ApiResource::erase::<CallsCluster>(&()),
             ],
             workspace::controller::reconcile,
             stop.clone(),
@@ -217,10 +219,14 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
         controller::run::<CallsCluster, _, _>(
             ctx.clone(),
             scope,
-            vec![],
+            vec![
+                ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+                ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+                ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+            ],
             None,
             vec![],
-            pending::reconcile::<CallsCluster>,
+            calls::reconcile,
             stop.clone(),
         )
         .boxed(),

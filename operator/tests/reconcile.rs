@@ -1192,3 +1192,171 @@ mod partners {
         assert_eq!(partners.len(), 1, "the older one only");
     }
 }
+
+mod calls_cluster {
+    use super::*;
+    use entente_crds::{
+        config::{MediaConfig, SecretSource, UdpPorts},
+        validate::Resource as Manifest,
+        workspace::CallsFeature,
+        CallsCluster, CallsClusterStatus,
+    };
+
+    fn calls() -> CallsCluster {
+        let mut cc = common::example("mission-partner/calls.yaml", |r| match r {
+            Manifest::CallsCluster(cc) => Some(*cc),
+            _ => None,
+        });
+        cc.metadata.namespace = Some(NAMESPACE.into());
+        cc
+    }
+
+    async fn judge(client: &Client) -> CallsClusterStatus {
+        let ccs = api::<CallsCluster>(client);
+        let cc = ccs.get("calls").await.unwrap();
+        entente_operator::calls::reconcile(Arc::new(cc), context(client))
+            .await
+            .unwrap();
+        ccs.get("calls").await.unwrap().status.unwrap()
+    }
+
+    fn data(secret: &Secret, key: &str) -> Vec<u8> {
+        secret.data.as_ref().unwrap()[key].0.clone()
+    }
+
+    #[tokio::test]
+    async fn a_calls_cluster_gets_its_nodes_a_kept_key_and_its_workspaces_the_calls_section() {
+        let bucket = bucket("calls");
+        let mut ws = workspace(&bucket);
+        ws.spec.features.calls = Some(CallsFeature {
+            calls_cluster_ref: "calls".into(),
+            recording: false,
+        });
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        api::<CallsCluster>(&client)
+            .create(&Default::default(), &calls())
+            .await
+            .unwrap();
+
+        // Two nodes, each a Deployment of one pod with its own Services.
+        let status = judge(&client).await;
+        assert_eq!((status.nodes, status.ready_nodes), (Some(2), Some(0)));
+        let ready = status.condition("Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NodesStarting")
+        );
+        assert!(
+            ready.message.contains("not built yet: ICE over TCP")
+                && ready.message.contains("the offloader"),
+            "what is not built is said: {}",
+            ready.message
+        );
+        for node in ["calls-sfu-0", "calls-sfu-1"] {
+            let deployment = api::<Deployment>(&client).get(node).await.unwrap();
+            let pod = deployment.spec.unwrap().template.spec.unwrap();
+            assert_eq!(pod.automount_service_account_token, Some(false));
+            let container = &pod.containers[0];
+            assert_eq!(
+                container.args.as_ref().unwrap(),
+                &["--config", "/etc/entente/media/media.yaml"]
+            );
+            let signalling = api::<Service>(&client).get(node).await.unwrap();
+            assert_eq!(signalling.spec.unwrap().ports.unwrap()[0].port, 7880);
+            let media = api::<Service>(&client)
+                .get(&format!("{node}-media"))
+                .await
+                .unwrap()
+                .spec
+                .unwrap();
+            assert_eq!(media.type_.as_deref(), Some("LoadBalancer"));
+            let port = &media.ports.unwrap()[0];
+            assert_eq!((port.port, port.protocol.as_deref()), (8443, Some("UDP")));
+        }
+        let config = api::<Secret>(&client)
+            .get("calls-sfu-config")
+            .await
+            .unwrap();
+        let config = MediaConfig::parse(
+            &String::from_utf8(data(&config, "media.yaml")).unwrap(),
+            "calls-sfu-config",
+        )
+        .unwrap();
+        let sfu = config.sfu.unwrap();
+        assert_eq!(sfu.udp, UdpPorts::Mux(8443));
+        assert_eq!(sfu.advertised_addresses, ["198.51.100.20"]);
+        assert_eq!((sfu.max_participants_per_room, sfu.tcp_port), (50, None));
+        assert_eq!(
+            config.join_token_key,
+            SecretSource::File("/etc/entente/media/key".into())
+        );
+
+        // The key is made once and kept.
+        let key = data(
+            &api::<Secret>(&client)
+                .get("calls-join-token")
+                .await
+                .unwrap(),
+            "key",
+        );
+        assert_eq!(key.len(), 48);
+        for node in ["calls-sfu-0", "calls-sfu-1"] {
+            deployment_is_up(&client, node, 1).await;
+        }
+        let status = judge(&client).await;
+        assert_eq!(status.ready_nodes, Some(2));
+        assert_eq!(status.condition("Ready").unwrap().status, "True");
+        let again = data(
+            &api::<Secret>(&client)
+                .get("calls-join-token")
+                .await
+                .unwrap(),
+            "key",
+        );
+        assert_eq!(key, again, "the key survives reconciles");
+
+        // The workspace that uses it: its nodes, and the key beside its config.
+        reconcile(&client, "fob-north").await;
+        let runtime = api::<Secret>(&client)
+            .get("fob-north-runtime")
+            .await
+            .unwrap();
+        let text = String::from_utf8(data(&runtime, "runtime.yaml")).unwrap();
+        let config = RuntimeConfig::parse(&text, "fob-north-runtime").unwrap();
+        let calls = config.calls.expect("a calls section");
+        assert_eq!(
+            calls.sfu_nodes,
+            [
+                "http://calls-sfu-0.edge.svc:7880",
+                "http://calls-sfu-1.edge.svc:7880"
+            ]
+        );
+        assert_eq!(calls.join_token_ttl_seconds, 60);
+        assert_eq!(
+            calls.join_token_key,
+            SecretSource::File("/etc/entente/runtime/calls-join-token.key".into())
+        );
+        assert_eq!(data(&runtime, "calls-join-token.key"), key);
+        assert!(
+            !text.contains(std::str::from_utf8(&key).unwrap()),
+            "the key is not in the config"
+        );
+    }
+
+    #[tokio::test]
+    async fn host_network_mode_says_it_is_not_built() {
+        let client = cluster(None, vec![], Options::default()).await;
+        let mut cc = calls();
+        cc.spec.sfu.mode = entente_crds::calls_cluster::SfuMode::HostNetwork;
+        cc.spec.sfu.replicas = None;
+        api::<CallsCluster>(&client)
+            .create(&Default::default(), &cc)
+            .await
+            .unwrap();
+        let status = judge(&client).await;
+        let ready = status.condition("Ready").unwrap();
+        assert_eq!(ready.reason, "NotImplemented");
+        assert!(ready.message.contains("HostNetwork"), "{}", ready.message);
+        assert!(!exists::<Deployment>(&client, "calls-sfu-0").await);
+    }
+}

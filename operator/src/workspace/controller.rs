@@ -119,7 +119,17 @@ async fn apply(
                     |name| refs.secrets.get(name),
                     std::path::Path::new(layout::CONFIG_DIR),
                 );
-                let files = crate::partners::attach(&mut config, decisions);
+                let mut files = crate::partners::attach(&mut config, decisions);
+                let key = workspace.spec.features.calls.as_ref().and_then(|calls| {
+                    refs.secret_value(&crate::calls::token_secret(&calls.calls_cluster_ref), "key")
+                });
+                files.extend(crate::calls::attach(
+                    &mut config,
+                    workspace,
+                    refs.calls_cluster.as_ref(),
+                    key,
+                    std::path::Path::new(layout::CONFIG_DIR),
+                ));
                 (config, files)
             }
             Err(error) => {

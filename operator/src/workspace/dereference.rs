@@ -57,6 +57,8 @@ pub struct Refs {
     /// The PartnerConnections of its namespace (those naming this workspace
     /// are rendered into its config, their CA Secrets read into `secrets`).
     pub partner_connections: Vec<PartnerConnection>,
+    /// The CallsCluster `spec.features.calls` names, if it exists.
+    pub calls_cluster: Option<CallsCluster>,
 }
 
 impl Refs {
@@ -131,6 +133,9 @@ pub fn secrets_read(workspace: &Workspace) -> Vec<String> {
         .into_iter()
         .map(|(name, _, _)| name)
         .collect();
+    if let Some(calls) = &workspace.spec.features.calls {
+        names.push(crate::calls::token_secret(&calls.calls_cluster_ref));
+    }
     names.sort();
     names.dedup();
     names
@@ -175,6 +180,7 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             .await
             .map_err(read_error("the PartnerConnections".into()))?
             .items,
+        calls_cluster: None,
     };
 
     // Secrets the operator makes itself: read to keep what they hold.
@@ -192,6 +198,10 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             .filter(|p| p.spec.workspace_ref == workspace_name)
             .map(|p| p.spec.partner.ca_bundle.name.clone()),
     );
+    // The join-token key of the CallsCluster it uses (made by that controller).
+    if let Some(calls) = &spec.features.calls {
+        lookups.push(crate::calls::token_secret(&calls.calls_cluster_ref));
+    }
     lookups.sort();
     lookups.dedup();
     for name in lookups {
@@ -248,7 +258,10 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             Api::<CallsCluster>::namespaced(client.clone(), &namespace)
                 .get_opt(name)
                 .await
-                .map(|o| o.is_some())
+                .map(|found| {
+                    refs.calls_cluster = found;
+                    refs.calls_cluster.is_some()
+                })
         } else {
             Api::<LanguageModel>::namespaced(client.clone(), &namespace)
                 .get_opt(name)

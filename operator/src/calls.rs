@@ -1,0 +1,440 @@
+//! The CallsCluster controller: the SFU fleet, and calls rendered into the
+//! Workspaces that use it.
+//!
+//! Children of a CallsCluster `<cc>`:
+//! - Secret `<cc>-join-token`: the key join tokens are signed (by the
+//!   workspace servers) and checked (by the SFUs) with; generated once and
+//!   kept, never logged, never in a ConfigMap.
+//! - Secret `<cc>-sfu-config`: the SFUs' `MediaConfig`.
+//! - Per SFU node `i`: a Deployment `<cc>-sfu-<i>` of one pod, a signalling
+//!   Service `<cc>-sfu-<i>` (the server keeps each call on one node, so
+//!   every node has its own address) and a media Service
+//!   `<cc>-sfu-<i>-media` (UDP, of `spec.sfu.serviceType`).
+//!
+//! A Workspace whose `spec.features.calls` names the CallsCluster gets a
+//! `calls` section in its RuntimeConfig (the nodes' signalling URLs, the
+//! token lifetime) and the key beside its config ([`attach`]).
+//!
+//! Not built yet, and said so in status: `mode: HostNetwork` (one pod per
+//! node), ICE over TCP (`tcpFallback`), and the offloader.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use entente_crds::{
+    calls_cluster::{MediaServiceType, SfuMode},
+    config::{
+        CallsConfig, IceServerConfig, MediaConfig, RuntimeConfig, SecretSource, SfuConfig,
+        UdpPorts, MEDIA_CONFIG_VERSION,
+    },
+    CallsCluster, Workspace,
+};
+use k8s_openapi::{
+    api::{apps::v1::Deployment, core::v1::Secret},
+    ByteString,
+};
+use kube::{api::ApiResource, runtime::controller::Action, Api, ResourceExt};
+use serde_json::{json, Value};
+
+use crate::{
+    labels,
+    pending::{self, Judgement},
+    reconcile::{children::Children, Context, Error, Health},
+    workspace::layout::default_image,
+};
+
+const COMPONENT: &str = "sfu";
+/// Where an SFU pod serves signalling, `/status` and `/metrics`.
+pub const SIGNALLING_PORT: u16 = 7880;
+/// The key's file name, beside `runtime.yaml` in a workspace's runtime Secret.
+pub const KEY_FILE: &str = "calls-join-token.key";
+const KEY: &str = "key";
+const CONFIG_MOUNT: &str = "/etc/entente/media";
+
+pub fn token_secret(cc: &str) -> String {
+    format!("{cc}-join-token")
+}
+
+fn config_secret(cc: &str) -> String {
+    format!("{cc}-sfu-config")
+}
+
+fn node(cc: &str, i: i32) -> String {
+    format!("{cc}-sfu-{i}")
+}
+
+fn nodes(cc: &CallsCluster) -> i32 {
+    cc.spec.sfu.replicas.unwrap_or(2)
+}
+
+/// The signalling URL of each node, as the workspace servers reach it.
+pub fn node_urls(cc: &CallsCluster) -> Vec<String> {
+    let namespace = cc.namespace().unwrap_or_default();
+    (0..nodes(cc))
+        .map(|i| {
+            format!(
+                "http://{}.{namespace}.svc:{SIGNALLING_PORT}",
+                node(&cc.name_any(), i)
+            )
+        })
+        .collect()
+}
+
+/// `60s`, `1m30s`, `10m` in seconds (the CRD allows only these forms).
+fn seconds(duration: &str) -> u32 {
+    let mut total = 0u32;
+    let mut number = 0u32;
+    for c in duration.chars() {
+        match c {
+            '0'..='9' => number = number * 10 + c.to_digit(10).unwrap_or(0),
+            'm' => (total, number) = (total + number * 60, 0),
+            's' => (total, number) = (total + number, 0),
+            _ => {}
+        }
+    }
+    total.max(1)
+}
+
+/// The SFUs' MediaConfig.
+pub fn media_config(cc: &CallsCluster) -> MediaConfig {
+    let sfu = &cc.spec.sfu;
+    let udp = match &sfu.udp_port_range {
+        Some(range) => UdpPorts::Range {
+            min: range.min as u16,
+            max: range.max as u16,
+        },
+        None => UdpPorts::Mux(
+            sfu.udp_port
+                .unwrap_or(entente_crds::calls_cluster::DEFAULT_MEDIA_PORT) as u16,
+        ),
+    };
+    MediaConfig {
+        version: MEDIA_CONFIG_VERSION,
+        cluster: cc.name_any(),
+        join_token_key: SecretSource::File(format!("{CONFIG_MOUNT}/{KEY}").into()),
+        sfu: Some(SfuConfig {
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], SIGNALLING_PORT)),
+            udp,
+            // ICE over TCP is not built yet: media is UDP only.
+            tcp_port: None,
+            advertised_addresses: sfu.advertised_addresses.clone(),
+            // STUN only: TURN credentials would need their Secrets mounted (not built yet).
+            ice_servers: sfu
+                .ice_servers
+                .iter()
+                .filter(|s| s.username.is_none())
+                .map(|s| IceServerConfig {
+                    urls: s.urls.clone(),
+                    username: None,
+                    credential: None,
+                })
+                .collect(),
+            max_participants_per_room: sfu.max_participants_per_room.max(2) as u32,
+        }),
+        offloader: None,
+    }
+}
+
+fn metadata(cc: &CallsCluster, name: String) -> Value {
+    json!({
+        "name": name,
+        "namespace": cc.namespace().unwrap_or_default(),
+        "labels": labels::labels(&cc.name_any(), COMPONENT),
+    })
+}
+
+fn secret(cc: &CallsCluster, name: String, data: BTreeMap<String, Vec<u8>>) -> Secret {
+    Secret {
+        metadata: serde_json::from_value(metadata(cc, name)).expect("metadata"),
+        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+/// Everything the CallsCluster wants; `key` is the join-token key that
+/// exists (kept) or a new one (created).
+pub fn children(cc: &CallsCluster, key: Option<&[u8]>) -> Children {
+    let mut children = Children::new(cc);
+    let name = cc.name_any();
+    match key {
+        Some(_) => children.keep(&ApiResource::erase::<Secret>(&()), token_secret(&name)),
+        None => children.add(&secret(
+            cc,
+            token_secret(&name),
+            BTreeMap::from([(KEY.to_string(), random_key().into_bytes())]),
+        )),
+    }
+    let config = media_config(cc).to_yaml();
+    children.add(&secret(
+        cc,
+        config_secret(&name),
+        BTreeMap::from([("media.yaml".to_string(), config.clone().into_bytes())]),
+    ));
+    let pod = &cc.spec.sfu.pod;
+    let image = pod.image.clone().unwrap_or_else(default_image);
+    let media = media_config(cc);
+    let udp_ports: Vec<Value> = match media.sfu.as_ref().map(|s| &s.udp) {
+        Some(UdpPorts::Mux(port)) => vec![json!({"name": "media", "protocol": "UDP", "port": port, "targetPort": port})],
+        Some(UdpPorts::Range { min, max }) => (*min..=*max)
+            .take(100)
+            .map(|p| json!({"name": format!("media-{p}"), "protocol": "UDP", "port": p, "targetPort": p}))
+            .collect(),
+        None => Vec::new(),
+    };
+    let service_type = match cc.spec.sfu.service_type {
+        MediaServiceType::LoadBalancer => "LoadBalancer",
+        MediaServiceType::NodePort => "NodePort",
+        MediaServiceType::ClusterIP => "ClusterIP",
+    };
+    for i in 0..nodes(cc) {
+        let node_name = node(&name, i);
+        let mut selector = labels::selector(&name, COMPONENT);
+        selector.insert("entente.dev/sfu-node".into(), i.to_string());
+        let mut pod_labels = labels::labels(&name, COMPONENT);
+        pod_labels.extend(selector.clone());
+        let container_ports: Vec<Value> =
+            std::iter::once(json!({"name": "signalling", "containerPort": SIGNALLING_PORT}))
+                .chain(udp_ports.iter().map(
+                    |p| json!({"name": p["name"], "containerPort": p["port"], "protocol": "UDP"}),
+                ))
+                .collect();
+        let deployment = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata(cc, node_name.clone()),
+            "spec": {
+                "replicas": 1,
+                // One node is one pod: a call held on it never has two.
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {
+                        "labels": pod_labels,
+                        // A new config rolls the node.
+                        "annotations": {"entente.dev/config-digest": crate::workspace::layout::digest(&config)},
+                    },
+                    "spec": {
+                        "automountServiceAccountToken": false,
+                        "terminationGracePeriodSeconds": 3600,
+                        "securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "nodeSelector": pod.node_selector,
+                        "tolerations": pod.tolerations,
+                        "containers": [{
+                            "name": "sfu",
+                            "image": image,
+                            "args": ["--config", format!("{CONFIG_MOUNT}/media.yaml")],
+                            "ports": container_ports,
+                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "signalling"}, "periodSeconds": 10},
+                            "resources": pod.resources,
+                            "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                            "volumeMounts": [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": true}],
+                        }],
+                        "volumes": [{"name": "config", "projected": {"sources": [
+                            {"secret": {"name": config_secret(&name), "items": [{"key": "media.yaml", "path": "media.yaml"}]}},
+                            {"secret": {"name": token_secret(&name), "items": [{"key": KEY, "path": KEY}]}},
+                        ]}}],
+                    },
+                },
+            },
+        });
+        children.add_value(
+            ApiResource::erase::<Deployment>(&()),
+            strip_nulls(deployment),
+            true,
+        );
+        let service = |name: String, type_: &str, ports: Vec<Value>| {
+            json!({
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata(cc, name),
+                "spec": {"type": type_, "selector": selector, "ports": ports},
+            })
+        };
+        let services = ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&());
+        children.add_value(
+            services.clone(),
+            service(
+                node_name.clone(),
+                "ClusterIP",
+                vec![json!({"name": "signalling", "protocol": "TCP", "port": SIGNALLING_PORT, "targetPort": SIGNALLING_PORT})],
+            ),
+            true,
+        );
+        children.add_value(
+            services,
+            service(
+                format!("{node_name}-media"),
+                service_type,
+                udp_ports.clone(),
+            ),
+            true,
+        );
+    }
+    children
+}
+
+/// Drops nulls and empty collections a builder left, so server-side apply
+/// does not claim fields it does not set.
+fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| {
+                    !(v.is_null()
+                        || v.as_array().is_some_and(|a| a.is_empty())
+                        || v.as_object().is_some_and(|o| o.is_empty()))
+                })
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+/// 48 random alphanumerics (~285 bits).
+fn random_key() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::new();
+    while out.len() < 48 {
+        let mut bytes = [0u8; 64];
+        getrandom::fill(&mut bytes).expect("the OS has randomness");
+        let limit = 256 - 256 % ALPHABET.len();
+        out.extend(
+            bytes
+                .iter()
+                .filter(|b| usize::from(**b) < limit)
+                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char),
+        );
+    }
+    out.truncate(48);
+    out
+}
+
+/// What is not built yet of a spec, to say in its status.
+fn not_built(cc: &CallsCluster) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if cc.spec.sfu.tcp_fallback {
+        missing.push("ICE over TCP (sfu.tcpFallback): media is UDP only");
+    }
+    if cc.spec.offloader.is_some() {
+        missing.push("the offloader (recording, transcription, captions)");
+    }
+    if cc.spec.sfu.ice_servers.iter().any(|s| s.username.is_some()) {
+        missing.push("TURN servers with credentials (only STUN servers are handed out)");
+    }
+    missing
+}
+
+pub async fn reconcile(cc: Arc<CallsCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let client = ctx.client.clone();
+    let namespace = cc.namespace().unwrap_or_default();
+    let name = cc.name_any();
+    pending::judged(cc, ctx.clone(), async move |cc: &CallsCluster, _: Option<&Workspace>| {
+        let mut status = cc.status.clone().unwrap_or_default();
+        let judgement = |health: Health, status| Judgement {
+            health,
+            status,
+            extra_conditions: Vec::new(),
+            recheck: None,
+        };
+        if cc.spec.sfu.mode == SfuMode::HostNetwork {
+            return judgement(
+                Health::NotImplemented {
+                    message: "spec.sfu.mode HostNetwork (one pod per node) is not built yet; use mode: Deployment".into(),
+                },
+                status,
+            );
+        }
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let key = match secrets.get_opt(&token_secret(&name)).await {
+            Ok(secret) => secret.and_then(|s| s.data?.get(KEY).map(|b| b.0.clone())),
+            Err(e) => return judgement(Health::failing("ReadFailed", e.to_string()), status),
+        };
+        let children = children(cc, key.as_deref());
+        if let Err(error) = children.apply(&client).await {
+            return judgement(Health::failing(error.reason(), error.to_string()), status);
+        }
+        let kinds = [
+            ApiResource::erase::<Deployment>(&()),
+            ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+            ApiResource::erase::<Secret>(&()),
+        ];
+        if let Err(error) = children.prune(&ctx, &kinds).await {
+            return judgement(Health::failing(error.reason(), error.to_string()), status);
+        }
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+        let mut ready = 0;
+        for i in 0..nodes(cc) {
+            if let Ok(Some(d)) = deployments.get_opt(&node(&name, i)).await {
+                if d.status.and_then(|s| s.ready_replicas).unwrap_or(0) >= 1 {
+                    ready += 1;
+                }
+            }
+        }
+        status.nodes = Some(nodes(cc));
+        status.ready_nodes = Some(ready);
+        let missing = not_built(cc);
+        let caveat = if missing.is_empty() {
+            String::new()
+        } else {
+            format!("; not built yet: {}", missing.join("; "))
+        };
+        let health = if ready == nodes(cc) {
+            Health::Ready {
+                message: format!("{ready} of {} SFU nodes ready{caveat}", nodes(cc)),
+            }
+        } else {
+            Health::progressing(
+                "NodesStarting",
+                format!("{ready} of {} SFU nodes ready{caveat}", nodes(cc)),
+            )
+        };
+        Judgement {
+            recheck: (ready < nodes(cc)).then(|| std::time::Duration::from_secs(30)),
+            ..judgement(health, status)
+        }
+    })
+    .await
+}
+
+/// Renders calls into a Workspace's config: the CallsCluster its
+/// `spec.features.calls` names, once its key exists. Returns the file to
+/// put beside the config (the key).
+pub fn attach(
+    config: &mut RuntimeConfig,
+    workspace: &Workspace,
+    cc: Option<&CallsCluster>,
+    key: Option<&[u8]>,
+    config_dir: &std::path::Path,
+) -> Vec<(String, Vec<u8>)> {
+    let (Some(feature), Some(cc), Some(key)) = (&workspace.spec.features.calls, cc, key) else {
+        return Vec::new();
+    };
+    config.calls = Some(CallsConfig {
+        sfu_nodes: node_urls(cc),
+        join_token_key: SecretSource::File(config_dir.join(KEY_FILE)),
+        join_token_ttl_seconds: seconds(&cc.spec.join_token_ttl),
+        recording: feature.recording,
+    });
+    vec![(KEY_FILE.to_string(), key.to_vec())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lifetimes_in_the_forms_the_crd_allows() {
+        assert_eq!(seconds("60s"), 60);
+        assert_eq!(seconds("1m30s"), 90);
+        assert_eq!(seconds("10m"), 600);
+    }
+
+    #[test]
+    fn keys_are_long_and_differ() {
+        let (a, b) = (random_key(), random_key());
+        assert_eq!(a.len(), 48);
+        assert_ne!(a, b);
+    }
+}
