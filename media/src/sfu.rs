@@ -37,7 +37,12 @@ use webrtc::{
     rtcp::payload_feedbacks::{
         full_intra_request::FullIntraRequest, picture_loss_indication::PictureLossIndication,
     },
-    rtp_transceiver::rtp_sender::RTCRtpSender,
+    rtp_transceiver::{
+        rtp_codec::{RTCRtpCodecParameters, RTPCodecType},
+        rtp_sender::RTCRtpSender,
+        rtp_transceiver_direction::RTCRtpTransceiverDirection,
+        RTCRtpTransceiverInit,
+    },
     track::{
         track_local::{track_local_static_rtp::TrackLocalStaticRTP, TrackLocal, TrackLocalWriter},
         track_remote::TrackRemote,
@@ -378,17 +383,27 @@ impl Sfu {
         ssrc: u32,
         video: bool,
     ) {
+        // A send-only transceiver of its own: never the client's publishing
+        // one, so each forwarded track is one m-line the client can tell apart.
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            send_encodings: Vec::new(),
+        };
         let sender = match to
             .pc
-            .add_track(local.clone() as Arc<dyn TrackLocal + Send + Sync>)
+            .add_transceiver_from_track(
+                local.clone() as Arc<dyn TrackLocal + Send + Sync>,
+                Some(init),
+            )
             .await
         {
-            Ok(sender) => sender,
+            Ok(transceiver) => transceiver.sender().await,
             Err(e) => {
                 tracing::warn!(user = %to.peer.user, "cannot add a track: {e}");
                 return;
             }
         };
+        tracing::debug!(to = %to.peer.user, track = %local.id(), "subscribed");
         to.senders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -432,11 +447,25 @@ impl Sfu {
         let user = participant.peer.user.clone();
         participant
             .pc
-            .on_track(Box::new(move |remote: Arc<TrackRemote>, _, _| {
+            .on_track(Box::new(move |remote: Arc<TrackRemote>, receiver, _| {
                 let (sfu, call, user) = (sfu.clone(), call.clone(), user.clone());
                 // The handler must return: the next track's waits for it.
                 if let Some(sfu) = sfu.upgrade() {
-                    tokio::spawn(async move { sfu.publish(&call, owner, &user, remote).await });
+                    tokio::spawn(async move {
+                        // The codec this track's m-line negotiated. The track's own
+                        // guess looks its payload type up across every m-line, and
+                        // clients number codecs differently (aiortc's Opus is 96,
+                        // which is VP8 in the SFU's offers).
+                        let pt = remote.payload_type();
+                        let codec = receiver
+                            .get_parameters()
+                            .await
+                            .codecs
+                            .into_iter()
+                            .find(|c| c.payload_type == pt)
+                            .unwrap_or_else(|| remote.codec());
+                        sfu.publish(&call, owner, &user, remote, codec).await
+                    });
                 }
                 Box::pin(async {})
             }));
@@ -448,13 +477,9 @@ impl Sfu {
         owner: u64,
         user: &str,
         remote: Arc<TrackRemote>,
+        codec: RTCRtpCodecParameters,
     ) {
-        let codec = remote.codec();
-        let video = codec
-            .capability
-            .mime_type
-            .to_ascii_lowercase()
-            .starts_with("video/");
+        let video = remote.kind() == RTPCodecType::Video;
         let kind = if video { "video" } else { "audio" };
         let local = Arc::new(TrackLocalStaticRTP::new(
             codec.capability.clone(),
@@ -615,6 +640,7 @@ impl Participant {
         .await;
         match offer {
             Ok(Some(sdp)) => {
+                tracing::debug!(user = %self.peer.user, "offer sent");
                 let _ = self.out.send(ServerMessage::Offer { sdp });
             }
             Ok(None) | Err(_) => {

@@ -146,6 +146,12 @@ async def main():
                 channels = len(frame.layout.channels)
                 entry["samples"].append(data.reshape(-1, channels)[:, 0])
 
+    report["states"] = []
+
+    @pc.on("connectionstatechange")
+    def on_state():
+        report["states"].append(pc.connectionState)
+
     @pc.on("track")
     def on_track(track):
         asyncio.ensure_future(consume(track))

@@ -45,6 +45,9 @@ struct Sfu {
 
 impl Drop for Sfu {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("SFU log:\n{}", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -69,10 +72,11 @@ sfu:
     );
     std::fs::write(dir.join("media.yaml"), config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_entente-sfu"))
+        .env("RUST_LOG", "info,entente_media=debug,webrtc=warn")
         .arg("--config")
         .arg(dir.join("media.yaml"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sfu.log")).unwrap())
+        .stdout(std::fs::File::create(dir.join("sfu.log")).unwrap())
+        .stderr(std::fs::File::create(dir.join("sfu.err")).unwrap())
         .spawn()
         .unwrap();
     let mut sfu = Sfu { child, port, dir };
@@ -89,7 +93,8 @@ sfu:
 
 impl Sfu {
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("sfu.log")).unwrap_or_default()
+        let read = |file: &str| std::fs::read_to_string(self.dir.join(file)).unwrap_or_default();
+        format!("{}{}", read("sfu.err"), read("sfu.log"))
     }
 
     fn url(&self, call: &str) -> String {
@@ -241,7 +246,11 @@ async fn three_peers_hear_each_other_see_a_screen_share_and_the_sfu_drains() {
         .unwrap_or_else(|| panic!("{metrics}"))
         .parse()
         .unwrap();
-    assert!(forwarded > 1000.0, "{metrics}");
+    assert!(
+        forwarded > 1000.0,
+        "{metrics}\ncarol: {carol}\nSFU log:\n{}",
+        sfu.log()
+    );
     // Draining once Carol has left: no new call starts; this one goes on.
     sfu.child.terminate();
     let status = sfu.status();
