@@ -12,6 +12,13 @@ pub mod server;
 pub mod sfu;
 pub mod signal;
 
+/// Makes ring the process's TLS and DTLS provider. Called before anything
+/// handshakes: when more than one provider is compiled in (feature
+/// unification across a workspace), rustls will not guess, and DTLS fails.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Status for "this command is not built yet".
 pub const NOT_BUILT: u8 = 2;
 

@@ -204,6 +204,7 @@ fn hears(report: &Value, user: &str, freq: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_peers_hear_each_other_see_a_screen_share_and_the_sfu_drains() {
+    entente_media::install_crypto();
     let mut sfu = start_sfu("call", 3);
     let call = "call-1";
     // Carol shares her screen and leaves first.

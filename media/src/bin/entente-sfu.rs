@@ -27,6 +27,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,webrtc=warn,webrtc_ice=warn".into()),
         )
         .init();
+    entente_media::install_crypto();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     match runtime.block_on(run(&config)) {
         Ok(()) => ExitCode::SUCCESS,
