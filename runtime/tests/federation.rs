@@ -837,6 +837,27 @@ async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
         json!({"message": "bravo, by courier"}),
     )
     .await;
+    // A file crosses the gap with its post.
+    let map = noise(300_000, 3);
+    let (status, file) = pair
+        .a
+        .upload(
+            &alice,
+            &a_joint,
+            "map.bin",
+            map.clone(),
+            "application/octet-stream",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let file_id = file["id"].as_str().unwrap().to_string();
+    post(
+        &pair.a,
+        &alice,
+        &a_joint,
+        json!({"message": "the map", "fileIds": [file_id]}),
+    )
+    .await;
 
     // Through the command line, as an operator at an air gap would.
     let entente = |args: &[&str]| {
@@ -896,7 +917,14 @@ async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
         assert!(ok, "{text}");
         assert!(text.contains("acknowledged everything up to"), "{text}");
     }
-    let seen = converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 3).await;
+    let seen = converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 4).await;
+    let (status, _, bytes) = download(&pair.b, &bob, &file_id).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the file came in the bundle, not over a link"
+    );
+    assert!(bytes == map, "byte for byte");
     assert!(
         seen.iter().any(|p| p.1 == json!(first)),
         "the reply is in its thread"
@@ -913,10 +941,10 @@ async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
     match bundle::import(&pair.b.state, &again).await.unwrap() {
         bundle::Imported::Events {
             events, rejected, ..
-        } => assert_eq!((events, rejected), (3, 0)),
+        } => assert_eq!((events, rejected), (4, 0)),
         other => panic!("{other:?}"),
     }
-    assert_eq!(history(&pair.b, &bob, &b_joint).await.len(), 3);
+    assert_eq!(history(&pair.b, &bob, &b_joint).await.len(), 4);
 
     // Altered on the way: refused, whatever byte changed.
     use prost::Message as _;

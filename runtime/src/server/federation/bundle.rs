@@ -9,6 +9,8 @@
 //!   then applied exactly as pushed ones are (same checks, exactly once,
 //!   whichever way an event arrives), and an acknowledgement bundle is
 //!   returned to carry back.
+//!   Files the bundle's posts carry travel with them, checked and stored as
+//!   fetched ones are.
 //! - [`import`] of an acknowledgement: the partner's applied sequence
 //!   empties this side's queue up to it.
 
@@ -65,6 +67,7 @@ fn new_bundle(state: &AppState, destination: &str, body: bundle::Body) -> Bundle
         destination: destination.to_string(),
         created_micros: chrono::Utc::now().timestamp_micros(),
         body: Some(body),
+        files: Vec::new(),
     }
 }
 
@@ -91,7 +94,17 @@ pub async fn export(state: &AppState, partner: &str) -> Result<(Vec<u8>, usize),
         })
         .collect();
     let count = events.len();
-    let bundle = new_bundle(state, partner, bundle::Body::Events(Batch { events }));
+    let carried: Vec<Event> = events.iter().filter_map(|e| e.event.clone()).collect();
+    let events_bytes: u64 = carried.iter().map(|e| e.encoded_len() as u64).sum();
+    let files = super::files::for_bundle(
+        state,
+        super::partner(&config, partner).expect("checked above"),
+        &carried,
+        MAX_BUNDLE_BYTES.saturating_sub(events_bytes + 1024 * 1024),
+    )
+    .await?;
+    let mut bundle = new_bundle(state, partner, bundle::Body::Events(Batch { events }));
+    bundle.files = files;
     Ok((sealed(state, &bundle)?, count))
 }
 
@@ -144,6 +157,12 @@ pub async fn import(state: &AppState, bytes: &[u8]) -> Result<Imported, String> 
                     .map_err(|status| status.message().to_string())?;
                 high = next;
                 rejected += refused;
+            }
+            // The files of the posts just applied, if they came along.
+            let partner_config = super::partner(&config, &partner)
+                .ok_or("this workspace no longer trusts the partner")?;
+            for file in bundle.files {
+                super::files::from_bundle(state, partner_config, file).await?;
             }
             let acknowledgement = new_bundle(
                 state,

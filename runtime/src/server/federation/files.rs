@@ -306,6 +306,102 @@ pub async fn fetch_pending(state: &AppState, partner: &PartnerConfig, channel: C
     }
 }
 
+/// The bytes of the files `events` carry, for an offline bundle to
+/// `partner`: files that are here, of live posts, within the partner's size
+/// limit, while the bundle stays under `budget` bytes.
+pub async fn for_bundle(
+    state: &AppState,
+    partner: &PartnerConfig,
+    events: &[proto::Event],
+    mut budget: u64,
+) -> Result<Vec<proto::FileData>, String> {
+    let mut files = Vec::new();
+    let refs = events.iter().filter_map(|e| match &e.op {
+        Some(proto::event::Op::PostCreated(post)) => Some(&post.files),
+        _ => None,
+    });
+    for file in refs.flatten() {
+        if file.size > partner.sync.max_file_bytes || file.size > budget {
+            continue;
+        }
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT f.object_key FROM files f JOIN posts p ON p.id = f.post_id
+             WHERE f.id = $1 AND f.state = 'ready' AND p.deleted_at IS NULL",
+        )
+        .bind(&file.id)
+        .fetch_optional(&state.db)
+        .await
+        .map_err(database)?;
+        let Some((key,)) = row else { continue };
+        let mut body = state
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| format!("object store: {e}"))?;
+        let mut data = Vec::with_capacity(file.size as usize);
+        while let Some(chunk) = body.next().await {
+            data.extend_from_slice(&chunk.map_err(|e| format!("object store: {e}"))?);
+        }
+        budget -= data.len() as u64;
+        files.push(proto::FileData {
+            id: file.id.clone(),
+            data,
+        });
+    }
+    Ok(files)
+}
+
+/// Takes the bytes of a pending file of `partner`'s that came in a bundle:
+/// checked and stored as a fetched one is. Files not pending here (refused,
+/// unknown, already whole) are passed over; returns whether it was taken.
+pub async fn from_bundle(
+    state: &AppState,
+    partner: &PartnerConfig,
+    file: proto::FileData,
+) -> Result<bool, String> {
+    let pending: Option<Pending> = sqlx::query_as(
+        "SELECT id, size, sha256, content_type, object_key, post_id FROM files
+         WHERE id = $1 AND source = $2 AND state = 'pending'",
+    )
+    .bind(&file.id)
+    .bind(&partner.workspace_id)
+    .fetch_optional(&state.db)
+    .await
+    .map_err(database)?;
+    let Some(pending) = pending else {
+        return Ok(false);
+    };
+    if file.data.len() as i64 != pending.size {
+        refuse(
+            state,
+            &pending,
+            "the bundle carried a different number of bytes",
+        )
+        .await?;
+        return Ok(false);
+    }
+    let mut tx = state.db.begin().await.map_err(database)?;
+    sqlx::query("DELETE FROM federation_file_parts WHERE file_id = $1")
+        .bind(&file.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+    for (i, chunk) in file.data.chunks(CHUNK).enumerate() {
+        sqlx::query(
+            "INSERT INTO federation_file_parts (file_id, at_byte, data) VALUES ($1, $2, $3)",
+        )
+        .bind(&file.id)
+        .bind((i * CHUNK) as i64)
+        .bind(chunk)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+    }
+    tx.commit().await.map_err(database)?;
+    complete(state, partner, pending).await?;
+    Ok(true)
+}
+
 /// Fetches the rest of one file, then completes it.
 async fn fetch(
     state: &AppState,

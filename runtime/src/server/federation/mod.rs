@@ -14,7 +14,7 @@
 //! - Files follow their posts: the receiver pulls their bytes in chunks it
 //!   keeps until the file is whole, so a cut transfer resumes ([`files`]).
 //! - Where no link runs, signed offline bundles carry the same events and
-//!   their acknowledgement by hand ([`bundle`]); files wait for a link.
+//!   their acknowledgement by hand, files included ([`bundle`]).
 
 pub mod apply;
 pub mod bundle;
