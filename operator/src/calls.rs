@@ -15,8 +15,11 @@
 //! `calls` section in its RuntimeConfig (the nodes' signalling URLs, the
 //! token lifetime) and the key beside its config ([`attach`]).
 //!
-//! Not built yet, and said so in status: `mode: HostNetwork` (one pod per
-//! node), ICE over TCP (`tcpFallback`), and the offloader.
+//! In `mode: HostNetwork` a DaemonSet runs one SFU pod per selected node on
+//! the node's own network; the servers reach each by its address.
+//!
+//! Not built yet, and said so in status: ICE over TCP (`tcpFallback`), TURN
+//! credentials, and the offloader.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -29,7 +32,10 @@ use entente_crds::{
     CallsCluster, Workspace,
 };
 use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Secret},
+    api::{
+        apps::v1::{DaemonSet, Deployment},
+        core::v1::{Pod, Secret},
+    },
     ByteString,
 };
 use kube::{api::ApiResource, runtime::controller::Action, Api, ResourceExt};
@@ -66,17 +72,50 @@ fn nodes(cc: &CallsCluster) -> i32 {
     cc.spec.sfu.replicas.unwrap_or(2)
 }
 
-/// The signalling URL of each node, as the workspace servers reach it.
-pub fn node_urls(cc: &CallsCluster) -> Vec<String> {
+/// The signalling URL of each node, as the workspace servers reach it: the
+/// node's Service in Deployment mode; in HostNetwork mode the address of
+/// each ready SFU pod (its node's), listed from the API.
+pub async fn node_urls(
+    client: &kube::Client,
+    cc: &CallsCluster,
+) -> Result<Vec<String>, kube::Error> {
     let namespace = cc.namespace().unwrap_or_default();
-    (0..nodes(cc))
-        .map(|i| {
-            format!(
-                "http://{}.{namespace}.svc:{SIGNALLING_PORT}",
-                node(&cc.name_any(), i)
-            )
+    if cc.spec.sfu.mode != SfuMode::HostNetwork {
+        return Ok((0..nodes(cc))
+            .map(|i| {
+                format!(
+                    "http://{}.{namespace}.svc:{SIGNALLING_PORT}",
+                    node(&cc.name_any(), i)
+                )
+            })
+            .collect());
+    }
+    let selector = labels::selector_string(&labels::selector(&cc.name_any(), COMPONENT));
+    let pods = Api::<Pod>::namespaced(client.clone(), &namespace)
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?;
+    let mut urls: Vec<String> = pods
+        .items
+        .iter()
+        .filter_map(|pod| {
+            let status = pod.status.as_ref()?;
+            let ready = status
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let ip = status.pod_ip.as_ref()?;
+            ready.then(|| {
+                if ip.contains(':') {
+                    format!("http://[{ip}]:{SIGNALLING_PORT}")
+                } else {
+                    format!("http://{ip}:{SIGNALLING_PORT}")
+                }
+            })
         })
-        .collect()
+        .collect();
+    urls.sort();
+    Ok(urls)
 }
 
 /// `60s`, `1m30s`, `10m` in seconds (the CRD allows only these forms).
@@ -186,10 +225,7 @@ pub fn children(cc: &CallsCluster, key: Option<&[u8]>) -> Children {
         MediaServiceType::NodePort => "NodePort",
         MediaServiceType::ClusterIP => "ClusterIP",
     };
-    for i in 0..nodes(cc) {
-        let node_name = node(&name, i);
-        let mut selector = labels::selector(&name, COMPONENT);
-        selector.insert("entente.dev/sfu-node".into(), i.to_string());
+    let template = |selector: &BTreeMap<String, String>, host_network: bool| {
         let mut pod_labels = labels::labels(&name, COMPONENT);
         pod_labels.extend(selector.clone());
         let container_ports: Vec<Value> =
@@ -198,6 +234,63 @@ pub fn children(cc: &CallsCluster, key: Option<&[u8]>) -> Children {
                     |p| json!({"name": p["name"], "containerPort": p["port"], "protocol": "UDP"}),
                 ))
                 .collect();
+        json!({
+            "metadata": {
+                "labels": pod_labels,
+                // A new config rolls the node.
+                "annotations": {"entente.dev/config-digest": crate::workspace::layout::digest(&config)},
+            },
+            "spec": {
+                "hostNetwork": host_network,
+                "dnsPolicy": if host_network { "ClusterFirstWithHostNet" } else { "ClusterFirst" },
+                "automountServiceAccountToken": false,
+                // Calls in progress finish before the pod goes (SIGTERM drains).
+                "terminationGracePeriodSeconds": 3600,
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+                "nodeSelector": pod.node_selector,
+                "tolerations": pod.tolerations,
+                "containers": [{
+                    "name": "sfu",
+                    "image": image,
+                    "args": ["--config", format!("{CONFIG_MOUNT}/media.yaml")],
+                    "ports": container_ports,
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": SIGNALLING_PORT}, "periodSeconds": 10},
+                    "resources": pod.resources,
+                    "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": true}],
+                }],
+                "volumes": [{"name": "config", "projected": {"sources": [
+                    {"secret": {"name": config_secret(&name), "items": [{"key": "media.yaml", "path": "media.yaml"}]}},
+                    {"secret": {"name": token_secret(&name), "items": [{"key": KEY, "path": KEY}]}},
+                ]}}],
+            },
+        })
+    };
+    if cc.spec.sfu.mode == SfuMode::HostNetwork {
+        // One pod per selected node, on the node's own addresses: no NAT
+        // between clients and media, no Service in the way.
+        let selector = labels::selector(&name, COMPONENT);
+        let daemon_set = json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": metadata(cc, format!("{name}-sfu")),
+            "spec": {
+                "selector": {"matchLabels": selector},
+                "updateStrategy": {"type": "OnDelete"},
+                "template": template(&selector, true),
+            },
+        });
+        children.add_value(
+            ApiResource::erase::<DaemonSet>(&()),
+            strip_nulls(daemon_set),
+            true,
+        );
+        return children;
+    }
+    for i in 0..nodes(cc) {
+        let node_name = node(&name, i);
+        let mut selector = labels::selector(&name, COMPONENT);
+        selector.insert("entente.dev/sfu-node".into(), i.to_string());
         let deployment = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -207,34 +300,7 @@ pub fn children(cc: &CallsCluster, key: Option<&[u8]>) -> Children {
                 // One node is one pod: a call held on it never has two.
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {
-                        "labels": pod_labels,
-                        // A new config rolls the node.
-                        "annotations": {"entente.dev/config-digest": crate::workspace::layout::digest(&config)},
-                    },
-                    "spec": {
-                        "automountServiceAccountToken": false,
-                        "terminationGracePeriodSeconds": 3600,
-                        "securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-                        "nodeSelector": pod.node_selector,
-                        "tolerations": pod.tolerations,
-                        "containers": [{
-                            "name": "sfu",
-                            "image": image,
-                            "args": ["--config", format!("{CONFIG_MOUNT}/media.yaml")],
-                            "ports": container_ports,
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "signalling"}, "periodSeconds": 10},
-                            "resources": pod.resources,
-                            "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
-                            "volumeMounts": [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": true}],
-                        }],
-                        "volumes": [{"name": "config", "projected": {"sources": [
-                            {"secret": {"name": config_secret(&name), "items": [{"key": "media.yaml", "path": "media.yaml"}]}},
-                            {"secret": {"name": token_secret(&name), "items": [{"key": KEY, "path": KEY}]}},
-                        ]}}],
-                    },
-                },
+                "template": template(&selector, false),
             },
         });
         children.add_value(
@@ -330,71 +396,84 @@ pub async fn reconcile(cc: Arc<CallsCluster>, ctx: Arc<Context>) -> Result<Actio
     let client = ctx.client.clone();
     let namespace = cc.namespace().unwrap_or_default();
     let name = cc.name_any();
-    pending::judged(cc, ctx.clone(), async move |cc: &CallsCluster, _: Option<&Workspace>| {
-        let mut status = cc.status.clone().unwrap_or_default();
-        let judgement = |health: Health, status| Judgement {
-            health,
-            status,
-            extra_conditions: Vec::new(),
-            recheck: None,
-        };
-        if cc.spec.sfu.mode == SfuMode::HostNetwork {
-            return judgement(
-                Health::NotImplemented {
-                    message: "spec.sfu.mode HostNetwork (one pod per node) is not built yet; use mode: Deployment".into(),
-                },
+    pending::judged(
+        cc,
+        ctx.clone(),
+        async move |cc: &CallsCluster, _: Option<&Workspace>| {
+            let mut status = cc.status.clone().unwrap_or_default();
+            let judgement = |health: Health, status| Judgement {
+                health,
                 status,
-            );
-        }
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-        let key = match secrets.get_opt(&token_secret(&name)).await {
-            Ok(secret) => secret.and_then(|s| s.data?.get(KEY).map(|b| b.0.clone())),
-            Err(e) => return judgement(Health::failing("ReadFailed", e.to_string()), status),
-        };
-        let children = children(cc, key.as_deref());
-        if let Err(error) = children.apply(&client).await {
-            return judgement(Health::failing(error.reason(), error.to_string()), status);
-        }
-        let kinds = [
-            ApiResource::erase::<Deployment>(&()),
-            ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
-            ApiResource::erase::<Secret>(&()),
-        ];
-        if let Err(error) = children.prune(&ctx, &kinds).await {
-            return judgement(Health::failing(error.reason(), error.to_string()), status);
-        }
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-        let mut ready = 0;
-        for i in 0..nodes(cc) {
-            if let Ok(Some(d)) = deployments.get_opt(&node(&name, i)).await {
-                if d.status.and_then(|s| s.ready_replicas).unwrap_or(0) >= 1 {
-                    ready += 1;
+                extra_conditions: Vec::new(),
+                recheck: None,
+            };
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+            let key = match secrets.get_opt(&token_secret(&name)).await {
+                Ok(secret) => secret.and_then(|s| s.data?.get(KEY).map(|b| b.0.clone())),
+                Err(e) => return judgement(Health::failing("ReadFailed", e.to_string()), status),
+            };
+            let children = children(cc, key.as_deref());
+            if let Err(error) = children.apply(&client).await {
+                return judgement(Health::failing(error.reason(), error.to_string()), status);
+            }
+            let kinds = [
+                ApiResource::erase::<Deployment>(&()),
+                ApiResource::erase::<DaemonSet>(&()),
+                ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+                ApiResource::erase::<Secret>(&()),
+            ];
+            if let Err(error) = children.prune(&ctx, &kinds).await {
+                return judgement(Health::failing(error.reason(), error.to_string()), status);
+            }
+            let (wanted, ready) = if cc.spec.sfu.mode == SfuMode::HostNetwork {
+                // As many nodes as the DaemonSet schedules on.
+                let daemon_set = Api::<DaemonSet>::namespaced(client.clone(), &namespace)
+                    .get_opt(&format!("{name}-sfu"))
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.status);
+                daemon_set
+                    .map(|s| (s.desired_number_scheduled, s.number_ready))
+                    .unwrap_or((0, 0))
+            } else {
+                let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+                let mut ready = 0;
+                for i in 0..nodes(cc) {
+                    if let Ok(Some(d)) = deployments.get_opt(&node(&name, i)).await {
+                        if d.status.and_then(|s| s.ready_replicas).unwrap_or(0) >= 1 {
+                            ready += 1;
+                        }
+                    }
                 }
+                (nodes(cc), ready)
+            };
+            status.nodes = Some(wanted);
+            status.ready_nodes = Some(ready);
+            status.token_secret = Some(token_secret(&name));
+            let missing = not_built(cc);
+            let caveat = if missing.is_empty() {
+                String::new()
+            } else {
+                format!("; not built yet: {}", missing.join("; "))
+            };
+            let health = if ready == wanted && wanted > 0 {
+                Health::Ready {
+                    message: format!("{ready} of {wanted} SFU nodes ready{caveat}"),
+                }
+            } else {
+                Health::progressing(
+                    "NodesStarting",
+                    format!("{ready} of {wanted} SFU nodes ready{caveat}"),
+                )
+            };
+            Judgement {
+                recheck: (ready < wanted || wanted == 0)
+                    .then(|| std::time::Duration::from_secs(30)),
+                ..judgement(health, status)
             }
-        }
-        status.nodes = Some(nodes(cc));
-        status.ready_nodes = Some(ready);
-        let missing = not_built(cc);
-        let caveat = if missing.is_empty() {
-            String::new()
-        } else {
-            format!("; not built yet: {}", missing.join("; "))
-        };
-        let health = if ready == nodes(cc) {
-            Health::Ready {
-                message: format!("{ready} of {} SFU nodes ready{caveat}", nodes(cc)),
-            }
-        } else {
-            Health::progressing(
-                "NodesStarting",
-                format!("{ready} of {} SFU nodes ready{caveat}", nodes(cc)),
-            )
-        };
-        Judgement {
-            recheck: (ready < nodes(cc)).then(|| std::time::Duration::from_secs(30)),
-            ..judgement(health, status)
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -404,15 +483,16 @@ pub async fn reconcile(cc: Arc<CallsCluster>, ctx: Arc<Context>) -> Result<Actio
 pub fn attach(
     config: &mut RuntimeConfig,
     workspace: &Workspace,
-    cc: Option<&CallsCluster>,
+    cc: Option<(&CallsCluster, &[String])>,
     key: Option<&[u8]>,
     config_dir: &std::path::Path,
 ) -> Vec<(String, Vec<u8>)> {
-    let (Some(feature), Some(cc), Some(key)) = (&workspace.spec.features.calls, cc, key) else {
+    let (Some(feature), Some((cc, nodes)), Some(key)) = (&workspace.spec.features.calls, cc, key)
+    else {
         return Vec::new();
     };
     config.calls = Some(CallsConfig {
-        sfu_nodes: node_urls(cc),
+        sfu_nodes: nodes.to_vec(),
         join_token_key: SecretSource::File(config_dir.join(KEY_FILE)),
         join_token_ttl_seconds: seconds(&cc.spec.join_token_ttl),
         recording: feature.recording,

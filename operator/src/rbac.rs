@@ -55,8 +55,14 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         group: "apps",
-        resources: &["deployments"],
+        resources: &["deployments", "daemonsets"],
         verbs: CHILD,
+    },
+    // Where a host-network SFU node runs: its pod's address.
+    Rule {
+        group: "",
+        resources: &["pods"],
+        verbs: &["list"],
     },
     Rule {
         group: "",

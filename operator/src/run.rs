@@ -221,6 +221,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
             scope,
             vec![
                 ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+                ApiResource::erase::<k8s_openapi::api::apps::v1::DaemonSet>(&()),
                 ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
                 ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
             ],

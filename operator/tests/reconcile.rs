@@ -1344,8 +1344,29 @@ mod calls_cluster {
     }
 
     #[tokio::test]
-    async fn host_network_mode_says_it_is_not_built() {
-        let client = cluster(None, vec![], Options::default()).await;
+    async fn host_network_mode_runs_a_pod_per_node_and_workspaces_reach_them_by_address() {
+        use k8s_openapi::api::{apps::v1::DaemonSet, core::v1::Pod};
+        let bucket = bucket("calls-host");
+        let mut ws = workspace(&bucket);
+        ws.spec.features.calls = Some(CallsFeature {
+            calls_cluster_ref: "calls".into(),
+            recording: false,
+        });
+        let client = kube_fake_client::ClientBuilder::new()
+            .with_resource::<Workspace>()
+            .with_resource::<entente_crds::PartnerConnection>()
+            .with_resource::<entente_crds::GuestPolicy>()
+            .with_resource::<entente_crds::AccessPolicy>()
+            .with_resource::<CallsCluster>()
+            .with_resource::<entente_crds::LanguageModel>()
+            .with_status_subresource::<Deployment>()
+            .with_status_subresource::<DaemonSet>()
+            .with_status_subresource::<Job>()
+            .with_object(s3_secret())
+            .with_object(ws.clone())
+            .build()
+            .await
+            .unwrap();
         let mut cc = calls();
         cc.spec.sfu.mode = entente_crds::calls_cluster::SfuMode::HostNetwork;
         cc.spec.sfu.replicas = None;
@@ -1354,9 +1375,61 @@ mod calls_cluster {
             .await
             .unwrap();
         let status = judge(&client).await;
-        let ready = status.condition("Ready").unwrap();
-        assert_eq!(ready.reason, "NotImplemented");
-        assert!(ready.message.contains("HostNetwork"), "{}", ready.message);
+        assert_eq!(status.ready_nodes, Some(0));
+        assert_eq!(status.token_secret.as_deref(), Some("calls-join-token"));
+        let daemon_set = api::<DaemonSet>(&client).get("calls-sfu").await.unwrap();
+        let pod = daemon_set.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.host_network, Some(true));
+        assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
         assert!(!exists::<Deployment>(&client, "calls-sfu-0").await);
+        assert!(
+            !exists::<Service>(&client, "calls-sfu-0-media").await,
+            "no Service in the way"
+        );
+
+        // The DaemonSet's pods come up on two nodes.
+        api::<DaemonSet>(&client)
+            .patch_status(
+                "calls-sfu",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {
+                    "desiredNumberScheduled": 2, "numberReady": 2,
+                    "currentNumberScheduled": 2, "numberMisscheduled": 0}})),
+            )
+            .await
+            .unwrap();
+        let labels = daemon_set.metadata.labels.clone().unwrap();
+        for (name, ip, ready) in [
+            ("calls-sfu-a", "10.0.0.11", "True"),
+            ("calls-sfu-b", "10.0.0.12", "True"),
+            ("calls-sfu-c", "10.0.0.13", "False"),
+        ] {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+                "spec": {"containers": [{"name": "sfu", "image": "x"}]},
+                "status": {"podIP": ip, "conditions": [{"type": "Ready", "status": ready}]},
+            }))
+            .unwrap();
+            api::<Pod>(&client)
+                .create(&Default::default(), &pod)
+                .await
+                .unwrap();
+        }
+        let status = judge(&client).await;
+        assert_eq!((status.nodes, status.ready_nodes), (Some(2), Some(2)));
+        assert_eq!(status.condition("Ready").unwrap().status, "True");
+
+        reconcile(&client, "fob-north").await;
+        let runtime = api::<Secret>(&client)
+            .get("fob-north-runtime")
+            .await
+            .unwrap();
+        let text = String::from_utf8(data(&runtime, "runtime.yaml")).unwrap();
+        let config = RuntimeConfig::parse(&text, "fob-north-runtime").unwrap();
+        assert_eq!(
+            config.calls.unwrap().sfu_nodes,
+            ["http://10.0.0.11:7880", "http://10.0.0.12:7880"],
+            "the ready pods' node addresses"
+        );
     }
 }

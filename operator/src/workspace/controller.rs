@@ -126,7 +126,9 @@ async fn apply(
                 files.extend(crate::calls::attach(
                     &mut config,
                     workspace,
-                    refs.calls_cluster.as_ref(),
+                    refs.calls_cluster
+                        .as_ref()
+                        .map(|cc| (cc, refs.calls_nodes.as_slice())),
                     key,
                     std::path::Path::new(layout::CONFIG_DIR),
                 ));

@@ -57,8 +57,10 @@ pub struct Refs {
     /// The PartnerConnections of its namespace (those naming this workspace
     /// are rendered into its config, their CA Secrets read into `secrets`).
     pub partner_connections: Vec<PartnerConnection>,
-    /// The CallsCluster `spec.features.calls` names, if it exists.
+    /// The CallsCluster `spec.features.calls` names, if it exists, and the
+    /// signalling URLs of its SFU nodes.
     pub calls_cluster: Option<CallsCluster>,
+    pub calls_nodes: Vec<String>,
 }
 
 impl Refs {
@@ -181,6 +183,7 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             .map_err(read_error("the PartnerConnections".into()))?
             .items,
         calls_cluster: None,
+        calls_nodes: Vec::new(),
     };
 
     // Secrets the operator makes itself: read to keep what they hold.
@@ -274,6 +277,12 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
                 "{kind} {name:?} ({field}) not found in namespace {namespace:?}"
             ));
         }
+    }
+
+    if let Some(cc) = &refs.calls_cluster {
+        refs.calls_nodes = crate::calls::node_urls(client, cc)
+            .await
+            .map_err(read_error("the SFU pods".into()))?;
     }
 
     if spec.database.managed.is_some() {
