@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod server;
 pub mod sfu;
 pub mod signal;
+pub mod turn_tcp;
 
 /// Makes ring the process's TLS and DTLS provider. Called before anything
 /// handshakes: when more than one provider is compiled in (feature

@@ -35,10 +35,44 @@ pub struct Shared {
 pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/calls/{call}/ws", get(upgrade))
+        .route("/calls/{call}/ice", get(ice))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared)
+}
+
+/// `GET /calls/{call}/ice` with the join token as a Bearer token: the ICE
+/// servers to use for this call, TURN credentials included (valid 12 hours:
+/// a call outlives its join token).
+async fn ice(
+    State(shared): State<Shared>,
+    Path(call): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if let Err(refused) = join_token::verify(&shared.key, token, &call, now()) {
+        shared.sfu.metrics.joins_refused.inc();
+        let body = serde_json::json!({"code": "unauthorized", "message": refused.to_string()});
+        return (axum::http::StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| match h.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => h,
+        })
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let servers = shared
+        .sfu
+        .ice_servers(&host, Duration::from_secs(12 * 3600));
+    Json(serde_json::json!({ "iceServers": servers })).into_response()
 }
 
 async fn status(State(shared): State<Shared>) -> Json<crate::sfu::Status> {

@@ -114,8 +114,27 @@ struct Room {
     tracks: Vec<Published>,
 }
 
+/// The TCP fallback's TURN server, and where clients reach it.
+struct TcpFallback {
+    _server: webrtc::turn::server::Server,
+    port: u16,
+    secret: String,
+}
+
+/// An ICE server as a client is to use it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 pub struct Sfu {
     api: API,
+    tcp: Option<TcpFallback>,
+    advertised: Vec<String>,
     ice_servers: Vec<RTCIceServer>,
     max_participants: usize,
     rooms: Mutex<HashMap<String, Room>>,
@@ -141,13 +160,53 @@ pub struct Status {
 impl Sfu {
     /// The media engine, interceptors and ICE network `config` asks for.
     /// `bind` is the address media is received on.
-    pub async fn new(config: &SfuConfig, bind: std::net::IpAddr) -> Result<Arc<Sfu>, StartError> {
-        if config.tcp_port.is_some() {
-            return Err(StartError::Config(
-                "sfu.tcpPort: ICE over TCP is not built yet; remove it (media goes over UDP)"
-                    .into(),
-            ));
-        }
+    /// `secret` signs the TCP fallback's TURN credentials (the join-token key).
+    pub async fn new(
+        config: &SfuConfig,
+        bind: std::net::IpAddr,
+        secret: &str,
+    ) -> Result<Arc<Sfu>, StartError> {
+        let tcp = match config.tcp_port {
+            None => None,
+            Some(port) => {
+                let listener = tokio::net::TcpListener::bind((bind, port)).await?;
+                let port = listener.local_addr()?.port();
+                let conn = crate::turn_tcp::TcpConn::serve(listener)?;
+                // Relayed media goes to this host's own UDP port.
+                let relay = if bind.is_unspecified() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    bind
+                };
+                let server =
+                    webrtc::turn::server::Server::new(webrtc::turn::server::config::ServerConfig {
+                        conn_configs: vec![webrtc::turn::server::config::ConnConfig {
+                            conn,
+                            relay_addr_generator: Box::new(
+                                webrtc::turn::relay::relay_static::RelayAddressGeneratorStatic {
+                                    relay_address: relay,
+                                    address: relay.to_string(),
+                                    net: Arc::new(webrtc::util::vnet::net::Net::new(None)),
+                                },
+                            ),
+                        }],
+                        realm: "entente".into(),
+                        auth_handler: Arc::new(webrtc::turn::auth::LongTermAuthHandler::new(
+                            secret.to_string(),
+                        )),
+                        channel_bind_timeout: std::time::Duration::from_secs(0),
+                        alloc_close_notify: None,
+                    })
+                    .await
+                    .map_err(|e| StartError::Config(format!("sfu.tcpPort: TURN server: {e}")))?;
+                tracing::info!(port, "TCP fallback (TURN over TCP)");
+                Some(TcpFallback {
+                    _server: server,
+                    port,
+                    secret: secret.to_string(),
+                })
+            }
+        };
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
@@ -191,6 +250,8 @@ impl Sfu {
             .collect();
         Ok(Arc::new(Sfu {
             api,
+            tcp,
+            advertised: config.advertised_addresses.clone(),
             ice_servers,
             max_participants: config.max_participants_per_room.max(1) as usize,
             rooms: Mutex::new(HashMap::new()),
@@ -199,6 +260,34 @@ impl Sfu {
             room_count: watch::channel(0).0,
             metrics: Metrics::default(),
         }))
+    }
+
+    /// The ICE servers a participant uses: the configured STUN servers, and
+    /// this node's TURN over TCP (with credentials for `valid_for`) when the
+    /// TCP fallback is on. `host` is how the client reached signalling.
+    pub fn ice_servers(&self, host: &str, valid_for: std::time::Duration) -> Vec<IceServer> {
+        let mut servers: Vec<IceServer> = self
+            .ice_servers
+            .iter()
+            .map(|s| IceServer {
+                urls: s.urls.clone(),
+                username: None,
+                credential: None,
+            })
+            .collect();
+        if let Some(tcp) = &self.tcp {
+            let host = self.advertised.first().map(String::as_str).unwrap_or(host);
+            if let Ok((username, credential)) =
+                webrtc::turn::auth::generate_long_term_credentials(&tcp.secret, valid_for)
+            {
+                servers.push(IceServer {
+                    urls: vec![format!("turn:{host}:{}?transport=tcp", tcp.port)],
+                    username: Some(username),
+                    credential: Some(credential),
+                });
+            }
+        }
+        servers
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {

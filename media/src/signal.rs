@@ -12,6 +12,9 @@
 //!    stream id is its publisher's user id.
 //!
 //! ICE is not trickled: each SDP carries all of its sender's candidates.
+//! A client whose UDP is blocked first asks `GET /calls/{call}/ice` (its
+//! join token as a Bearer token) for the node's TURN-over-TCP server and
+//! credentials, and gathers relay candidates through it.
 
 use serde::{Deserialize, Serialize};
 

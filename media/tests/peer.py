@@ -22,7 +22,16 @@ import aioice.ice
 import av
 import numpy as np
 import websockets
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+import urllib.request
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 RATE = 48000
 FRAME = 960  # 20 ms
@@ -97,12 +106,29 @@ async def main():
     parser.add_argument("--screen", action="store_true")
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--leave-after", type=float)
+    parser.add_argument(
+        "--relay-tcp",
+        action="store_true",
+        help="as a client whose UDP is blocked: media only through the SFU's TURN over TCP",
+    )
     args = parser.parse_args()
 
     report = {"joined": False, "error": None, "participants": [], "tracks": {}, "left": {}}
     received = {}  # track id -> {"kind", "frames", "samples", "after_left"}
     left_at = {}  # track id -> when its owner left
-    pc = RTCPeerConnection()
+    configuration = None
+    if args.relay_tcp:
+        ice_url = args.url.replace("ws://", "http://").replace("wss://", "https://")
+        ice_url = ice_url[: -len("/ws")] + "/ice"
+        request = urllib.request.Request(ice_url, headers={"Authorization": f"Bearer {args.token}"})
+        servers = json.load(urllib.request.urlopen(request))["iceServers"]
+        turn = [s for s in servers if any(u.startswith("turn:") for u in s["urls"])]
+        report["iceServers"] = [u for s in turn for u in s["urls"]]
+        configuration = RTCConfiguration(
+            iceServers=[RTCIceServer(s["urls"], s.get("username"), s.get("credential")) for s in turn],
+            iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+        )
+    pc = RTCPeerConnection(configuration)
     pc.addTrack(Tone(args.freq))
     if args.screen:
         pc.addTrack(Screen())

@@ -55,6 +55,11 @@ impl Drop for Sfu {
 }
 
 fn start_sfu(name: &str, max_participants: u32) -> Sfu {
+    start_sfu_with(name, max_participants, "")
+}
+
+/// An SFU whose config ends with `extra` (more `sfu:` settings).
+fn start_sfu_with(name: &str, max_participants: u32, extra: &str) -> Sfu {
     let dir = std::env::temp_dir().join(format!("entente-sfu-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("key"), KEY).unwrap();
@@ -67,7 +72,7 @@ sfu:
   listen: 127.0.0.1:{port}
   udp: {{mux: {udp}}}
   maxParticipantsPerRoom: {max_participants}
-",
+{extra}",
         key = dir.join("key").display()
     );
     std::fs::write(dir.join("media.yaml"), config).unwrap();
@@ -321,4 +326,53 @@ impl Terminate for Child {
         assert!(status.success());
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A client whose UDP is blocked joins through the node's TURN over TCP
+/// (relay candidates only, the TURN leg on TCP), and still hears and is
+/// heard; without a join token there are no TURN credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_udp_joins_over_the_tcp_fallback() {
+    entente_media::install_crypto();
+    let tcp = free_port();
+    let sfu = start_sfu_with("tcp", 4, &format!("  tcpPort: {tcp}\n"));
+    let call = "call-tcp";
+    let (status, body) = {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", sfu.port)).unwrap();
+        write!(
+            stream,
+            "GET /calls/{call}/ice HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (
+            head.split_whitespace().nth(1).unwrap().to_string(),
+            body.to_string(),
+        )
+    };
+    assert_eq!(status, "401", "no token, no TURN credentials: {body}");
+
+    let walled = peer(
+        &sfu,
+        call,
+        "walled",
+        550,
+        &["--relay-tcp", "--seconds", "10"],
+    );
+    let open = peer(&sfu, call, "open", 770, &["--seconds", "10"]);
+    let (walled, open) = (
+        tokio::task::spawn_blocking(move || report(walled)),
+        tokio::task::spawn_blocking(move || report(open)),
+    );
+    let (walled, open) = (walled.await.unwrap(), open.await.unwrap());
+    assert_eq!(
+        walled["iceServers"],
+        json!([format!("turn:127.0.0.1:{tcp}?transport=tcp")]),
+        "{walled}"
+    );
+    hears(&walled, "open", 770.0);
+    hears(&open, "walled", 550.0);
 }

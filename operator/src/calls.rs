@@ -18,8 +18,11 @@
 //! In `mode: HostNetwork` a DaemonSet runs one SFU pod per selected node on
 //! the node's own network; the servers reach each by its address.
 //!
-//! Not built yet, and said so in status: ICE over TCP (`tcpFallback`), TURN
-//! credentials, and the offloader.
+//! With `tcpFallback`, each node also serves TURN over TCP on `tcpPort`, for
+//! clients whose UDP is blocked.
+//!
+//! Not built yet, and said so in status: TURN credentials for configured
+//! ICE servers, and the offloader.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -153,8 +156,8 @@ pub fn media_config(cc: &CallsCluster) -> MediaConfig {
         sfu: Some(SfuConfig {
             listen: std::net::SocketAddr::from(([0, 0, 0, 0], SIGNALLING_PORT)),
             udp,
-            // ICE over TCP is not built yet: media is UDP only.
-            tcp_port: None,
+            // The TCP fallback: TURN over TCP on the node, relaying to its UDP port.
+            tcp_port: sfu.tcp_fallback.then_some(sfu.tcp_port as u16),
             advertised_addresses: sfu.advertised_addresses.clone(),
             // STUN only: TURN credentials would need their Secrets mounted (not built yet).
             ice_servers: sfu
@@ -212,7 +215,7 @@ pub fn children(cc: &CallsCluster, key: Option<&[u8]>) -> Children {
     let pod = &cc.spec.sfu.pod;
     let image = pod.image.clone().unwrap_or_else(default_image);
     let media = media_config(cc);
-    let udp_ports: Vec<Value> = match media.sfu.as_ref().map(|s| &s.udp) {
+    let mut udp_ports: Vec<Value> = match media.sfu.as_ref().map(|s| &s.udp) {
         Some(UdpPorts::Mux(port)) => vec![json!({"name": "media", "protocol": "UDP", "port": port, "targetPort": port})],
         Some(UdpPorts::Range { min, max }) => (*min..=*max)
             .take(100)
@@ -220,6 +223,11 @@ pub fn children(cc: &CallsCluster, key: Option<&[u8]>) -> Children {
             .collect(),
         None => Vec::new(),
     };
+    if let Some(tcp) = media.sfu.as_ref().and_then(|s| s.tcp_port) {
+        udp_ports.push(
+            json!({"name": "tcp-fallback", "protocol": "TCP", "port": tcp, "targetPort": tcp}),
+        );
+    }
     let service_type = match cc.spec.sfu.service_type {
         MediaServiceType::LoadBalancer => "LoadBalancer",
         MediaServiceType::NodePort => "NodePort",
@@ -228,12 +236,13 @@ pub fn children(cc: &CallsCluster, key: Option<&[u8]>) -> Children {
     let template = |selector: &BTreeMap<String, String>, host_network: bool| {
         let mut pod_labels = labels::labels(&name, COMPONENT);
         pod_labels.extend(selector.clone());
-        let container_ports: Vec<Value> =
-            std::iter::once(json!({"name": "signalling", "containerPort": SIGNALLING_PORT}))
-                .chain(udp_ports.iter().map(
-                    |p| json!({"name": p["name"], "containerPort": p["port"], "protocol": "UDP"}),
-                ))
-                .collect();
+        let container_ports: Vec<Value> = std::iter::once(
+            json!({"name": "signalling", "containerPort": SIGNALLING_PORT}),
+        )
+        .chain(udp_ports.iter().map(
+            |p| json!({"name": p["name"], "containerPort": p["port"], "protocol": p["protocol"]}),
+        ))
+        .collect();
         json!({
             "metadata": {
                 "labels": pod_labels,
@@ -380,9 +389,6 @@ fn random_key() -> String {
 /// What is not built yet of a spec, to say in its status.
 fn not_built(cc: &CallsCluster) -> Vec<&'static str> {
     let mut missing = Vec::new();
-    if cc.spec.sfu.tcp_fallback {
-        missing.push("ICE over TCP (sfu.tcpFallback): media is UDP only");
-    }
     if cc.spec.offloader.is_some() {
         missing.push("the offloader (recording, transcription, captions)");
     }

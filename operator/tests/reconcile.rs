@@ -1247,8 +1247,7 @@ mod calls_cluster {
             ("False", "NodesStarting")
         );
         assert!(
-            ready.message.contains("not built yet: ICE over TCP")
-                && ready.message.contains("the offloader"),
+            ready.message.contains("not built yet: the offloader"),
             "what is not built is said: {}",
             ready.message
         );
@@ -1270,8 +1269,17 @@ mod calls_cluster {
                 .spec
                 .unwrap();
             assert_eq!(media.type_.as_deref(), Some("LoadBalancer"));
-            let port = &media.ports.unwrap()[0];
-            assert_eq!((port.port, port.protocol.as_deref()), (8443, Some("UDP")));
+            let ports: Vec<(i32, Option<String>)> = media
+                .ports
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.port, p.protocol))
+                .collect();
+            assert_eq!(
+                ports,
+                [(8443, Some("UDP".into())), (8443, Some("TCP".into()))],
+                "media, and the TCP fallback"
+            );
         }
         let config = api::<Secret>(&client)
             .get("calls-sfu-config")
@@ -1285,7 +1293,10 @@ mod calls_cluster {
         let sfu = config.sfu.unwrap();
         assert_eq!(sfu.udp, UdpPorts::Mux(8443));
         assert_eq!(sfu.advertised_addresses, ["198.51.100.20"]);
-        assert_eq!((sfu.max_participants_per_room, sfu.tcp_port), (50, None));
+        assert_eq!(
+            (sfu.max_participants_per_room, sfu.tcp_port),
+            (50, Some(8443))
+        );
         assert_eq!(
             config.join_token_key,
             SecretSource::File("/etc/entente/media/key".into())

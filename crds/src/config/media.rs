@@ -47,7 +47,8 @@ pub struct SfuConfig {
     /// WebSocket signalling, `/status` and `/metrics`.
     pub listen: SocketAddr,
     pub udp: UdpPorts,
-    /// TCP port for ICE-TCP; absent: UDP only.
+    /// TCP port of the TCP fallback (TURN over TCP, relaying to this node's
+    /// UDP port), for clients whose UDP is blocked; absent: UDP only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_port: Option<u16>,
     /// Addresses advertised in ICE candidates instead of the local ones (NAT).

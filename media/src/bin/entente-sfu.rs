@@ -51,7 +51,7 @@ async fn run(path: &std::path::Path) -> Result<(), String> {
     if key.len() < 32 {
         return Err("joinTokenKey: the key must be at least 32 characters".into());
     }
-    let sfu = Sfu::new(sfu_config, sfu_config.listen.ip())
+    let sfu = Sfu::new(sfu_config, sfu_config.listen.ip(), &key)
         .await
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(sfu_config.listen)
