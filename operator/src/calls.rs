@@ -369,21 +369,10 @@ fn strip_nulls(value: Value) -> Value {
 
 /// 48 random alphanumerics (~285 bits).
 fn random_key() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::new();
-    while out.len() < 48 {
-        let mut bytes = [0u8; 64];
-        getrandom::fill(&mut bytes).expect("the OS has randomness");
-        let limit = 256 - 256 % ALPHABET.len();
-        out.extend(
-            bytes
-                .iter()
-                .filter(|b| usize::from(**b) < limit)
-                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char),
-        );
-    }
-    out.truncate(48);
-    out
+    crate::random::random_text(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        48,
+    )
 }
 
 /// What is not built yet of a spec, to say in its status.

@@ -20,6 +20,7 @@ pub mod partners;
 pub mod pending;
 pub mod policies;
 pub mod quantity;
+pub mod random;
 pub mod rbac;
 pub mod reconcile;
 pub mod run;

@@ -9,7 +9,8 @@ use std::{path::Path, time::Duration};
 
 use axum::http::{Method, StatusCode};
 use common::federation::{
-    converge, history, join_shared, pair, pair_tuned, pair_with, post, push_as, Identity,
+    carry_by_hand, converge, history, join_shared, pair, pair_tuned, pair_with, post, push_as,
+    Identity,
 };
 use serde_json::{json, Value};
 
@@ -860,63 +861,10 @@ async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
     .await;
 
     // Through the command line, as an operator at an air gap would.
-    let entente = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_entente"))
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    };
-    let file = |name: &str| pair.dir.join(name).display().to_string();
     let config = |ws: &common::Workspace| ws.dir.join("runtime.yaml").display().to_string();
     let (a_config, b_config) = (config(&pair.a), config(&pair.b));
-    for (from, to, partner, out, ack) in [
-        (&a_config, &b_config, "ws-b", file("a-to-b"), file("b-ack")),
-        (&b_config, &a_config, "ws-a", file("b-to-a"), file("a-ack")),
-    ] {
-        let (ok, text) = entente(&[
-            "admin",
-            "federation",
-            "export",
-            "--config",
-            from,
-            "--partner",
-            partner,
-            "--out",
-            &out,
-        ]);
-        assert!(ok, "{text}");
-        assert!(text.starts_with("wrote "), "{text}");
-        let (ok, text) = entente(&[
-            "admin",
-            "federation",
-            "import",
-            "--config",
-            to,
-            "--in",
-            &out,
-            "--ack-out",
-            &ack,
-        ]);
-        assert!(ok, "{text}");
-        assert!(text.contains("(0 refused"), "{text}");
-        let (ok, text) = entente(&[
-            "admin",
-            "federation",
-            "import",
-            "--config",
-            from,
-            "--in",
-            &ack,
-        ]);
-        assert!(ok, "{text}");
-        assert!(text.contains("acknowledged everything up to"), "{text}");
-    }
+    let a_to_b = carry_by_hand(&a_config, &b_config, "ws-b", &pair.dir);
+    carry_by_hand(&b_config, &a_config, "ws-a", &pair.dir);
     let seen = converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 4).await;
     let (status, _, bytes) = download(&pair.b, &bob, &file_id).await;
     assert_eq!(
@@ -937,7 +885,7 @@ async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
     }
 
     // Carried twice: nothing changes.
-    let again = std::fs::read(file("a-to-b")).unwrap();
+    let again = std::fs::read(&a_to_b).unwrap();
     match bundle::import(&pair.b.state, &again).await.unwrap() {
         bundle::Imported::Events {
             events, rejected, ..
@@ -962,17 +910,17 @@ async fn an_offline_bundle_round_trip_converges_two_workspaces_with_no_link() {
         error.contains("does not chain to any partner's CA"),
         "{error}"
     );
-    let (ok, text) = entente(&[
-        "admin",
-        "federation",
-        "export",
-        "--config",
-        &a_config,
-        "--partner",
-        "ws-z",
-        "--out",
-        &file("z"),
-    ]);
+    let z = pair.dir.join("z");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_entente"))
+        .args(["admin", "federation", "export", "--config", &a_config])
+        .args(["--partner", "ws-z", "--out"])
+        .arg(&z)
+        .output()
+        .unwrap();
+    let (ok, text) = (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    );
     assert!(!ok);
     assert!(
         text.contains("\"ws-z\" is not a partner of this workspace"),

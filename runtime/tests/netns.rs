@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::federation::{push_as, Identity};
+use common::federation::{carry_by_hand, push_as, Identity};
 use entente_e2e::{Postgres, S3Server};
 use serde_json::{json, Value};
 
@@ -765,71 +765,12 @@ async fn two_server_processes_converge_across_a_cut_veth_and_a_killed_receiver()
         json!({"message": "bravo, by courier"}),
     );
     expected += 2;
-    let entente = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_entente"))
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success(),
-            "entente {}: {text}",
-            args.join(" ")
-        );
-        text
-    };
     let (config_a, config_b) = (
         config_a.display().to_string(),
         config_b.display().to_string(),
     );
-    for (from, to, partner) in [
-        (&config_a, &config_b, "ws-b"),
-        (&config_b, &config_a, "ws-a"),
-    ] {
-        let (bundle, ack) = (
-            dir.join(format!("to-{partner}")).display().to_string(),
-            dir.join(format!("ack-from-{partner}"))
-                .display()
-                .to_string(),
-        );
-        entente(&[
-            "admin",
-            "federation",
-            "export",
-            "--config",
-            from,
-            "--partner",
-            partner,
-            "--out",
-            &bundle,
-        ]);
-        let text = entente(&[
-            "admin",
-            "federation",
-            "import",
-            "--config",
-            to,
-            "--in",
-            &bundle,
-            "--ack-out",
-            &ack,
-        ]);
-        assert!(text.contains("(0 refused"), "{text}");
-        let text = entente(&[
-            "admin",
-            "federation",
-            "import",
-            "--config",
-            from,
-            "--in",
-            &ack,
-        ]);
-        assert!(text.contains("acknowledged everything up to"), "{text}");
-    }
+    carry_by_hand(&config_a, &config_b, "ws-b", &dir);
+    carry_by_hand(&config_b, &config_a, "ws-a", &dir);
     let carried = converge(on_a, on_b, expected, Duration::from_secs(60));
     assert!(carried.iter().any(|p| p.contains("bravo, by courier")));
 

@@ -645,22 +645,11 @@ fn secret<K: Into<String>>(
     }
 }
 
-/// 24 random alphanumerics (~142 bits) for a generated admin password.
+/// 24 random alphanumerics (~142 bits) for a generated admin password,
+/// without the characters people confuse (0/O, 1/l/I).
 fn password() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut out = String::new();
-    while out.len() < 24 {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).expect("the OS has randomness");
-        // Rejection sampling keeps every character equally likely.
-        let limit = 256 - 256 % ALPHABET.len();
-        out.extend(
-            bytes
-                .iter()
-                .filter(|b| usize::from(**b) < limit)
-                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char),
-        );
-    }
-    out.truncate(24);
-    out
+    crate::random::random_text(
+        b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
+        24,
+    )
 }

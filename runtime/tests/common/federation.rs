@@ -433,3 +433,67 @@ pub async fn push_as(
         None => Err("closed".into()),
     }
 }
+
+/// Carries `from`'s queue for `partner` to `to` by hand, as an operator at
+/// an air gap would, through the `entente` command: export, import (which
+/// writes the acknowledgement), and the acknowledgement's import back.
+/// `from` and `to` are RuntimeConfig files; returns the bundle's path.
+pub fn carry_by_hand(from: &str, to: &str, partner: &str, dir: &Path) -> String {
+    let entente = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_entente"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "entente {}: {text}",
+            args.join(" ")
+        );
+        text
+    };
+    let path = |name: String| dir.join(name).display().to_string();
+    let (bundle, ack) = (
+        path(format!("to-{partner}")),
+        path(format!("ack-from-{partner}")),
+    );
+    let text = entente(&[
+        "admin",
+        "federation",
+        "export",
+        "--config",
+        from,
+        "--partner",
+        partner,
+        "--out",
+        &bundle,
+    ]);
+    assert!(text.starts_with("wrote "), "{text}");
+    let text = entente(&[
+        "admin",
+        "federation",
+        "import",
+        "--config",
+        to,
+        "--in",
+        &bundle,
+        "--ack-out",
+        &ack,
+    ]);
+    assert!(text.contains("(0 refused"), "{text}");
+    let text = entente(&[
+        "admin",
+        "federation",
+        "import",
+        "--config",
+        from,
+        "--in",
+        &ack,
+    ]);
+    assert!(text.contains("acknowledged everything up to"), "{text}");
+    bundle
+}

@@ -485,12 +485,27 @@ async fn refuse_or_retry(state: &AppState, file: &Pending, status: Status) -> Re
 
 async fn refuse(state: &AppState, file: &Pending, reason: &str) -> Result<(), String> {
     tracing::warn!(file = %file.id, "a partner's file is refused: {reason}");
+    settle(state, file, "refused", Some(reason), &file.content_type).await
+}
+
+/// Ends a pending file as `ready` (typed `content_type`) or `refused` (for
+/// `reason`): its chunks go, and its channel's clients hear of it.
+async fn settle(
+    state: &AppState,
+    file: &Pending,
+    outcome: &str,
+    reason: Option<&str>,
+    content_type: &str,
+) -> Result<(), String> {
     let mut tx = state.db.begin().await.map_err(database)?;
     sqlx::query(
-        "UPDATE files SET state = 'refused', refused_reason = $2 WHERE id = $1 AND state = 'pending'",
+        "UPDATE files SET state = $2, refused_reason = $3, content_type = $4
+         WHERE id = $1 AND state = 'pending'",
     )
     .bind(&file.id)
+    .bind(outcome)
     .bind(reason)
+    .bind(content_type)
     .execute(&mut *tx)
     .await
     .map_err(database)?;
@@ -548,22 +563,7 @@ async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> R
         .put_file(&file.object_key, spool.path(), &kind)
         .await
         .map_err(|e| format!("object store: {e}"))?;
-    let mut tx = state.db.begin().await.map_err(database)?;
-    sqlx::query(
-        "UPDATE files SET state = 'ready', content_type = $2 WHERE id = $1 AND state = 'pending'",
-    )
-    .bind(&file.id)
-    .bind(&kind)
-    .execute(&mut *tx)
-    .await
-    .map_err(database)?;
-    sqlx::query("DELETE FROM federation_file_parts WHERE file_id = $1")
-        .bind(&file.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(database)?;
-    announce(&mut tx, &file).await?;
-    tx.commit().await.map_err(database)?;
+    settle(state, &file, "ready", None, &kind).await?;
     tracing::info!(partner = %partner.workspace_id, file = %file.id, bytes = file.size, "received a partner's file");
     Ok(())
 }
