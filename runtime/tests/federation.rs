@@ -1170,3 +1170,53 @@ async fn files_follow_their_posts_resume_after_a_cut_and_respect_the_size_cap() 
         .expect_err("a file over B's limit is not served to B");
     assert_eq!(over_limit.code(), tonic::Code::FailedPrecondition);
 }
+
+/// A workspace restored from a backup older than what its partner applied:
+/// its outbox numbers start again below the partner's mark. Its new posts
+/// must still arrive — renumbered above the mark — not be skipped by the
+/// partner and dropped here as acknowledged.
+#[tokio::test]
+async fn a_workspace_restored_from_a_backup_loses_nothing_its_partner_had_seen() {
+    let pair = pair("restored").await;
+    let (_, alice) = pair.a.user("alice", "member").await;
+    let (_, bob) = pair.b.user("bob", "member").await;
+    let a_joint = join_shared(&pair.a, &alice, "joint").await;
+    let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
+    for i in 0..3 {
+        post(
+            &pair.a,
+            &alice,
+            &a_joint,
+            json!({"message": format!("before {i}")}),
+        )
+        .await;
+    }
+    converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 3).await;
+
+    // The restore: A's outbox numbering goes back, with A cut off meanwhile.
+    pair.links.0.set(false);
+    pair.links.1.set(false);
+    sqlx::query("ALTER SEQUENCE federation_outbox_seq_seq RESTART WITH 1")
+        .execute(&pair.a.state.db)
+        .await
+        .unwrap();
+    for i in 0..2 {
+        post(
+            &pair.a,
+            &alice,
+            &a_joint,
+            json!({"message": format!("after {i}")}),
+        )
+        .await;
+    }
+    let (lowest,): (i64,) = sqlx::query_as("SELECT min(seq) FROM federation_outbox")
+        .fetch_one(&pair.a.state.db)
+        .await
+        .unwrap();
+    assert_eq!(lowest, 1, "numbered again from the start");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pair.links.0.set(true);
+    pair.links.1.set(true);
+    let seen = converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 5).await;
+    assert!(seen.iter().any(|p| p.2 == "after 1"), "{seen:?}");
+}

@@ -178,6 +178,7 @@ pub async fn import(state: &AppState, bytes: &[u8]) -> Result<Imported, String> 
             })
         }
         Some(bundle::Body::Acknowledgement(resume)) => {
+            super::send::renumber_if_rewound(state, &partner, resume.applied).await?;
             super::send::acknowledge(state, &partner, resume.applied).await?;
             Ok(Imported::Acknowledgement {
                 partner,

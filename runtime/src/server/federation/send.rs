@@ -201,6 +201,7 @@ async fn push_events(
     let Some(push_reply::Body::Resume(resume)) = first.body else {
         return Err("the partner did not say where to resume".into());
     };
+    renumber_if_rewound(state, partner_id, resume.applied).await?;
     acknowledge(state, partner_id, resume.applied).await?;
     tracing::info!(partner = %partner_id, resume = resume.applied, "federation session open");
     let mut sent = resume.applied as i64;
@@ -268,6 +269,60 @@ async fn push_events(
             }
         }
     }
+}
+
+/// The partner says it applied up to `applied`, beyond any sequence number
+/// this outbox has handed out: this database was restored from a backup
+/// taken before events the partner had already applied. Events queued now
+/// carry numbers the partner counts as applied, so it would skip them and
+/// this side would drop them as acknowledged. Instead the sequence moves
+/// past `applied` and the queue is renumbered above it, in order; the
+/// partner still applies each event once, by its id.
+pub(super) async fn renumber_if_rewound(
+    state: &AppState,
+    partner: &str,
+    applied: u64,
+) -> Result<(), String> {
+    let mut tx = state.db.begin().await.map_err(database)?;
+    // One renumbering at a time, across partners and replicas.
+    sqlx::query("LOCK TABLE federation_outbox IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+    let (last,): (i64,) = sqlx::query_as(
+        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
+         FROM federation_outbox_seq_seq",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(database)?;
+    if applied as i64 <= last {
+        return Ok(());
+    }
+    tracing::warn!(
+        %partner, applied, last,
+        "the partner has applied more of our events than we ever numbered: this database was restored; renumbering the queue"
+    );
+    sqlx::query("SELECT setval('federation_outbox_seq_seq', $1)")
+        .bind(applied as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(database)?;
+    let moved = sqlx::query(
+        "WITH queued AS (
+             DELETE FROM federation_outbox WHERE partner = $1
+             RETURNING seq, partner, event_id, payload, created_at)
+         INSERT INTO federation_outbox (partner, event_id, payload, created_at)
+         SELECT partner, event_id, payload, created_at FROM queued ORDER BY seq",
+    )
+    .bind(partner)
+    .execute(&mut *tx)
+    .await
+    .map_err(database)?
+    .rows_affected();
+    tx.commit().await.map_err(database)?;
+    tracing::warn!(%partner, moved, "queue renumbered after a restore");
+    Ok(())
 }
 
 fn database(error: sqlx::Error) -> String {
