@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 
 type HmacSha256 = Hmac<sha2::Sha256>;
 
+/// The `user` of the tokens the workspace server signs for itself, to ask
+/// an SFU who is in a call. Never a user id (those are ULIDs), so it admits
+/// no one to the media.
+pub const SERVER: &str = "@server";
+
 /// What a token grants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

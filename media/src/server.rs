@@ -36,10 +36,36 @@ pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/calls/{call}/ws", get(upgrade))
         .route("/calls/{call}/ice", get(ice))
+        .route("/calls/{call}/participants", get(participants))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared)
+}
+
+/// `GET /calls/{call}/participants`, for the workspace server only (a token
+/// for the call whose user is [`join_token::SERVER`]): who is connected, so
+/// the server can end calls whose people went without leaving.
+async fn participants(
+    State(shared): State<Shared>,
+    Path(call): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match join_token::verify(&shared.key, token, &call, now()) {
+        Ok(claims) if claims.user == join_token::SERVER => {
+            Json(serde_json::json!({ "participants": shared.sfu.participants(&call) }))
+                .into_response()
+        }
+        _ => {
+            let body = serde_json::json!({"code": "unauthorized", "message": "for the workspace server only"});
+            (axum::http::StatusCode::UNAUTHORIZED, Json(body)).into_response()
+        }
+    }
 }
 
 /// `GET /calls/{call}/ice` with the join token as a Bearer token: the ICE
@@ -153,6 +179,15 @@ async fn session(shared: Shared, call: String, mut socket: WebSocket) {
         }
     };
     let claims = match join_token::verify(&shared.key, &token, &call, now()) {
+        Ok(claims) if claims.user == join_token::SERVER => {
+            return refuse(
+                &shared,
+                socket,
+                "unauthorized",
+                "the server's token admits no one".into(),
+            )
+            .await
+        }
         Ok(claims) => claims,
         Err(refused) => return refuse(&shared, socket, "unauthorized", refused.to_string()).await,
     };

@@ -307,6 +307,23 @@ impl Sfu {
         }
     }
 
+    /// The users connected to `call` now.
+    pub fn participants(&self, call: &str) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .rooms()
+            .get(call)
+            .map(|room| {
+                room.participants
+                    .values()
+                    .map(|p| p.peer.user.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        users.sort();
+        users.dedup();
+        users
+    }
+
     /// Stops taking new calls; the returned receiver reaches 0 when the
     /// last call in progress ends.
     pub fn drain(&self) -> watch::Receiver<usize> {

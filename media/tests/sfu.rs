@@ -236,6 +236,7 @@ async fn three_peers_hear_each_other_see_a_screen_share_and_the_sfu_drains() {
         ("expired", token(call, "dave", now() - 1)),
         ("another call's", token("call-2", "dave", now() + 60)),
         ("forged", token(call, "dave", now() + 60).replace('.', ".x")),
+        ("the server's own", token(call, "@server", now() + 60)),
     ] {
         let refused = try_join(&sfu.url(call), &token).await;
         assert_eq!(refused["type"], "error", "{why}: {refused}");

@@ -225,17 +225,32 @@ async fn members_get_tokens_for_one_call_on_a_healthy_node_and_hear_each_other()
         }
     }
 
-    // The last one out ends it.
-    for token in [&alice, &bob, &carol] {
-        let (status, body) = ws
-            .post(
-                &format!("/api/v1/channels/{channel}/call/leave"),
-                token,
-                json!({}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    }
+    // Alice leaves; Bob and Carol just close their apps (their peers are gone
+    // from the SFU). Within the grace to connect nothing changes; after it,
+    // the sweep sees they are not on the node, and the last one out ends it.
+    let (status, body) = ws
+        .post(
+            &format!("/api/v1/channels/{channel}/call/leave"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    entente_runtime::server::calls::sweep_once(&ws.state)
+        .await
+        .unwrap();
+    let (status, call) = ws
+        .get(&format!("/api/v1/channels/{channel}/call"), &bob)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{call}");
+    assert_eq!(call["participants"], json!([bob_id, carol_id]));
+    sqlx::query("UPDATE call_participants SET joined_at = joined_at - interval '2 minutes'")
+        .execute(&ws.state.db)
+        .await
+        .unwrap();
+    entente_runtime::server::calls::sweep_once(&ws.state)
+        .await
+        .unwrap();
     let ended = loop {
         let event = common::next(&mut events).await;
         if event["type"] == "call_ended" {

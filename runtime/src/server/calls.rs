@@ -210,23 +210,32 @@ pub async fn leave(
 ) -> ApiResult<StatusCode> {
     configured(&state)?;
     member(&state, &caller, &channel_id).await?;
+    if !depart(&state, &channel_id, &caller.user_id).await? {
+        return Err(ApiError::not_found("call you are in"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `user_id` is no longer in the channel's call; the last one out ends it
+/// (posting its end, as that user). False if they were not in it.
+async fn depart(state: &AppState, channel_id: &str, user_id: &str) -> ApiResult<bool> {
     let mut tx = state.db.begin().await?;
-    let (call, _) = load(&mut *tx, &channel_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("call in progress"))?;
+    let Some((call, _)) = load(&mut *tx, channel_id).await? else {
+        return Ok(false);
+    };
     let left = sqlx::query(
         "UPDATE call_participants SET left_at = now()
          WHERE call_id = $1 AND user_id = $2 AND left_at IS NULL",
     )
     .bind(&call.id)
-    .bind(&caller.user_id)
+    .bind(user_id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if left == 0 {
-        return Err(ApiError::not_found("call you are in"));
+        return Ok(false);
     }
-    let (mut call, _) = load(&mut *tx, &channel_id).await?.expect("still open");
+    let (mut call, _) = load(&mut *tx, channel_id).await?.expect("still open");
     if call.participants.is_empty() {
         let (ended_at,): (DateTime<Utc>,) =
             sqlx::query_as("UPDATE calls SET ended_at = now() WHERE id = $1 RETURNING ended_at")
@@ -236,9 +245,9 @@ pub async fn leave(
         let minutes = ((ended_at - call.started_at).num_seconds() as f64 / 60.0).ceil() as i64;
         say(
             &mut tx,
-            &state,
-            &channel_id,
-            &caller.user_id,
+            state,
+            channel_id,
+            user_id,
             &format!("📞 call ended after {minutes} min"),
         )
         .await?;
@@ -248,7 +257,93 @@ pub async fn leave(
         announce(&mut tx, "call_updated", &call).await?;
     }
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(true)
+}
+
+/// How often calls are compared with who their SFU node says is there.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// How long a participant has to connect to the SFU after getting a ticket.
+const CONNECT_GRACE_SECONDS: i64 = 60;
+
+/// Ends the part in calls of people who went without leaving (a crashed
+/// client, a lost network): every [`SWEEP_EVERY`], each call in progress
+/// is compared with its node's list; whoever the node has not seen for
+/// [`CONNECT_GRACE_SECONDS`] since they joined leaves, and the last one
+/// out ends the call. A node that does not answer changes nothing.
+pub async fn sweep(state: AppState) {
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(why) = sweep_once(&state).await {
+            tracing::warn!("call sweep: {why}");
+        }
+    }
+}
+
+/// One pass of [`sweep`]; public for tests.
+pub async fn sweep_once(state: &AppState) -> Result<(), String> {
+    let Some(calls) = state.config().calls.clone() else {
+        return Ok(());
+    };
+    let key = calls.join_token_key.read().map_err(|e| e.to_string())?;
+    let open: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT id, channel_id, node FROM calls WHERE ended_at IS NULL")
+            .fetch_all(&state.db)
+            .await
+            .map_err(|e| e.to_string())?;
+    for (call, channel, node) in open {
+        let token = join_token::sign(
+            key.as_bytes(),
+            &join_token::Claims {
+                call: call.clone(),
+                user: join_token::SERVER.into(),
+                name: "server".into(),
+                expires: Utc::now().timestamp() + 60,
+            },
+        );
+        let present = match tokio::time::timeout(
+            Duration::from_secs(2),
+            node_get(&node, &format!("/calls/{call}/participants"), Some(&token)),
+        )
+        .await
+        {
+            Ok(Ok(body)) => match serde_json::from_str::<NodeParticipants>(&body) {
+                Ok(list) => list.participants,
+                Err(e) => {
+                    tracing::warn!(%node, "participants: {e}");
+                    continue;
+                }
+            },
+            _ => continue,
+        };
+        let gone: Vec<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM call_participants
+             WHERE call_id = $1 AND left_at IS NULL
+               AND joined_at < now() - make_interval(secs => $2)
+               AND NOT (user_id = ANY($3))",
+        )
+        .bind(&call)
+        .bind(CONNECT_GRACE_SECONDS as f64)
+        .bind(&present)
+        .fetch_all(&state.db)
+        .await
+        .map_err(|e| e.to_string())?;
+        for (user,) in gone {
+            tracing::info!(%call, %user, "left the call without leaving (not on the SFU)");
+            depart(state, &channel, &user)
+                .await
+                .map_err(|e| e.message)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct NodeParticipants {
+    participants: Vec<String>,
 }
 
 async fn announce(
@@ -341,8 +436,14 @@ async fn pick_node(nodes: &[String]) -> ApiResult<String> {
         .ok_or_else(|| ApiError::unavailable("no media server is available for calls; retry later"))
 }
 
-/// `GET {node}/status` over plain HTTP (nodes are reached inside the cluster).
 async fn node_status(node: &str) -> Result<NodeStatus, String> {
+    let body = node_get(node, "/status", None).await?;
+    serde_json::from_str(&body).map_err(|e| format!("status: {e}"))
+}
+
+/// `GET {node}{path}` over plain HTTP (nodes are reached inside the
+/// cluster), with `token` as a Bearer token; the body of a 200.
+async fn node_get(node: &str, path: &str, token: Option<&str>) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let authority = node
         .strip_prefix("http://")
@@ -351,16 +452,19 @@ async fn node_status(node: &str) -> Result<NodeStatus, String> {
     let mut stream = tokio::net::TcpStream::connect(authority)
         .await
         .map_err(|e| e.to_string())?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     stream
         .write_all(
-            format!("GET /status HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n")
                 .as_bytes(),
         )
         .await
         .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     stream
-        .take(64 * 1024)
+        .take(256 * 1024)
         .read_to_end(&mut response)
         .await
         .map_err(|e| e.to_string())?;
@@ -369,7 +473,7 @@ async fn node_status(node: &str) -> Result<NodeStatus, String> {
     if !head.starts_with("HTTP/1.1 200") {
         return Err(head.lines().next().unwrap_or_default().to_string());
     }
-    serde_json::from_str(body).map_err(|e| format!("status: {e}"))
+    Ok(body.to_string())
 }
 
 #[cfg(test)]

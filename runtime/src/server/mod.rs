@@ -122,6 +122,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let state = open(config).await?;
     tokio::spawn(sweep::run(state.clone()));
     tokio::spawn(federation::send::run(state.clone()));
+    tokio::spawn(calls::sweep(state.clone()));
     Ok(state)
 }
 
