@@ -112,6 +112,14 @@ struct Negotiation {
 struct Room {
     participants: HashMap<u64, Arc<Participant>>,
     tracks: Vec<Published>,
+    /// Seats held for joins still setting up their connection.
+    joining: usize,
+}
+
+impl Room {
+    fn is_empty(&self) -> bool {
+        self.participants.is_empty() && self.joining == 0
+    }
 }
 
 /// The TCP fallback's TURN server, and where clients reach it.
@@ -360,13 +368,14 @@ impl Sfu {
                 ));
             }
             let room = rooms.entry(call.to_string()).or_default();
-            if room.participants.len() >= self.max_participants {
+            if room.participants.len() + room.joining >= self.max_participants {
                 let message = format!("the call is full ({} participants)", self.max_participants);
-                if room.participants.is_empty() {
+                if room.is_empty() {
                     rooms.remove(call);
                 }
                 return Err(Refusal::new("full", message));
             }
+            room.joining += 1;
             if room.participants.values().any(|p| p.peer.user == peer.user) {
                 // One connection per user: the newer replaces the older below.
                 tracing::info!(%call, user = %peer.user, "user rejoined");
@@ -379,7 +388,10 @@ impl Sfu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Refusal::new("media", format!("cannot create the connection: {e}")))?;
+            .map_err(|e| {
+                self.release(call);
+                Refusal::new("media", format!("cannot create the connection: {e}"))
+            })?;
         let pc = Arc::new(pc);
         let participant = Arc::new(Participant {
             id,
@@ -403,10 +415,14 @@ impl Sfu {
         .await;
         let answer = match answer {
             Ok(Some(sdp)) => sdp,
-            Ok(None) => return Err(Refusal::new("media", "no local description")),
+            Ok(None) => {
+                let _ = pc.close().await;
+                self.release(call);
+                return Err(Refusal::new("media", "no local description"));
+            }
             Err(e) => {
                 let _ = pc.close().await;
-                self.forget_empty(call);
+                self.release(call);
                 return Err(Refusal::new(
                     "bad_offer",
                     format!("the offer is not usable: {e}"),
@@ -416,6 +432,7 @@ impl Sfu {
         let (others, tracks) = {
             let mut rooms = self.rooms();
             let room = rooms.entry(call.to_string()).or_default();
+            room.joining = room.joining.saturating_sub(1);
             // A stale connection of the same user goes.
             let stale: Vec<u64> = room
                 .participants
@@ -470,10 +487,14 @@ impl Sfu {
         ))
     }
 
-    fn forget_empty(&self, call: &str) {
+    /// Gives back the seat a join held, which did not complete.
+    fn release(&self, call: &str) {
         let mut rooms = self.rooms();
-        if rooms.get(call).is_some_and(|r| r.participants.is_empty()) {
-            rooms.remove(call);
+        if let Some(room) = rooms.get_mut(call) {
+            room.joining = room.joining.saturating_sub(1);
+            if room.is_empty() {
+                rooms.remove(call);
+            }
         }
         self.counted(&rooms);
     }
@@ -691,7 +712,7 @@ impl Sfu {
                 .collect();
             room.tracks.retain(|t| t.owner != id);
             let others: Vec<Arc<Participant>> = room.participants.values().cloned().collect();
-            if room.participants.is_empty() {
+            if room.is_empty() {
                 rooms.remove(call);
             }
             self.counted(&rooms);

@@ -355,6 +355,10 @@ async fn a_client_without_udp_joins_over_the_tcp_fallback() {
         )
     };
     assert_eq!(status, "401", "no token, no TURN credentials: {body}");
+    // An offer that is not SDP: refused, and the seat it held is given back.
+    let refused = try_join(&sfu.url(call), &token(call, "erin", now() + 60)).await;
+    assert_eq!(refused["code"], "bad_offer", "{refused}");
+    assert_eq!(sfu.status()["rooms"], 0, "{}", sfu.status());
 
     let walled = peer(
         &sfu,
