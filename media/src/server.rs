@@ -43,6 +43,15 @@ pub fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
+/// The Bearer token of a request, or "" (which no check accepts).
+fn bearer(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+}
+
 /// `GET /calls/{call}/participants`, for the workspace server only (a token
 /// for the call whose user is [`join_token::SERVER`]): who is connected, so
 /// the server can end calls whose people went without leaving.
@@ -51,11 +60,7 @@ async fn participants(
     Path(call): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let token = bearer(&headers);
     match join_token::verify(&shared.key, token, &call, now()) {
         Ok(claims) if claims.user == join_token::SERVER => {
             Json(serde_json::json!({ "participants": shared.sfu.participants(&call) }))
@@ -76,11 +81,7 @@ async fn ice(
     Path(call): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let token = bearer(&headers);
     if let Err(refused) = join_token::verify(&shared.key, token, &call, now()) {
         shared.sfu.metrics.joins_refused.inc();
         let body = serde_json::json!({"code": "unauthorized", "message": refused.to_string()});

@@ -12,7 +12,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
 };
@@ -114,6 +114,9 @@ struct Room {
     tracks: Vec<Published>,
     /// Seats held for joins still setting up their connection.
     joining: usize,
+    /// `participants.len()`, kept by [`Sfu::counted`] for the forwarding
+    /// loops, which read it per packet without taking the rooms' lock.
+    size: Arc<AtomicUsize>,
 }
 
 impl Room {
@@ -346,6 +349,9 @@ impl Sfu {
         self.metrics
             .participants
             .set(rooms.values().map(|r| r.participants.len() as i64).sum());
+        for room in rooms.values() {
+            room.size.store(room.participants.len(), Ordering::Relaxed);
+        }
     }
 
     /// Admits `peer` to `call` with its SDP `offer`: the answer, who is
@@ -615,7 +621,7 @@ impl Sfu {
             user.to_string(),
         ));
         let ssrc = remote.ssrc();
-        let others = {
+        let (others, room_size) = {
             let mut rooms = self.rooms();
             let Some(room) = rooms.get_mut(call) else {
                 return;
@@ -629,11 +635,13 @@ impl Sfu {
                 ssrc,
                 video,
             });
-            room.participants
+            let others = room
+                .participants
                 .values()
                 .filter(|p| p.id != owner)
                 .cloned()
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (others, room.size.clone())
         };
         tracing::info!(%call, %user, mime = %codec.capability.mime_type, "publishing");
         for other in &others {
@@ -641,11 +649,17 @@ impl Sfu {
                 .await;
             other.negotiate().await;
         }
-        self.forward(call, remote, local).await;
+        self.forward(room_size, remote, local).await;
     }
 
     /// Copies the publisher's packets to every subscriber until the track ends.
-    async fn forward(&self, call: &str, remote: Arc<TrackRemote>, local: Arc<TrackLocalStaticRTP>) {
+    /// `room_size` is the room's participant count, the publisher included.
+    async fn forward(
+        &self,
+        room_size: Arc<AtomicUsize>,
+        remote: Arc<TrackRemote>,
+        local: Arc<TrackLocalStaticRTP>,
+    ) {
         let mut last_sequence: Option<u16> = None;
         while let Ok((packet, _)) = remote.read_rtp().await {
             self.metrics.packets_received.inc();
@@ -658,11 +672,7 @@ impl Sfu {
                 }
             }
             last_sequence = Some(sequence);
-            let receivers = self
-                .rooms()
-                .get(call)
-                .map(|r| r.participants.len().saturating_sub(1))
-                .unwrap_or(0) as u64;
+            let receivers = room_size.load(Ordering::Relaxed).saturating_sub(1) as u64;
             let bytes = packet.payload.len() as u64;
             if local.write_rtp(&packet).await.is_ok() && receivers > 0 {
                 self.metrics.packets_forwarded.inc_by(receivers);
