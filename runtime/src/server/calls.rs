@@ -157,19 +157,19 @@ pub async fn join(
     } else {
         false
     };
-    // Whoever started it first, the call in progress now (and its node).
-    let (call, node) = load(&mut *tx, &channel_id)
-        .await?
-        .ok_or_else(|| ApiError::unavailable("the call ended meanwhile; try again"))?;
+    // Into the call in progress now, whoever started it first.
     sqlx::query(
-        "INSERT INTO call_participants (call_id, user_id) VALUES ($1, $2)
+        "INSERT INTO call_participants (call_id, user_id)
+         SELECT id, $2 FROM calls WHERE channel_id = $1 AND ended_at IS NULL
          ON CONFLICT (call_id, user_id) DO UPDATE SET joined_at = now(), left_at = NULL",
     )
-    .bind(&call.id)
+    .bind(&channel_id)
     .bind(&caller.user_id)
     .execute(&mut *tx)
     .await?;
-    let (call, _) = load(&mut *tx, &channel_id).await?.expect("just joined");
+    let (call, node) = load(&mut *tx, &channel_id)
+        .await?
+        .ok_or_else(|| ApiError::unavailable("the call ended meanwhile; try again"))?;
     let kind = if started {
         "call_started"
     } else {
@@ -220,14 +220,12 @@ pub async fn leave(
 /// (posting its end, as that user). False if they were not in it.
 async fn depart(state: &AppState, channel_id: &str, user_id: &str) -> ApiResult<bool> {
     let mut tx = state.db.begin().await?;
-    let Some((call, _)) = load(&mut *tx, channel_id).await? else {
-        return Ok(false);
-    };
     let left = sqlx::query(
-        "UPDATE call_participants SET left_at = now()
-         WHERE call_id = $1 AND user_id = $2 AND left_at IS NULL",
+        "UPDATE call_participants p SET left_at = now() FROM calls c
+         WHERE c.id = p.call_id AND c.channel_id = $1 AND c.ended_at IS NULL
+           AND p.user_id = $2 AND p.left_at IS NULL",
     )
-    .bind(&call.id)
+    .bind(channel_id)
     .bind(user_id)
     .execute(&mut *tx)
     .await?
