@@ -153,6 +153,31 @@ async fn shared_channels_converge_both_ways_and_across_a_cut_link() {
     let texts: std::collections::BTreeSet<&str> = after.iter().map(|p| p.2.as_str()).collect();
     assert_eq!(texts.len(), after.len(), "no duplicates");
 
+    // A partner's post goes through the same write as a local one: whom it
+    // mentions here counts, as for any post.
+    let mentions = async || {
+        let (status, channels) = pair.a.get("/api/v1/channels", &alice).await;
+        assert_eq!(status, StatusCode::OK, "{channels}");
+        channels
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == a_joint.as_str())
+            .unwrap()["mentions"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(mentions().await, 0);
+    post(
+        &pair.b,
+        &bob,
+        &b_joint,
+        json!({"message": "@alice over to you"}),
+    )
+    .await;
+    converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 2 + 30).await;
+    assert_eq!(mentions().await, 1, "bob's mention of alice counts on A");
+
     // The admin API reports the link: connected, queue drained.
     let figures = entente_runtime::server::federation::figures(&pair.a.state)
         .await

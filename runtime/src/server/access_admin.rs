@@ -63,11 +63,7 @@ pub async fn set_labels(
     .await?;
     let (before,) = before.ok_or_else(|| ApiError::not_found("channel"))?;
     let after = serde_json::to_value(&labels).expect("labels serialize");
-    sqlx::query("UPDATE channels SET labels = $2 WHERE id = $1")
-        .bind(&channel_id)
-        .bind(&after)
-        .execute(&mut *tx)
-        .await?;
+    super::db::channels::set_labels(&mut *tx, &channel_id, &after).await?;
     if before != after {
         audit::record(
             &mut *tx,
@@ -172,7 +168,7 @@ impl Population {
         let channels = super::channels::named(db).await?;
         let people = sqlx::query_as(concat!(
             "SELECT u.id, u.username, u.role, u.attributes, u.guest_policy FROM users u WHERE ",
-            super::auth::active_user!(),
+            super::db::users::active_user!(),
             " ORDER BY u.username"
         ))
         .fetch_all(db)

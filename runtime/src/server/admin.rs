@@ -84,7 +84,7 @@ impl AdminService {
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(concat!(
             "SELECT p.name,
                     (SELECT count(*) FROM users u WHERE u.guest_policy = p.name AND ",
-            super::auth::active_user!(),
+            super::db::users::active_user!(),
             "),
                     (SELECT count(*) FROM users u WHERE u.guest_policy = p.name AND u.deactivated_at IS NULL
                         AND (u.expired_at IS NOT NULL OR u.access_expires_at <= now())),

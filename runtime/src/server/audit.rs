@@ -35,43 +35,7 @@ pub mod kind {
     pub const INVITATION_REFUSED: &str = "guest.invitation_refused";
 }
 
-/// One entry to write.
-#[derive(Debug, Clone, Default)]
-pub struct Entry<'a> {
-    pub kind: &'a str,
-    pub actor_id: Option<&'a str>,
-    pub user_id: Option<&'a str>,
-    pub channel_id: Option<&'a str>,
-    pub policy: Option<&'a str>,
-    pub reason: String,
-    pub data: serde_json::Value,
-}
-
-/// Appends `entry`; in a transaction, it stands or falls with the change it records.
-pub async fn record<'e, E>(executor: E, entry: Entry<'_>) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
-{
-    let data = if entry.data.is_null() {
-        serde_json::json!({})
-    } else {
-        entry.data
-    };
-    sqlx::query(
-        "INSERT INTO audit_log (kind, actor_id, user_id, channel_id, policy, reason, data)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(entry.kind)
-    .bind(entry.actor_id)
-    .bind(entry.user_id)
-    .bind(entry.channel_id)
-    .bind(entry.policy)
-    .bind(&entry.reason)
-    .bind(data)
-    .execute(executor)
-    .await?;
-    Ok(())
-}
+pub use super::db::audit::{record, Entry};
 
 #[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

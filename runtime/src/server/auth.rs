@@ -21,6 +21,7 @@ use sqlx::PgPool;
 use super::{
     access::Role,
     audit,
+    db::{self, new_id},
     error::{ApiError, ApiResult, Body},
     policy::Subject,
     state::AppState,
@@ -29,10 +30,6 @@ use super::{
 
 /// How long a login session lasts without use.
 const SESSION_LIFETIME: Duration = Duration::days(30);
-
-pub fn new_id() -> String {
-    ulid::Ulid::new().to_string()
-}
 
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
@@ -115,31 +112,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// SQL: the user `u` may act (not deactivated, not a guest whose access ended).
-macro_rules! active_user {
-    () => {
-        "u.deactivated_at IS NULL AND u.expired_at IS NULL AND u.origin IS NULL
-           AND (u.access_expires_at IS NULL OR u.access_expires_at > now())"
-    };
-}
-pub(crate) use active_user;
-
 /// The caller a bearer token stands for, if it is valid, unexpired, unrevoked
 /// and its user active (a guest whose access ended is not).
-pub async fn authenticate(db: &PgPool, token: &str) -> ApiResult<Caller> {
-    type Row = (String, String, String, serde_json::Value, Option<String>);
-    let row: Option<Row> = sqlx::query_as(concat!(
-        "UPDATE tokens t SET last_used_at = now()
-         FROM users u
-         WHERE t.token_hash = $1 AND t.user_id = u.id
-           AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-           AND ",
-        active_user!(),
-        " RETURNING t.id, u.id, u.role, u.attributes, u.guest_policy"
-    ))
-    .bind(token_hash(token))
-    .fetch_optional(db)
-    .await?;
+pub async fn authenticate(pool: &PgPool, token: &str) -> ApiResult<Caller> {
+    let row = db::tokens::use_token(pool, &token_hash(token)).await?;
     let (token_id, user_id, role, attributes, guest_policy) =
         row.ok_or_else(ApiError::unauthenticated)?;
     Ok(Caller {
@@ -234,23 +210,12 @@ pub async fn members(db: &PgPool, channel_id: &str) -> ApiResult<Vec<Member>> {
 /// Creates the configured admin at start-up if no user of that name exists;
 /// an existing admin's password is left alone (it may have been changed).
 pub async fn bootstrap_admin(
-    db: &PgPool,
+    pool: &PgPool,
     username: &str,
     email: Option<&str>,
     password: &str,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "INSERT INTO users (id, username, email, display_name, password_hash, role)
-         VALUES ($1, $2, $3, $2, $4, 'system_admin')
-         ON CONFLICT (lower(username)) DO NOTHING",
-    )
-    .bind(new_id())
-    .bind(username)
-    .bind(email)
-    .bind(hash_password(password))
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() == 1)
+) -> Result<bool, db::Error> {
+    db::users::insert_admin_once(pool, &new_id(), username, email, &hash_password(password)).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -310,18 +275,23 @@ pub async fn login(
 }
 
 /// A new login session for `user_id`; returns its bearer token.
-pub async fn start_session<'e, E>(executor: E, user_id: &str) -> Result<String, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
-{
+pub async fn start_session<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+) -> Result<String, db::Error> {
     let (token, hash) = new_token();
-    sqlx::query("INSERT INTO tokens (id, token_hash, user_id, kind, expires_at) VALUES ($1, $2, $3, 'session', $4)")
-        .bind(new_id())
-        .bind(hash)
-        .bind(user_id)
-        .bind(Utc::now() + SESSION_LIFETIME)
-        .execute(executor)
-        .await?;
+    db::tokens::insert(
+        executor,
+        db::tokens::NewToken {
+            id: &new_id(),
+            hash: &hash,
+            user_id,
+            kind: "session",
+            name: None,
+            expires_at: Some(Utc::now() + SESSION_LIFETIME),
+        },
+    )
+    .await?;
     Ok(token)
 }
 
@@ -331,10 +301,7 @@ pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<axum::http::StatusCode> {
-    sqlx::query("UPDATE tokens SET revoked_at = now() WHERE id = $1")
-        .bind(&caller.token_id)
-        .execute(&state.db)
-        .await?;
+    db::tokens::revoke(&state.db, &caller.token_id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -366,6 +333,9 @@ fn default_role() -> String {
     "member".into()
 }
 
+/// A username: 1-64 lower-case ASCII letters, digits, '.', '_' or '-',
+/// starting with a letter or digit. The one rule for every account,
+/// local or a partner's (whose workspace held it to the same rule).
 pub(crate) fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -413,28 +383,27 @@ pub async fn create_user(
         .ok_or_else(|| ApiError::invalid("role", "role must be system_admin, member or guest"))?;
     let hash = hash_off_thread(&request.password).await?;
     let id = new_id();
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, username, email, display_name, password_hash, role, attributes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    let inserted = db::users::insert(
+        &state.db,
+        db::users::NewUser {
+            id: &id,
+            username: &request.username,
+            email: request.email.as_deref(),
+            display_name: request.display_name.as_deref().unwrap_or(&request.username),
+            password_hash: &hash,
+            role: role.as_str(),
+            attributes: serde_json::Value::Object(request.attributes),
+            guest_policy: None,
+            access_expires_at: None,
+        },
     )
-    .bind(&id)
-    .bind(&request.username)
-    .bind(&request.email)
-    .bind(request.display_name.as_deref().unwrap_or(&request.username))
-    .bind(hash)
-    .bind(role.as_str())
-    .bind(serde_json::Value::Object(request.attributes))
-    .execute(&state.db)
-    .await;
-    match inserted {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(
-                "username",
-                "that username or email is taken",
-            ))
-        }
-        other => other?,
-    };
+    .await?;
+    if !inserted {
+        return Err(ApiError::conflict(
+            "username",
+            "that username or email is taken",
+        ));
+    }
     let user = find_user(&state.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
@@ -459,11 +428,7 @@ pub async fn set_attributes(
     .await?;
     let (before,) = before.ok_or_else(|| ApiError::not_found("user"))?;
     let after = serde_json::Value::Object(attributes);
-    sqlx::query("UPDATE users SET attributes = $2 WHERE id = $1")
-        .bind(&user_id)
-        .bind(&after)
-        .execute(&mut *tx)
-        .await?;
+    db::users::set_attributes(&mut *tx, &user_id, &after).await?;
     if before != after {
         audit::record(
             &mut *tx,
@@ -528,13 +493,18 @@ pub async fn create_token(
     }
     let (token, hash) = new_token();
     let id = new_id();
-    sqlx::query("INSERT INTO tokens (id, token_hash, user_id, kind, name) VALUES ($1, $2, $3, 'personal', $4)")
-        .bind(&id)
-        .bind(hash)
-        .bind(&caller.user_id)
-        .bind(request.name.trim())
-        .execute(&state.db)
-        .await?;
+    db::tokens::insert(
+        &state.db,
+        db::tokens::NewToken {
+            id: &id,
+            hash: &hash,
+            user_id: &caller.user_id,
+            kind: "personal",
+            name: Some(request.name.trim()),
+            expires_at: None,
+        },
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(CreatedToken { id, token }),
@@ -562,14 +532,7 @@ pub async fn revoke_token(
     caller: Caller,
     Path(token_id): Path<String>,
 ) -> ApiResult<axum::http::StatusCode> {
-    let revoked = sqlx::query(
-        "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND kind = 'personal' AND revoked_at IS NULL",
-    )
-    .bind(&token_id)
-    .bind(&caller.user_id)
-    .execute(&state.db)
-    .await?;
-    if revoked.rows_affected() == 0 {
+    if !db::tokens::revoke_personal(&state.db, &token_id, &caller.user_id).await? {
         return Err(ApiError::not_found("token"));
     }
     Ok(axum::http::StatusCode::NO_CONTENT)

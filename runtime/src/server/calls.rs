@@ -18,26 +18,16 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    auth::{new_id, Caller},
+    auth::Caller,
     channels::see,
+    db::{self, new_id},
     error::{ApiError, ApiResult},
-    events, federation, posts,
+    events::{self, Change},
+    posts,
     state::AppState,
 };
 
-/// A call as clients see it.
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Call {
-    pub id: String,
-    pub channel_id: String,
-    pub started_by: String,
-    pub started_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<DateTime<Utc>>,
-    /// Who is in the call now.
-    pub participants: Vec<String>,
-}
+pub use super::db::calls::Call;
 
 /// What a participant needs to join the media: where, and the token.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -131,18 +121,8 @@ pub async fn join(
     };
     let mut tx = state.db.begin().await?;
     let started = if existing.is_none() {
-        let inserted = sqlx::query(
-            "INSERT INTO calls (id, channel_id, node, started_by) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(new_id())
-        .bind(&channel_id)
-        .bind(&node)
-        .bind(&caller.user_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let inserted =
+            db::calls::open(&mut *tx, &new_id(), &channel_id, &node, &caller.user_id).await?;
         if inserted {
             say(
                 &mut tx,
@@ -158,24 +138,16 @@ pub async fn join(
         false
     };
     // Into the call in progress now, whoever started it first.
-    sqlx::query(
-        "INSERT INTO call_participants (call_id, user_id)
-         SELECT id, $2 FROM calls WHERE channel_id = $1 AND ended_at IS NULL
-         ON CONFLICT (call_id, user_id) DO UPDATE SET joined_at = now(), left_at = NULL",
-    )
-    .bind(&channel_id)
-    .bind(&caller.user_id)
-    .execute(&mut *tx)
-    .await?;
+    db::calls::enter(&mut *tx, &channel_id, &caller.user_id).await?;
     let (call, node) = load(&mut *tx, &channel_id)
         .await?
         .ok_or_else(|| ApiError::unavailable("the call ended meanwhile; try again"))?;
-    let kind = if started {
-        "call_started"
+    let change = if started {
+        Change::CallStarted(call.clone())
     } else {
-        "call_updated"
+        Change::CallUpdated(call.clone())
     };
-    announce(&mut tx, kind, &call).await?;
+    events::record(&mut tx, &change).await?;
     tx.commit().await?;
     let (name,): (String,) = sqlx::query_as("SELECT display_name FROM users WHERE id = $1")
         .bind(&caller.user_id)
@@ -220,26 +192,12 @@ pub async fn leave(
 /// (posting its end, as that user). False if they were not in it.
 async fn depart(state: &AppState, channel_id: &str, user_id: &str) -> ApiResult<bool> {
     let mut tx = state.db.begin().await?;
-    let left = sqlx::query(
-        "UPDATE call_participants p SET left_at = now() FROM calls c
-         WHERE c.id = p.call_id AND c.channel_id = $1 AND c.ended_at IS NULL
-           AND p.user_id = $2 AND p.left_at IS NULL",
-    )
-    .bind(channel_id)
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if left == 0 {
+    if !db::calls::depart(&mut *tx, channel_id, user_id).await? {
         return Ok(false);
     }
     let (mut call, _) = load(&mut *tx, channel_id).await?.expect("still open");
     if call.participants.is_empty() {
-        let (ended_at,): (DateTime<Utc>,) =
-            sqlx::query_as("UPDATE calls SET ended_at = now() WHERE id = $1 RETURNING ended_at")
-                .bind(&call.id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let ended_at = db::calls::end(&mut *tx, &call.id).await?;
         let minutes = ((ended_at - call.started_at).num_seconds() as f64 / 60.0).ceil() as i64;
         say(
             &mut tx,
@@ -250,9 +208,9 @@ async fn depart(state: &AppState, channel_id: &str, user_id: &str) -> ApiResult<
         )
         .await?;
         call.ended_at = Some(ended_at);
-        announce(&mut tx, "call_ended", &call).await?;
+        events::record(&mut tx, &Change::CallEnded(call)).await?;
     } else {
-        announce(&mut tx, "call_updated", &call).await?;
+        events::record(&mut tx, &Change::CallUpdated(call)).await?;
     }
     tx.commit().await?;
     Ok(true)
@@ -344,17 +302,8 @@ struct NodeParticipants {
     participants: Vec<String>,
 }
 
-async fn announce(
-    tx: &mut Transaction<'_, Postgres>,
-    kind: &str,
-    call: &Call,
-) -> Result<(), sqlx::Error> {
-    let data = serde_json::to_value(call).expect("a call serializes");
-    events::record(tx, kind, Some(&call.channel_id), None, data).await
-}
-
-/// Posts `message` in the channel as `user_id`, as any post (shared
-/// channels carry it to partners).
+/// Posts `message` in the channel as `user_id`, through the one write of
+/// posts (shared channels carry it to partners).
 async fn say(
     tx: &mut Transaction<'_, Postgres>,
     state: &AppState,
@@ -362,28 +311,18 @@ async fn say(
     user_id: &str,
     message: &str,
 ) -> ApiResult<()> {
-    let id = new_id();
-    sqlx::query("INSERT INTO posts (id, channel_id, user_id, message) VALUES ($1, $2, $3, $4)")
-        .bind(&id)
-        .bind(channel_id)
-        .bind(user_id)
-        .bind(message)
-        .execute(&mut **tx)
-        .await?;
-    let post = posts::announce(tx, "posted", &id).await?;
-    let op = federation::proto::event::Op::PostCreated(federation::proto::PostCreated {
-        post_id: id,
-        root_id: String::new(),
-        message: message.to_string(),
-        files: Vec::new(),
-    });
-    federation::publish(
+    posts::create(
         tx,
         &state.config(),
-        channel_id,
-        user_id,
-        post.created_at,
-        op,
+        posts::NewPost {
+            id: &new_id(),
+            channel_id,
+            author_id: user_id,
+            reply_to: None,
+            message,
+            files: posts::Attached::Uploads(&[]),
+            by: posts::By::Local,
+        },
     )
     .await?;
     Ok(())

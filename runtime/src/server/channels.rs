@@ -17,9 +17,11 @@ use entente_crds::{config::RuntimeConfig, policy::ChannelFacts};
 use super::{
     access::{channel_access, Access, ChannelKind, Membership, Role},
     audit::{self, kind},
-    auth::{self, new_id, Caller},
+    auth::{self, Caller},
+    db::{self, new_id},
     error::{ApiError, ApiResult, Body},
-    events, federation,
+    events::{self, Change, ChannelRef, MemberChange},
+    federation,
     policy::{Subject, Verdict},
     state::AppState,
     sweep,
@@ -275,26 +277,22 @@ pub async fn create(
     }
     let id = new_id();
     let mut tx = state.db.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO channels (id, kind, name, display_name, purpose, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+    let inserted = db::channels::insert_named(
+        &mut *tx,
+        &id,
+        kind.as_str(),
+        &request.name,
+        request.display_name.as_deref().unwrap_or(&request.name),
+        &request.purpose,
+        &caller.user_id,
     )
-    .bind(&id)
-    .bind(kind.as_str())
-    .bind(&request.name)
-    .bind(request.display_name.as_deref().unwrap_or(&request.name))
-    .bind(&request.purpose)
-    .bind(&caller.user_id)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(
-                "name",
-                "a channel with that name exists",
-            ))
-        }
-        other => other?,
-    };
+    .await?;
+    if !inserted {
+        return Err(ApiError::conflict(
+            "name",
+            "a channel with that name exists",
+        ));
+    }
     add_member(&mut tx, &state.config(), &id, &caller.user_id, "admin").await?;
     tx.commit().await?;
     Ok((
@@ -309,22 +307,16 @@ pub(crate) async fn add_member(
     channel_id: &str,
     user_id: &str,
     role: &str,
-) -> Result<bool, sqlx::Error> {
-    // A new member starts with everything already posted marked as read.
-    let result = sqlx::query(
-        "INSERT INTO channel_members (channel_id, user_id, role, last_read_seq)
-         VALUES ($1, $2, $3, COALESCE((SELECT max(seq) FROM posts WHERE channel_id = $1), 0))
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(channel_id)
-    .bind(user_id)
-    .bind(role)
-    .execute(&mut **tx)
-    .await?;
-    let added = result.rows_affected() == 1;
+) -> Result<bool, db::Error> {
+    let added = db::members::insert(&mut **tx, channel_id, user_id, role).await?;
     if added {
-        let data = serde_json::json!({"channelId": channel_id, "userId": user_id, "role": role});
-        events::record(tx, "member_added", Some(channel_id), Some(user_id), data).await?;
+        let change = Change::MemberAdded(MemberChange {
+            channel_id: channel_id.to_string(),
+            user_id: user_id.to_string(),
+            role: Some(role.to_string()),
+            reason: None,
+        });
+        events::record(tx, &change).await?;
         federation::publish_membership(tx, config, channel_id, user_id, true).await?;
     }
     Ok(added)
@@ -355,7 +347,7 @@ pub async fn subject_of(db: &PgPool, user_id: &str) -> ApiResult<Option<Target>>
     );
     let row: Option<Row> = sqlx::query_as(concat!(
         "SELECT u.role, u.attributes, u.guest_policy FROM users u WHERE u.id = $1 AND ",
-        super::auth::active_user!()
+        super::db::users::active_user!()
     ))
     .bind(user_id)
     .fetch_optional(db)
@@ -439,13 +431,9 @@ pub async fn direct(
         Some((id,)) => id,
         None => {
             let id = new_id();
-            let inserted = sqlx::query("INSERT INTO channels (id, kind, direct_key, created_by) VALUES ($1, 'direct', $2, $3) ON CONFLICT (direct_key) DO NOTHING")
-                .bind(&id)
-                .bind(&key)
-                .bind(&caller.user_id)
-                .execute(&mut *tx)
-                .await?;
-            if inserted.rows_affected() == 0 {
+            let inserted =
+                db::channels::insert_direct(&mut *tx, &id, &key, &caller.user_id).await?;
+            if !inserted {
                 // Created concurrently by the other side: use theirs.
                 tx.rollback().await?;
                 let (id,): (String,) =
@@ -506,11 +494,7 @@ pub async fn group(
     }
     let id = new_id();
     let mut tx = state.db.begin().await?;
-    sqlx::query("INSERT INTO channels (id, kind, created_by) VALUES ($1, 'group', $2)")
-        .bind(&id)
-        .bind(&caller.user_id)
-        .execute(&mut *tx)
-        .await?;
+    db::channels::insert_group(&mut *tx, &id, &caller.user_id).await?;
     for user in &members {
         add_member(&mut tx, &state.config(), &id, user, "member").await?;
     }
@@ -564,7 +548,7 @@ pub async fn remove_member(
     channel_id: &str,
     user_id: &str,
     audit: Option<audit::Entry<'_>>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, db::Error> {
     let mut tx = state.db.begin().await?;
     let reason = audit.as_ref().map(|a| a.reason.as_str());
     let removed = remove_in(&mut tx, &state.config(), channel_id, user_id, reason).await?;
@@ -582,20 +566,16 @@ pub async fn remove_in(
     channel_id: &str,
     user_id: &str,
     reason: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let removed = sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
-        .bind(channel_id)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-        == 1;
+) -> Result<bool, db::Error> {
+    let removed = db::members::delete(&mut **tx, channel_id, user_id).await?;
     if removed {
-        let mut data = serde_json::json!({"channelId": channel_id, "userId": user_id});
-        if let Some(reason) = reason {
-            data["reason"] = reason.into();
-        }
-        events::record(tx, "member_removed", Some(channel_id), Some(user_id), data).await?;
+        let change = Change::MemberRemoved(MemberChange {
+            channel_id: channel_id.to_string(),
+            user_id: user_id.to_string(),
+            role: None,
+            reason: reason.map(String::from),
+        });
+        events::record(tx, &change).await?;
         federation::publish_membership(tx, config, channel_id, user_id, false).await?;
     }
     Ok(removed)
@@ -709,21 +689,11 @@ pub async fn archive(
         ));
     }
     let mut tx = state.db.begin().await?;
-    let archived = sqlx::query(
-        "UPDATE channels SET archived_at = now() WHERE id = $1 AND archived_at IS NULL",
-    )
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
-    if archived.rows_affected() == 1 {
-        events::record(
-            &mut tx,
-            "channel_archived",
-            Some(&id),
-            None,
-            serde_json::json!({"channelId": id}),
-        )
-        .await?;
+    if db::channels::archive(&mut *tx, &id).await? {
+        let change = Change::ChannelArchived(ChannelRef {
+            channel_id: id.clone(),
+        });
+        events::record(&mut tx, &change).await?;
     }
     tx.commit().await?;
     Ok(Json(see(&state, &caller, &id).await?.channel))

@@ -162,22 +162,38 @@ impl IntoResponse for ApiError {
 
 /// A database that cannot be reached is `503` (retry later, nothing was
 /// accepted); anything else unexpected is `500` and logged.
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
+impl From<super::db::Error> for ApiError {
+    fn from(error: super::db::Error) -> Self {
         match &error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => {
+            super::db::Error::Unavailable(_) => {
                 tracing::warn!(%error, "database unavailable");
                 ApiError::unavailable(
                     "the database is unavailable; nothing was changed, retry later",
                 )
             }
-            _ => {
+            super::db::Error::Query(_) => {
                 tracing::error!(%error, "database error");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+/// Reads outside the data layer answer as its writes do.
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        super::db::Error::from(error).into()
+    }
+}
+
+/// A refused write names the field to fix.
+impl From<super::posts::WriteError> for ApiError {
+    fn from(error: super::posts::WriteError) -> Self {
+        match error {
+            super::posts::WriteError::Invalid { field, message } => {
+                ApiError::invalid(field, message)
+            }
+            super::posts::WriteError::Db(error) => error.into(),
         }
     }
 }

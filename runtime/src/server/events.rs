@@ -4,9 +4,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{postgres::PgListener, PgPool, Postgres, Transaction};
 use tokio::sync::broadcast;
+
+use super::db::{calls::Call, posts::Post};
 
 /// The `NOTIFY` channel for stored events; the payload is the new sequence number.
 const EVENTS_CHANNEL: &str = "entente_events";
@@ -15,30 +17,148 @@ const TYPING_CHANNEL: &str = "entente_typing";
 /// Key of the advisory lock that orders event writers.
 const EVENT_LOCK: i64 = 0x656e_7465_6e74_6501;
 
-/// One event as clients receive it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// Every kind of live event, with what it carries. Writers record one of
+/// these; clients receive it as `{seq, type, channelId, userId, data}`
+/// ([`Event`]), `type` and `data` being this enum's tag and content.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+#[schema(as = EventChange)]
+pub enum Change {
+    /// A new post or thread reply, from any source (a local user, a
+    /// partner, a call notice).
+    Posted(Post),
+    /// A post's text changed, or it was pinned or unpinned.
+    Edited(Post),
+    /// A post was deleted (its message is empty now).
+    Deleted(Post),
+    ReactionAdded(Post),
+    ReactionRemoved(Post),
+    /// A partner's file attached to the post arrived, or will not.
+    FilesChanged(Post),
+    /// Someone joined or was added; they receive it too.
+    MemberAdded(MemberChange),
+    /// Someone left or was removed (with why, when a policy removed them);
+    /// they receive it too, and their subscription to the channel ends.
+    MemberRemoved(MemberChange),
+    ChannelArchived(ChannelRef),
+    CallStarted(Call),
+    /// Someone joined or left the call.
+    CallUpdated(Call),
+    CallEnded(Call),
+    /// Someone is typing; never stored, so never replayed.
+    Typing(Typing),
+}
+
+/// The `type` of a [`Change::MemberAdded`].
+pub const MEMBER_ADDED: &str = "member_added";
+/// The `type` of a [`Change::MemberRemoved`].
+pub const MEMBER_REMOVED: &str = "member_removed";
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberChange {
+    pub channel_id: String,
+    pub user_id: String,
+    /// `admin` or `member`, for an addition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Why, for a removal a policy or an expiry made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelRef {
+    pub channel_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    pub channel_id: String,
+    pub user_id: String,
+    /// The thread, when typing a reply.
+    pub root_id: Option<String>,
+}
+
+impl Change {
+    /// The channel whose members receive it.
+    pub fn channel_id(&self) -> &str {
+        match self {
+            Change::Posted(p)
+            | Change::Edited(p)
+            | Change::Deleted(p)
+            | Change::ReactionAdded(p)
+            | Change::ReactionRemoved(p)
+            | Change::FilesChanged(p) => &p.channel_id,
+            Change::MemberAdded(m) | Change::MemberRemoved(m) => &m.channel_id,
+            Change::ChannelArchived(c) => &c.channel_id,
+            Change::CallStarted(c) | Change::CallUpdated(c) | Change::CallEnded(c) => &c.channel_id,
+            Change::Typing(t) => &t.channel_id,
+        }
+    }
+
+    /// A user who receives it even when not (or no longer) a member.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Change::MemberAdded(m) | Change::MemberRemoved(m) => Some(&m.user_id),
+            _ => None,
+        }
+    }
+
+    /// Its `type` and `data`, as stored and sent.
+    fn parts(&self) -> (String, serde_json::Value) {
+        let mut tagged = match serde_json::to_value(self).expect("events serialize") {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("an adjacently tagged enum serializes as an object"),
+        };
+        let kind = match tagged.remove("type") {
+            Some(serde_json::Value::String(kind)) => kind,
+            _ => unreachable!("the tag is a string"),
+        };
+        (kind, tagged.remove("data").unwrap_or_default())
+    }
+
+    /// As a client receives it, without a sequence number.
+    fn unsequenced(&self) -> Event {
+        let (kind, data) = self.parts();
+        Event {
+            seq: None,
+            kind,
+            channel_id: Some(self.channel_id().to_string()),
+            user_id: self.user_id().map(String::from),
+            data,
+        }
+    }
+}
+
+/// One event as clients receive it (and as it is stored): a [`Change`]'s
+/// `type` and `data`, with its sequence number and whom it concerns.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Absent for typing indicators (they are not replayed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    /// The tag of a [`Change`].
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The content of a [`Change`] of that type.
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
 
-/// Records an event in `tx`; it is delivered once the transaction commits.
+/// Records `change` in `tx`; it is delivered once the transaction commits.
 pub async fn record(
     tx: &mut Transaction<'_, Postgres>,
-    kind: &str,
-    channel_id: Option<&str>,
-    user_id: Option<&str>,
-    data: serde_json::Value,
+    change: &Change,
 ) -> Result<(), sqlx::Error> {
+    let (kind, data) = change.parts();
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(EVENT_LOCK)
         .execute(&mut **tx)
@@ -46,8 +166,8 @@ pub async fn record(
     let (seq,): (i64,) =
         sqlx::query_as("INSERT INTO events (kind, channel_id, user_id, data) VALUES ($1, $2, $3, $4) RETURNING seq")
             .bind(kind)
-            .bind(channel_id)
-            .bind(user_id)
+            .bind(change.channel_id())
+            .bind(change.user_id())
             .bind(data)
             .fetch_one(&mut **tx)
             .await?;
@@ -59,18 +179,12 @@ pub async fn record(
     Ok(())
 }
 
-/// Announces that `user_id` is typing in `channel_id`, to every replica.
-pub async fn typing(
-    db: &PgPool,
-    channel_id: &str,
-    user_id: &str,
-    root_id: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    let payload =
-        serde_json::json!({"channelId": channel_id, "userId": user_id, "rootId": root_id});
+/// Announces `typing` to every replica.
+pub async fn typing(db: &PgPool, typing: Typing) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_string(&typing).expect("typing serializes");
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(TYPING_CHANNEL)
-        .bind(payload.to_string())
+        .bind(payload)
         .execute(db)
         .await?;
     Ok(())
@@ -136,14 +250,8 @@ impl Hub {
                 tokio::select! {
                     notification = listener.recv() => match notification {
                         Ok(n) if n.channel() == TYPING_CHANNEL => {
-                            if let Ok(data) = serde_json::from_str::<serde_json::Value>(n.payload()) {
-                                let _ = fanout.send(Fanned::new(Event {
-                                    seq: None,
-                                    kind: "typing".into(),
-                                    channel_id: data["channelId"].as_str().map(String::from),
-                                    user_id: None,
-                                    data,
-                                }));
+                            if let Ok(typing) = serde_json::from_str::<Typing>(n.payload()) {
+                                let _ = fanout.send(Fanned::new(Change::Typing(typing).unsequenced()));
                             }
                             continue;
                         }
@@ -183,5 +291,63 @@ impl Hub {
     /// Connected subscribers on this replica.
     pub fn subscribers(&self) -> usize {
         self.sender.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_stream_is_described_in_the_openapi_document() {
+        let document = serde_json::to_value(crate::server::openapi()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        assert!(schemas["Event"].is_object(), "{schemas}");
+        let change = schemas["EventChange"].to_string();
+        for kind in [
+            "posted",
+            "edited",
+            "deleted",
+            "reaction_added",
+            "reaction_removed",
+            "files_changed",
+            MEMBER_ADDED,
+            MEMBER_REMOVED,
+            "channel_archived",
+            "call_started",
+            "call_updated",
+            "call_ended",
+            "typing",
+        ] {
+            assert!(
+                change.contains(&format!("\"{kind}\"")),
+                "{kind} is not in {change}"
+            );
+        }
+    }
+
+    #[test]
+    fn changes_are_sent_as_type_and_data() {
+        let change = Change::MemberRemoved(MemberChange {
+            channel_id: "c".into(),
+            user_id: "u".into(),
+            role: None,
+            reason: Some("left at their workspace".into()),
+        });
+        let event = change.unsequenced();
+        assert_eq!(event.kind, MEMBER_REMOVED);
+        assert_eq!(event.channel_id.as_deref(), Some("c"));
+        assert_eq!(event.user_id.as_deref(), Some("u"));
+        assert_eq!(
+            event.data,
+            serde_json::json!({"channelId": "c", "userId": "u", "reason": "left at their workspace"})
+        );
+        let added = Change::MemberAdded(MemberChange {
+            channel_id: "c".into(),
+            user_id: "u".into(),
+            role: Some("admin".into()),
+            reason: None,
+        });
+        assert_eq!(added.unsequenced().kind, MEMBER_ADDED);
     }
 }

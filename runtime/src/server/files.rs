@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::{
-    auth::{new_id, Caller},
+    auth::Caller,
     channels::see,
+    db::{self, new_id},
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -180,20 +181,19 @@ pub async fn upload(
                 "the object store is unavailable; nothing was stored, retry later",
             )
         })?;
-    let file = sqlx::query_as(
-        "INSERT INTO files (id, channel_id, uploader_id, name, content_type, size, object_key, sha256)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING id, channel_id, post_id, name, content_type, size, created_at",
+    let file = db::files::insert_upload::<FileInfo>(
+        &state.db,
+        db::files::NewUpload {
+            id: &id,
+            channel_id: &channel_id,
+            uploader_id: &caller.user_id,
+            name: &query.name,
+            content_type: &kind,
+            size: size as i64,
+            object_key: &key,
+            sha256: &digest.finalize(),
+        },
     )
-    .bind(&id)
-    .bind(&channel_id)
-    .bind(&caller.user_id)
-    .bind(&query.name)
-    .bind(&kind)
-    .bind(size as i64)
-    .bind(&key)
-    .bind(digest.finalize().to_vec())
-    .fetch_one(&state.db)
     .await;
     match file {
         Ok(file) => Ok((StatusCode::CREATED, Json(file))),
@@ -305,42 +305,6 @@ fn percent_encode(name: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// Attaches the caller's unattached uploads in `channel_id` to `post_id`.
-pub async fn attach(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    caller: &Caller,
-    channel_id: &str,
-    post_id: &str,
-    file_ids: &[String],
-) -> ApiResult<()> {
-    if file_ids.is_empty() {
-        return Ok(());
-    }
-    if file_ids.len() > 10 {
-        return Err(ApiError::invalid(
-            "fileIds",
-            "a post carries at most 10 files",
-        ));
-    }
-    let attached = sqlx::query(
-        "UPDATE files SET post_id = $1
-         WHERE id = ANY($2) AND uploader_id = $3 AND channel_id = $4 AND post_id IS NULL",
-    )
-    .bind(post_id)
-    .bind(file_ids)
-    .bind(&caller.user_id)
-    .bind(channel_id)
-    .execute(&mut **tx)
-    .await?;
-    if attached.rows_affected() as usize != file_ids.len() {
-        return Err(ApiError::invalid(
-            "fileIds",
-            "every file must be one you uploaded to this channel and not yet attached",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     audit::{self, kind},
-    auth::{self, new_id, Caller, LoginResponse},
+    auth::{self, Caller, LoginResponse},
     channels,
+    db::{self, new_id},
     error::{ApiError, ApiResult, Body},
     policy::Subject,
     state::AppState,
@@ -137,18 +138,18 @@ pub async fn invite(
     let id = new_id();
     let expires_at = Utc::now() + Duration::seconds(rules.invitation_lifetime_seconds as i64);
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO invitations (id, token_hash, policy, email, organisation, invited_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    db::invitations::insert(
+        &mut *tx,
+        db::invitations::NewInvitation {
+            id: &id,
+            token_hash: &hash,
+            policy: &rules.policy,
+            email: &email,
+            organisation: request.organisation.as_deref(),
+            invited_by: &caller.user_id,
+            expires_at,
+        },
     )
-    .bind(&id)
-    .bind(hash)
-    .bind(&rules.policy)
-    .bind(&email)
-    .bind(&request.organisation)
-    .bind(&caller.user_id)
-    .bind(expires_at)
-    .execute(&mut *tx)
     .await?;
     audit::record(
         &mut *tx,
@@ -292,34 +293,28 @@ pub async fn redeem(
             .or_insert_with(|| organisation.clone().into());
     }
     let user_id = new_id();
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, username, email, display_name, password_hash, role, attributes, guest_policy, access_expires_at)
-         VALUES ($1, $2, $3, $4, $5, 'guest', $6, $7, $8)",
+    let inserted = db::users::insert(
+        &mut *tx,
+        db::users::NewUser {
+            id: &user_id,
+            username: &request.username,
+            email: Some(&email),
+            display_name: request.display_name.as_deref().unwrap_or(&request.username),
+            password_hash: &hash,
+            role: "guest",
+            attributes: serde_json::Value::Object(attributes.clone()),
+            guest_policy: Some(&policy),
+            access_expires_at: Some(ends),
+        },
     )
-    .bind(&user_id)
-    .bind(&request.username)
-    .bind(&email)
-    .bind(request.display_name.as_deref().unwrap_or(&request.username))
-    .bind(hash)
-    .bind(serde_json::Value::Object(attributes.clone()))
-    .bind(&policy)
-    .bind(ends)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(
-                "username",
-                "that username or email is taken",
-            ))
-        }
-        other => other?,
-    };
-    sqlx::query("UPDATE invitations SET redeemed_at = now(), redeemed_by = $2 WHERE id = $1")
-        .bind(&invitation_id)
-        .bind(&user_id)
-        .execute(&mut *tx)
-        .await?;
+    .await?;
+    if !inserted {
+        return Err(ApiError::conflict(
+            "username",
+            "that username or email is taken",
+        ));
+    }
+    db::invitations::redeemed(&mut *tx, &invitation_id, &user_id).await?;
     // The policy's channels, less any an access policy closes to this guest.
     let named: Vec<channels::Channel> = sqlx::query_as(
         "SELECT id, kind, name, display_name, purpose, created_at, archived_at, labels FROM channels

@@ -26,19 +26,20 @@
 pub mod access;
 pub mod access_admin;
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod channels;
+pub mod db;
 pub mod error;
 pub mod events;
 pub mod federation;
 pub mod files;
-#[macro_use]
-pub mod posts;
 pub mod guests;
 pub mod ops;
 pub mod policy;
+pub mod posts;
 pub mod reload;
 pub mod search;
 pub mod state;
@@ -74,9 +75,9 @@ pub enum ServerError {
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the bootstrap admin: {0}")]
-    Bootstrap(sqlx::Error),
+    Bootstrap(db::Error),
     #[error("cannot create the channels shared with partners: {0}")]
-    SharedChannels(sqlx::Error),
+    SharedChannels(db::Error),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,
@@ -192,8 +193,9 @@ pub async fn serve(
 /// The OpenAPI document's frame; the paths come from the handlers themselves.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Entente workspace API", description = "One organisation's collaboration workspace: accounts, channels, posts, files, search and live events."),
-    modifiers(&BearerAuth)
+    info(title = "Entente workspace API", description = "One organisation's collaboration workspace: accounts, channels, posts, files, search and live events. The live event stream (`/api/v1/ws`) sends `Event`s; the `EventChange` schema lists every `type` and its `data`."),
+    modifiers(&BearerAuth),
+    components(schemas(events::Event, events::Change))
 )]
 struct ApiDoc;
 
@@ -248,14 +250,14 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(guests::redeem))
         .routes(routes!(calls::get, calls::join))
         .routes(routes!(calls::leave))
-        .routes(routes!(posts::list, posts::create))
-        .routes(routes!(posts::pinned))
-        .routes(routes!(posts::mark_read))
-        .routes(routes!(posts::edit, posts::delete))
-        .routes(routes!(posts::history))
-        .routes(routes!(posts::thread))
-        .routes(routes!(posts::pin, posts::unpin))
-        .routes(routes!(posts::react, posts::unreact))
+        .routes(routes!(api::posts::list, api::posts::create))
+        .routes(routes!(api::posts::pinned))
+        .routes(routes!(api::posts::mark_read))
+        .routes(routes!(api::posts::edit, api::posts::delete))
+        .routes(routes!(api::posts::history))
+        .routes(routes!(api::posts::thread))
+        .routes(routes!(api::posts::pin, api::posts::unpin))
+        .routes(routes!(api::posts::react, api::posts::unreact))
         .routes(routes!(files::upload))
         .routes(routes!(files::download))
         .routes(routes!(search::search))

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{
     access::Role,
     auth::Caller,
+    db::posts::post_select,
     error::{ApiError, ApiResult},
     posts::Post,
     state::AppState,

@@ -15,7 +15,7 @@ use entente_crds::policy::ChannelFacts;
 use super::{
     access::Role,
     audit::{self, kind},
-    channels,
+    channels, db,
     error::ApiResult,
     policy::{Policies, Subject, Verdict},
     state::AppState,
@@ -79,7 +79,7 @@ async fn enforce(
     state: &AppState,
     rows: Vec<Membership>,
     actor: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), db::Error> {
     let policies = state.policies();
     for row in rows {
         let channel = ChannelFacts {
@@ -123,32 +123,16 @@ pub async fn record_findings(
     channel_id: &str,
     channel_name: &str,
     verdict: &Verdict,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), db::Error> {
     let refusing: Vec<String> = verdict
         .would_deny
         .iter()
         .map(|r| r.policy.clone())
         .collect();
-    sqlx::query(
-        "DELETE FROM access_findings WHERE user_id = $1 AND channel_id = $2 AND NOT (policy = ANY($3))",
-    )
-    .bind(user_id)
-    .bind(channel_id)
-    .bind(&refusing)
-    .execute(&state.db)
-    .await?;
+    db::audit::forget_findings(&state.db, user_id, channel_id, &refusing).await?;
     for refusal in &verdict.would_deny {
         let mut tx = state.db.begin().await?;
-        let new = sqlx::query(
-            "INSERT INTO access_findings (policy, user_id, channel_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(&refusal.policy)
-        .bind(user_id)
-        .bind(channel_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let new = db::audit::note_finding(&mut *tx, &refusal.policy, user_id, channel_id).await?;
         if new {
             audit::record(
                 &mut *tx,
@@ -182,7 +166,7 @@ pub async fn channel(state: &AppState, channel_id: &str, actor: Option<&str>) ->
 }
 
 /// Everything: policy changes, guest expiry, every membership.
-pub async fn all(state: &AppState) -> Result<(), sqlx::Error> {
+pub async fn all(state: &AppState) -> Result<(), db::Error> {
     audit_policy_changes(state).await?;
     expire_guests(state).await?;
     let rows = memberships(state, None, None).await?;
@@ -191,7 +175,7 @@ pub async fn all(state: &AppState) -> Result<(), sqlx::Error> {
 
 /// Guests whose access ended (their date passed, or their GuestPolicy is
 /// gone) can no longer sign in and leave every channel.
-pub async fn expire_guests(state: &AppState) -> Result<(), sqlx::Error> {
+pub async fn expire_guests(state: &AppState) -> Result<(), db::Error> {
     let policies: Vec<String> = state.policies().guests.keys().cloned().collect();
     let due: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT id, guest_policy FROM users
@@ -203,22 +187,10 @@ pub async fn expire_guests(state: &AppState) -> Result<(), sqlx::Error> {
     .await?;
     for (user_id, policy) in due {
         let mut tx = state.db.begin().await?;
-        let ended =
-            sqlx::query("UPDATE users SET expired_at = now() WHERE id = $1 AND expired_at IS NULL")
-                .bind(&user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if !ended {
+        if !db::users::expire(&mut *tx, &user_id).await? {
             continue; // another replica did it
         }
-        sqlx::query(
-            "UPDATE tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(&user_id)
-        .execute(&mut *tx)
-        .await?;
+        db::tokens::revoke_all(&mut *tx, &user_id).await?;
         let reason = match &policy {
             Some(p) if !policies.contains(p) => format!("guest policy {p:?} was removed"),
             _ => "the guest's access period ended".to_string(),
@@ -258,7 +230,7 @@ pub async fn expire_guests(state: &AppState) -> Result<(), sqlx::Error> {
 /// Records added, changed and removed AccessPolicies and GuestPolicies,
 /// compared with what was in effect before (kept in the database, so each
 /// change is recorded once across replicas and restarts).
-pub async fn audit_policy_changes(state: &AppState) -> Result<(), sqlx::Error> {
+pub async fn audit_policy_changes(state: &AppState) -> Result<(), db::Error> {
     let config = state.config();
     let mut now: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for rule in &config.access.policies {
@@ -274,9 +246,7 @@ pub async fn audit_policy_changes(state: &AppState) -> Result<(), sqlx::Error> {
         );
     }
     let mut tx = state.db.begin().await?;
-    sqlx::query("LOCK TABLE access_policies_seen IN EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
+    db::audit::lock_policies_seen(&mut tx).await?;
     let before: BTreeMap<String, serde_json::Value> =
         sqlx::query_as::<_, (String, serde_json::Value)>(
             "SELECT name, definition FROM access_policies_seen",
@@ -295,17 +265,7 @@ pub async fn audit_policy_changes(state: &AppState) -> Result<(), sqlx::Error> {
             (Some(_), None) => (kind::POLICY_REMOVED, format!("{name} was removed")),
             _ => continue,
         };
-        match now.get(name) {
-            Some(definition) => sqlx::query(
-                "INSERT INTO access_policies_seen (name, definition) VALUES ($1, $2)
-                 ON CONFLICT (name) DO UPDATE SET definition = $2, seen_at = now()",
-            )
-            .bind(name)
-            .bind(definition),
-            None => sqlx::query("DELETE FROM access_policies_seen WHERE name = $1").bind(name),
-        }
-        .execute(&mut *tx)
-        .await?;
+        db::audit::set_policy_seen(&mut *tx, name, now.get(name)).await?;
         let policy = name.split_once('/').map(|(_, n)| n);
         audit::record(
             &mut *tx,
@@ -319,7 +279,7 @@ pub async fn audit_policy_changes(state: &AppState) -> Result<(), sqlx::Error> {
         )
         .await?;
     }
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 /// Sweeps now, then every [`SWEEP_EVERY`] or when asked, until shutdown.

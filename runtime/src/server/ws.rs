@@ -5,6 +5,10 @@
 //! `seq` of the last event received) to first get every event missed since,
 //! then live ones: a reconnecting client misses nothing. Send
 //! `{"type": "typing", "channelId": "…"}` to show you are typing.
+//!
+//! Each message is an [`Event`]: `{seq, type, channelId, userId, data}`,
+//! `type` and `data` being one [`events::Change`] (in the OpenAPI document
+//! as the `Event` and `EventChange` schemas).
 
 use std::{collections::HashSet, time::Duration};
 
@@ -90,10 +94,10 @@ fn track_membership(event: &Event, user: &str, member_of: &mut HashSet<String>) 
     }
     if let Some(channel) = &event.channel_id {
         match event.kind.as_str() {
-            "member_added" => {
+            events::MEMBER_ADDED => {
                 member_of.insert(channel.clone());
             }
-            "member_removed" => {
+            events::MEMBER_REMOVED => {
                 member_of.remove(channel);
             }
             _ => {}
@@ -270,13 +274,12 @@ async fn handle_client_message(
         if let Some(channel) = value["channelId"].as_str() {
             // Typing is announced only in channels one belongs to.
             if member_of.contains(channel) {
-                let _ = events::typing(
-                    &state.db,
-                    channel,
-                    &caller.user_id,
-                    value["rootId"].as_str(),
-                )
-                .await;
+                let typing = events::Typing {
+                    channel_id: channel.to_string(),
+                    user_id: caller.user_id.clone(),
+                    root_id: value["rootId"].as_str().map(String::from),
+                };
+                let _ = events::typing(&state.db, typing).await;
             }
         }
     }

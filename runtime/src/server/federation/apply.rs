@@ -10,10 +10,7 @@ use entente_crds::config::{PartnerConfig, RuntimeConfig, SharedChannelConfig};
 use sqlx::{Postgres, Transaction};
 
 use super::proto::{self, event::Op};
-use crate::server::{
-    audit, channels,
-    posts::{self, MAX_MESSAGE_CHARS},
-};
+use crate::server::{audit, auth::valid_username, channels, db, posts};
 
 /// What became of one event.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,13 +24,6 @@ pub enum Outcome {
 
 fn valid_id(id: &str) -> bool {
     ulid::Ulid::from_string(id).is_ok()
-}
-
-fn valid_username(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Checks `event` and returns the share it writes into and its author.
@@ -127,14 +117,9 @@ pub fn check<'e, 'p>(
     Ok((share, author, op))
 }
 
+/// A message is held to the same rule as a local one.
 fn check_message(message: &str) -> Result<(), String> {
-    if message.trim().is_empty() {
-        return Err("a message is empty".into());
-    }
-    if message.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(format!("a message is over {MAX_MESSAGE_CHARS} characters"));
-    }
-    Ok(())
+    posts::check_message(message).map_err(|e| e.to_string())
 }
 
 /// Creates or refreshes a partner's user; `Err` if the id is a local user's.
@@ -142,34 +127,31 @@ async fn remote_user(
     tx: &mut Transaction<'_, Postgres>,
     partner: &PartnerConfig,
     profile: &proto::Profile,
-) -> Result<Result<(), String>, sqlx::Error> {
+) -> Result<Result<(), String>, db::Error> {
     let organisation = if profile.origin == partner.workspace_id {
-        partner.organisation.clone()
+        &partner.organisation
     } else {
-        profile.origin.clone()
+        &profile.origin
     };
-    let row: Option<(Option<String>,)> = sqlx::query_as(
-        "INSERT INTO users (id, username, display_name, role, origin, organisation, attributes)
-         VALUES ($1, $2 || '@' || $4, $3, 'remote', $4, $5, jsonb_build_object('guest', $6::boolean))
-         ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
-             organisation = EXCLUDED.organisation, attributes = EXCLUDED.attributes
-             WHERE users.origin = EXCLUDED.origin
-         RETURNING origin",
+    let theirs = db::users::upsert_remote(
+        &mut **tx,
+        db::users::RemoteUser {
+            id: &profile.id,
+            username: &profile.username,
+            display_name: &profile.display_name,
+            origin: &profile.origin,
+            organisation,
+            guest: profile.guest,
+        },
     )
-    .bind(&profile.id)
-    .bind(&profile.username)
-    .bind(&profile.display_name)
-    .bind(&profile.origin)
-    .bind(&organisation)
-    .bind(profile.guest)
-    .fetch_optional(&mut **tx)
     .await?;
-    Ok(match row {
-        Some(_) => Ok(()),
-        None => Err(format!(
+    Ok(if theirs {
+        Ok(())
+    } else {
+        Err(format!(
             "user id {} is not a user of {:?}",
             profile.id, profile.origin
-        )),
+        ))
     })
 }
 
@@ -185,7 +167,7 @@ pub async fn apply(
     config: &RuntimeConfig,
     partner: &PartnerConfig,
     event: &proto::Event,
-) -> Result<Outcome, sqlx::Error> {
+) -> Result<Outcome, db::Error> {
     let outcome = match check(config, partner, event) {
         Err(reason) => Outcome::Rejected(reason),
         Ok((share, author, op)) => write(tx, config, partner, event, share, author, op).await?,
@@ -218,26 +200,21 @@ async fn write(
     share: &SharedChannelConfig,
     author: &proto::Profile,
     op: &Op,
-) -> Result<Outcome, sqlx::Error> {
-    let first = sqlx::query(
-        "INSERT INTO federation_applied (origin, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(&event.origin)
-    .bind(&event.id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !first {
+) -> Result<Outcome, db::Error> {
+    if !db::federation::first_application(&mut **tx, &event.origin, &event.id).await? {
         return Ok(Outcome::Duplicate);
     }
     if let Err(reason) = remote_user(tx, partner, author).await? {
         return Ok(Outcome::Rejected(reason));
     }
     let channel_id = super::shared_channel(tx, partner, &share.name).await?;
-    let when = at(event);
+    let by = posts::By::Partner {
+        partner,
+        origin: &event.origin,
+        at: at(event),
+    };
     // Only a post in this channel, written at the event's origin by its author, may be changed.
-    let not_theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {
+    let theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {
         let theirs: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM posts WHERE id = $1 AND channel_id = $2 AND origin = $3 AND user_id = $4",
         )
@@ -247,156 +224,73 @@ async fn write(
         .bind(&author.id)
         .fetch_optional(&mut **tx)
         .await?;
-        Ok::<_, sqlx::Error>(theirs.is_none().then(|| {
+        let post = match theirs {
+            Some(_) => db::posts::load(&mut **tx, post_id).await?,
+            None => None,
+        };
+        Ok::<_, db::Error>(post.ok_or_else(|| {
             Outcome::Rejected(format!(
                 "post {post_id} is not a post of {:?} by {:?} in channel {:?}",
                 event.origin, author.username, share.name
             ))
         }))
     };
+    // A rule of the one post write refuses the event, as any other refusal.
+    let refused = |error: posts::WriteError| match error {
+        posts::WriteError::Invalid { message, .. } => Ok(Outcome::Rejected(message)),
+        posts::WriteError::Db(e) => Err(e),
+    };
     match op {
         Op::PostCreated(p) => {
             channels::add_member(tx, config, &channel_id, &author.id, "member").await?;
-            // A reply hangs off the thread's first post, if it is in this channel.
-            let root: Option<(String, Option<String>)> = if p.root_id.is_empty() {
-                None
-            } else {
-                sqlx::query_as("SELECT id, root_id FROM posts WHERE id = $1 AND channel_id = $2")
-                    .bind(&p.root_id)
-                    .bind(&channel_id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-            };
-            if !p.root_id.is_empty() && root.is_none() {
-                return Ok(Outcome::Rejected(format!(
-                    "reply to post {} which is not in channel {:?}",
-                    p.root_id, share.name
-                )));
-            }
-            let root_id = root.map(|(id, parent)| parent.unwrap_or(id));
             if super::files::taken(tx, &p.files).await? {
                 return Ok(Outcome::Rejected("a file id is already taken".into()));
             }
-            let inserted = sqlx::query(
-                "INSERT INTO posts (id, channel_id, user_id, root_id, message, created_at, origin)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&p.post_id)
-            .bind(&channel_id)
-            .bind(&author.id)
-            .bind(&root_id)
-            .bind(&p.message)
-            .bind(when)
-            .bind(&event.origin)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !inserted {
-                return Ok(Outcome::Rejected(format!(
-                    "post id {} is already taken",
-                    p.post_id
-                )));
+            let new = posts::NewPost {
+                id: &p.post_id,
+                channel_id: &channel_id,
+                author_id: &author.id,
+                reply_to: (!p.root_id.is_empty()).then_some(p.root_id.as_str()),
+                message: &p.message,
+                files: posts::Attached::FromPartner(&p.files),
+                by,
+            };
+            if let Err(error) = posts::create(tx, config, new).await {
+                return refused(error);
             }
-            super::files::receive(
-                tx,
-                partner,
-                &event.origin,
-                &channel_id,
-                &author.id,
-                &p.post_id,
-                &p.files,
-            )
-            .await?;
-            posts::announce(tx, "posted", &p.post_id)
-                .await
-                .map_err(sql)?;
         }
         Op::PostEdited(p) => {
-            if let Some(refused) = not_theirs(tx, &p.post_id).await? {
-                return Ok(refused);
+            if let Err(refusal) = theirs(tx, &p.post_id).await? {
+                return Ok(refusal);
             }
-            // Last writer wins by (time, origin); a deleted post stays deleted.
-            let changed = sqlx::query(
-                "WITH previous AS (
-                     INSERT INTO post_edits (post_id, message, editor_id, replaced_at)
-                     SELECT id, message, $3, $4 FROM posts
-                     WHERE id = $1 AND deleted_at IS NULL
-                       AND (COALESCE(edited_at, created_at), COALESCE(edit_origin, origin, $6)) < ($4, $5)
-                     RETURNING post_id)
-                 UPDATE posts SET message = $2, edited_at = $4, edit_origin = $5
-                 WHERE id IN (SELECT post_id FROM previous)",
-            )
-            .bind(&p.post_id)
-            .bind(&p.message)
-            .bind(&author.id)
-            .bind(when)
-            .bind(&event.origin)
-            .bind(&config.workspace.id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if changed {
-                posts::announce(tx, "edited", &p.post_id)
-                    .await
-                    .map_err(sql)?;
+            if let Err(error) =
+                posts::edit(tx, config, &p.post_id, &p.message, &author.id, by).await
+            {
+                return refused(error);
             }
         }
         Op::PostDeleted(p) => {
-            if let Some(refused) = not_theirs(tx, &p.post_id).await? {
-                return Ok(refused);
-            }
-            let changed = sqlx::query(
-                "UPDATE posts SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind(&p.post_id)
-            .bind(when)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if changed {
-                posts::announce(tx, "deleted", &p.post_id)
-                    .await
-                    .map_err(sql)?;
+            let post = match theirs(tx, &p.post_id).await? {
+                Ok(post) => post,
+                Err(refusal) => return Ok(refusal),
+            };
+            if let Err(error) = posts::delete(tx, config, &post, &author.id, by).await {
+                return refused(error);
             }
         }
         Op::ReactionAdded(r) | Op::ReactionRemoved(r) => {
-            let in_channel: Option<(String,)> = sqlx::query_as(
-                "SELECT id FROM posts WHERE id = $1 AND channel_id = $2 AND deleted_at IS NULL",
-            )
-            .bind(&r.post_id)
-            .bind(&channel_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if in_channel.is_none() {
+            let live = db::posts::load(&mut **tx, &r.post_id).await?;
+            if !live.is_some_and(|p| p.channel_id == channel_id && p.deleted_at.is_none()) {
                 return Ok(Outcome::Rejected(format!(
                     "post {} is not in channel {:?}",
                     r.post_id, share.name
                 )));
             }
             let add = matches!(op, Op::ReactionAdded(_));
-            let statement = if add {
-                "INSERT INTO reactions (post_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-            } else {
-                "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2 AND emoji = $3"
-            };
-            let changed = sqlx::query(statement)
-                .bind(&r.post_id)
-                .bind(&author.id)
-                .bind(&r.emoji)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if changed {
-                let kind = if add {
-                    "reaction_added"
-                } else {
-                    "reaction_removed"
-                };
-                posts::announce(tx, kind, &r.post_id).await.map_err(sql)?;
+            if let Err(error) =
+                posts::react(tx, config, &r.post_id, &author.id, &r.emoji, add, by).await
+            {
+                return refused(error);
             }
         }
         Op::MemberJoined(m) | Op::MemberLeft(m) => {
@@ -422,10 +316,4 @@ async fn write(
         super::enqueue(tx, config, &share.name, event, &[&partner.workspace_id]).await?;
     }
     Ok(Outcome::Applied)
-}
-
-/// An API error from a helper shared with the REST handlers, as the
-/// database error it can only be here.
-fn sql(error: crate::server::error::ApiError) -> sqlx::Error {
-    sqlx::Error::Protocol(error.message)
 }

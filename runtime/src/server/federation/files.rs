@@ -18,13 +18,10 @@ use sqlx::{Postgres, Transaction};
 use tonic::{codec::CompressionEncoding, transport::Channel, Code, Status};
 
 use super::proto::{self, federation_client::FederationClient, FetchRequest, FileChunk};
-use crate::server::{files, posts, state::AppState};
+use crate::server::{db, events::Change, files, posts, state::AppState};
 
 /// Bytes per chunk, on the wire and in the parts table.
 pub const CHUNK: usize = 256 * 1024;
-/// Files a post may carry (as for local posts).
-const MAX_FILES: usize = 10;
-
 /// The references to a local post's files, for its `PostCreated` event.
 pub async fn references(
     tx: &mut Transaction<'_, Postgres>,
@@ -71,8 +68,8 @@ pub fn check(
             partner.workspace_id, share.name
         ));
     }
-    if refs.len() > MAX_FILES {
-        return Err(format!("a post carries at most {MAX_FILES} files"));
+    if refs.len() > posts::MAX_FILES {
+        return Err(format!("a post carries at most {} files", posts::MAX_FILES));
     }
     for file in refs {
         if ulid::Ulid::from_string(&file.id).is_err() {
@@ -117,7 +114,7 @@ pub async fn receive(
     author_id: &str,
     post_id: &str,
     refs: &[proto::FileRef],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), db::Error> {
     let limit = partner.sync.max_file_bytes;
     for file in refs {
         let refused = (file.size > limit).then(|| {
@@ -126,30 +123,24 @@ pub async fn receive(
                 file.size, partner.organisation
             )
         });
-        sqlx::query(
-            "INSERT INTO files (id, channel_id, uploader_id, post_id, name, content_type, size,
-                                object_key, sha256, origin, source, state, refused_reason)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        db::files::insert_partner_file(
+            &mut **tx,
+            db::files::NewPartnerFile {
+                id: &file.id,
+                channel_id,
+                uploader_id: author_id,
+                post_id,
+                name: &file.name,
+                // Until the bytes say otherwise; never a type a browser would run.
+                content_type: &files::content_type(&[], Some(&file.content_type)),
+                size: file.size as i64,
+                object_key: &format!("files/{channel_id}/{}", file.id),
+                sha256: &file.sha256,
+                origin,
+                source: &partner.workspace_id,
+                refused,
+            },
         )
-        .bind(&file.id)
-        .bind(channel_id)
-        .bind(author_id)
-        .bind(post_id)
-        .bind(&file.name)
-        // Until the bytes say otherwise; never a type a browser would run.
-        .bind(files::content_type(&[], Some(&file.content_type)))
-        .bind(file.size as i64)
-        .bind(format!("files/{channel_id}/{}", file.id))
-        .bind(&file.sha256)
-        .bind(origin)
-        .bind(&partner.workspace_id)
-        .bind(if refused.is_some() {
-            "refused"
-        } else {
-            "pending"
-        })
-        .bind(refused)
-        .execute(&mut **tx)
         .await?;
     }
     Ok(())
@@ -381,21 +372,13 @@ pub async fn from_bundle(
         return Ok(false);
     }
     let mut tx = state.db.begin().await.map_err(database)?;
-    sqlx::query("DELETE FROM federation_file_parts WHERE file_id = $1")
-        .bind(&file.id)
-        .execute(&mut *tx)
+    db::files::drop_parts(&mut *tx, &file.id)
         .await
         .map_err(database)?;
     for (i, chunk) in file.data.chunks(CHUNK).enumerate() {
-        sqlx::query(
-            "INSERT INTO federation_file_parts (file_id, at_byte, data) VALUES ($1, $2, $3)",
-        )
-        .bind(&file.id)
-        .bind((i * CHUNK) as i64)
-        .bind(chunk)
-        .execute(&mut *tx)
-        .await
-        .map_err(database)?;
+        db::files::insert_part(&mut *tx, &file.id, (i * CHUNK) as i64, chunk)
+            .await
+            .map_err(database)?;
     }
     tx.commit().await.map_err(database)?;
     complete(state, partner, pending).await?;
@@ -442,15 +425,9 @@ async fn fetch(
                 )
                 .await;
             }
-            sqlx::query(
-                "INSERT INTO federation_file_parts (file_id, at_byte, data) VALUES ($1, $2, $3)",
-            )
-            .bind(&file.id)
-            .bind(have)
-            .bind(&chunk.data)
-            .execute(&state.db)
-            .await
-            .map_err(database)?;
+            db::files::insert_part(&state.db, &file.id, have, &chunk.data)
+                .await
+                .map_err(database)?;
             have += chunk.data.len() as i64;
             state
                 .metrics
@@ -498,20 +475,7 @@ async fn settle(
     content_type: &str,
 ) -> Result<(), String> {
     let mut tx = state.db.begin().await.map_err(database)?;
-    sqlx::query(
-        "UPDATE files SET state = $2, refused_reason = $3, content_type = $4
-         WHERE id = $1 AND state = 'pending'",
-    )
-    .bind(&file.id)
-    .bind(outcome)
-    .bind(reason)
-    .bind(content_type)
-    .execute(&mut *tx)
-    .await
-    .map_err(database)?;
-    sqlx::query("DELETE FROM federation_file_parts WHERE file_id = $1")
-        .bind(&file.id)
-        .execute(&mut *tx)
+    db::files::settle(&mut tx, &file.id, outcome, reason, content_type)
         .await
         .map_err(database)?;
     announce(&mut tx, file).await?;
@@ -521,9 +485,9 @@ async fn settle(
 /// Tells the channel's clients the post's files changed.
 async fn announce(tx: &mut Transaction<'_, Postgres>, file: &Pending) -> Result<(), String> {
     if let Some(post_id) = &file.post_id {
-        posts::announce(tx, "files_changed", post_id)
+        posts::announce(tx, Change::FilesChanged, post_id)
             .await
-            .map_err(|e| format!("announcing file {}: {}", file.id, e.message))?;
+            .map_err(|e| format!("announcing file {}: {e}", file.id))?;
     }
     Ok(())
 }
@@ -568,6 +532,6 @@ async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> R
     Ok(())
 }
 
-fn database(error: sqlx::Error) -> String {
+fn database(error: impl std::fmt::Display) -> String {
     format!("database: {error}")
 }

@@ -32,7 +32,7 @@ use sqlx::{Postgres, Transaction};
 
 pub use entente_proto::federation as proto;
 
-use super::auth::new_id;
+use super::db::{self, new_id};
 
 /// Audit kind of an event a partner sent that was refused.
 pub const REJECTED: &str = "federation.rejected";
@@ -68,17 +68,8 @@ pub async fn shared_channel(
     db: &mut sqlx::PgConnection,
     partner: &PartnerConfig,
     name: &str,
-) -> Result<String, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO channels (id, kind, name, display_name, purpose)
-         VALUES ($1, 'public', $2, $2, 'Shared with ' || $3)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(new_id())
-    .bind(name)
-    .bind(&partner.organisation)
-    .execute(&mut *db)
-    .await?;
+) -> Result<String, db::Error> {
+    db::channels::insert_shared(&mut *db, &new_id(), name, &partner.organisation).await?;
     let (id,): (String,) = sqlx::query_as(
         "SELECT id FROM channels WHERE lower(name) = lower($1) AND kind IN ('public', 'private')",
     )
@@ -90,13 +81,13 @@ pub async fn shared_channel(
 
 /// Makes every channel the config shares exist (see [`shared_channel`]).
 pub async fn ensure_shared_channels(
-    db: &sqlx::PgPool,
+    pool: &sqlx::PgPool,
     config: &RuntimeConfig,
-) -> Result<(), sqlx::Error> {
-    let mut db = db.acquire().await?;
+) -> Result<(), db::Error> {
+    let mut connection = pool.acquire().await?;
     for partner in &config.federation.partners {
         for share in &partner.channels {
-            shared_channel(&mut db, partner, &share.name).await?;
+            shared_channel(&mut connection, partner, &share.name).await?;
         }
     }
     Ok(())
@@ -107,7 +98,7 @@ async fn profile(
     tx: &mut Transaction<'_, Postgres>,
     config: &RuntimeConfig,
     user_id: &str,
-) -> Result<proto::Profile, sqlx::Error> {
+) -> Result<proto::Profile, db::Error> {
     let (username, display_name, role, origin): (String, String, String, Option<String>) =
         sqlx::query_as("SELECT username, display_name, role, origin FROM users WHERE id = $1")
             .bind(user_id)
@@ -133,7 +124,7 @@ pub async fn publish(
     user_id: &str,
     at: chrono::DateTime<chrono::Utc>,
     op: proto::event::Op,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), db::Error> {
     publish_as(tx, config, channel_id, user_id, at, |_| op).await
 }
 
@@ -144,7 +135,7 @@ pub async fn publish_membership(
     channel_id: &str,
     user_id: &str,
     joined: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), db::Error> {
     publish_as(tx, config, channel_id, user_id, chrono::Utc::now(), |me| {
         let member = proto::Membership {
             member: Some(me.clone()),
@@ -166,7 +157,7 @@ async fn publish_as(
     user_id: &str,
     at: chrono::DateTime<chrono::Utc>,
     op: impl FnOnce(&proto::Profile) -> proto::event::Op,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), db::Error> {
     if config.federation.partners.is_empty() {
         return Ok(());
     }
@@ -203,7 +194,7 @@ pub async fn enqueue(
     channel: &str,
     event: &proto::Event,
     except: &[&str],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), db::Error> {
     for (partner, _) in shares(config, channel) {
         let id = partner.workspace_id.as_str();
         if except.contains(&id) || id == event.origin {
@@ -211,14 +202,7 @@ pub async fn enqueue(
         }
         let mut event = event.clone();
         event.channel = channel.to_string();
-        sqlx::query(
-            "INSERT INTO federation_outbox (partner, event_id, payload) VALUES ($1, $2, $3)",
-        )
-        .bind(id)
-        .bind(&event.id)
-        .bind(event.encode_to_vec())
-        .execute(&mut **tx)
-        .await?;
+        db::federation::enqueue(&mut **tx, id, &event.id, &event.encode_to_vec()).await?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use super::{
     },
     tls::Peer,
 };
-use crate::server::state::AppState;
+use crate::server::{db, state::AppState};
 
 /// Most events one batch may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -30,21 +30,13 @@ impl Receiver {
     }
 }
 
-fn database(error: sqlx::Error) -> Status {
+fn database(error: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("database: {error}"))
 }
 
 /// The highest sequence number applied from `partner`.
-pub async fn applied(db: &sqlx::PgPool, partner: &str) -> Result<u64, sqlx::Error> {
-    let (applied,): (i64,) = sqlx::query_as(
-        "INSERT INTO federation_peers (partner, last_contact) VALUES ($1, now())
-         ON CONFLICT (partner) DO UPDATE SET last_contact = now()
-         RETURNING applied_seq",
-    )
-    .bind(partner)
-    .fetch_one(db)
-    .await?;
-    Ok(applied as u64)
+pub async fn applied(pool: &sqlx::PgPool, partner: &str) -> Result<u64, db::Error> {
+    Ok(db::federation::contact(pool, partner).await? as u64)
 }
 
 /// Applies the events of `batch` past `applied`; returns the new high-water
@@ -85,14 +77,9 @@ pub async fn apply_batch(
             }
         }
     }
-    sqlx::query(
-        "UPDATE federation_peers SET applied_seq = $2, last_contact = now() WHERE partner = $1",
-    )
-    .bind(partner_id)
-    .bind(high as i64)
-    .execute(&mut *tx)
-    .await
-    .map_err(database)?;
+    db::federation::set_applied(&mut *tx, partner_id, high as i64)
+        .await
+        .map_err(database)?;
     tx.commit().await.map_err(database)?;
     Ok((high, rejected))
 }
@@ -175,12 +162,7 @@ impl Federation for Receiver {
                         }
                     }
                     Some(push_frame::Body::Keepalive(_)) | None => {
-                        let _ = sqlx::query(
-                            "UPDATE federation_peers SET last_contact = now() WHERE partner = $1",
-                        )
-                        .bind(&peer.workspace_id)
-                        .execute(&state.db)
-                        .await;
+                        let _ = db::federation::touch(&state.db, &peer.workspace_id).await;
                     }
                 }
             }

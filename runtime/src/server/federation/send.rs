@@ -21,7 +21,7 @@ use super::proto::{
     federation_client::FederationClient, push_frame, push_reply, Batch, Envelope, Keepalive,
     PushFrame,
 };
-use crate::server::state::AppState;
+use crate::server::{db, state::AppState};
 
 /// Events per batch.
 const BATCH: i64 = 500;
@@ -118,14 +118,7 @@ async fn sender(state: AppState, partner: String) {
                 }
                 failures += 1;
                 tracing::info!(%partner, "federation session: {why}");
-                let _ = sqlx::query(
-                    "INSERT INTO federation_peers (partner, last_error) VALUES ($1, $2)
-                     ON CONFLICT (partner) DO UPDATE SET last_error = $2",
-                )
-                .bind(&partner)
-                .bind(&why)
-                .execute(&state.db)
-                .await;
+                let _ = db::federation::set_error(&state.db, &partner, &why).await;
             }
         }
         let base = (0.25 * 2f64.powi(failures.min(20) as i32)).min(max);
@@ -284,48 +277,21 @@ pub(super) async fn renumber_if_rewound(
     applied: u64,
 ) -> Result<(), String> {
     let mut tx = state.db.begin().await.map_err(database)?;
-    // One renumbering at a time, across partners and replicas.
-    sqlx::query("LOCK TABLE federation_outbox IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *tx)
+    let moved = db::federation::renumber_if_rewound(&mut tx, partner, applied as i64)
         .await
         .map_err(database)?;
-    let (last,): (i64,) = sqlx::query_as(
-        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
-         FROM federation_outbox_seq_seq",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(database)?;
-    if applied as i64 <= last {
+    let Some(moved) = moved else {
         return Ok(());
-    }
-    tracing::warn!(
-        %partner, applied, last,
-        "the partner has applied more of our events than we ever numbered: this database was restored; renumbering the queue"
-    );
-    sqlx::query("SELECT setval('federation_outbox_seq_seq', $1)")
-        .bind(applied as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(database)?;
-    let moved = sqlx::query(
-        "WITH queued AS (
-             DELETE FROM federation_outbox WHERE partner = $1
-             RETURNING seq, partner, event_id, payload, created_at)
-         INSERT INTO federation_outbox (partner, event_id, payload, created_at)
-         SELECT partner, event_id, payload, created_at FROM queued ORDER BY seq",
-    )
-    .bind(partner)
-    .execute(&mut *tx)
-    .await
-    .map_err(database)?
-    .rows_affected();
+    };
     tx.commit().await.map_err(database)?;
-    tracing::warn!(%partner, moved, "queue renumbered after a restore");
+    tracing::warn!(
+        %partner, applied, moved,
+        "the partner has applied more of our events than we ever numbered: this database was restored; the queue is renumbered above its mark"
+    );
     Ok(())
 }
 
-fn database(error: sqlx::Error) -> String {
+fn database(error: impl std::fmt::Display) -> String {
     format!("database: {error}")
 }
 
@@ -336,20 +302,7 @@ pub(super) async fn acknowledge(
     applied: u64,
 ) -> Result<(), String> {
     let mut tx = state.db.begin().await.map_err(database)?;
-    sqlx::query(
-        "INSERT INTO federation_peers (partner, acked_seq, last_contact, last_error) VALUES ($1, $2, now(), NULL)
-         ON CONFLICT (partner) DO UPDATE SET acked_seq = GREATEST(federation_peers.acked_seq, $2),
-             last_contact = now(), last_error = NULL",
-    )
-    .bind(partner)
-    .bind(applied as i64)
-    .execute(&mut *tx)
-    .await
-    .map_err(database)?;
-    sqlx::query("DELETE FROM federation_outbox WHERE partner = $1 AND seq <= $2")
-        .bind(partner)
-        .bind(applied as i64)
-        .execute(&mut *tx)
+    db::federation::acknowledge(&mut tx, partner, applied as i64)
         .await
         .map_err(database)?;
     tx.commit().await.map_err(database)

@@ -1,0 +1,6 @@
+//! The HTTP API under `/api/v1`: handlers that extract the request,
+//! authorise the caller, call the domain, and map its error once
+//! ([`crate::server::error`]). No SQL writes here: they belong to
+//! [`crate::server::db`].
+
+pub mod posts;

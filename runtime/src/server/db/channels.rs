@@ -1,0 +1,110 @@
+//! Writes of `channels`: named channels, direct and group conversations,
+//! the channels a partner share writes into, labels and archiving.
+
+use super::{inserted, Result};
+
+/// Creates a public or private channel; `false` if the name is taken.
+pub async fn insert_named<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    kind: &str,
+    name: &str,
+    display_name: &str,
+    purpose: &str,
+    created_by: &str,
+) -> Result<bool> {
+    inserted(
+        sqlx::query(
+            "INSERT INTO channels (id, kind, name, display_name, purpose, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(name)
+        .bind(display_name)
+        .bind(purpose)
+        .bind(created_by)
+        .execute(db)
+        .await,
+    )
+}
+
+/// Creates the public channel a partner share names, by no one, unless a
+/// channel of that name exists.
+pub async fn insert_shared<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    name: &str,
+    organisation: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO channels (id, kind, name, display_name, purpose)
+         VALUES ($1, 'public', $2, $2, 'Shared with ' || $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(organisation)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Creates the direct conversation keyed by `direct_key` (the two user ids,
+/// sorted); `false` if it exists already (created concurrently).
+pub async fn insert_direct<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    direct_key: &str,
+    created_by: &str,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO channels (id, kind, direct_key, created_by) VALUES ($1, 'direct', $2, $3)
+         ON CONFLICT (direct_key) DO NOTHING",
+    )
+    .bind(id)
+    .bind(direct_key)
+    .bind(created_by)
+    .execute(db)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Creates a group conversation.
+pub async fn insert_group<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    created_by: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO channels (id, kind, created_by) VALUES ($1, 'group', $2)")
+        .bind(id)
+        .bind(created_by)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Archives a channel; `false` if it already was.
+pub async fn archive<'e>(db: impl sqlx::PgExecutor<'e>, id: &str) -> Result<bool> {
+    let archived = sqlx::query(
+        "UPDATE channels SET archived_at = now() WHERE id = $1 AND archived_at IS NULL",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(archived.rows_affected() == 1)
+}
+
+/// Replaces a channel's labels.
+pub async fn set_labels<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    labels: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("UPDATE channels SET labels = $2 WHERE id = $1")
+        .bind(id)
+        .bind(labels)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Writes of `channel_members`: who is in a channel, in which role, and
+//! how far they have read.
+
+use super::Result;
+
+/// Adds a member, with everything already posted marked as read; `false`
+/// if they were a member already.
+pub async fn insert<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    channel_id: &str,
+    user_id: &str,
+    role: &str,
+) -> Result<bool> {
+    let result = sqlx::query(
+        "INSERT INTO channel_members (channel_id, user_id, role, last_read_seq)
+         VALUES ($1, $2, $3, COALESCE((SELECT max(seq) FROM posts WHERE channel_id = $1), 0))
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(channel_id)
+    .bind(user_id)
+    .bind(role)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Removes a member; `false` if they were not one.
+pub async fn delete<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    channel_id: &str,
+    user_id: &str,
+) -> Result<bool> {
+    let removed = sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+        .bind(channel_id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(removed.rows_affected() == 1)
+}
+
+/// Moves a member's read marker to `seq` exactly (their own new post).
+pub async fn read_to<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    channel_id: &str,
+    user_id: &str,
+    seq: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE channel_members SET last_read_seq = GREATEST(last_read_seq, $3)
+         WHERE channel_id = $1 AND user_id = $2",
+    )
+    .bind(channel_id)
+    .bind(user_id)
+    .bind(seq)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Moves a member's read marker forward to `seq` (everything when `None`),
+/// never back and never past the channel's newest post.
+pub async fn mark_read<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    channel_id: &str,
+    user_id: &str,
+    seq: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE channel_members SET last_read_seq = GREATEST(last_read_seq,
+             LEAST(COALESCE($3, 9223372036854775807), COALESCE((SELECT max(seq) FROM posts WHERE channel_id = $1), 0)))
+         WHERE channel_id = $1 AND user_id = $2",
+    )
+    .bind(channel_id)
+    .bind(user_id)
+    .bind(seq)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Writes of `posts` and what hangs off a post: its earlier texts
+//! (`post_edits`), `reactions` and `mentions`.
+//!
+//! Only [`crate::server::posts`] calls these: it applies the same rules,
+//! events and outbox entries to every source of a post.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Result;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Post {
+    pub id: String,
+    /// Position in the workspace's history; the pagination cursor.
+    pub seq: i64,
+    pub channel_id: String,
+    pub user_id: String,
+    pub root_id: Option<String>,
+    /// Empty once deleted.
+    pub message: String,
+    pub pinned: bool,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// `[[emoji, userId], …]`
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub reactions: sqlx::types::Json<Vec<(String, String)>>,
+    /// Attached files (`id`, `name`, `contentType`, `size`, `state`); download at
+    /// `/api/v1/files/{id}`. `state` is `ready`, or for a partner's file
+    /// `pending` while its bytes arrive and `refused` if they never will.
+    #[schema(value_type = Vec<Object>)]
+    pub files: sqlx::types::Json<Vec<serde_json::Value>>,
+}
+
+/// The columns of [`Post`], as a literal so queries stay static strings.
+macro_rules! post_select {
+    () => {
+        "SELECT p.id, p.seq, p.channel_id, p.user_id, p.root_id,
+        CASE WHEN p.deleted_at IS NULL THEN p.message ELSE '' END AS message,
+        p.pinned, p.created_at, p.edited_at, p.deleted_at,
+        COALESCE((SELECT json_agg(json_build_array(r.emoji, r.user_id) ORDER BY r.created_at)
+                  FROM reactions r WHERE r.post_id = p.id), '[]'::json) AS reactions,
+        CASE WHEN p.deleted_at IS NULL THEN COALESCE((SELECT json_agg(json_build_object(
+                    'id', f.id, 'name', f.name, 'contentType', f.content_type, 'size', f.size, 'state', f.state) ORDER BY f.created_at)
+                  FROM files f WHERE f.post_id = p.id), '[]'::json) ELSE '[]'::json END AS files
+    FROM posts p"
+    };
+}
+pub(crate) use post_select;
+
+/// A post as it is now, deleted or not.
+pub async fn load<'e>(db: impl sqlx::PgExecutor<'e>, post_id: &str) -> Result<Option<Post>> {
+    Ok(sqlx::query_as(concat!(post_select!(), " WHERE p.id = $1"))
+        .bind(post_id)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// A post row to insert.
+pub struct NewPost<'a> {
+    pub id: &'a str,
+    pub channel_id: &'a str,
+    pub user_id: &'a str,
+    /// The thread's first post, for a reply.
+    pub root_id: Option<&'a str>,
+    pub message: &'a str,
+    /// When it was written, for a post written elsewhere; now otherwise.
+    pub created_at: Option<DateTime<Utc>>,
+    /// The partner workspace it was written at; `None` for a local post.
+    pub origin: Option<&'a str>,
+}
+
+/// Inserts a post; `false` if its id is taken.
+pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, post: NewPost<'_>) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO posts (id, channel_id, user_id, root_id, message, created_at, origin)
+         VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(post.id)
+    .bind(post.channel_id)
+    .bind(post.user_id)
+    .bind(post.root_id)
+    .bind(post.message)
+    .bind(post.created_at)
+    .bind(post.origin)
+    .execute(db)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Records whom `post_id` mentions: the channel's members named in
+/// `usernames`, or all of them for `everyone` — never its author.
+pub async fn insert_mentions<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    post_id: &str,
+    channel_id: &str,
+    author_id: &str,
+    everyone: bool,
+    usernames: &[String],
+) -> Result<()> {
+    if !everyone && usernames.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO mentions (post_id, user_id)
+         SELECT $1, m.user_id FROM channel_members m JOIN users u ON u.id = m.user_id
+         WHERE m.channel_id = $2 AND m.user_id <> $3
+           AND ($4 OR lower(u.username) = ANY($5))
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(post_id)
+    .bind(channel_id)
+    .bind(author_id)
+    .bind(everyone)
+    .bind(usernames)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Replaces a live post's text now, keeping the earlier one; the edit is
+/// stamped later than any applied so far, even one stamped by a partner's
+/// fast clock, so the last writer wins by (time, origin) on every side.
+/// `false` if the post is deleted.
+pub async fn edit_now(
+    tx: &mut sqlx::PgConnection,
+    post_id: &str,
+    message: &str,
+    editor_id: &str,
+) -> Result<bool> {
+    let kept = sqlx::query(
+        "INSERT INTO post_edits (post_id, message, editor_id)
+         SELECT id, message, $2 FROM posts WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(post_id)
+    .bind(editor_id)
+    .execute(&mut *tx)
+    .await?;
+    if kept.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE posts SET message = $2, edit_origin = NULL,
+             edited_at = GREATEST(now(), COALESCE(edited_at, created_at) + interval '1 microsecond')
+         WHERE id = $1",
+    )
+    .bind(post_id)
+    .bind(message)
+    .execute(&mut *tx)
+    .await?;
+    Ok(true)
+}
+
+/// Applies an edit made at `origin` at `at`, if it is later by (time,
+/// origin) than the post's current text (`here` names this workspace, for
+/// posts never edited elsewhere); a deleted post stays deleted. Whether it
+/// changed the post.
+pub async fn edit_at<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    post_id: &str,
+    message: &str,
+    editor_id: &str,
+    at: DateTime<Utc>,
+    origin: &str,
+    here: &str,
+) -> Result<bool> {
+    let changed = sqlx::query(
+        "WITH previous AS (
+             INSERT INTO post_edits (post_id, message, editor_id, replaced_at)
+             SELECT id, message, $3, $4 FROM posts
+             WHERE id = $1 AND deleted_at IS NULL
+               AND (COALESCE(edited_at, created_at), COALESCE(edit_origin, origin, $6)) < ($4, $5)
+             RETURNING post_id)
+         UPDATE posts SET message = $2, edited_at = $4, edit_origin = $5
+         WHERE id IN (SELECT post_id FROM previous)",
+    )
+    .bind(post_id)
+    .bind(message)
+    .bind(editor_id)
+    .bind(at)
+    .bind(origin)
+    .bind(here)
+    .execute(db)
+    .await?;
+    Ok(changed.rows_affected() == 1)
+}
+
+/// Marks a live post deleted at `at` (now when `None`); whether it was live.
+pub async fn delete<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    post_id: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<bool> {
+    let changed = sqlx::query(
+        "UPDATE posts SET deleted_at = COALESCE($2, now()) WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(post_id)
+    .bind(at)
+    .execute(db)
+    .await?;
+    Ok(changed.rows_affected() == 1)
+}
+
+pub async fn set_pinned<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    post_id: &str,
+    pinned: bool,
+) -> Result<()> {
+    sqlx::query("UPDATE posts SET pinned = $2 WHERE id = $1")
+        .bind(post_id)
+        .bind(pinned)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Adds (`add`) or removes one user's reaction; whether anything changed.
+pub async fn set_reaction<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    post_id: &str,
+    user_id: &str,
+    emoji: &str,
+    add: bool,
+) -> Result<bool> {
+    let statement = if add {
+        "INSERT INTO reactions (post_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2 AND emoji = $3"
+    };
+    let changed = sqlx::query(statement)
+        .bind(post_id)
+        .bind(user_id)
+        .bind(emoji)
+        .execute(db)
+        .await?;
+    Ok(changed.rows_affected() == 1)
+}

@@ -1,0 +1,88 @@
+//! Writes of `tokens`: login sessions and personal access tokens, stored
+//! as hashes of the bearer tokens handed out.
+
+use chrono::{DateTime, Utc};
+
+use super::Result;
+
+/// A new token: `kind` is `session` (expires) or `personal` (named, no expiry).
+pub struct NewToken<'a> {
+    pub id: &'a str,
+    pub hash: &'a [u8],
+    pub user_id: &'a str,
+    pub kind: &'a str,
+    pub name: Option<&'a str>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, token: NewToken<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, token_hash, user_id, kind, name, expires_at)
+         VALUES ($1, $2, $3, $4, COALESCE($5, ''), $6)",
+    )
+    .bind(token.id)
+    .bind(token.hash)
+    .bind(token.user_id)
+    .bind(token.kind)
+    .bind(token.name)
+    .bind(token.expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The token with `hash`, if valid, unexpired, unrevoked and its user may
+/// act, marked used now; returns the token's id and the user's id, role,
+/// attributes and guest policy.
+pub async fn use_token<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    hash: &[u8],
+) -> Result<Option<(String, String, String, serde_json::Value, Option<String>)>> {
+    Ok(sqlx::query_as(concat!(
+        "UPDATE tokens t SET last_used_at = now()
+         FROM users u
+         WHERE t.token_hash = $1 AND t.user_id = u.id
+           AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+           AND ",
+        super::users::active_user!(),
+        " RETURNING t.id, u.id, u.role, u.attributes, u.guest_policy"
+    ))
+    .bind(hash)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Revokes one token, whatever its kind.
+pub async fn revoke<'e>(db: impl sqlx::PgExecutor<'e>, token_id: &str) -> Result<()> {
+    sqlx::query("UPDATE tokens SET revoked_at = now() WHERE id = $1")
+        .bind(token_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Revokes one of `user_id`'s personal tokens; `false` if there is no such live token.
+pub async fn revoke_personal<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    token_id: &str,
+    user_id: &str,
+) -> Result<bool> {
+    let revoked = sqlx::query(
+        "UPDATE tokens SET revoked_at = now()
+         WHERE id = $1 AND user_id = $2 AND kind = 'personal' AND revoked_at IS NULL",
+    )
+    .bind(token_id)
+    .bind(user_id)
+    .execute(db)
+    .await?;
+    Ok(revoked.rows_affected() == 1)
+}
+
+/// Revokes every live token of a user (their access ended).
+pub async fn revoke_all<'e>(db: impl sqlx::PgExecutor<'e>, user_id: &str) -> Result<()> {
+    sqlx::query("UPDATE tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

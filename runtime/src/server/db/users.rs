@@ -1,0 +1,135 @@
+//! Writes of `users`: local accounts (members, admins, guests), partners'
+//! users as their workspaces describe them, attributes and guest expiry.
+
+use super::{inserted, Result};
+
+/// SQL: the user `u` may act (not deactivated, not a guest whose access
+/// ended, not a partner's user, who acts only at their own workspace).
+macro_rules! active_user {
+    () => {
+        "u.deactivated_at IS NULL AND u.expired_at IS NULL AND u.origin IS NULL
+           AND (u.access_expires_at IS NULL OR u.access_expires_at > now())"
+    };
+}
+pub(crate) use active_user;
+
+/// A local account to create.
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    /// `system_admin`, `member` or `guest`.
+    pub role: &'a str,
+    pub attributes: serde_json::Value,
+    /// For a guest: the GuestPolicy it came in under, and when access ends.
+    pub guest_policy: Option<&'a str>,
+    pub access_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Creates a local account; `false` if its username or email is taken.
+pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, user: NewUser<'_>) -> Result<bool> {
+    inserted(
+        sqlx::query(
+            "INSERT INTO users (id, username, email, display_name, password_hash, role, attributes,
+                                guest_policy, access_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(user.id)
+        .bind(user.username)
+        .bind(user.email)
+        .bind(user.display_name)
+        .bind(user.password_hash)
+        .bind(user.role)
+        .bind(user.attributes)
+        .bind(user.guest_policy)
+        .bind(user.access_expires_at)
+        .execute(db)
+        .await,
+    )
+}
+
+/// Creates the bootstrap admin unless a user of that name exists (whose
+/// password is then left alone: it may have been changed). Whether it was created.
+pub async fn insert_admin_once<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    username: &str,
+    email: Option<&str>,
+    password_hash: &str,
+) -> Result<bool> {
+    let result = sqlx::query(
+        "INSERT INTO users (id, username, email, display_name, password_hash, role)
+         VALUES ($1, $2, $3, $2, $4, 'system_admin')
+         ON CONFLICT (lower(username)) DO NOTHING",
+    )
+    .bind(id)
+    .bind(username)
+    .bind(email)
+    .bind(password_hash)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A partner's user as its workspace describes them.
+pub struct RemoteUser<'a> {
+    pub id: &'a str,
+    /// Their username at their workspace (stored as `username@origin`).
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub origin: &'a str,
+    pub organisation: &'a str,
+    pub guest: bool,
+}
+
+/// Creates or refreshes a partner's user; `false` if the id is already
+/// someone else's (a local user's, or another origin's).
+pub async fn upsert_remote<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user: RemoteUser<'_>,
+) -> Result<bool> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "INSERT INTO users (id, username, display_name, role, origin, organisation, attributes)
+         VALUES ($1, $2 || '@' || $4, $3, 'remote', $4, $5, jsonb_build_object('guest', $6::boolean))
+         ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
+             organisation = EXCLUDED.organisation, attributes = EXCLUDED.attributes
+             WHERE users.origin = EXCLUDED.origin
+         RETURNING origin",
+    )
+    .bind(user.id)
+    .bind(user.username)
+    .bind(user.display_name)
+    .bind(user.origin)
+    .bind(user.organisation)
+    .bind(user.guest)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Replaces a user's attributes.
+pub async fn set_attributes<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    attributes: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("UPDATE users SET attributes = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(attributes)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks a guest's access as ended; `false` if it already was (another
+/// replica got there first).
+pub async fn expire<'e>(db: impl sqlx::PgExecutor<'e>, user_id: &str) -> Result<bool> {
+    let ended =
+        sqlx::query("UPDATE users SET expired_at = now() WHERE id = $1 AND expired_at IS NULL")
+            .bind(user_id)
+            .execute(db)
+            .await?;
+    Ok(ended.rows_affected() == 1)
+}
