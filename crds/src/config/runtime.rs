@@ -17,9 +17,10 @@ pub const RUNTIME_CONFIG_VERSION: u32 = 1;
 
 /// The rendered configuration of one workspace server.
 ///
-/// Sections the server can apply without a restart (partners, guests, access,
-/// legal holds, retention, limits) are marked so in [`RuntimeConfig::live_sections`];
-/// a change anywhere else needs a restart.
+/// Sections the server applies without a restart (partners, guests, access,
+/// legal holds, retention, the upload and request-rate limits) are taken
+/// live by the server's reload; [`RuntimeConfig::restart_sections`] names
+/// every other section, whose change needs a restart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuntimeConfig {
@@ -49,17 +50,6 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
-    /// Sections a running server applies when the file changes.
-    pub const LIVE_SECTIONS: &'static [&'static str] = &[
-        "federation.partners",
-        "guests",
-        "access",
-        "retention",
-        "legalHolds",
-        "limits.maxUploadBytes",
-        "limits.requestsPerMinute",
-    ];
-
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         super::load(path, "RuntimeConfig", RUNTIME_CONFIG_VERSION)
     }
