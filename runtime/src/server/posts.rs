@@ -113,6 +113,16 @@ pub enum By<'a> {
     },
 }
 
+impl By<'_> {
+    /// When the change was made at its origin; `None` for now.
+    fn at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            By::Local => None,
+            By::Partner { at, .. } => Some(*at),
+        }
+    }
+}
+
 /// Files a new post carries.
 #[derive(Clone, Copy)]
 pub enum Attached<'a> {
@@ -173,9 +183,9 @@ pub async fn create(
             }
         }
     };
-    let (created_at, origin) = match new.by {
-        By::Local => (None, None),
-        By::Partner { origin, at, .. } => (Some(at), Some(origin)),
+    let origin = match new.by {
+        By::Local => None,
+        By::Partner { origin, .. } => Some(origin),
     };
     let inserted = db::posts::insert(
         &mut **tx,
@@ -185,7 +195,7 @@ pub async fn create(
             user_id: new.author_id,
             root_id: root_id.as_deref(),
             message: new.message,
-            created_at,
+            created_at: new.by.at(),
             origin,
         },
     )
@@ -316,24 +326,20 @@ pub async fn edit(
 pub async fn delete(
     tx: &mut Transaction<'_, Postgres>,
     config: &RuntimeConfig,
-    post: &Post,
+    post_id: &str,
     deleter_id: &str,
     by: By<'_>,
 ) -> Result<Option<Post>, WriteError> {
-    let at = match by {
-        By::Local => None,
-        By::Partner { at, .. } => Some(at),
-    };
-    if !db::posts::delete(&mut **tx, &post.id, at).await? {
+    if !db::posts::delete(&mut **tx, post_id, by.at()).await? {
         return Ok(None);
     }
-    let deleted = announce(tx, Change::Deleted, &post.id).await?;
-    if matches!(by, By::Local) && post.user_id == deleter_id {
+    let deleted = announce(tx, Change::Deleted, post_id).await?;
+    if matches!(by, By::Local) && deleted.user_id == deleter_id {
         let op = Op::PostDeleted(proto::PostDeleted {
-            post_id: post.id.clone(),
+            post_id: post_id.to_string(),
         });
         let at = deleted.deleted_at.unwrap_or_else(Utc::now);
-        federation::publish(tx, config, &post.channel_id, deleter_id, at, op).await?;
+        federation::publish(tx, config, &deleted.channel_id, deleter_id, at, op).await?;
     }
     Ok(Some(deleted))
 }

@@ -236,9 +236,15 @@ pub async fn delete(
         ));
     }
     let mut tx = state.db.begin().await?;
-    posts::delete(&mut tx, &state.config(), &post, &caller.user_id, By::Local)
-        .await?
-        .ok_or_else(|| ApiError::not_found("post"))?;
+    posts::delete(
+        &mut tx,
+        &state.config(),
+        &post.id,
+        &caller.user_id,
+        By::Local,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("post"))?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -214,7 +214,7 @@ async fn write(
         at: at(event),
     };
     // Only a post in this channel, written at the event's origin by its author, may be changed.
-    let theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {
+    let not_theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {
         let theirs: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM posts WHERE id = $1 AND channel_id = $2 AND origin = $3 AND user_id = $4",
         )
@@ -224,11 +224,7 @@ async fn write(
         .bind(&author.id)
         .fetch_optional(&mut **tx)
         .await?;
-        let post = match theirs {
-            Some(_) => db::posts::load(&mut **tx, post_id).await?,
-            None => None,
-        };
-        Ok::<_, db::Error>(post.ok_or_else(|| {
+        Ok::<_, db::Error>(theirs.is_none().then(|| {
             Outcome::Rejected(format!(
                 "post {post_id} is not a post of {:?} by {:?} in channel {:?}",
                 event.origin, author.username, share.name
@@ -260,7 +256,7 @@ async fn write(
             }
         }
         Op::PostEdited(p) => {
-            if let Err(refusal) = theirs(tx, &p.post_id).await? {
+            if let Some(refusal) = not_theirs(tx, &p.post_id).await? {
                 return Ok(refusal);
             }
             if let Err(error) =
@@ -270,17 +266,22 @@ async fn write(
             }
         }
         Op::PostDeleted(p) => {
-            let post = match theirs(tx, &p.post_id).await? {
-                Ok(post) => post,
-                Err(refusal) => return Ok(refusal),
-            };
-            if let Err(error) = posts::delete(tx, config, &post, &author.id, by).await {
+            if let Some(refusal) = not_theirs(tx, &p.post_id).await? {
+                return Ok(refusal);
+            }
+            if let Err(error) = posts::delete(tx, config, &p.post_id, &author.id, by).await {
                 return refused(error);
             }
         }
         Op::ReactionAdded(r) | Op::ReactionRemoved(r) => {
-            let live = db::posts::load(&mut **tx, &r.post_id).await?;
-            if !live.is_some_and(|p| p.channel_id == channel_id && p.deleted_at.is_none()) {
+            let in_channel: Option<(String,)> = sqlx::query_as(
+                "SELECT id FROM posts WHERE id = $1 AND channel_id = $2 AND deleted_at IS NULL",
+            )
+            .bind(&r.post_id)
+            .bind(&channel_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if in_channel.is_none() {
                 return Ok(Outcome::Rejected(format!(
                     "post {} is not in channel {:?}",
                     r.post_id, share.name
