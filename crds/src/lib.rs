@@ -9,6 +9,8 @@
 //! - [`crd`]: the list of CRDs and their YAML, as `crdgen` writes them.
 //! - `policy` (feature `policy`): access-policy expressions, compiled with
 //!   ranked attributes compared by rank and evaluated for one user and channel.
+//! - `render` (feature `render`): the one renderer of a workspace server's
+//!   RuntimeConfig, shared by the operator and `entente up`.
 //! - `validate` (feature `validate`): evaluates a manifest against the
 //!   generated schema and its CEL rules without an API server.
 //!
@@ -31,6 +33,8 @@ pub mod legal_hold;
 pub mod partner_connection;
 #[cfg(feature = "policy")]
 pub mod policy;
+#[cfg(feature = "render")]
+pub mod render;
 #[cfg(feature = "validate")]
 pub mod validate;
 pub mod workspace;

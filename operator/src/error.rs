@@ -1,7 +1,7 @@
 //! The operator's one error type. Each variant says what failed and on which
 //! object; `metric_label` names its family in the error metric.
 
-use crate::workspace::build::BuildError;
+use entente_crds::render::RenderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,7 +29,7 @@ pub enum Error {
     #[error("finalizer: {0}")]
     Finalizer(String),
     #[error(transparent)]
-    Build(#[from] BuildError),
+    Build(#[from] RenderError),
     #[error("object store: {0}")]
     ObjectStore(#[from] entente_s3::Error),
     #[error("federation certificates: {0}")]

@@ -19,7 +19,6 @@ pub mod leader;
 pub mod partners;
 pub mod pending;
 pub mod policies;
-pub mod quantity;
 pub mod random;
 pub mod rbac;
 pub mod reconcile;

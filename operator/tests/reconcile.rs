@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use entente_crds::render::certs;
 use entente_crds::{common::HasConditions, config::RuntimeConfig, Workspace};
-use entente_operator::workspace::{certs, controller};
+use entente_operator::workspace::controller;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     batch::v1::Job,

@@ -95,9 +95,11 @@ fn referenced_files(config: &RuntimeConfig) -> Vec<String> {
 #[test]
 fn every_file_the_config_names_is_mounted_in_the_pod() {
     for workspace in example_workspaces() {
-        let config =
-            build::runtime_config::build(&workspace, &build::runtime_config::Placement::pod())
-                .unwrap();
+        let config = entente_crds::render::runtime_config::build(
+            &workspace,
+            &entente_crds::render::Placement::pod(),
+        )
+        .unwrap();
         let mounted = mounted_files(&workspace);
         for file in referenced_files(&config) {
             assert!(
@@ -131,8 +133,11 @@ fn every_file_the_config_names_is_mounted_in_the_pod() {
 #[test]
 fn the_config_carries_the_spec() {
     let agency = &example("agency");
-    let config =
-        build::runtime_config::build(agency, &build::runtime_config::Placement::pod()).unwrap();
+    let config = entente_crds::render::runtime_config::build(
+        agency,
+        &entente_crds::render::Placement::pod(),
+    )
+    .unwrap();
     assert_eq!(config.workspace.id, "agency");
     assert!(config.identity.oidc.is_some() && !config.identity.local.enabled);
     assert_eq!(config.retention.message_days, Some(365));
@@ -142,8 +147,11 @@ fn the_config_carries_the_spec() {
         "the external database's CA is passed on"
     );
     let nation_a = &example("nation-a");
-    let config =
-        build::runtime_config::build(nation_a, &build::runtime_config::Placement::pod()).unwrap();
+    let config = entente_crds::render::runtime_config::build(
+        nation_a,
+        &entente_crds::render::Placement::pod(),
+    )
+    .unwrap();
     assert_eq!(config.identity.ranked_attributes["clearance"][3], "SECRET");
     assert_eq!(config.limits.max_upload_bytes, 100 << 20);
     assert_eq!(config.listen.http.port(), layout::HTTP_PORT);
@@ -279,8 +287,11 @@ fn services_select_the_server_pods_and_a_single_replica_has_no_budget() {
 fn an_unusable_limit_names_the_field() {
     let mut workspace = example_workspaces().remove(0);
     workspace.spec.limits.max_upload_size = "99999999999999Ti".into();
-    let error = build::runtime_config::build(&workspace, &build::runtime_config::Placement::pod())
-        .unwrap_err();
+    let error = entente_crds::render::runtime_config::build(
+        &workspace,
+        &entente_crds::render::Placement::pod(),
+    )
+    .unwrap_err();
     assert_eq!(error.field, "spec.limits.maxUploadSize");
     assert!(error.to_string().contains("too large"), "{error}");
 }

@@ -17,10 +17,11 @@ pub const RUNTIME_CONFIG_VERSION: u32 = 1;
 
 /// The rendered configuration of one workspace server.
 ///
-/// Sections the server applies without a restart (partners, guests, access,
-/// legal holds, retention, the upload and request-rate limits) are taken
-/// live by the server's reload; [`RuntimeConfig::restart_sections`] names
-/// every other section, whose change needs a restart.
+/// [`RuntimeConfig::restart_sections`] names the sections a running server
+/// cannot take live (the operator rolls the pods when they change); every
+/// other section (partners, guests, access, legal holds, retention, the
+/// upload and request-rate limits) is taken live by the server's reload
+/// through [`RuntimeConfig::reload`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuntimeConfig {
@@ -61,6 +62,36 @@ impl RuntimeConfig {
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         super::parse(text, origin, "RuntimeConfig", RUNTIME_CONFIG_VERSION)
+    }
+
+    /// What a running server with this config does when `new` appears: the
+    /// config to run with (`new`, except every section of
+    /// [`RuntimeConfig::restart_sections`], kept as it runs) and the names of
+    /// the sections that changed but wait for a restart. The one place the
+    /// live/restart split is decided.
+    pub fn reload(&self, new: &RuntimeConfig) -> (RuntimeConfig, Vec<&'static str>) {
+        let restart = self.sections_needing_restart(new);
+        let mut effective = serde_json::to_value(new).expect("a RuntimeConfig serializes");
+        for (name, running) in self.restart_sections() {
+            let (parent, key) = match name.rsplit_once('.') {
+                Some((parent, key)) => (
+                    effective.pointer_mut(&format!("/{}", parent.replace('.', "/"))),
+                    key,
+                ),
+                None => (Some(&mut effective), name),
+            };
+            let Some(serde_json::Value::Object(parent)) = parent else {
+                unreachable!("restart section {name} is inside an object of the config");
+            };
+            match running {
+                // Absent sections are skipped when serialized.
+                serde_json::Value::Null => parent.remove(key),
+                running => parent.insert(key.to_string(), running),
+            };
+        }
+        let effective = serde_json::from_value(effective)
+            .expect("a config assembled from two valid configs is valid");
+        (effective, restart)
     }
 
     /// The top-level sections (dotted names as in the file) that differ between
@@ -392,5 +423,69 @@ mod erased {
         fn to_json(&self) -> serde_json::Value {
             serde_json::to_value(self).expect("config sections serialize")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> RuntimeConfig {
+        RuntimeConfig::parse(
+            &format!(
+                r#"
+version: 1
+workspace: {{id: w, displayName: W, organisation: O, siteUrl: "http://x"}}
+listen: {{http: "127.0.0.1:8080", federation: "127.0.0.1:8443", admin: "127.0.0.1:9090"}}
+database: {{url: {{env: DB}}, poolSize: 5}}
+objectStorage: {{endpoint: "http://s3", region: r, bucket: b, forcePathStyle: true, accessKeyId: {{env: K}}, secretAccessKey: {{env: S}}}}
+identity: {{local: {{enabled: true, adminUsername: admin, adminPassword: {{env: P}}, minPasswordLength: 12}}}}
+federation: {{tls: {{certFile: /c, keyFile: /k, caFile: /a}}}}
+limits: {{maxUploadBytes: 100, maxRequestBodyBytes: 100, requestsPerMinute: 60}}
+{extra}"#
+            ),
+            "test",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_reload_takes_every_section_but_the_restart_ones() {
+        let current = config("");
+        let new = config(
+            r#"
+guests: [{policy: g, channels: [], invitationLifetimeSeconds: 60, uploadFiles: false, directMessages: false}]
+retention: {messageDays: 30}
+calls: {sfuNodes: ["http://sfu"], joinTokenKey: {env: J}, joinTokenTtlSeconds: 60, recording: false}
+"#,
+        );
+        let mut new = new;
+        new.listen.http = "127.0.0.1:9999".parse().unwrap();
+        new.federation.tls.ca_file = "/other".into();
+        new.limits.max_upload_bytes = 5;
+        new.limits.max_request_body_bytes = 1;
+        let (effective, restart) = current.reload(&new);
+        assert_eq!(
+            restart,
+            [
+                "listen",
+                "federation.tls",
+                "calls",
+                "limits.maxRequestBodyBytes"
+            ]
+        );
+        assert_eq!(effective.restart_sections(), current.restart_sections());
+        assert_eq!(effective.guests, new.guests);
+        assert_eq!(effective.retention.message_days, Some(30));
+        assert_eq!(effective.limits.max_upload_bytes, 5);
+        assert_eq!(effective.calls, None, "a section added needs a restart too");
+        // Taking the restart sections of `new` gives `new` back: nothing else
+        // was held.
+        let mut whole = effective.clone();
+        whole.listen = new.listen.clone();
+        whole.federation.tls = new.federation.tls.clone();
+        whole.calls = new.calls.clone();
+        whole.limits.max_request_body_bytes = new.limits.max_request_body_bytes;
+        assert_eq!(whole, new);
     }
 }

@@ -6,7 +6,12 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use entente_crds::{common::DeletionPolicy, workspace::BucketStatus, Workspace};
+use entente_crds::{
+    common::DeletionPolicy,
+    render::{self, certs, Attached, Placement, Rendered},
+    workspace::BucketStatus,
+    Workspace,
+};
 use entente_s3::{BucketOptions, Deleted};
 use k8s_openapi::{
     api::{
@@ -23,7 +28,6 @@ use kube::{api::ApiResource, runtime::controller::Action, Api, Resource, Resourc
 
 use super::{
     build::{self, network_policy::Operator},
-    certs,
     dereference::{self, barman_object_store, cnpg_cluster, cnpg_scheduled_backup, Refs},
     layout::{self, digest, metadata, Names},
     observe::{self, Database},
@@ -103,43 +107,30 @@ async fn apply(
         report_problem(api, workspace, ctx, health).await?;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
-    let (config, config_files) =
-        match build::runtime_config::build(workspace, &build::runtime_config::Placement::pod()) {
-            Ok(mut config) => {
-                crate::policies::attach(
-                    &mut config,
-                    workspace,
-                    &refs.guest_policies,
-                    &refs.access_policies,
-                );
-                let decisions = crate::partners::decide(
-                    workspace,
-                    &config.workspace.id,
-                    &refs.partner_connections,
-                    |name| refs.secrets.get(name),
-                    std::path::Path::new(layout::CONFIG_DIR),
-                );
-                let mut files = crate::partners::attach(&mut config, decisions);
-                let key = workspace.spec.features.calls.as_ref().and_then(|calls| {
-                    refs.secret_value(&crate::calls::token_secret(&calls.calls_cluster_ref), "key")
-                });
-                files.extend(crate::calls::attach(
-                    &mut config,
-                    workspace,
-                    refs.calls_cluster
-                        .as_ref()
-                        .map(|cc| (cc, refs.calls_nodes.as_slice())),
-                    key,
-                    std::path::Path::new(layout::CONFIG_DIR),
-                ));
-                (config, files)
-            }
-            Err(error) => {
-                let health = Health::stalled("InvalidSpec", error.to_string());
-                report_problem(api, workspace, ctx, health).await?;
-                return Ok(Action::await_change());
-            }
-        };
+    let attached = Attached {
+        guest_policies: &refs.guest_policies,
+        access_policies: &refs.access_policies,
+        partners: &refs.partner_connections,
+        secret: &|name| refs.secrets.get(name),
+        calls: refs
+            .calls_cluster
+            .as_ref()
+            .map(|cc| (cc, refs.calls_nodes.as_slice())),
+        calls_key: workspace.spec.features.calls.as_ref().and_then(|calls| {
+            refs.secret_value(&crate::calls::token_secret(&calls.calls_cluster_ref), "key")
+        }),
+    };
+    let Rendered {
+        config,
+        files: config_files,
+    } = match render::render(workspace, &Placement::pod(), attached) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            let health = Health::stalled("InvalidSpec", error.to_string());
+            report_problem(api, workspace, ctx, health).await?;
+            return Ok(Action::await_change());
+        }
+    };
 
     // 3. The side effects children depend on: certificates, the bucket.
     let issued = federation_certificates(workspace, &refs)?;
@@ -480,7 +471,7 @@ fn federation_certificates(workspace: &Workspace, refs: &Refs) -> Result<certs::
     };
     let namespace = workspace.namespace().unwrap_or_default();
     let dns = vec![
-        layout::federation_identity(workspace),
+        render::federation_identity(workspace),
         format!("{}.{namespace}.svc", names.federation_service()),
         format!(
             "{}.{namespace}.svc.cluster.local",

@@ -7,16 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 pub const COMPONENT: &str = "server";
-pub const HTTP_PORT: u16 = 8080;
-pub const FEDERATION_PORT: u16 = 8443;
-pub const ADMIN_PORT: u16 = 9090;
-
-pub const CONFIG_DIR: &str = "/etc/entente/runtime";
-pub const CONFIG_FILE: &str = "runtime.yaml";
-pub const SECRETS_DIR: &str = "/etc/entente/secrets";
-
-/// Largest request body besides uploads (JSON), in bytes.
-pub const MAX_REQUEST_BODY: u64 = 1 << 20;
+pub use entente_crds::render::paths::{
+    ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, FEDERATION_PORT, HTTP_PORT, MAX_REQUEST_BODY, SECRETS_DIR,
+};
 
 /// The default server image when the spec names none.
 pub fn default_image() -> String {
@@ -82,22 +75,6 @@ impl Names {
     pub fn federation_ca_secret(&self) -> String {
         format!("{}-federation-ca", self.workspace)
     }
-}
-
-/// The name partners expect in this workspace's federation certificate.
-pub fn federation_identity(workspace: &Workspace) -> String {
-    workspace
-        .spec
-        .federation
-        .identity
-        .clone()
-        .unwrap_or_else(|| {
-            format!(
-                "{}.{}.entente.local",
-                workspace.name_any(),
-                workspace.namespace().unwrap_or_default()
-            )
-        })
 }
 
 /// A short, stable digest of `text` (FNV-1a), for object names and

@@ -1,13 +1,13 @@
 //! The Workspace controller: what a Workspace becomes, and keeping it so.
 //!
 //! - [`build`]: spec → child objects, pure, one builder per child kind.
-//! - [`certs`]: the federation CA and server certificate, kept or reissued.
+//! - the RuntimeConfig and the federation certificates are rendered by
+//!   [`entente_crds::render`], shared with `entente up`.
 //! - [`rollout`]: when a new image may roll (after its migration Job).
 //! - [`observe`]: children's state → the Workspace's status.
 //! - [`controller`]: the pipeline that runs them against the API.
 
 pub mod build;
-pub mod certs;
 pub mod controller;
 pub mod dereference;
 pub mod layout;

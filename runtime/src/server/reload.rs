@@ -1,9 +1,10 @@
 //! Config reload: the operator rewrites the mounted RuntimeConfig and the
 //! server picks up what it can without a restart.
 //!
-//! Live: partners, guests, access policies, retention, legal holds, and the
-//! upload size and request-rate limits. Anything else changed is logged as
-//! needing a restart, by name, and the running value is kept. A file that does
+//! Live: everything but the sections [`RuntimeConfig::restart_sections`]
+//! names (so partners, guests, access policies, retention, legal holds, and
+//! the upload size and request-rate limits). A restart section changed is
+//! logged as needing a restart, by name, and the running value is kept. A file that does
 //! not parse is refused with a log line; the server keeps serving.
 
 use std::{path::PathBuf, time::Duration};
@@ -13,18 +14,9 @@ use entente_crds::config::RuntimeConfig;
 use super::state::AppState;
 
 /// The config to run with after `new` appeared, and the sections of `new`
-/// that cannot take effect until a restart.
+/// that cannot take effect until a restart ([`RuntimeConfig::reload`]).
 pub fn merge(current: &RuntimeConfig, new: &RuntimeConfig) -> (RuntimeConfig, Vec<&'static str>) {
-    let restart = current.sections_needing_restart(new);
-    let mut effective = current.clone();
-    effective.federation.partners = new.federation.partners.clone();
-    effective.guests = new.guests.clone();
-    effective.access = new.access.clone();
-    effective.retention = new.retention.clone();
-    effective.legal_holds = new.legal_holds.clone();
-    effective.limits.max_upload_bytes = new.limits.max_upload_bytes;
-    effective.limits.requests_per_minute = new.limits.requests_per_minute;
-    (effective, restart)
+    current.reload(new)
 }
 
 /// Polls `path` every `every` and applies changes (polling, not inotify:

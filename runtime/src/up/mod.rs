@@ -22,8 +22,8 @@ use std::{
     time::Duration,
 };
 
+use entente_crds::render::paths;
 use entente_crds::validate::Resource;
-use entente_operator::workspace::build::secrets;
 
 use self::{
     database::Database,
@@ -31,7 +31,7 @@ use self::{
     servers::{server_binary, start_servers, stop_child},
 };
 
-pub use entente_operator::workspace::build::runtime_config::Placement;
+pub use entente_crds::render::Placement;
 
 /// Why `entente up` stopped; the text says what to do.
 #[derive(Debug)]
@@ -207,7 +207,7 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
     let data_dir = plan.data_dir.clone();
     for local in &plan.workspaces {
         for mount in &local.provided {
-            let path = local.placement.secret((mount.dir, mount.file));
+            let path = local.placement.secret(mount.place);
             if !path.is_file() {
                 return Err(UpError(format!(
                     "Workspace {:?} needs the secret file {} (it holds Secret {:?} key {:?} in a cluster); create it and run again",
@@ -243,7 +243,7 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
                 local.name(),
                 local.placement.listen.http,
                 local.workspace.spec.identity.local.admin.username,
-                local.placement.secret(secrets::ADMIN_PASSWORD).display()
+                local.placement.secret(paths::ADMIN_PASSWORD).display()
             );
         }
     }

@@ -4,11 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use entente_crds::config::Listen;
+use entente_crds::render::{paths, policies::access_problem, Placement};
 use entente_crds::{validate::Resource, AccessPolicy, GuestPolicy, Workspace};
-use entente_operator::workspace::build::{
-    runtime_config::Placement,
-    secrets::{self, SecretMount},
-};
 
 /// One workspace server to run.
 #[derive(Clone, Debug)]
@@ -20,7 +17,38 @@ pub struct LocalWorkspace {
     pub dir: PathBuf,
     /// Secret files the manifest needs that `up` cannot make (an OIDC client
     /// secret, SAML metadata): the user puts them here.
-    pub provided: Vec<SecretMount>,
+    pub provided: Vec<Provided>,
+}
+
+/// A secret file the user provides, and the Secret key it holds in a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provided {
+    /// `(dir, file)` below the secrets directory ([`paths`]).
+    pub place: (&'static str, &'static str),
+    pub secret: String,
+    pub key: String,
+}
+
+impl Provided {
+    /// The secret files of `workspace` that `up` cannot make.
+    fn of(workspace: &Workspace) -> Vec<Provided> {
+        let identity = &workspace.spec.identity;
+        let oidc = identity.oidc.as_ref().map(|oidc| Provided {
+            place: paths::OIDC_CLIENT_SECRET,
+            secret: oidc.client_secret.name.clone(),
+            key: oidc.client_secret.key.clone(),
+        });
+        let saml = identity
+            .saml
+            .as_ref()
+            .and_then(|saml| saml.metadata_secret.as_ref())
+            .map(|metadata| Provided {
+                place: paths::SAML_METADATA,
+                secret: metadata.name.clone(),
+                key: metadata.key.clone(),
+            });
+        oidc.into_iter().chain(saml).collect()
+    }
 }
 
 impl LocalWorkspace {
@@ -29,7 +57,7 @@ impl LocalWorkspace {
     }
 
     pub fn config_file(&self) -> PathBuf {
-        self.dir.join("runtime.yaml")
+        self.placement.config_dir.join(paths::CONFIG_FILE)
     }
 
     pub fn database(&self) -> String {
@@ -136,6 +164,7 @@ pub fn plan(
                 federation: local(port(2)?),
             },
             secrets_dir: dir.join("secrets"),
+            config_dir: dir.clone(),
         };
         let mut workspace = (**workspace).clone();
         let spec = &mut workspace.spec;
@@ -153,12 +182,7 @@ pub fn plan(
             spec.object_storage.force_path_style = true;
         }
         spec.object_storage.ca_secret = None;
-        let provided = secrets::mounts(&workspace)
-            .into_iter()
-            .filter(|m| {
-                [secrets::OIDC_CLIENT_SECRET, secrets::SAML_METADATA].contains(&(m.dir, m.file))
-            })
-            .collect();
+        let provided = Provided::of(&workspace);
         workspaces.push(LocalWorkspace {
             workspace,
             placement,
@@ -193,9 +217,7 @@ pub fn plan(
             policy.metadata.name.as_ref(),
             &policy.spec.workspace_ref,
         )?;
-        if let entente_operator::reconcile::Health::Degraded { message, .. } =
-            entente_operator::policies::access_health(policy, workspace)
-        {
+        if let Err((_, message)) = access_problem(policy, workspace) {
             return Err(format!(
                 "AccessPolicy {:?}: {message}",
                 policy.metadata.name.clone().unwrap_or_default()

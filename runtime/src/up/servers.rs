@@ -7,10 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use entente_operator::workspace::{
-    build::{runtime_config, secrets},
-    certs, layout,
-};
+use entente_crds::render::{self, certs, paths, Attached};
 
 use super::{
     database::Database,
@@ -89,19 +86,19 @@ pub(crate) async fn start_servers(
         .map_err(|e| UpError(e.to_string()))?;
         let at = |place| local.placement.secret(place);
         write_private(
-            &at(secrets::DATABASE_URL),
+            &at(paths::DATABASE_URL),
             database.database(&local.database()).await?.as_bytes(),
         )?;
         write_private(
-            &at(secrets::S3_ACCESS_KEY),
+            &at(paths::S3_ACCESS_KEY),
             credentials.access_key_id.as_bytes(),
         )?;
         write_private(
-            &at(secrets::S3_SECRET_KEY),
+            &at(paths::S3_SECRET_KEY),
             credentials.secret_access_key.as_bytes(),
         )?;
         if spec.identity.local.enabled {
-            secret_text(&at(secrets::ADMIN_PASSWORD), 24)?;
+            secret_text(&at(paths::ADMIN_PASSWORD), 24)?;
         }
         federation_certificates(local)?;
         entente_s3::ensure_bucket(
@@ -119,15 +116,22 @@ pub(crate) async fn start_servers(
                 spec.object_storage.bucket
             ))
         })?;
-        let mut config = runtime_config::build(&local.workspace, &local.placement)
-            .map_err(|e| UpError(e.to_string()))?;
-        entente_operator::policies::attach(
-            &mut config,
+        // Rendered as the operator renders it. Partners and calls are not
+        // run by `entente up` yet (the plan says so), so none are attached.
+        let rendered = render::render(
             &local.workspace,
-            &plan.guest_policies,
-            &plan.access_policies,
-        );
-        write_private(&local.config_file(), config.to_yaml().as_bytes())?;
+            &local.placement,
+            Attached {
+                guest_policies: &plan.guest_policies,
+                access_policies: &plan.access_policies,
+                ..Attached::none()
+            },
+        )
+        .map_err(|e| UpError(e.to_string()))?;
+        for (name, contents) in &rendered.files {
+            write_private(&local.placement.config_dir.join(name), contents)?;
+        }
+        write_private(&local.config_file(), rendered.config.to_yaml().as_bytes())?;
 
         let log_path = local.dir.join("server.log");
         let log = std::fs::File::create(&log_path)
@@ -168,10 +172,10 @@ fn federation_certificates(local: &plan::LocalWorkspace) -> Result<(), UpError> 
     let ca_dir = local.dir.join("federation-ca");
     let federation = &local.workspace.spec.federation;
     let seconds = |text: &str| certs::duration_seconds(text).map_err(UpError);
-    let names = [layout::federation_identity(&local.workspace)];
+    let names = [render::federation_identity(&local.workspace)];
     let issued = certs::ensure(
         read(ca_dir.join("ca.crt"), ca_dir.join("ca.key")),
-        read(at(secrets::FEDERATION_CERT), at(secrets::FEDERATION_KEY)),
+        read(at(paths::FEDERATION_CERT), at(paths::FEDERATION_KEY)),
         &certs::Wanted {
             names: &names,
             organisation: &local.workspace.spec.organisation,
@@ -183,9 +187,9 @@ fn federation_certificates(local: &plan::LocalWorkspace) -> Result<(), UpError> 
     .map_err(UpError)?;
     write_private(&ca_dir.join("ca.crt"), issued.ca.cert.as_bytes())?;
     write_private(&ca_dir.join("ca.key"), issued.ca.key.as_bytes())?;
-    write_private(&at(secrets::FEDERATION_CA), issued.ca.cert.as_bytes())?;
-    write_private(&at(secrets::FEDERATION_CERT), issued.server.cert.as_bytes())?;
-    write_private(&at(secrets::FEDERATION_KEY), issued.server.key.as_bytes())
+    write_private(&at(paths::FEDERATION_CA), issued.ca.cert.as_bytes())?;
+    write_private(&at(paths::FEDERATION_CERT), issued.server.cert.as_bytes())?;
+    write_private(&at(paths::FEDERATION_KEY), issued.server.key.as_bytes())
 }
 
 async fn wait_ready(

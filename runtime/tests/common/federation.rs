@@ -12,7 +12,7 @@ use std::{
 };
 
 use axum::http::StatusCode;
-use entente_operator::workspace::certs::{ensure, Wanted};
+use entente_crds::render::certs::{ensure, Wanted};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -92,7 +92,7 @@ impl Identity {
     pub fn issue_by(dir: &Path, name: &str, by: Option<&Identity>) -> Identity {
         std::fs::create_dir_all(dir).unwrap();
         let names = [name.to_string()];
-        let ca = by.map(|by| entente_operator::workspace::certs::Pair {
+        let ca = by.map(|by| entente_crds::render::certs::Pair {
             cert: std::fs::read_to_string(by.dir.join("ca.pem")).unwrap(),
             key: std::fs::read_to_string(by.dir.join("ca.key")).unwrap(),
         });

@@ -3,8 +3,12 @@
 
 use entente_crds::Workspace;
 
-use super::runtime_config::Placement;
 use crate::workspace::layout::Names;
+pub use entente_crds::render::paths::{
+    ADMIN_PASSWORD, DATABASE_CA, DATABASE_URL, FEDERATION_CA, FEDERATION_CERT, FEDERATION_KEY,
+    OIDC_CLIENT_SECRET, S3_ACCESS_KEY, S3_CA, S3_SECRET_KEY, SAML_METADATA,
+};
+use entente_crds::render::Placement;
 
 /// One Secret key projected into the pod at `SECRETS_DIR/<dir>/<file>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,18 +46,6 @@ fn mount(
         file,
     }
 }
-
-pub const DATABASE_URL: (&str, &str) = ("database", "uri");
-pub const DATABASE_CA: (&str, &str) = ("database", "ca.crt");
-pub const S3_ACCESS_KEY: (&str, &str) = ("s3", "access-key-id");
-pub const S3_SECRET_KEY: (&str, &str) = ("s3", "secret-access-key");
-pub const S3_CA: (&str, &str) = ("s3", "ca.crt");
-pub const ADMIN_PASSWORD: (&str, &str) = ("admin", "password");
-pub const OIDC_CLIENT_SECRET: (&str, &str) = ("oidc", "client-secret");
-pub const SAML_METADATA: (&str, &str) = ("saml", "metadata.xml");
-pub const FEDERATION_CERT: (&str, &str) = ("federation", "tls.crt");
-pub const FEDERATION_KEY: (&str, &str) = ("federation", "tls.key");
-pub const FEDERATION_CA: (&str, &str) = ("federation", "ca.crt");
 
 /// Every Secret key the server of `workspace` reads.
 pub fn mounts(workspace: &Workspace) -> Vec<SecretMount> {

@@ -1,67 +1,30 @@
 //! The RuntimeConfig of a workspace's servers.
 //!
-//! Built from the Workspace; guest and access rules are added from the
-//! GuestPolicies and AccessPolicies naming it ([`crate::policies::attach`]).
-//! Partners, legal holds, the AI endpoint and calls come with their
-//! controllers' issues (the config has empty or absent sections until then).
+//! Built from the Workspace alone; [`super::render`] adds what is attached
+//! to it (policies, partners, calls). Legal holds and the AI endpoint come
+//! with their controllers' issues (empty or absent sections until then).
 
-use std::path::PathBuf;
+use kube::ResourceExt;
 
-use entente_crds::{
+use super::{
+    paths::{self, MAX_REQUEST_BODY},
+    quantity, Placement, RenderError,
+};
+use crate::{
     config::{
-        DatabaseConfig, FederationConfig, IdentityConfig, LimitsConfig, Listen,
-        LocalIdentityConfig, ObjectStorageConfig, OidcConfig, PushConfig, RetentionConfig,
-        RuntimeConfig, SamlConfig, SecretSource, TlsFiles, WorkspaceIdentity,
-        RUNTIME_CONFIG_VERSION,
+        DatabaseConfig, FederationConfig, IdentityConfig, LimitsConfig, LocalIdentityConfig,
+        ObjectStorageConfig, OidcConfig, PushConfig, RetentionConfig, RuntimeConfig, SamlConfig,
+        SecretSource, TlsFiles, WorkspaceIdentity, RUNTIME_CONFIG_VERSION,
     },
     Workspace,
 };
-use kube::ResourceExt;
 
-use super::{secrets, BuildError};
-use crate::{
-    quantity,
-    workspace::layout::{ADMIN_PORT, FEDERATION_PORT, HTTP_PORT, MAX_REQUEST_BODY, SECRETS_DIR},
-};
-
-/// Where a workspace's server runs: the one thing that differs between a
-/// pod the operator makes and a process `entente up` starts. Everything
-/// else in the RuntimeConfig comes from the Workspace alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Placement {
-    pub listen: Listen,
-    /// The directory holding the secret files, as `<dir>/<file>` below it
-    /// (the layout of [`secrets::mounts`]).
-    pub secrets_dir: PathBuf,
-}
-
-impl Placement {
-    /// A server pod: every port on all interfaces, secrets where the
-    /// Deployment mounts them.
-    pub fn pod() -> Placement {
-        let all = |port: u16| std::net::SocketAddr::from(([0, 0, 0, 0], port));
-        Placement {
-            listen: Listen {
-                http: all(HTTP_PORT),
-                federation: all(FEDERATION_PORT),
-                admin: all(ADMIN_PORT),
-            },
-            secrets_dir: PathBuf::from(SECRETS_DIR),
-        }
-    }
-
-    /// Where the secret `(dir, file)` is.
-    pub fn secret(&self, (dir, file): (&str, &str)) -> PathBuf {
-        self.secrets_dir.join(dir).join(file)
-    }
-}
-
-pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConfig, BuildError> {
+pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConfig, RenderError> {
     let file = |place| SecretSource::File(placement.secret(place));
     let path = |place| placement.secret(place);
     let spec = &workspace.spec;
     let name = workspace.name_any();
-    let invalid = |field: &'static str, message: String| BuildError {
+    let invalid = |field: &'static str, message: String| RenderError {
         workspace: name.clone(),
         field,
         message,
@@ -77,27 +40,27 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
         },
         listen: placement.listen.clone(),
         database: DatabaseConfig {
-            url: file(secrets::DATABASE_URL),
+            url: file(paths::DATABASE_URL),
             pool_size: spec.database.pool_size as u32,
             ca_file: spec
                 .database
                 .external
                 .as_ref()
                 .and_then(|e| e.ca_secret.as_ref())
-                .map(|_| path(secrets::DATABASE_CA)),
+                .map(|_| path(paths::DATABASE_CA)),
         },
         object_storage: ObjectStorageConfig {
             endpoint: spec.object_storage.endpoint.clone(),
             region: spec.object_storage.region.clone(),
             bucket: spec.object_storage.bucket.clone(),
             force_path_style: spec.object_storage.force_path_style,
-            access_key_id: file(secrets::S3_ACCESS_KEY),
-            secret_access_key: file(secrets::S3_SECRET_KEY),
+            access_key_id: file(paths::S3_ACCESS_KEY),
+            secret_access_key: file(paths::S3_SECRET_KEY),
             ca_file: spec
                 .object_storage
                 .ca_secret
                 .as_ref()
-                .map(|_| path(secrets::S3_CA)),
+                .map(|_| path(paths::S3_CA)),
             object_lock: spec.object_storage.object_lock,
         },
         identity: IdentityConfig {
@@ -105,14 +68,14 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
                 enabled: local.enabled,
                 admin_username: local.admin.username.clone(),
                 admin_email: local.admin.email.clone(),
-                // Mounted only when local login is on (see secrets::mounts).
-                admin_password: local.enabled.then(|| file(secrets::ADMIN_PASSWORD)),
+                // Mounted only when local login is on (see the operator's secret mounts).
+                admin_password: local.enabled.then(|| file(paths::ADMIN_PASSWORD)),
                 min_password_length: local.min_password_length as u32,
             },
             oidc: spec.identity.oidc.as_ref().map(|oidc| OidcConfig {
                 issuer_url: oidc.issuer_url.clone(),
                 client_id: oidc.client_id.clone(),
-                client_secret: file(secrets::OIDC_CLIENT_SECRET),
+                client_secret: file(paths::OIDC_CLIENT_SECRET),
                 scopes: oidc.scopes.clone(),
                 claim_mappings: oidc.claim_mappings.clone(),
                 button_text: oidc.button_text.clone(),
@@ -122,7 +85,7 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
                 metadata_file: saml
                     .metadata_secret
                     .as_ref()
-                    .map(|_| path(secrets::SAML_METADATA)),
+                    .map(|_| path(paths::SAML_METADATA)),
                 entity_id: saml.entity_id.clone(),
                 attribute_mappings: saml.attribute_mappings.clone(),
             }),
@@ -135,9 +98,9 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
         },
         federation: FederationConfig {
             tls: TlsFiles {
-                cert_file: path(secrets::FEDERATION_CERT),
-                key_file: path(secrets::FEDERATION_KEY),
-                ca_file: path(secrets::FEDERATION_CA),
+                cert_file: path(paths::FEDERATION_CERT),
+                key_file: path(paths::FEDERATION_KEY),
+                ca_file: path(paths::FEDERATION_CA),
             },
             partners: Vec::new(),
         },
