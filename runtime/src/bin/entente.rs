@@ -110,12 +110,13 @@ fn admin(args: &[String]) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let result = runtime.block_on(async {
         let state = server::open(config).await.map_err(|e| e.to_string())?;
-        let bundle = server::federation::bundle::export;
         match verb {
             "export" => {
                 let partner = flag(args, "--partner").ok_or("--partner ID is required")?;
                 let out = flag(args, "--out").ok_or("--out FILE is required")?;
-                let (bytes, events) = bundle(&state, partner).await?;
+                let (bytes, events) = server::federation::bundle::export(&state, partner)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
                 Ok(format!(
                     "wrote {events} events for {partner:?} to {out} ({} bytes)",
@@ -125,7 +126,10 @@ fn admin(args: &[String]) -> ExitCode {
             "import" => {
                 let input = flag(args, "--in").ok_or("--in FILE is required")?;
                 let bytes = std::fs::read(input).map_err(|e| format!("{input}: {e}"))?;
-                match server::federation::bundle::import(&state, &bytes).await? {
+                let imported = server::federation::bundle::import(&state, &bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match imported {
                     server::federation::bundle::Imported::Events {
                         partner,
                         events,

@@ -389,7 +389,9 @@ pub async fn push_as(
         },
         tls,
     };
-    let channel = tls::connect(config, to_a).await?;
+    let channel = tls::connect(config, to_a)
+        .await
+        .map_err(|e| e.to_string())?;
     let (frames, outgoing) = tokio::sync::mpsc::channel(4);
     let mut replies = FederationClient::new(channel)
         .push(tokio_stream::wrappers::ReceiverStream::new(outgoing))

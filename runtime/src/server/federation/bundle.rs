@@ -19,6 +19,7 @@ use std::io::{Read, Write};
 use prost::Message as _;
 
 use super::{
+    error::{Error, Result},
     proto::{bundle, Batch, Bundle, Envelope, Event, Resume, SignedBundle},
     receive::{applied, apply_batch, MAX_BATCH},
     tls,
@@ -45,11 +46,11 @@ pub enum Imported {
     Acknowledgement { partner: String, applied: u64 },
 }
 
-fn sealed(state: &AppState, bundle: &Bundle) -> Result<Vec<u8>, String> {
+fn sealed(state: &AppState, bundle: &Bundle) -> Result<Vec<u8>> {
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gzip.write_all(&bundle.encode_to_vec())
         .and_then(|_| gzip.finish())
-        .map_err(|e| format!("compressing the bundle: {e}"))
+        .map_err(|e| Error::Bundle(format!("compressing the bundle: {e}")))
         .and_then(|signed| {
             let (signature, certificates) = tls::sign(&state.config(), &signed)?;
             Ok(SignedBundle {
@@ -72,18 +73,19 @@ fn new_bundle(state: &AppState, destination: &str, body: bundle::Body) -> Bundle
 }
 
 /// A signed bundle of every event queued for `partner`, with how many.
-pub async fn export(state: &AppState, partner: &str) -> Result<(Vec<u8>, usize), String> {
+pub async fn export(state: &AppState, partner: &str) -> Result<(Vec<u8>, usize)> {
     let config = state.config();
     super::partner(&config, partner).ok_or_else(|| {
-        format!("{partner:?} is not a partner of this workspace (no PartnerConnection names it)")
+        Error::Setup(format!(
+            "{partner:?} is not a partner of this workspace (no PartnerConnection names it)"
+        ))
     })?;
     let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
         "SELECT seq, payload FROM federation_outbox WHERE partner = $1 ORDER BY seq",
     )
     .bind(partner)
     .fetch_all(&state.db)
-    .await
-    .map_err(|e| format!("database: {e}"))?;
+    .await?;
     let events: Vec<Envelope> = rows
         .into_iter()
         .filter_map(|(seq, payload)| {
@@ -109,8 +111,9 @@ pub async fn export(state: &AppState, partner: &str) -> Result<(Vec<u8>, usize),
 }
 
 /// Verifies and applies a bundle from a partner (see the module's text).
-pub async fn import(state: &AppState, bytes: &[u8]) -> Result<Imported, String> {
-    let signed = SignedBundle::decode(bytes).map_err(|e| format!("not an Entente bundle: {e}"))?;
+pub async fn import(state: &AppState, bytes: &[u8]) -> Result<Imported> {
+    let signed = SignedBundle::decode(bytes)
+        .map_err(|e| Error::Bundle(format!("not an Entente bundle: {e}")))?;
     let config = state.config();
     let partner = tls::verify(
         &config,
@@ -122,45 +125,45 @@ pub async fn import(state: &AppState, bytes: &[u8]) -> Result<Imported, String> 
     flate2::read::GzDecoder::new(signed.signed.as_slice())
         .take(MAX_BUNDLE_BYTES + 1)
         .read_to_end(&mut plain)
-        .map_err(|e| format!("the bundle does not decompress: {e}"))?;
+        .map_err(|e| Error::Bundle(format!("the bundle does not decompress: {e}")))?;
+    let refused = |message: String| Error::protocol(&partner.workspace_id, message);
     if plain.len() as u64 > MAX_BUNDLE_BYTES {
-        return Err(format!(
+        return Err(refused(format!(
             "the bundle is over {MAX_BUNDLE_BYTES} bytes uncompressed"
-        ));
+        )));
     }
-    let bundle =
-        Bundle::decode(plain.as_slice()).map_err(|e| format!("the bundle is malformed: {e}"))?;
+    let bundle = Bundle::decode(plain.as_slice())
+        .map_err(|e| refused(format!("the bundle is malformed: {e}")))?;
     if bundle.origin != partner.workspace_id {
-        return Err(format!(
+        return Err(refused(format!(
             "the bundle says it comes from {:?}, but it is signed by {:?}",
             bundle.origin, partner.workspace_id
-        ));
+        )));
     }
     if bundle.destination != config.workspace.id {
-        return Err(format!(
+        return Err(refused(format!(
             "the bundle is for {:?}, not this workspace ({:?})",
             bundle.destination, config.workspace.id
-        ));
+        )));
     }
     let partner = partner.workspace_id.clone();
     match bundle.body {
         Some(bundle::Body::Events(batch)) => {
-            let mut high = applied(&state.db, &partner)
-                .await
-                .map_err(|e| format!("database: {e}"))?;
+            let mut high = applied(&state.db, &partner).await?;
             let mut rejected = 0;
             let mut events = batch.events;
             events.sort_by_key(|e| e.seq);
             for chunk in events.chunks(MAX_BATCH) {
                 let (next, refused) = apply_batch(state, &partner, high, chunk.to_vec())
                     .await
-                    .map_err(|status| status.message().to_string())?;
+                    .map_err(|status| Error::Bundle(status.message().to_string()))?;
                 high = next;
                 rejected += refused;
             }
             // The files of the posts just applied, if they came along.
-            let partner_config = super::partner(&config, &partner)
-                .ok_or("this workspace no longer trusts the partner")?;
+            let partner_config = super::partner(&config, &partner).ok_or_else(|| {
+                Error::Setup(format!("this workspace no longer trusts {partner:?}"))
+            })?;
             for file in bundle.files {
                 super::files::from_bundle(state, partner_config, file).await?;
             }
@@ -185,6 +188,9 @@ pub async fn import(state: &AppState, bytes: &[u8]) -> Result<Imported, String> 
                 applied: resume.applied,
             })
         }
-        None => Err("the bundle carries neither events nor an acknowledgement".into()),
+        None => Err(Error::protocol(
+            &partner,
+            "the bundle carries neither events nor an acknowledgement",
+        )),
     }
 }

@@ -17,7 +17,10 @@ use sha2::Digest as _;
 use sqlx::{Postgres, Transaction};
 use tonic::{codec::CompressionEncoding, transport::Channel, Code, Status};
 
-use super::proto::{self, federation_client::FederationClient, FetchRequest, FileChunk};
+use super::{
+    error::{Error, Result},
+    proto::{self, federation_client::FederationClient, FetchRequest, FileChunk},
+};
 use crate::server::{db, events::Change, files, posts, state::AppState};
 
 /// Bytes per chunk, on the wire and in the parts table.
@@ -305,7 +308,7 @@ pub async fn for_bundle(
     partner: &PartnerConfig,
     events: &[proto::Event],
     mut budget: u64,
-) -> Result<Vec<proto::FileData>, String> {
+) -> Result<Vec<proto::FileData>> {
     let mut files = Vec::new();
     let refs = events.iter().filter_map(|e| match &e.op {
         Some(proto::event::Op::PostCreated(post)) => Some(&post.files),
@@ -321,17 +324,12 @@ pub async fn for_bundle(
         )
         .bind(&file.id)
         .fetch_optional(&state.db)
-        .await
-        .map_err(database)?;
+        .await?;
         let Some((key,)) = row else { continue };
-        let mut body = state
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| format!("object store: {e}"))?;
+        let mut body = state.store.get(&key).await.map_err(Error::object_store)?;
         let mut data = Vec::with_capacity(file.size as usize);
         while let Some(chunk) = body.next().await {
-            data.extend_from_slice(&chunk.map_err(|e| format!("object store: {e}"))?);
+            data.extend_from_slice(&chunk.map_err(Error::object_store)?);
         }
         budget -= data.len() as u64;
         files.push(proto::FileData {
@@ -349,7 +347,7 @@ pub async fn from_bundle(
     state: &AppState,
     partner: &PartnerConfig,
     file: proto::FileData,
-) -> Result<bool, String> {
+) -> Result<bool> {
     let pending: Option<Pending> = sqlx::query_as(
         "SELECT id, size, sha256, content_type, object_key, post_id FROM files
          WHERE id = $1 AND source = $2 AND state = 'pending'",
@@ -357,8 +355,7 @@ pub async fn from_bundle(
     .bind(&file.id)
     .bind(&partner.workspace_id)
     .fetch_optional(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     let Some(pending) = pending else {
         return Ok(false);
     };
@@ -371,16 +368,12 @@ pub async fn from_bundle(
         .await?;
         return Ok(false);
     }
-    let mut tx = state.db.begin().await.map_err(database)?;
-    db::files::drop_parts(&mut *tx, &file.id)
-        .await
-        .map_err(database)?;
+    let mut tx = state.db.begin().await?;
+    db::files::drop_parts(&mut *tx, &file.id).await?;
     for (i, chunk) in file.data.chunks(CHUNK).enumerate() {
-        db::files::insert_part(&mut *tx, &file.id, (i * CHUNK) as i64, chunk)
-            .await
-            .map_err(database)?;
+        db::files::insert_part(&mut *tx, &file.id, (i * CHUNK) as i64, chunk).await?;
     }
-    tx.commit().await.map_err(database)?;
+    tx.commit().await?;
     complete(state, partner, pending).await?;
     Ok(true)
 }
@@ -391,14 +384,13 @@ async fn fetch(
     partner: &PartnerConfig,
     client: &mut FederationClient<Channel>,
     file: Pending,
-) -> Result<(), String> {
+) -> Result<()> {
     let (mut have,): (i64,) = sqlx::query_as(
         "SELECT COALESCE(sum(length(data)), 0)::bigint FROM federation_file_parts WHERE file_id = $1",
     )
     .bind(&file.id)
     .fetch_one(&state.db)
-    .await
-    .map_err(database)?;
+    .await?;
     if have < file.size {
         let request = FetchRequest {
             file_id: file.id.clone(),
@@ -406,13 +398,13 @@ async fn fetch(
         };
         let mut chunks = match client.fetch(request).await {
             Ok(response) => response.into_inner(),
-            Err(status) => return refuse_or_retry(state, &file, status).await,
+            Err(status) => return refuse_or_retry(state, partner, &file, status).await,
         };
         loop {
             let chunk = match chunks.message().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                Err(status) => return refuse_or_retry(state, &file, status).await,
+                Err(status) => return refuse_or_retry(state, partner, &file, status).await,
             };
             if chunk.data.is_empty() {
                 continue;
@@ -425,9 +417,7 @@ async fn fetch(
                 )
                 .await;
             }
-            db::files::insert_part(&state.db, &file.id, have, &chunk.data)
-                .await
-                .map_err(database)?;
+            db::files::insert_part(&state.db, &file.id, have, &chunk.data).await?;
             have += chunk.data.len() as i64;
             state
                 .metrics
@@ -435,9 +425,12 @@ async fn fetch(
                 .inc_by(chunk.data.len() as u64);
         }
         if have < file.size {
-            return Err(format!(
-                "the transfer of file {} ended at byte {have} of {}",
-                file.id, file.size
+            return Err(Error::protocol(
+                &partner.workspace_id,
+                format!(
+                    "the transfer of file {} ended at byte {have} of {}",
+                    file.id, file.size
+                ),
             ));
         }
     }
@@ -446,7 +439,12 @@ async fn fetch(
 
 /// A partner's answer that says the file will never come (permanent) is
 /// recorded; anything else ends the session, to be retried.
-async fn refuse_or_retry(state: &AppState, file: &Pending, status: Status) -> Result<(), String> {
+async fn refuse_or_retry(
+    state: &AppState,
+    partner: &PartnerConfig,
+    file: &Pending,
+    status: Status,
+) -> Result<()> {
     match status.code() {
         Code::NotFound | Code::FailedPrecondition | Code::OutOfRange => {
             refuse(
@@ -456,11 +454,15 @@ async fn refuse_or_retry(state: &AppState, file: &Pending, status: Status) -> Re
             )
             .await
         }
-        _ => Err(format!("fetching file {}: {}", file.id, status.message())),
+        _ => Err(Error::Link {
+            partner: partner.workspace_id.clone(),
+            endpoint: partner.endpoint.clone(),
+            message: format!("fetching file {}: {}", file.id, status.message()),
+        }),
     }
 }
 
-async fn refuse(state: &AppState, file: &Pending, reason: &str) -> Result<(), String> {
+async fn refuse(state: &AppState, file: &Pending, reason: &str) -> Result<()> {
     tracing::warn!(file = %file.id, "a partner's file is refused: {reason}");
     settle(state, file, "refused", Some(reason), &file.content_type).await
 }
@@ -473,29 +475,30 @@ async fn settle(
     outcome: &str,
     reason: Option<&str>,
     content_type: &str,
-) -> Result<(), String> {
-    let mut tx = state.db.begin().await.map_err(database)?;
-    db::files::settle(&mut tx, &file.id, outcome, reason, content_type)
-        .await
-        .map_err(database)?;
+) -> Result<()> {
+    let mut tx = state.db.begin().await?;
+    db::files::settle(&mut tx, &file.id, outcome, reason, content_type).await?;
     announce(&mut tx, file).await?;
-    tx.commit().await.map_err(database)
+    Ok(tx.commit().await?)
 }
 
 /// Tells the channel's clients the post's files changed.
-async fn announce(tx: &mut Transaction<'_, Postgres>, file: &Pending) -> Result<(), String> {
+async fn announce(tx: &mut Transaction<'_, Postgres>, file: &Pending) -> Result<()> {
     if let Some(post_id) = &file.post_id {
         posts::announce(tx, Change::FilesChanged, post_id)
             .await
-            .map_err(|e| format!("announcing file {}: {e}", file.id))?;
+            .map_err(|e| match e {
+                posts::WriteError::Db(e) => Error::Database(e),
+                e => Error::Setup(format!("announcing file {}: {e}", file.id)),
+            })?;
     }
     Ok(())
 }
 
 /// Assembles a file whose chunks are all here: checked against its SHA-256,
 /// typed from its bytes, stored, and made downloadable.
-async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> Result<(), String> {
-    let mut spool = tempfile::NamedTempFile::new().map_err(|e| format!("spool: {e}"))?;
+async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> Result<()> {
+    let mut spool = tempfile::NamedTempFile::new()?;
     let mut digest = sha2::Sha256::new();
     let mut head = Vec::new();
     let mut parts = sqlx::query_as::<_, (Vec<u8>,)>(
@@ -504,15 +507,15 @@ async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> R
     .bind(&file.id)
     .fetch(&state.db);
     while let Some(part) = parts.next().await {
-        let (data,) = part.map_err(database)?;
+        let (data,) = part?;
         digest.update(&data);
         if head.len() < 8192 {
             head.extend_from_slice(&data[..data.len().min(8192 - head.len())]);
         }
-        spool.write_all(&data).map_err(|e| format!("spool: {e}"))?;
+        spool.write_all(&data)?;
     }
     drop(parts);
-    spool.flush().map_err(|e| format!("spool: {e}"))?;
+    spool.flush()?;
     if file.sha256.as_deref() != Some(digest.finalize().as_slice()) {
         return refuse(
             state,
@@ -526,12 +529,8 @@ async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> R
         .store
         .put_file(&file.object_key, spool.path(), &kind)
         .await
-        .map_err(|e| format!("object store: {e}"))?;
+        .map_err(Error::object_store)?;
     settle(state, &file, "ready", None, &kind).await?;
     tracing::info!(partner = %partner.workspace_id, file = %file.id, bytes = file.size, "received a partner's file");
     Ok(())
-}
-
-fn database(error: impl std::fmt::Display) -> String {
-    format!("database: {error}")
 }

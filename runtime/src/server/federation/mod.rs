@@ -18,6 +18,7 @@
 
 pub mod apply;
 pub mod bundle;
+pub mod error;
 pub mod files;
 pub mod receive;
 pub mod send;

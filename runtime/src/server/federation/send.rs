@@ -17,9 +17,12 @@ use sqlx::Connection as _;
 use tokio::task::JoinHandle;
 use tonic::codec::CompressionEncoding;
 
-use super::proto::{
-    federation_client::FederationClient, push_frame, push_reply, Batch, Envelope, Keepalive,
-    PushFrame,
+use super::{
+    error::{Error, Result},
+    proto::{
+        federation_client::FederationClient, push_frame, push_reply, Batch, Envelope, Keepalive,
+        PushFrame,
+    },
 };
 use crate::server::{db, state::AppState};
 
@@ -118,7 +121,7 @@ async fn sender(state: AppState, partner: String) {
                 }
                 failures += 1;
                 tracing::info!(%partner, "federation session: {why}");
-                let _ = db::federation::set_error(&state.db, &partner, &why).await;
+                let _ = db::federation::set_error(&state.db, &partner, &why.to_string()).await;
             }
         }
         let base = (0.25 * 2f64.powi(failures.min(20) as i32)).min(max);
@@ -136,14 +139,13 @@ fn rand_unit() -> f64 {
 
 /// One session; `Ok` when there is nothing to do here (another replica
 /// sends), `Err` with the reason when it failed.
-async fn session(state: &AppState, partner_id: &str) -> Result<(), String> {
+async fn session(state: &AppState, partner_id: &str) -> Result<()> {
     // The lock lives as long as this connection, which never returns to the pool.
-    let mut lock = state.db.acquire().await.map_err(database)?.detach();
+    let mut lock = state.db.acquire().await?.detach();
     let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
         .bind(lock_key(partner_id))
         .fetch_one(&mut lock)
-        .await
-        .map_err(database)?;
+        .await?;
     if !locked {
         tokio::time::sleep(Duration::from_secs(5)).await;
         return Ok(());
@@ -155,10 +157,10 @@ async fn session(state: &AppState, partner_id: &str) -> Result<(), String> {
 
 /// Over one connection: pushes the outbox, and pulls the partner's files
 /// alongside, until the link fails.
-async fn push(state: &AppState, partner_id: &str) -> Result<(), String> {
+async fn push(state: &AppState, partner_id: &str) -> Result<()> {
     let config = state.config();
     let partner = super::partner(&config, partner_id)
-        .ok_or("the partner is no longer configured")?
+        .ok_or_else(|| Error::Setup(format!("partner {partner_id:?} is no longer configured")))?
         .clone();
     let channel = super::tls::connect(&config, &partner).await?;
     tokio::select! {
@@ -171,7 +173,7 @@ async fn push_events(
     state: &AppState,
     partner: &entente_crds::config::PartnerConfig,
     channel: tonic::transport::Channel,
-) -> Result<(), String> {
+) -> Result<()> {
     let partner_id = partner.workspace_id.as_str();
     let mut client = FederationClient::new(channel).max_decoding_message_size(64 << 20);
     if partner.sync.compression {
@@ -180,19 +182,27 @@ async fn push_events(
             .accept_compressed(CompressionEncoding::Gzip);
     }
     let (frames, outgoing) = tokio::sync::mpsc::channel::<PushFrame>(WINDOW + 1);
+    let status = |s: tonic::Status| Error::Link {
+        partner: partner_id.to_string(),
+        endpoint: partner.endpoint.clone(),
+        message: s.message().to_string(),
+    };
+    let closed = || Error::protocol(partner_id, "the partner closed the session");
     let mut replies = client
         .push(tokio_stream::wrappers::ReceiverStream::new(outgoing))
         .await
-        .map_err(|s| format!("{}: {}", partner.endpoint, s.message()))?
+        .map_err(status)?
         .into_inner();
-    let status = |s: tonic::Status| format!("{}: {}", partner.endpoint, s.message());
     let first = replies
         .message()
         .await
         .map_err(status)?
-        .ok_or("the partner closed the session")?;
+        .ok_or_else(closed)?;
     let Some(push_reply::Body::Resume(resume)) = first.body else {
-        return Err("the partner did not say where to resume".into());
+        return Err(Error::protocol(
+            partner_id,
+            "the partner did not say where to resume",
+        ));
     };
     renumber_if_rewound(state, partner_id, resume.applied).await?;
     acknowledge(state, partner_id, resume.applied).await?;
@@ -211,8 +221,7 @@ async fn push_events(
             .bind(sent)
             .bind(BATCH)
             .fetch_all(&state.db)
-            .await
-            .map_err(database)?;
+            .await?;
             if let Some((last, _)) = rows.last() {
                 let last = *last;
                 let bytes: usize = rows.iter().map(|(_, p)| p.len()).sum();
@@ -230,10 +239,7 @@ async fn push_events(
                 let frame = PushFrame {
                     body: Some(push_frame::Body::Batch(Batch { events: envelopes })),
                 };
-                frames
-                    .send(frame)
-                    .await
-                    .map_err(|_| "the session closed".to_string())?;
+                frames.send(frame).await.map_err(|_| closed())?;
                 sent = last;
                 in_flight.push(last);
                 last_sent = Instant::now();
@@ -243,7 +249,7 @@ async fn push_events(
         let idle = keepalive.saturating_sub(last_sent.elapsed());
         tokio::select! {
             reply = replies.message() => {
-                let reply = reply.map_err(status)?.ok_or("the partner closed the session")?;
+                let reply = reply.map_err(status)?.ok_or_else(closed)?;
                 if let Some(push_reply::Body::Ack(ack)) = reply.body {
                     in_flight.retain(|seq| *seq as u64 > ack.applied);
                     acknowledge(state, partner_id, ack.applied).await?;
@@ -256,7 +262,7 @@ async fn push_events(
             _ = tokio::time::sleep(idle.min(Duration::from_secs(1))) => {
                 if last_sent.elapsed() >= keepalive {
                     let frame = PushFrame { body: Some(push_frame::Body::Keepalive(Keepalive {})) };
-                    frames.send(frame).await.map_err(|_| "the session closed".to_string())?;
+                    frames.send(frame).await.map_err(|_| closed())?;
                     last_sent = Instant::now();
                 }
             }
@@ -275,15 +281,13 @@ pub(super) async fn renumber_if_rewound(
     state: &AppState,
     partner: &str,
     applied: u64,
-) -> Result<(), String> {
-    let mut tx = state.db.begin().await.map_err(database)?;
-    let moved = db::federation::renumber_if_rewound(&mut tx, partner, applied as i64)
-        .await
-        .map_err(database)?;
+) -> Result<()> {
+    let mut tx = state.db.begin().await?;
+    let moved = db::federation::renumber_if_rewound(&mut tx, partner, applied as i64).await?;
     let Some(moved) = moved else {
         return Ok(());
     };
-    tx.commit().await.map_err(database)?;
+    tx.commit().await?;
     tracing::warn!(
         %partner, applied, moved,
         "the partner has applied more of our events than we ever numbered: this database was restored; the queue is renumbered above its mark"
@@ -291,19 +295,9 @@ pub(super) async fn renumber_if_rewound(
     Ok(())
 }
 
-fn database(error: impl std::fmt::Display) -> String {
-    format!("database: {error}")
-}
-
 /// Records that the partner applied everything up to `applied`, and drops it from the outbox.
-pub(super) async fn acknowledge(
-    state: &AppState,
-    partner: &str,
-    applied: u64,
-) -> Result<(), String> {
-    let mut tx = state.db.begin().await.map_err(database)?;
-    db::federation::acknowledge(&mut tx, partner, applied as i64)
-        .await
-        .map_err(database)?;
-    tx.commit().await.map_err(database)
+pub(super) async fn acknowledge(state: &AppState, partner: &str, applied: u64) -> Result<()> {
+    let mut tx = state.db.begin().await?;
+    db::federation::acknowledge(&mut tx, partner, applied as i64).await?;
+    Ok(tx.commit().await?)
 }

@@ -32,7 +32,10 @@ use tokio::{
 use tokio_rustls::{server::TlsStream, TlsAcceptor, TlsConnector};
 use tonic::transport::{server::Connected, Channel, Endpoint};
 
-use super::proto::federation_server::FederationServer;
+use super::{
+    error::{Error, Result},
+    proto::federation_server::FederationServer,
+};
 use crate::server::{state::AppState, ServerError};
 
 /// How long a peer has to complete the TLS handshake.
@@ -42,27 +45,27 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::file(path, e))
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
+        .map_err(|e| Error::file(path, format!("not PEM certificates: {e}")))?;
     if certs.is_empty() {
-        return Err(format!("{}: holds no certificate", path.display()));
+        return Err(Error::file(path, "holds no certificate"));
     }
     Ok(certs)
 }
 
-fn roots(path: &Path) -> Result<RootCertStore, String> {
+fn roots(path: &Path) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     for cert in certificates(path)? {
         store
             .add(cert)
-            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+            .map_err(|e| Error::file(path, format!("not a usable CA certificate: {e}")))?;
     }
     Ok(store)
 }
@@ -70,36 +73,44 @@ fn roots(path: &Path) -> Result<RootCertStore, String> {
 /// This workspace's certificate chain and key.
 fn identity(
     config: &RuntimeConfig,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let tls = &config.federation.tls;
     let key = PrivateKeyDer::from_pem_slice(&read(&tls.key_file)?)
-        .map_err(|e| format!("{}: not a PEM private key: {e}", tls.key_file.display()))?;
+        .map_err(|e| Error::file(&tls.key_file, format!("not a PEM private key: {e}")))?;
     Ok((certificates(&tls.cert_file)?, key))
 }
 
-fn verifier(roots: RootCertStore) -> Result<Arc<dyn ClientCertVerifier>, String> {
+fn verifier(roots: RootCertStore) -> Result<Arc<dyn ClientCertVerifier>> {
     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| Error::Setup(format!("partners' CA bundles: {e}")))
+}
+
+/// This workspace's certificate and key, refused together by rustls.
+fn unusable_certificate(config: &RuntimeConfig, e: rustls::Error) -> Error {
+    Error::file(
+        &config.federation.tls.cert_file,
+        format!("federation certificate: {e}"),
+    )
 }
 
 /// The server side for the partners configured now: client certificates
 /// must chain to one of their CA bundles.
-fn server_config(config: &RuntimeConfig) -> Result<Arc<rustls::ServerConfig>, String> {
+fn server_config(config: &RuntimeConfig) -> Result<Arc<rustls::ServerConfig>> {
     let mut union = RootCertStore::empty();
     for partner in &config.federation.partners {
         union.roots.extend(roots(&partner.ca_file)?.roots);
     }
     if union.is_empty() {
-        return Err("no partners are configured".into());
+        return Err(Error::Setup("no partners are configured".into()));
     }
     let (certs, key) = identity(config)?;
     let mut server = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Error::Setup(format!("TLS 1.3: {e}")))?
         .with_client_cert_verifier(verifier(union)?)
         .with_single_cert(certs, key)
-        .map_err(|e| format!("federation certificate: {e}"))?;
+        .map_err(|e| unusable_certificate(config, e))?;
     server.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(server))
 }
@@ -128,18 +139,22 @@ pub fn identify<'c>(
 /// `message` signed with this workspace's federation key (ECDSA P-256,
 /// SHA-256), and its certificate chain (DER, leaf first), for an offline
 /// bundle.
-pub fn sign(config: &RuntimeConfig, message: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
+pub fn sign(config: &RuntimeConfig, message: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
     let (chain, key) = identity(config)?;
+    let key_file = &config.federation.tls.key_file;
     let key = provider()
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("federation key: {e}"))?;
+        .map_err(|e| Error::file(key_file, e))?;
     let signer = key
         .choose_scheme(&[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
-        .ok_or("federation key: not an ECDSA P-256 key, which bundles are signed with")?;
-    let signature = signer
-        .sign(message)
-        .map_err(|e| format!("federation key: {e}"))?;
+        .ok_or_else(|| {
+            Error::file(
+                key_file,
+                "not an ECDSA P-256 key, which bundles are signed with",
+            )
+        })?;
+    let signature = signer.sign(message).map_err(|e| Error::file(key_file, e))?;
     Ok((signature, chain.into_iter().map(|c| c.to_vec()).collect()))
 }
 
@@ -151,18 +166,21 @@ pub fn verify<'c>(
     chain: &[Vec<u8>],
     message: &[u8],
     signature: &[u8],
-) -> Result<&'c PartnerConfig, String> {
+) -> Result<&'c PartnerConfig> {
     let chain: Vec<CertificateDer<'_>> = chain
         .iter()
         .map(|c| CertificateDer::from(c.as_slice()))
         .collect();
-    let partner = identify(config, &chain).ok_or(
-        "the signer's certificate does not chain to any partner's CA with that partner's identity",
-    )?;
+    let partner = identify(config, &chain).ok_or_else(|| {
+        Error::Bundle(
+            "the signer's certificate does not chain to any partner's CA with that partner's identity"
+                .into(),
+        )
+    })?;
     webpki::EndEntityCert::try_from(&chain[0])
-        .map_err(|e| format!("the signer's certificate: {e}"))?
+        .map_err(|e| Error::Bundle(format!("the signer's certificate: {e}")))?
         .verify_signature(webpki::ring::ECDSA_P256_SHA256, message, signature)
-        .map_err(|_| "the signature does not match the content: the bundle was altered or is not the partner's".to_string())?;
+        .map_err(|_| Error::protocol(&partner.workspace_id, "the signature does not match the content: the bundle was altered or is not the partner's"))?;
     Ok(partner)
 }
 
@@ -212,16 +230,19 @@ impl AsyncWrite for PeerStream {
 }
 
 /// Completes the handshake of one connection and names its partner, or says why not.
-async fn admit(state: &AppState, tcp: TcpStream) -> Result<PeerStream, String> {
+async fn admit(state: &AppState, tcp: TcpStream) -> Result<PeerStream> {
     let config = state.config();
     let acceptor = TlsAcceptor::from(server_config(&config)?);
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
         .await
-        .map_err(|_| "no TLS handshake within 10s".to_string())?
-        .map_err(|e| format!("TLS handshake: {e}"))?;
+        .map_err(|_| Error::Unidentified("no TLS handshake within 10s".into()))?
+        .map_err(|e| Error::Unidentified(format!("TLS handshake: {e}")))?;
     let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
-    let partner = identify(&config, chain)
-        .ok_or("the client certificate is not valid for any configured partner's identity")?;
+    let partner = identify(&config, chain).ok_or_else(|| {
+        Error::Unidentified(
+            "the client certificate is not valid for any configured partner's identity".into(),
+        )
+    })?;
     Ok(PeerStream {
         peer: Peer {
             workspace_id: partner.workspace_id.clone(),
@@ -278,22 +299,24 @@ pub async fn serve(
 
 /// A gRPC channel to `partner` over mutual TLS, with HTTP/2 keepalives so a
 /// dead (silently cut) link is noticed within twice `keepalive_seconds`.
-pub async fn connect(config: &RuntimeConfig, partner: &PartnerConfig) -> Result<Channel, String> {
+pub async fn connect(config: &RuntimeConfig, partner: &PartnerConfig) -> Result<Channel> {
     let (certs, key) = identity(config)?;
     let mut client = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Error::Setup(format!("TLS 1.3: {e}")))?
         .with_root_certificates(roots(&partner.ca_file)?)
         .with_client_auth_cert(certs, key)
-        .map_err(|e| format!("federation certificate: {e}"))?;
+        .map_err(|e| unusable_certificate(config, e))?;
     client.alpn_protocols = vec![b"h2".to_vec()];
     let connector = TlsConnector::from(Arc::new(client));
+    let setup =
+        |message: String| Error::Setup(format!("partner {:?}: {message}", partner.workspace_id));
     let name = ServerName::try_from(partner.identity.clone())
-        .map_err(|e| format!("partner identity {:?}: {e}", partner.identity))?;
-    let address = authority(&partner.endpoint)?;
+        .map_err(|e| setup(format!("identity {:?}: {e}", partner.identity)))?;
+    let address = authority(&partner.endpoint).map_err(setup)?;
     let keepalive = Duration::from_secs(partner.sync.keepalive_seconds.max(1) as u64);
     Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| e.to_string())?
+        .map_err(|e| setup(format!("endpoint {:?}: {e}", partner.endpoint)))?
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(keepalive)
         .keep_alive_timeout(keepalive)
@@ -308,7 +331,11 @@ pub async fn connect(config: &RuntimeConfig, partner: &PartnerConfig) -> Result<
             }
         }))
         .await
-        .map_err(|e| format!("{}: {}", partner.endpoint, source_chain(&e)))
+        .map_err(|e| Error::Link {
+            partner: partner.workspace_id.clone(),
+            endpoint: partner.endpoint.clone(),
+            message: source_chain(&e),
+        })
 }
 
 /// `host:port` of an `https://host:port/…` endpoint (443 if none).
