@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::{connect, next, serve, Workspace};
-use entente_runtime::server::sweep;
+use entente_runtime::server::authz::sweep;
 use serde_json::{json, Value};
 
 const LEVELS: &str = "[UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, TOP SECRET]";

@@ -12,13 +12,15 @@ use entente_crds::{access_policy::PolicyMode, config::AccessRule};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    access::Role,
     audit::{self, kind},
     auth::Caller,
+    authz::{
+        policy::{Policies, Rule, Subject},
+        roles::Role,
+        sweep,
+    },
     error::{ApiError, ApiResult, Body},
-    policy::{Policies, Rule, Subject},
     state::AppState,
-    sweep,
 };
 
 fn valid_label_part(text: &str, max: usize) -> bool {

@@ -110,6 +110,8 @@ impl AdminService {
 
     async fn access_figures(&self) -> Result<Vec<AccessPolicyFigures>, sqlx::Error> {
         let policies = self.state.policies();
+        // The last audit entry includes findings noted before this call.
+        self.state.findings.flush().await;
         let population = Population::load(&self.state.db).await?;
         let names: Vec<String> = policies.rules.iter().map(|r| r.name.clone()).collect();
         let last: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =

@@ -74,6 +74,8 @@ pub async fn list(
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     caller.require_admin()?;
+    // Findings noted by requests before this one are in what it reads.
+    state.findings.flush().await;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));

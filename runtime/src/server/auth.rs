@@ -19,13 +19,11 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::{
-    access::Role,
     audit,
+    authz::{policy::Subject, roles::Role, sweep},
     db::{self, new_id},
     error::{ApiError, ApiResult, Body},
-    policy::Subject,
     state::AppState,
-    sweep,
 };
 
 /// How long a login session lasts without use.

@@ -19,7 +19,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::{
     auth::Caller,
-    channels::see,
+    authz::gate::see,
     db::{self, new_id},
     error::{ApiError, ApiResult},
     events::{self, Change},

@@ -15,16 +15,18 @@ use std::collections::BTreeMap;
 use entente_crds::{config::RuntimeConfig, policy::ChannelFacts};
 
 use super::{
-    access::{channel_access, Access, ChannelKind, Membership, Role},
     audit::{self, kind},
     auth::{self, Caller},
+    authz::{
+        gate::{see, verdict},
+        policy::Subject,
+        roles::{ChannelKind, Role},
+    },
     db::{self, new_id},
     error::{ApiError, ApiResult, Body},
     events::{self, Change, ChannelRef, MemberChange},
     federation,
-    policy::{Subject, Verdict},
     state::AppState,
-    sweep,
 };
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -66,64 +68,6 @@ impl Channel {
     }
 }
 
-/// What the access policies say about `subject` in `channel`.
-pub fn verdict(state: &AppState, subject: &Subject, channel: &Channel) -> Verdict {
-    let labels = channel.labels();
-    state.policies().decide(subject, &channel.facts(&labels))
-}
-
-/// A channel as seen by one caller, with what they may do with it.
-pub struct Seen {
-    pub channel: Channel,
-    pub access: Access,
-}
-
-/// Loads a channel and decides the caller's access; a channel the caller may
-/// not read (by role and membership, or because an access policy or their
-/// guest policy excludes them) is reported as absent.
-pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<Seen> {
-    let db = &state.db;
-    let row: Option<(Channel, Option<String>)> = sqlx::query_as::<_, ChannelWithRole>(
-        "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
-                c.labels, m.role AS member_role
-         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-         WHERE c.id = $1",
-    )
-    .bind(channel_id)
-    .bind(&caller.user_id)
-    .fetch_optional(db)
-    .await?
-    .map(|r| (r.channel, r.member_role));
-    let (mut channel, member_role) = row.ok_or_else(|| ApiError::not_found("channel"))?;
-    let membership = match member_role.as_deref() {
-        None => Membership::None,
-        Some("admin") => Membership::ChannelAdmin,
-        Some(_) => Membership::Member,
-    };
-    let kind = ChannelKind::parse(&channel.kind).unwrap_or(ChannelKind::Private);
-    let access = channel_access(caller.role, kind, membership, channel.archived_at.is_some());
-    if !access.read {
-        return Err(ApiError::not_found("channel"));
-    }
-    let verdict = verdict(state, &caller.subject(), &channel);
-    if !verdict.allowed() {
-        return Err(ApiError::not_found("channel"));
-    }
-    if !verdict.would_deny.is_empty() {
-        let name = channel.name.as_deref().unwrap_or("");
-        sweep::record_findings(state, &caller.user_id, &channel.id, name, &verdict).await?;
-    }
-    channel.member = membership != Membership::None;
-    Ok(Seen { channel, access })
-}
-
-#[derive(sqlx::FromRow)]
-struct ChannelWithRole {
-    #[sqlx(flatten)]
-    channel: Channel,
-    member_role: Option<String>,
-}
-
 /// Every channel the caller may see: those they belong to, and for non-guests
 /// the public ones, with unread and mention counts for their own.
 #[utoipa::path(get, path = "/api/v1/channels", responses((status = 200, body = Vec<Channel>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
@@ -154,21 +98,6 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     ))
 }
 
-/// The named channels access policies keep from the caller (for filters
-/// that work in SQL, such as search).
-pub async fn denied(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
-    let policies = state.policies();
-    if policies.rules.is_empty() && caller.guest_policy.is_none() {
-        return Ok(Vec::new());
-    }
-    let subject = caller.subject();
-    Ok(named(&state.db)
-        .await?
-        .into_iter()
-        .filter(|c| !policies.decide(&subject, &c.facts()).allowed())
-        .map(|c| c.id)
-        .collect())
-}
 
 /// A public or private channel, as policies see it.
 #[derive(sqlx::FromRow)]

@@ -17,7 +17,7 @@ use sha2::Digest as _;
 
 use super::{
     auth::Caller,
-    channels::see,
+    authz::gate::see,
     db::{self, new_id},
     error::{ApiError, ApiResult},
     state::AppState,

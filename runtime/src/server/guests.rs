@@ -21,7 +21,7 @@ use super::{
     channels,
     db::{self, new_id},
     error::{ApiError, ApiResult, Body},
-    policy::Subject,
+    authz::{self, policy::Subject},
     state::AppState,
 };
 
@@ -324,13 +324,13 @@ pub async fn redeem(
     .fetch_all(&mut *tx)
     .await?;
     let subject = Subject {
-        role: super::access::Role::Guest,
+        role: super::authz::roles::Role::Guest,
         attributes: &attributes,
         guest_policy: Some(&policy),
     };
     let mut joined = Vec::new();
     for channel in &named {
-        let verdict = channels::verdict(&state, &subject, channel);
+        let verdict = authz::gate::verdict(&state, &subject, channel);
         if verdict.allowed() {
             channels::add_member(&mut tx, &state.config(), &channel.id, &user_id, "member").await?;
             joined.push(channel.name.clone());

@@ -23,12 +23,12 @@
 //! The operator reads health and counts from the admin gRPC endpoint
 //! ([`admin`]).
 
-pub mod access;
 pub mod access_admin;
 pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod calls;
 pub mod channels;
 pub mod db;
@@ -38,13 +38,11 @@ pub mod federation;
 pub mod files;
 pub mod guests;
 pub mod ops;
-pub mod policy;
 pub mod posts;
 pub mod reload;
 pub mod search;
 pub mod state;
 pub mod store;
-pub mod sweep;
 pub mod ws;
 
 use std::time::Duration;
@@ -121,7 +119,7 @@ pub async fn migrate(db: &PgPool) -> Result<(), ServerError> {
 /// the access sweep and the federation senders.
 pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let state = open(config).await?;
-    tokio::spawn(sweep::run(state.clone()));
+    tokio::spawn(authz::sweep::run(state.clone()));
     tokio::spawn(federation::send::run(state.clone()));
     tokio::spawn(calls::sweep(state.clone()));
     Ok(state)

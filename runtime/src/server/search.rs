@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::{
-    access::Role,
     auth::Caller,
+    authz::roles::Role,
     db::posts::post_select,
     error::{ApiError, ApiResult},
     posts::Post,
@@ -111,7 +111,7 @@ pub async fn search(
     .bind(terms.before)
     .bind(terms.after)
     .bind(limit)
-    .bind(super::channels::denied(&state, &caller).await?)
+    .bind(super::authz::gate::denied(&state, &caller).await?)
     .fetch_all(&state.db)
     .await?;
     Ok(Json(posts))

@@ -7,9 +7,9 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use super::{
+    authz::{findings::Recorder, policy::Policies},
     events::Hub,
     ops::{Metrics, RateLimit},
-    policy::Policies,
 };
 
 #[derive(Clone)]
@@ -26,7 +26,9 @@ pub struct AppState {
     pub(crate) shutdown_sender: Arc<watch::Sender<bool>>,
     /// Each WebSocket session holds a clone; shutdown waits until all are gone.
     pub(crate) sessions: tokio::sync::mpsc::Sender<()>,
-    /// Wakes the access sweep ([`super::sweep::run`]) early.
+    /// Where the read gate notes audit-mode findings, recorded off the read path.
+    pub findings: Recorder,
+    /// Wakes the access sweep ([`super::authz::sweep::run`]) early.
     pub sweep_requested: Arc<tokio::sync::Notify>,
     /// Partners whose queue is full under `PauseSharedChannels`: local
     /// posts in the channels shared with them wait (kept by
@@ -52,6 +54,7 @@ impl AppState {
         hub: Hub,
     ) -> AppState {
         let (shutdown_sender, shutdown) = watch::channel(false);
+        let findings = Recorder::start(db.clone());
         AppState {
             db,
             store,
@@ -66,6 +69,7 @@ impl AppState {
             shutdown_sender: Arc::new(shutdown_sender),
             sessions: tokio::sync::mpsc::channel(1).0,
             sweep_requested: Arc::new(tokio::sync::Notify::new()),
+            findings,
             paused_partners: Default::default(),
             pacers: Default::default(),
         }

@@ -7,13 +7,12 @@ use axum::{
     http::StatusCode,
     Json,
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::server::{
     auth::Caller,
-    channels::see,
-    db::{self, new_id, posts::post_select},
+    authz::gate::see,
+    db::{self, new_id},
     error::{ApiError, ApiResult, Body},
     federation,
     posts::{self, check_message, Attached, By, NewPost, Post},
@@ -25,7 +24,7 @@ async fn visible(
     state: &AppState,
     caller: &Caller,
     post_id: &str,
-) -> ApiResult<(Post, crate::server::channels::Seen)> {
+) -> ApiResult<(Post, crate::server::authz::gate::Seen)> {
     let post = db::posts::load(&state.db, post_id)
         .await?
         .ok_or_else(|| ApiError::not_found("post"))?;
@@ -120,11 +119,12 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit is between 1 and 200"));
     }
-    let mut posts: Vec<Post> = sqlx::query_as(concat!(post_select!(), " WHERE p.channel_id = $1 AND p.seq < $2 AND p.deleted_at IS NULL ORDER BY p.seq DESC LIMIT $3"))
-    .bind(&channel_id)
-    .bind(page.before.unwrap_or(i64::MAX))
-    .bind(limit + 1)
-    .fetch_all(&state.db)
+    let mut posts = db::posts::page(
+        &state.db,
+        &channel_id,
+        page.before.unwrap_or(i64::MAX),
+        limit + 1,
+    )
     .await?;
     let next = if posts.len() as i64 > limit {
         posts.truncate(limit as usize);
@@ -144,14 +144,7 @@ pub async fn thread(
 ) -> ApiResult<Json<Vec<Post>>> {
     let (post, _) = visible(&state, &caller, &post_id).await?;
     let root = post.root_id.unwrap_or(post.id);
-    let posts = sqlx::query_as(concat!(
-        post_select!(),
-        " WHERE (p.id = $1 OR p.root_id = $1) AND p.deleted_at IS NULL ORDER BY p.seq"
-    ))
-    .bind(&root)
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Json(posts))
+    Ok(Json(db::posts::thread(&state.db, &root).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -193,30 +186,18 @@ pub async fn edit(
     Ok(Json(post))
 }
 
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Edit {
-    pub message: String,
-    pub replaced_at: DateTime<Utc>,
-    pub editor_id: String,
-}
-
 /// Earlier texts of a post, oldest first.
-#[utoipa::path(get, path = "/api/v1/posts/{id}/history", params(("id" = String, Path)), responses((status = 200, body = Vec<Edit>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/posts/{id}/history", params(("id" = String, Path)), responses((status = 200, body = Vec<db::posts::Edit>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
     Path(post_id): Path<String>,
-) -> ApiResult<Json<Vec<Edit>>> {
+) -> ApiResult<Json<Vec<db::posts::Edit>>> {
     let (post, _) = visible(&state, &caller, &post_id).await?;
     if post.deleted_at.is_some() {
         return Err(ApiError::not_found("post"));
     }
-    let edits = sqlx::query_as("SELECT message, replaced_at, editor_id FROM post_edits WHERE post_id = $1 ORDER BY replaced_at")
-        .bind(&post_id)
-        .fetch_all(&state.db)
-        .await?;
-    Ok(Json(edits))
+    Ok(Json(db::posts::edits(&state.db, &post_id).await?))
 }
 
 /// The author, a channel admin or a system admin deletes a post.
@@ -347,14 +328,7 @@ pub async fn pinned(
     Path(channel_id): Path<String>,
 ) -> ApiResult<Json<Vec<Post>>> {
     see(&state, &caller, &channel_id).await?;
-    let posts = sqlx::query_as(concat!(
-        post_select!(),
-        " WHERE p.channel_id = $1 AND p.pinned AND p.deleted_at IS NULL ORDER BY p.seq DESC"
-    ))
-    .bind(&channel_id)
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Json(posts))
+    Ok(Json(db::posts::pinned(&state.db, &channel_id).await?))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

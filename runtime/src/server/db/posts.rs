@@ -1,8 +1,9 @@
 //! Writes of `posts` and what hangs off a post: its earlier texts
 //! (`post_edits`), `reactions` and `mentions`.
 //!
-//! Only [`crate::server::posts`] calls these: it applies the same rules,
-//! events and outbox entries to every source of a post.
+//! Only [`crate::server::posts`] calls the writes: it applies the same
+//! rules, events and outbox entries to every source of a post. The reads
+//! below serve the API.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -56,6 +57,66 @@ pub async fn load<'e>(db: impl sqlx::PgExecutor<'e>, post_id: &str) -> Result<Op
         .bind(post_id)
         .fetch_optional(db)
         .await?)
+}
+
+/// Up to `limit` live posts of `channel_id` older than `before` (a `seq`),
+/// newest first.
+pub async fn page(
+    db: &sqlx::PgPool,
+    channel_id: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Post>> {
+    Ok(sqlx::query_as(concat!(
+        post_select!(),
+        " WHERE p.channel_id = $1 AND p.seq < $2 AND p.deleted_at IS NULL ORDER BY p.seq DESC LIMIT $3"
+    ))
+    .bind(channel_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The live posts of the thread `root_id` starts, oldest first.
+pub async fn thread(db: &sqlx::PgPool, root_id: &str) -> Result<Vec<Post>> {
+    Ok(sqlx::query_as(concat!(
+        post_select!(),
+        " WHERE (p.id = $1 OR p.root_id = $1) AND p.deleted_at IS NULL ORDER BY p.seq"
+    ))
+    .bind(root_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The live pinned posts of `channel_id`, newest first.
+pub async fn pinned(db: &sqlx::PgPool, channel_id: &str) -> Result<Vec<Post>> {
+    Ok(sqlx::query_as(concat!(
+        post_select!(),
+        " WHERE p.channel_id = $1 AND p.pinned AND p.deleted_at IS NULL ORDER BY p.seq DESC"
+    ))
+    .bind(channel_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// An earlier text of a post.
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Edit {
+    pub message: String,
+    pub replaced_at: DateTime<Utc>,
+    pub editor_id: String,
+}
+
+/// The earlier texts of `post_id`, oldest first.
+pub async fn edits(db: &sqlx::PgPool, post_id: &str) -> Result<Vec<Edit>> {
+    Ok(sqlx::query_as(
+        "SELECT message, replaced_at, editor_id FROM post_edits WHERE post_id = $1 ORDER BY replaced_at",
+    )
+    .bind(post_id)
+    .fetch_all(db)
+    .await?)
 }
 
 /// A post row to insert.

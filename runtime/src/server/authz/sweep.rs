@@ -13,11 +13,14 @@ use std::{collections::BTreeMap, time::Duration};
 use entente_crds::policy::ChannelFacts;
 
 use super::{
-    access::Role,
+    findings::{self, Finding},
+    policy::{Policies, Subject, Verdict},
+    roles::Role,
+};
+use crate::server::{
     audit::{self, kind},
     channels, db,
     error::ApiResult,
-    policy::{Policies, Subject, Verdict},
     state::AppState,
 };
 
@@ -110,45 +113,16 @@ async fn enforce(
             )
             .await?;
         }
-        record_findings(state, &row.user_id, &row.channel_id, &row.name, &verdict).await?;
-    }
-    Ok(())
-}
-
-/// Records each audit-mode refusal once; forgets those that no longer hold,
-/// so a later refusal is recorded again.
-pub async fn record_findings(
-    state: &AppState,
-    user_id: &str,
-    channel_id: &str,
-    channel_name: &str,
-    verdict: &Verdict,
-) -> Result<(), db::Error> {
-    let refusing: Vec<String> = verdict
-        .would_deny
-        .iter()
-        .map(|r| r.policy.clone())
-        .collect();
-    db::audit::forget_findings(&state.db, user_id, channel_id, &refusing).await?;
-    for refusal in &verdict.would_deny {
-        let mut tx = state.db.begin().await?;
-        let new = db::audit::note_finding(&mut *tx, &refusal.policy, user_id, channel_id).await?;
-        if new {
-            audit::record(
-                &mut *tx,
-                audit::Entry {
-                    kind: kind::ACCESS_WOULD_DENY,
-                    user_id: Some(user_id),
-                    channel_id: Some(channel_id),
-                    policy: Some(&refusal.policy),
-                    reason: format!("{} (audit mode: access allowed)", refusal.reason),
-                    data: serde_json::json!({"channel": channel_name}),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        }
-        tx.commit().await?;
+        findings::record(
+            &state.db,
+            &Finding {
+                user_id: row.user_id.clone(),
+                channel_id: row.channel_id.clone(),
+                channel_name: row.name.clone(),
+                would_deny: verdict.would_deny,
+            },
+        )
+        .await?;
     }
     Ok(())
 }

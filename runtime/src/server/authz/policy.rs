@@ -1,7 +1,7 @@
 //! Attribute-based access: which AccessPolicies and GuestPolicy rules gate a
 //! channel, and whether they admit a user. Pure decisions, no I/O; the
-//! enforcement around them is in [`super::sweep`], [`super::channels`] and
-//! [`super::guests`].
+//! enforcement around them is in [`super::sweep`], [`super::gate`] and
+//! [`crate::server::guests`].
 //!
 //! A named channel (public or private) is gated by every AccessPolicy that
 //! lists it by name or whose label selector matches its labels. A user may
@@ -19,7 +19,7 @@ use entente_crds::{
     policy::{ChannelFacts, Expression, Ranks},
 };
 
-use super::access::Role;
+use super::roles::Role;
 
 /// One AccessPolicy, compiled.
 #[derive(Debug, Clone)]

@@ -1,0 +1,99 @@
+//! The read gate: whether a caller may see a channel at all, decided from
+//! their role and membership ([`super::roles`]) and the attribute policies
+//! ([`super::policy`]). A channel the caller may not read is reported as
+//! absent. Reads only: audit-mode findings go to [`super::findings`].
+
+use crate::server::{
+    auth::Caller,
+    channels::{named, Channel},
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+use super::{
+    findings::Finding,
+    policy::{Subject, Verdict},
+    roles::{channel_access, Access, ChannelKind, Membership},
+};
+
+/// What the access policies say about `subject` in `channel`.
+pub fn verdict(state: &AppState, subject: &Subject, channel: &Channel) -> Verdict {
+    let labels = channel.labels();
+    state.policies().decide(subject, &channel.facts(&labels))
+}
+
+/// A channel as seen by one caller, with what they may do with it.
+pub struct Seen {
+    pub channel: Channel,
+    pub access: Access,
+}
+
+/// Loads a channel and decides the caller's access; a channel the caller may
+/// not read (by role and membership, or because an access policy or their
+/// guest policy excludes them) is reported as absent.
+pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<Seen> {
+    let db = &state.db;
+    let row: Option<(Channel, Option<String>)> = sqlx::query_as::<_, ChannelWithRole>(
+        "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
+                c.labels, m.role AS member_role
+         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+         WHERE c.id = $1",
+    )
+    .bind(channel_id)
+    .bind(&caller.user_id)
+    .fetch_optional(db)
+    .await?
+    .map(|r| (r.channel, r.member_role));
+    let (mut channel, member_role) = row.ok_or_else(|| ApiError::not_found("channel"))?;
+    let membership = match member_role.as_deref() {
+        None => Membership::None,
+        Some("admin") => Membership::ChannelAdmin,
+        Some(_) => Membership::Member,
+    };
+    let kind = ChannelKind::parse(&channel.kind).unwrap_or(ChannelKind::Private);
+    let access = channel_access(caller.role, kind, membership, channel.archived_at.is_some());
+    if !access.read {
+        return Err(ApiError::not_found("channel"));
+    }
+    let verdict = verdict(state, &caller.subject(), &channel);
+    if !verdict.allowed() {
+        return Err(ApiError::not_found("channel"));
+    }
+    if !verdict.would_deny.is_empty() {
+        // Recorded off the read path: the read itself writes nothing.
+        state
+            .findings
+            .note(Finding {
+                user_id: caller.user_id.clone(),
+                channel_id: channel.id.clone(),
+                channel_name: channel.name.clone().unwrap_or_default(),
+                would_deny: verdict.would_deny,
+            })
+            .await;
+    }
+    channel.member = membership != Membership::None;
+    Ok(Seen { channel, access })
+}
+
+#[derive(sqlx::FromRow)]
+struct ChannelWithRole {
+    #[sqlx(flatten)]
+    channel: Channel,
+    member_role: Option<String>,
+}
+
+/// The named channels access policies keep from the caller (for filters
+/// that work in SQL, such as search).
+pub async fn denied(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
+    let policies = state.policies();
+    if policies.rules.is_empty() && caller.guest_policy.is_none() {
+        return Ok(Vec::new());
+    }
+    let subject = caller.subject();
+    Ok(named(&state.db)
+        .await?
+        .into_iter()
+        .filter(|c| !policies.decide(&subject, &c.facts()).allowed())
+        .map(|c| c.id)
+        .collect())
+}
