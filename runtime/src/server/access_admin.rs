@@ -1,25 +1,20 @@
 //! Admin endpoints of attribute-based access: the labels policies select
 //! channels by, and the simulator that answers "who would gain or lose
-//! access" before a policy is applied.
+//! access" before a policy is applied. Over HTTP: [`super::api::access_admin`].
 
 use std::collections::{BTreeMap, HashSet};
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
 use entente_crds::{access_policy::PolicyMode, config::AccessRule};
 use serde::{Deserialize, Serialize};
 
 use super::{
     audit::{self, kind},
-    auth::Caller,
     authz::{
         policy::{Policies, Rule, Subject},
         roles::Role,
         sweep,
     },
-    error::{ApiError, ApiResult, Body},
+    error::{ApiError, ApiResult},
     state::AppState,
 };
 
@@ -30,16 +25,14 @@ fn valid_label_part(text: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
 }
 
-/// A system admin sets a named channel's labels (replacing them). Members
-/// the policies no longer admit leave at once.
-#[utoipa::path(put, path = "/api/v1/channels/{id}/labels", params(("id" = String, Path)), request_body(content = Object, description = "label → value"), responses((status = 200, description = "the labels now", body = Object), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+/// `actor` (a system admin) sets a named channel's labels (replacing
+/// them). Members the policies no longer admit leave at once.
 pub async fn set_labels(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(channel_id): Path<String>,
-    Body(labels): Body<BTreeMap<String, String>>,
-) -> ApiResult<Json<BTreeMap<String, String>>> {
-    caller.require_admin()?;
+    state: &AppState,
+    actor: &str,
+    channel_id: &str,
+    labels: BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, String>> {
     if labels.len() > 32 {
         return Err(ApiError::invalid(
             "labels",
@@ -60,19 +53,19 @@ pub async fn set_labels(
     let before: Option<(serde_json::Value,)> = sqlx::query_as(
         "SELECT labels FROM channels WHERE id = $1 AND kind IN ('public', 'private') FOR UPDATE",
     )
-    .bind(&channel_id)
+    .bind(channel_id)
     .fetch_optional(&mut *tx)
     .await?;
     let (before,) = before.ok_or_else(|| ApiError::not_found("channel"))?;
     let after = serde_json::to_value(&labels).expect("labels serialize");
-    super::db::channels::set_labels(&mut *tx, &channel_id, &after).await?;
+    super::db::channels::set_labels(&mut *tx, channel_id, &after).await?;
     if before != after {
         audit::record(
             &mut *tx,
             audit::Entry {
                 kind: kind::CHANNEL_LABELS_CHANGED,
-                actor_id: Some(&caller.user_id),
-                channel_id: Some(&channel_id),
+                actor_id: Some(actor),
+                channel_id: Some(channel_id),
                 reason: "a system admin set the channel's labels".into(),
                 data: serde_json::json!({"before": before, "after": after}),
                 ..Default::default()
@@ -81,8 +74,8 @@ pub async fn set_labels(
         .await?;
     }
     tx.commit().await?;
-    sweep::channel(&state, &channel_id, Some(&caller.user_id)).await?;
-    Ok(Json(labels))
+    sweep::channel(state, channel_id, Some(actor)).await?;
+    Ok(labels)
 }
 
 /// A policy as it would be: replaces the policy of that name, adds it, or
@@ -221,13 +214,7 @@ impl Population {
 }
 
 /// What a policy change would do, decided by the same code that enforces it.
-#[utoipa::path(post, path = "/api/v1/admin/access-policies/simulate", request_body = Simulate, responses((status = 200, body = Simulation), (status = 400, description = "invalid input; an expression that does not compile names the error", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
-pub async fn simulate(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(request): Body<Simulate>,
-) -> ApiResult<Json<Simulation>> {
-    caller.require_admin()?;
+pub async fn simulate(state: &AppState, request: Simulate) -> ApiResult<Simulation> {
     let current = state.policies();
     let change = if request.remove {
         Err(request.policy.as_str())
@@ -305,5 +292,5 @@ pub async fn simulate(
             }
         }
     }
-    Ok(Json(simulation))
+    Ok(simulation)
 }

@@ -1,19 +1,12 @@
 //! The audit log: an append-only record of access decisions that changed
 //! something, policy changes and guest lifecycle events. The table refuses
 //! updates and deletes (a trigger), so not even the server rewrites history.
+//! Read by system admins at `GET /api/v1/admin/audit` ([`super::api::audit`]).
 
-use axum::{
-    extract::{Query, State},
-    Json,
-};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    auth::Caller,
-    error::{ApiError, ApiResult},
-    state::AppState,
-};
+use super::{error::ApiResult, state::AppState};
 
 /// What happened; the `kind` column.
 pub mod kind {
@@ -52,42 +45,30 @@ pub struct AuditEntry {
     pub data: serde_json::Value,
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Entries after this `seq` (the last one you have), oldest first.
-    pub after: Option<i64>,
-    pub limit: Option<i64>,
-    /// An exact kind such as `access.revoked`, or a family such as `guest.`.
-    pub kind: Option<String>,
-    pub user_id: Option<String>,
-    pub channel_id: Option<String>,
-    pub policy: Option<String>,
+/// Which entries to read: after `seq` `after`, of a kind (`access.revoked`)
+/// or family (`guest.`), about a user, channel or policy.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub after: i64,
+    pub kind: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub channel_id: Option<&'a str>,
+    pub policy: Option<&'a str>,
+    pub limit: i64,
 }
 
-/// The audit log, oldest first, for system admins.
-#[utoipa::path(get, path = "/api/v1/admin/audit", params(AuditQuery), responses((status = 200, body = Vec<AuditEntry>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(query): Query<AuditQuery>,
-) -> ApiResult<Json<Vec<AuditEntry>>> {
-    caller.require_admin()?;
-    // Findings noted by requests before this one are in what it reads.
+/// The entries `filter` selects, oldest first. Findings noted by requests
+/// before this one are among them.
+pub async fn entries(state: &AppState, filter: Filter<'_>) -> ApiResult<Vec<AuditEntry>> {
     state.findings.flush().await;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));
-    }
-    let kind_pattern = query.kind.as_deref().map(|k| {
+    let kind_pattern = filter.kind.map(|k| {
         if k.ends_with('.') {
             format!("{}%", k.replace('%', ""))
         } else {
             k.replace('%', "")
         }
     });
-    let entries = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT seq, at, kind, actor_id, user_id, channel_id, policy, reason, data FROM audit_log
          WHERE seq > $1
            AND ($2::text IS NULL OR kind LIKE $2)
@@ -96,13 +77,12 @@ pub async fn list(
            AND ($5::text IS NULL OR policy = $5)
          ORDER BY seq LIMIT $6",
     )
-    .bind(query.after.unwrap_or(0))
+    .bind(filter.after)
     .bind(kind_pattern)
-    .bind(&query.user_id)
-    .bind(&query.channel_id)
-    .bind(&query.policy)
-    .bind(limit)
+    .bind(filter.user_id)
+    .bind(filter.channel_id)
+    .bind(filter.policy)
+    .bind(filter.limit)
     .fetch_all(&state.db)
-    .await?;
-    Ok(Json(entries))
+    .await?)
 }

@@ -7,19 +7,12 @@
 
 use std::time::Duration;
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
 use chrono::{DateTime, Utc};
 use entente_crds::{config::CallsConfig, join_token};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    auth::Caller,
-    authz::gate::see,
     db::{self, new_id},
     error::{ApiError, ApiResult},
     events::{self, Change},
@@ -42,23 +35,13 @@ pub struct Ticket {
     pub expires_at: DateTime<Utc>,
 }
 
-fn configured(state: &AppState) -> ApiResult<CallsConfig> {
+/// The calls section of the config, or why calls cannot be used here.
+pub fn configured(state: &AppState) -> ApiResult<CallsConfig> {
     state.config().calls.clone().ok_or_else(|| {
         ApiError::forbidden(
             "calls are not enabled in this workspace (Workspace spec.features.calls names a CallsCluster)",
         )
     })
-}
-
-/// The channel, if the caller is a member who may speak in it.
-async fn member(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<()> {
-    let seen = see(state, caller, channel_id).await?;
-    if !seen.channel.member || !seen.access.post {
-        return Err(ApiError::forbidden(
-            "only members who can post in a channel take part in its call",
-        ));
-    }
-    Ok(())
 }
 
 async fn load(
@@ -84,62 +67,40 @@ async fn load(
     Ok(row.map(|row| (row.call, row.node)))
 }
 
-/// `GET /api/v1/channels/{id}/call`: the channel's call in progress.
-#[utoipa::path(get, path = "/api/v1/channels/{id}/call", params(("id" = String, Path)), responses((status = 200, body = Call), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not a member, or calls not enabled", body = ApiError), (status = 404, description = "no call in progress, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(channel_id): Path<String>,
-) -> ApiResult<Json<Call>> {
-    configured(&state)?;
-    member(&state, &caller, &channel_id).await?;
-    let (call, _) = load(&state.db, &channel_id)
+/// The channel's call in progress.
+pub async fn current(state: &AppState, channel_id: &str) -> ApiResult<Call> {
+    let (call, _) = load(&state.db, channel_id)
         .await?
         .ok_or_else(|| ApiError::not_found("call in progress"))?;
-    Ok(Json(call))
+    Ok(call)
 }
 
-/// `POST /api/v1/channels/{id}/call`: joins the channel's call, starting it
-/// on the least loaded healthy SFU node if there is none; returns the join
-/// token.
-#[utoipa::path(post, path = "/api/v1/channels/{id}/call", params(("id" = String, Path)), responses((status = 200, body = Ticket), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not a member, or calls not enabled", body = ApiError), (status = 404, description = "not yours to see", body = ApiError), (status = 503, description = "no media server is available", body = ApiError)), security(("bearer" = [])))]
-pub async fn join(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(channel_id): Path<String>,
-) -> ApiResult<Json<Ticket>> {
-    let calls = configured(&state)?;
-    member(&state, &caller, &channel_id).await?;
+/// `user_id` joins the channel's call, starting it on the least loaded
+/// healthy SFU node if there is none: the ticket to the media.
+pub async fn join(state: &AppState, user_id: &str, channel_id: &str) -> ApiResult<Ticket> {
+    let calls = configured(state)?;
     let key = calls.join_token_key.read().map_err(|e| {
         tracing::error!(error = %e, "cannot read the join-token key");
         ApiError::unavailable("calls are misconfigured on this server")
     })?;
-    let existing = load(&state.db, &channel_id).await?;
+    let existing = load(&state.db, channel_id).await?;
     let node = match &existing {
         Some((_, node)) => node.clone(),
         None => pick_node(&calls.sfu_nodes).await?,
     };
     let mut tx = state.db.begin().await?;
     let started = if existing.is_none() {
-        let inserted =
-            db::calls::open(&mut *tx, &new_id(), &channel_id, &node, &caller.user_id).await?;
+        let inserted = db::calls::open(&mut *tx, &new_id(), channel_id, &node, user_id).await?;
         if inserted {
-            say(
-                &mut tx,
-                &state,
-                &channel_id,
-                &caller.user_id,
-                "📞 started a call",
-            )
-            .await?;
+            say(&mut tx, state, channel_id, user_id, "📞 started a call").await?;
         }
         inserted
     } else {
         false
     };
     // Into the call in progress now, whoever started it first.
-    db::calls::enter(&mut *tx, &channel_id, &caller.user_id).await?;
-    let (call, node) = load(&mut *tx, &channel_id)
+    db::calls::enter(&mut *tx, channel_id, user_id).await?;
+    let (call, node) = load(&mut *tx, channel_id)
         .await?
         .ok_or_else(|| ApiError::unavailable("the call ended meanwhile; try again"))?;
     let change = if started {
@@ -149,48 +110,31 @@ pub async fn join(
     };
     events::record(&mut tx, &change).await?;
     tx.commit().await?;
-    let (name,): (String,) = sqlx::query_as("SELECT display_name FROM users WHERE id = $1")
-        .bind(&caller.user_id)
-        .fetch_one(&state.db)
-        .await?;
+    let name = db::users::display_name(&state.db, user_id)
+        .await?
+        .unwrap_or_else(|| user_id.to_string());
     let expires_at =
         Utc::now() + chrono::Duration::seconds(calls.join_token_ttl_seconds.max(1) as i64);
     let token = join_token::sign(
         key.as_bytes(),
         &join_token::Claims {
             call: call.id.clone(),
-            user: caller.user_id.clone(),
+            user: user_id.to_string(),
             name,
             expires: expires_at.timestamp(),
         },
     );
-    Ok(Json(Ticket {
+    Ok(Ticket {
         url: format!("{}/calls/{}/ws", websocket_base(&node), call.id),
         call,
         token,
         expires_at,
-    }))
-}
-
-/// `POST /api/v1/channels/{id}/call/leave`: the caller leaves; the last one
-/// out ends the call.
-#[utoipa::path(post, path = "/api/v1/channels/{id}/call/leave", params(("id" = String, Path)), responses((status = 204, description = "left"), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not a member, or calls not enabled", body = ApiError), (status = 404, description = "not in a call here", body = ApiError)), security(("bearer" = [])))]
-pub async fn leave(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(channel_id): Path<String>,
-) -> ApiResult<StatusCode> {
-    configured(&state)?;
-    member(&state, &caller, &channel_id).await?;
-    if !depart(&state, &channel_id, &caller.user_id).await? {
-        return Err(ApiError::not_found("call you are in"));
-    }
-    Ok(StatusCode::NO_CONTENT)
+    })
 }
 
 /// `user_id` is no longer in the channel's call; the last one out ends it
 /// (posting its end, as that user). False if they were not in it.
-async fn depart(state: &AppState, channel_id: &str, user_id: &str) -> ApiResult<bool> {
+pub async fn depart(state: &AppState, channel_id: &str, user_id: &str) -> ApiResult<bool> {
     let mut tx = state.db.begin().await?;
     if !db::calls::depart(&mut *tx, channel_id, user_id).await? {
         return Ok(false);
@@ -379,38 +323,37 @@ async fn node_status(node: &str) -> Result<NodeStatus, String> {
 }
 
 /// `GET {node}{path}` over plain HTTP (nodes are reached inside the
-/// cluster), with `token` as a Bearer token; the body of a 200.
+/// cluster), with `token` as a Bearer token; the body of a 200, of at most
+/// 256 KiB.
 async fn node_get(node: &str, path: &str, token: Option<&str>) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = node
-        .strip_prefix("http://")
-        .ok_or("the server reaches SFU nodes over http:// only")?
-        .trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| e.to_string())?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .take(256 * 1024)
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP response")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or_default().to_string());
+    use http_body_util::{BodyExt as _, Empty, Limited};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    if !node.starts_with("http://") {
+        return Err("the server reaches SFU nodes over http:// only".into());
     }
-    Ok(body.to_string())
+    let uri = format!("{}{path}", node.trim_end_matches('/'));
+    let mut request = axum::http::Request::get(&uri);
+    if let Some(token) = token {
+        request = request.header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Empty::<axum::body::Bytes>::new())
+        .map_err(|e| format!("{uri}: {e}"))?;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("{uri}: {e}"))?;
+    let status = response.status();
+    if status != axum::http::StatusCode::OK {
+        return Err(format!("{uri}: {status}"));
+    }
+    let body = Limited::new(response.into_body(), 256 * 1024)
+        .collect()
+        .await
+        .map_err(|e| format!("{uri}: {e}"))?
+        .to_bytes();
+    String::from_utf8(body.to_vec()).map_err(|e| format!("{uri}: {e}"))
 }
 
 #[cfg(test)]

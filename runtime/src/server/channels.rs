@@ -98,7 +98,6 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     ))
 }
 
-
 /// A public or private channel, as policies see it.
 #[derive(sqlx::FromRow)]
 pub struct Named {

@@ -1,15 +1,10 @@
 //! Files: streamed uploads into the object store, attached to posts, and
-//! downloadable only by people who can read the post.
+//! downloadable only by people who can read the post (over HTTP:
+//! [`super::api::files`]).
 
 use std::io::Write;
 
-use axum::{
-    body::Body,
-    extract::{Path, Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
-    Json,
-};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -33,13 +28,6 @@ pub struct FileInfo {
     pub content_type: String,
     pub size: i64,
     pub created_at: DateTime<Utc>,
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct UploadQuery {
-    pub name: String,
 }
 
 pub fn check_name(name: &str) -> ApiResult<()> {
@@ -89,51 +77,41 @@ pub fn content_type(head: &[u8], declared: Option<&str>) -> String {
     }
 }
 
-/// `POST /api/v1/channels/{id}/files?name=…`: the body is the file. It is
-/// streamed to a temporary file (so memory stays flat), refused with 413 past
-/// the configured limit, typed from its first bytes, then stored.
-#[utoipa::path(post, path = "/api/v1/channels/{id}/files", params(("id" = String, Path), UploadQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file"), responses((status = 201, body = FileInfo), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError), (status = 413, description = "over the upload limit", body = ApiError)), security(("bearer" = [])))]
-pub async fn upload(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(channel_id): Path<String>,
-    Query(query): Query<UploadQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<(StatusCode, Json<FileInfo>)> {
-    check_name(&query.name)?;
-    let seen = see(&state, &caller, &channel_id).await?;
-    if !seen.access.post {
-        return Err(ApiError::forbidden(
-            "join the channel before uploading to it",
-        ));
-    }
-    if let Some(policy) = &caller.guest_policy {
-        let allowed = state
-            .policies()
-            .guests
-            .get(policy)
-            .is_some_and(|rules| rules.upload_files);
-        if !allowed {
-            return Err(ApiError::forbidden(format!(
-                "guests under guest policy {policy:?} may not upload files"
-            )));
-        }
-    }
-    let limit = state.config().limits.max_upload_bytes;
-    let too_large = || ApiError {
+/// What an upload is not to exceed: the configured limit.
+fn too_large(limit: u64) -> ApiError {
+    ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         code: "too_large",
         message: format!("files are limited to {limit} bytes"),
         field: Some("body".into()),
         retry_after: None,
-    };
-    if headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(|n| n > limit)
-    {
-        return Err(too_large());
+    }
+}
+
+/// An upload as it arrives.
+pub struct Upload<'a, S> {
+    pub channel_id: &'a str,
+    pub uploader_id: &'a str,
+    pub name: &'a str,
+    /// The client's `Content-Type`, a hint the bytes overrule.
+    pub declared_type: Option<&'a str>,
+    /// The client's `Content-Length`, refused at once past the limit.
+    pub declared_length: Option<u64>,
+    pub body: S,
+}
+
+/// Stores an upload: streamed to a temporary file (so memory stays flat),
+/// refused with 413 past the configured limit, typed from its first bytes,
+/// put in the object store, then recorded, unattached, for its uploader.
+pub async fn store<S, E>(state: &AppState, upload: Upload<'_, S>) -> ApiResult<FileInfo>
+where
+    S: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    check_name(upload.name)?;
+    let limit = state.config().limits.max_upload_bytes;
+    if upload.declared_length.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
     }
     let mut spool = tempfile::NamedTempFile::new().map_err(|e| {
         tracing::error!(error = %e, "cannot create a temporary file for an upload");
@@ -142,13 +120,13 @@ pub async fn upload(
     let mut size: u64 = 0;
     let mut head = Vec::with_capacity(8192);
     let mut digest = sha2::Sha256::new();
-    let mut stream = body.into_data_stream();
+    let mut stream = upload.body;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| ApiError::invalid("body", format!("the upload was interrupted: {e}")))?;
         size += chunk.len() as u64;
         if size > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         if head.len() < 8192 {
             let take = (8192 - head.len()).min(chunk.len());
@@ -163,14 +141,9 @@ pub async fn upload(
     spool
         .flush()
         .map_err(|_| ApiError::unavailable("the server cannot take uploads right now (disk)"))?;
-    let kind = content_type(
-        &head,
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let kind = content_type(&head, upload.declared_type);
     let id = new_id();
-    let key = format!("files/{channel_id}/{id}");
+    let key = format!("files/{}/{id}", upload.channel_id);
     state
         .store
         .put_file(&key, spool.path(), &kind)
@@ -185,9 +158,9 @@ pub async fn upload(
         &state.db,
         db::files::NewUpload {
             id: &id,
-            channel_id: &channel_id,
-            uploader_id: &caller.user_id,
-            name: &query.name,
+            channel_id: upload.channel_id,
+            uploader_id: upload.uploader_id,
+            name: upload.name,
             content_type: &kind,
             size: size as i64,
             object_key: &key,
@@ -196,7 +169,7 @@ pub async fn upload(
     )
     .await;
     match file {
-        Ok(file) => Ok((StatusCode::CREATED, Json(file))),
+        Ok(file) => Ok(file),
         Err(e) => {
             // Do not leave an object nothing refers to.
             let _ = state.store.delete(&key).await;
@@ -205,14 +178,16 @@ pub async fn upload(
     }
 }
 
-/// `GET /api/v1/files/{id}`: the bytes, for whoever can read the post the file
-/// is attached to (or its uploader, before it is attached).
-#[utoipa::path(get, path = "/api/v1/files/{id}", params(("id" = String, Path)), responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError), (status = 410, description = "a partner's file that will not come here (over the size limit), and why", body = ApiError), (status = 503, description = "a partner's file still arriving (Retry-After)", body = ApiError)), security(("bearer" = [])))]
-pub async fn download(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+/// A file to send: what it is, and its bytes.
+pub struct Download {
+    pub info: FileInfo,
+    pub bytes: aws_sdk_s3::primitives::ByteStream,
+}
+
+/// The file `id` for `caller`, who must be able to read the post it is
+/// attached to (or be its uploader, before it is attached); anything else
+/// is absent. A partner's file still arriving or refused says so.
+pub async fn open(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Download> {
     let row: FileRow = sqlx::query_as(
         "SELECT f.id, f.channel_id, f.post_id, f.name, f.content_type, f.size, f.created_at,
                 f.object_key, f.uploader_id, (p.deleted_at IS NOT NULL) AS post_deleted,
@@ -220,12 +195,12 @@ pub async fn download(
          FROM files f LEFT JOIN posts p ON p.id = f.post_id JOIN users u ON u.id = f.uploader_id
          WHERE f.id = $1",
     )
-    .bind(&id)
+    .bind(id)
     .fetch_optional(&state.db)
     .await?
     .ok_or_else(|| ApiError::not_found("file"))?;
     let file = row.info;
-    see(&state, &caller, &file.channel_id)
+    see(state, caller, &file.channel_id)
         .await
         .map_err(|_| ApiError::not_found("file"))?;
     if row.post_deleted || (file.post_id.is_none() && row.uploader_id != caller.user_id) {
@@ -246,42 +221,11 @@ pub async fn download(
         }
         _ => {}
     }
-    let key = row.object_key;
-    let stream = state.store.get(&key).await.map_err(|e| {
+    let bytes = state.store.get(&row.object_key).await.map_err(|e| {
         tracing::warn!(error = %e, "download from the object store failed");
         ApiError::unavailable("the object store is unavailable, retry later")
     })?;
-    let body = Body::from_stream(futures_util::stream::unfold(
-        stream,
-        |mut stream| async move {
-            match stream.next().await {
-                Some(Ok(bytes)) => Some((Ok::<_, std::io::Error>(bytes), stream)),
-                Some(Err(e)) => Some((Err(std::io::Error::other(e)), stream)),
-                None => None,
-            }
-        },
-    ));
-    let disposition = format!(
-        "attachment; filename*=UTF-8''{}",
-        percent_encode(&file.name)
-    );
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&file.content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    headers.insert(header::CONTENT_LENGTH, file.size.into());
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&disposition).expect("percent-encoded is ASCII"),
-    );
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    Ok(response)
+    Ok(Download { info: file, bytes })
 }
 
 #[derive(sqlx::FromRow)]
@@ -294,17 +238,6 @@ struct FileRow {
     state: String,
     refused_reason: Option<String>,
     organisation: Option<String>,
-}
-
-fn percent_encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -332,6 +265,5 @@ mod tests {
         for bad in ["", "../etc/passwd", "a/b", "a\\b", ".."] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
-        assert_eq!(percent_encode("ré port.pdf"), "r%C3%A9%20port.pdf");
     }
 }

@@ -5,23 +5,24 @@
 //! Redeeming it creates a guest account (the policy's attributes, its
 //! channels, an end of access from `expiresAt` or `accountLifetime`) and
 //! signs the guest in. From then on the guest sees only the channels the
-//! policy lists ([`super::policy`]), uploads and messages directly only if
+//! policy lists ([`super::authz::policy`]), uploads and messages directly only if
 //! it allows, and when access ends (the date passes or the policy is
 //! removed) the account can no longer sign in and leaves its channels
-//! ([`super::sweep::expire_guests`]). Every step is in the audit log.
+//! ([`super::authz::sweep::expire_guests`]). Every step is in the audit
+//! log. Over HTTP: [`super::api::guests`].
 
-use axum::{extract::State, http::StatusCode, Json};
+use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use entente_crds::config::GuestRules;
 use serde::{Deserialize, Serialize};
 
 use super::{
     audit::{self, kind},
-    auth::{self, Caller, LoginResponse},
+    auth::{self, LoginResponse},
+    authz::{self, policy::Subject},
     channels,
     db::{self, new_id},
-    error::{ApiError, ApiResult, Body},
-    authz::{self, policy::Subject},
+    error::{ApiError, ApiResult},
     state::AppState,
 };
 
@@ -100,15 +101,10 @@ fn rules_of(state: &AppState, policy: &str) -> ApiResult<GuestRules> {
     })
 }
 
-/// A system admin invites one person as a guest under a GuestPolicy.
-#[utoipa::path(post, path = "/api/v1/guests/invitations", request_body = Invite, responses((status = 201, body = Invitation), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not an admin, or the policy does not admit this email", body = ApiError), (status = 409, description = "an account with this email exists", body = ApiError)), security(("bearer" = [])))]
-pub async fn invite(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(request): Body<Invite>,
-) -> ApiResult<(StatusCode, Json<Invitation>)> {
-    caller.require_admin()?;
-    let rules = rules_of(&state, &request.policy)?;
+/// `inviter` (a system admin) invites one person as a guest under a
+/// GuestPolicy: a single-use invitation, in the audit log.
+pub async fn invite(state: &AppState, inviter: &str, request: Invite) -> ApiResult<Invitation> {
+    let rules = rules_of(state, &request.policy)?;
     let email = request.email.trim().to_ascii_lowercase();
     if !plausible_email(&email) {
         return Err(ApiError::invalid(
@@ -146,7 +142,7 @@ pub async fn invite(
             policy: &rules.policy,
             email: &email,
             organisation: request.organisation.as_deref(),
-            invited_by: &caller.user_id,
+            invited_by: inviter,
             expires_at,
         },
     )
@@ -155,7 +151,7 @@ pub async fn invite(
         &mut *tx,
         audit::Entry {
             kind: kind::GUEST_INVITED,
-            actor_id: Some(&caller.user_id),
+            actor_id: Some(inviter),
             policy: Some(&rules.policy),
             reason: format!("{email} invited as a guest"),
             data: serde_json::json!({"invitationId": id, "email": email, "expiresAt": expires_at}),
@@ -164,16 +160,13 @@ pub async fn invite(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Invitation {
-            id,
-            token,
-            policy: rules.policy,
-            email,
-            expires_at,
-        }),
-    ))
+    Ok(Invitation {
+        id,
+        token,
+        policy: rules.policy,
+        email,
+        expires_at,
+    })
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -216,12 +209,8 @@ pub fn access_ends(rules: &GuestRules, now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Redeems an invitation (once): creates the guest account, adds it to its
 /// policy's channels, and signs it in.
-#[utoipa::path(post, path = "/api/v1/guests/redeem", request_body = Redeem, responses((status = 201, body = LoginResponse), (status = 400, description = "invalid input", body = ApiError), (status = 404, description = "no such invitation", body = ApiError), (status = 409, description = "username taken", body = ApiError), (status = 410, description = "the invitation was used, expired, or its policy is gone", body = ApiError)))]
-pub async fn redeem(
-    State(state): State<AppState>,
-    Body(request): Body<Redeem>,
-) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
-    auth::check_credentials(&state, &request.username, &request.password)?;
+pub async fn redeem(state: &AppState, request: Redeem) -> ApiResult<LoginResponse> {
+    auth::check_credentials(state, &request.username, &request.password)?;
     let hash = auth::hash_off_thread(&request.password).await?;
     let mut tx = state.db.begin().await?;
     type Row = (
@@ -330,7 +319,7 @@ pub async fn redeem(
     };
     let mut joined = Vec::new();
     for channel in &named {
-        let verdict = authz::gate::verdict(&state, &subject, channel);
+        let verdict = authz::gate::verdict(state, &subject, channel);
         if verdict.allowed() {
             channels::add_member(&mut tx, &state.config(), &channel.id, &user_id, "member").await?;
             joined.push(channel.name.clone());
@@ -367,7 +356,7 @@ pub async fn redeem(
     let user = auth::find_user(&state.db, &user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok((StatusCode::CREATED, Json(LoginResponse { token, user })))
+    Ok(LoginResponse { token, user })
 }
 
 #[cfg(test)]

@@ -1,16 +1,12 @@
-//! `GET /api/v1/search?q=…`: full-text search over the posts the caller may
-//! read, with `in:channel`, `from:user`, `before:date` and `after:date` filters.
+//! Full-text search over the posts the caller may read, with `in:channel`,
+//! `from:user`, `before:date` and `after:date` filters (`GET
+//! /api/v1/search?q=…`, [`super::api::search`]).
 
-use axum::{
-    extract::{Query, State},
-    Json,
-};
 use chrono::NaiveDate;
-use serde::Deserialize;
 
 use super::{
     auth::Caller,
-    authz::roles::Role,
+    authz::{gate, roles::Role},
     db::posts::post_select,
     error::{ApiError, ApiResult},
     posts::Post,
@@ -65,29 +61,16 @@ pub fn parse(q: &str) -> ApiResult<Terms> {
     Ok(terms)
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SearchQuery {
-    pub q: String,
-    pub limit: Option<i64>,
-}
-
-/// Matching posts, best first (newest first among equals), from channels the
-/// caller may read: their own, and for non-guests the public ones, less
-/// those access policies keep from them.
-#[utoipa::path(get, path = "/api/v1/search", params(SearchQuery), responses((status = 200, body = Vec<Post>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
-pub async fn search(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(query): Query<SearchQuery>,
-) -> ApiResult<Json<Vec<Post>>> {
-    let terms = parse(&query.q)?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit is between 1 and 200"));
-    }
-    let posts = sqlx::query_as(concat!(
+/// Up to `limit` posts matching `terms`, best first (newest first among
+/// equals), from channels the caller may read: their own, and for
+/// non-guests the public ones, less those access policies keep from them.
+pub async fn posts(
+    state: &AppState,
+    caller: &Caller,
+    terms: &Terms,
+    limit: i64,
+) -> ApiResult<Vec<Post>> {
+    Ok(sqlx::query_as(concat!(
         post_select!(),
         " JOIN channels c ON c.id = p.channel_id
           JOIN users a ON a.id = p.user_id
@@ -111,10 +94,9 @@ pub async fn search(
     .bind(terms.before)
     .bind(terms.after)
     .bind(limit)
-    .bind(super::authz::gate::denied(&state, &caller).await?)
+    .bind(gate::denied(state, caller).await?)
     .fetch_all(&state.db)
-    .await?;
-    Ok(Json(posts))
+    .await?)
 }
 
 #[cfg(test)]

@@ -3,4 +3,10 @@
 //! ([`crate::server::error`]). No SQL writes here: they belong to
 //! [`crate::server::db`].
 
+pub mod access_admin;
+pub mod audit;
+pub mod calls;
+pub mod files;
+pub mod guests;
 pub mod posts;
+pub mod search;

@@ -97,3 +97,35 @@ pub async fn denied(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>>
         .map(|c| c.id)
         .collect())
 }
+
+/// Whether `caller` may upload files at all: a guest only if their guest
+/// policy allows it.
+pub fn may_upload(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    let Some(policy) = &caller.guest_policy else {
+        return Ok(());
+    };
+    let allowed = state
+        .policies()
+        .guests
+        .get(policy)
+        .is_some_and(|rules| rules.upload_files);
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "guests under guest policy {policy:?} may not upload files"
+        )))
+    }
+}
+
+/// Whether `caller` takes part in the call of `channel_id`: a member who
+/// may post in it.
+pub async fn may_call(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<()> {
+    let seen = see(state, caller, channel_id).await?;
+    if !seen.channel.member || !seen.access.post {
+        return Err(ApiError::forbidden(
+            "only members who can post in a channel take part in its call",
+        ));
+    }
+    Ok(())
+}

@@ -133,3 +133,13 @@ pub async fn expire<'e>(db: impl sqlx::PgExecutor<'e>, user_id: &str) -> Result<
             .await?;
     Ok(ended.rows_affected() == 1)
 }
+
+/// The name a user is shown by, if the user exists.
+pub async fn display_name(db: &sqlx::PgPool, user_id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT display_name FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
