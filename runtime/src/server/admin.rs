@@ -26,7 +26,7 @@ fn unavailable(error: sqlx::Error) -> Status {
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {
-        let (database, objects) = super::readiness(&self.state).await;
+        let (database, objects) = super::api::health::readiness(&self.state).await;
         Ok(Response::new(HealthReply {
             ready: database.is_ok() && objects.is_ok(),
             database: database.err().unwrap_or_else(|| "ok".into()),

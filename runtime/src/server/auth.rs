@@ -8,11 +8,7 @@ use argon2::{
     },
     Argon2,
 };
-use axum::{
-    extract::{FromRequestParts, Path, State},
-    http::request::Parts,
-    Json,
-};
+use axum::{extract::FromRequestParts, http::request::Parts};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,7 +18,7 @@ use super::{
     audit,
     authz::{policy::Subject, roles::Role, sweep},
     db::{self, new_id},
-    error::{ApiError, ApiResult, Body},
+    error::{ApiError, ApiResult},
     state::AppState,
 };
 
@@ -228,11 +224,8 @@ pub struct LoginResponse {
     pub user: User,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password", body = ApiError)))]
-pub async fn login(
-    State(state): State<AppState>,
-    Body(request): Body<LoginRequest>,
-) -> ApiResult<Json<LoginResponse>> {
+/// Signs a local user in with their password: a new session.
+pub async fn login(state: &AppState, request: LoginRequest) -> ApiResult<LoginResponse> {
     type Row = (String, Option<String>, Option<DateTime<Utc>>);
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, password_hash,
@@ -269,7 +262,7 @@ pub async fn login(
     }
     let token = start_session(&state.db, &user_id).await?;
     let user = find_user(&state.db, &user_id).await?.ok_or_else(refused)?;
-    Ok(Json(LoginResponse { token, user }))
+    Ok(LoginResponse { token, user })
 }
 
 /// A new login session for `user_id`; returns its bearer token.
@@ -291,24 +284,6 @@ pub async fn start_session<'e>(
     )
     .await?;
     Ok(token)
-}
-
-/// Revokes the token the request was made with.
-#[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204, description = "session revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
-pub async fn logout(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<axum::http::StatusCode> {
-    db::tokens::revoke(&state.db, &caller.token_id).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(get, path = "/api/v1/users/me", responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
-pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
-    find_user(&state.db, &caller.user_id)
-        .await?
-        .map(Json)
-        .ok_or_else(ApiError::unauthenticated)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -368,15 +343,9 @@ pub(crate) async fn hash_off_thread(password: &str) -> ApiResult<String> {
         .map_err(|_| ApiError::unavailable("could not hash the password"))
 }
 
-/// A system admin creates an account.
-#[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser, responses((status = 201, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 409, description = "username or email taken", body = ApiError)), security(("bearer" = [])))]
-pub async fn create_user(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(request): Body<CreateUser>,
-) -> ApiResult<(axum::http::StatusCode, Json<User>)> {
-    caller.require_admin()?;
-    check_credentials(&state, &request.username, &request.password)?;
+/// Creates a local account.
+pub async fn create_user(state: &AppState, request: CreateUser) -> ApiResult<User> {
+    check_credentials(state, &request.username, &request.password)?;
     let role = Role::parse(&request.role)
         .ok_or_else(|| ApiError::invalid("role", "role must be system_admin, member or guest"))?;
     let hash = hash_off_thread(&request.password).await?;
@@ -402,38 +371,36 @@ pub async fn create_user(
             "that username or email is taken",
         ));
     }
-    let user = find_user(&state.db, &id)
+    find_user(&state.db, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok((axum::http::StatusCode::CREATED, Json(user)))
+        .ok_or_else(|| ApiError::not_found("user"))
 }
 
-/// A system admin replaces a user's attributes (nation, clearance, …).
-#[utoipa::path(put, path = "/api/v1/users/{id}/attributes", params(("id" = String, Path)), request_body(content = Object, description = "attribute name → value"), responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+/// `actor` (a system admin) replaces a user's attributes (nation,
+/// clearance, …); channels they no longer admit are left at once.
 pub async fn set_attributes(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(user_id): Path<String>,
-    Body(attributes): Body<serde_json::Map<String, serde_json::Value>>,
-) -> ApiResult<Json<User>> {
-    caller.require_admin()?;
+    state: &AppState,
+    actor: &str,
+    user_id: &str,
+    attributes: serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<User> {
     let mut tx = state.db.begin().await?;
     let before: Option<(serde_json::Value,)> = sqlx::query_as(
         "SELECT attributes FROM users WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE",
     )
-    .bind(&user_id)
+    .bind(user_id)
     .fetch_optional(&mut *tx)
     .await?;
     let (before,) = before.ok_or_else(|| ApiError::not_found("user"))?;
     let after = serde_json::Value::Object(attributes);
-    db::users::set_attributes(&mut *tx, &user_id, &after).await?;
+    db::users::set_attributes(&mut *tx, user_id, &after).await?;
     if before != after {
         audit::record(
             &mut *tx,
             audit::Entry {
                 kind: audit::kind::ATTRIBUTES_CHANGED,
-                actor_id: Some(&caller.user_id),
-                user_id: Some(&user_id),
+                actor_id: Some(actor),
+                user_id: Some(user_id),
                 reason: "a system admin set the user's attributes".into(),
                 data: serde_json::json!({"before": before, "after": after}),
                 ..Default::default()
@@ -444,10 +411,9 @@ pub async fn set_attributes(
     tx.commit().await?;
     // Channels the new attributes no longer admit are left now, not at the
     // next sweep: the answer to this request already reflects it.
-    sweep::user(&state, &user_id, Some(&caller.user_id)).await?;
-    find_user(&state.db, &user_id)
+    sweep::user(state, user_id, Some(actor)).await?;
+    find_user(&state.db, user_id)
         .await?
-        .map(Json)
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
@@ -457,15 +423,6 @@ pub struct CreateToken {
     pub name: String,
 }
 
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenInfo {
-    pub id: String,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     pub id: String,
@@ -473,21 +430,18 @@ pub struct CreatedToken {
     pub token: String,
 }
 
-/// A personal access token for a bot or an integration: no expiry, revocable.
-#[utoipa::path(post, path = "/api/v1/users/me/tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
+/// A personal access token of `user_id`'s, for a bot or an integration: no
+/// expiry, revocable.
 pub async fn create_token(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(request): Body<CreateToken>,
-) -> ApiResult<(axum::http::StatusCode, Json<CreatedToken>)> {
+    state: &AppState,
+    user_id: &str,
+    request: CreateToken,
+) -> ApiResult<CreatedToken> {
     if request.name.trim().is_empty() || request.name.len() > 128 {
         return Err(ApiError::invalid(
             "name",
             "name the token (1-128 characters) so you can tell it apart later",
         ));
-    }
-    if caller.role == Role::Guest {
-        return Err(ApiError::forbidden("guests cannot create access tokens"));
     }
     let (token, hash) = new_token();
     let id = new_id();
@@ -496,44 +450,14 @@ pub async fn create_token(
         db::tokens::NewToken {
             id: &id,
             hash: &hash,
-            user_id: &caller.user_id,
+            user_id,
             kind: "personal",
             name: Some(request.name.trim()),
             expires_at: None,
         },
     )
     .await?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(CreatedToken { id, token }),
-    ))
-}
-
-#[utoipa::path(get, path = "/api/v1/users/me/tokens", responses((status = 200, body = Vec<TokenInfo>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
-pub async fn list_tokens(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<Vec<TokenInfo>>> {
-    let tokens = sqlx::query_as(
-        "SELECT id, name, created_at, last_used_at FROM tokens
-         WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL ORDER BY created_at",
-    )
-    .bind(&caller.user_id)
-    .fetch_all(&state.db)
-    .await?;
-    Ok(Json(tokens))
-}
-
-#[utoipa::path(delete, path = "/api/v1/users/me/tokens/{id}", params(("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn revoke_token(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(token_id): Path<String>,
-) -> ApiResult<axum::http::StatusCode> {
-    if !db::tokens::revoke_personal(&state.db, &token_id, &caller.user_id).await? {
-        return Err(ApiError::not_found("token"));
-    }
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    Ok(CreatedToken { id, token })
 }
 
 #[cfg(test)]

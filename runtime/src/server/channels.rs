@@ -1,11 +1,6 @@
 //! Channels: public, private, direct (1:1) and group conversations, their
 //! members, and the list a caller sees.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -23,7 +18,7 @@ use super::{
         roles::{ChannelKind, Role},
     },
     db::{self, new_id},
-    error::{ApiError, ApiResult, Body},
+    error::{ApiError, ApiResult},
     events::{self, Change, ChannelRef, MemberChange},
     federation,
     state::AppState,
@@ -70,8 +65,7 @@ impl Channel {
 
 /// Every channel the caller may see: those they belong to, and for non-guests
 /// the public ones, with unread and mention counts for their own.
-#[utoipa::path(get, path = "/api/v1/channels", responses((status = 200, body = Vec<Channel>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Channel>>> {
+pub async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<Channel>> {
     let channels: Vec<Channel> = sqlx::query_as(
         "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
                 c.labels, (m.user_id IS NOT NULL) AS member,
@@ -90,12 +84,10 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     .fetch_all(&state.db)
     .await?;
     let subject = caller.subject();
-    Ok(Json(
-        channels
-            .into_iter()
-            .filter(|c| verdict(&state, &subject, c).allowed())
-            .collect(),
-    ))
+    Ok(channels
+        .into_iter()
+        .filter(|c| verdict(state, &subject, c).allowed())
+        .collect())
 }
 
 /// A public or private channel, as policies see it.
@@ -126,13 +118,8 @@ pub async fn named(db: &PgPool) -> Result<Vec<Named>, sqlx::Error> {
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/channels/{id}", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Channel>> {
-    Ok(Json(see(&state, &caller, &id).await?.channel))
+pub async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Channel> {
+    Ok(see(state, caller, id).await?.channel)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -155,12 +142,11 @@ pub fn valid_channel_name(name: &str) -> bool {
 }
 
 /// Creates a public or private channel; its creator is its first admin.
-#[utoipa::path(post, path = "/api/v1/channels", request_body = CreateChannel, responses((status = 201, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 409, description = "name taken", body = ApiError)), security(("bearer" = [])))]
 pub async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(request): Body<CreateChannel>,
-) -> ApiResult<(StatusCode, Json<Channel>)> {
+    state: &AppState,
+    caller: &Caller,
+    request: CreateChannel,
+) -> ApiResult<Channel> {
     if caller.role == Role::Guest {
         return Err(ApiError::forbidden("guests cannot create channels"));
     }
@@ -223,10 +209,7 @@ pub async fn create(
     }
     add_member(&mut tx, &state.config(), &id, &caller.user_id, "admin").await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(see(&state, &caller, &id).await?.channel),
-    ))
+    Ok(see(state, caller, &id).await?.channel)
 }
 
 pub(crate) async fn add_member(
@@ -304,12 +287,11 @@ pub struct DirectRequest {
 }
 
 /// The direct conversation between the caller and one other user, created on first use.
-#[utoipa::path(post, path = "/api/v1/channels/direct", request_body = DirectRequest, responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn direct(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(request): Body<DirectRequest>,
-) -> ApiResult<Json<Channel>> {
+    state: &AppState,
+    caller: &Caller,
+    request: DirectRequest,
+) -> ApiResult<Channel> {
     let other = subject_of(&state.db, &request.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
@@ -369,7 +351,7 @@ pub async fn direct(
                         .bind(&key)
                         .fetch_one(&state.db)
                         .await?;
-                return Ok(Json(see(&state, &caller, &id).await?.channel));
+                return Ok(see(state, caller, &id).await?.channel);
             }
             for user in &pair {
                 add_member(&mut tx, &state.config(), &id, user, "member").await?;
@@ -378,7 +360,7 @@ pub async fn direct(
         }
     };
     tx.commit().await?;
-    Ok(Json(see(&state, &caller, &id).await?.channel))
+    Ok(see(state, caller, &id).await?.channel)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -388,12 +370,7 @@ pub struct GroupRequest {
 }
 
 /// A group conversation of the caller and 2-7 others.
-#[utoipa::path(post, path = "/api/v1/channels/group", request_body = GroupRequest, responses((status = 201, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn group(
-    State(state): State<AppState>,
-    caller: Caller,
-    Body(request): Body<GroupRequest>,
-) -> ApiResult<(StatusCode, Json<Channel>)> {
+pub async fn group(state: &AppState, caller: &Caller, request: GroupRequest) -> ApiResult<Channel> {
     let mut members: Vec<String> = request.user_ids.clone();
     members.push(caller.user_id.clone());
     members.sort();
@@ -427,21 +404,13 @@ pub async fn group(
         add_member(&mut tx, &state.config(), &id, user, "member").await?;
     }
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(see(&state, &caller, &id).await?.channel),
-    ))
+    Ok(see(state, caller, &id).await?.channel)
 }
 
-#[utoipa::path(post, path = "/api/v1/channels/{id}/join", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn join(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Channel>> {
-    let seen = see(&state, &caller, &id).await?;
+pub async fn join(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Channel> {
+    let seen = see(state, caller, id).await?;
     if seen.channel.member {
-        return Ok(Json(seen.channel));
+        return Ok(seen.channel);
     }
     if !seen.access.join {
         return Err(ApiError::forbidden(
@@ -449,23 +418,18 @@ pub async fn join(
         ));
     }
     let mut tx = state.db.begin().await?;
-    add_member(&mut tx, &state.config(), &id, &caller.user_id, "member").await?;
+    add_member(&mut tx, &state.config(), id, &caller.user_id, "member").await?;
     tx.commit().await?;
-    Ok(Json(see(&state, &caller, &id).await?.channel))
+    Ok(see(state, caller, id).await?.channel)
 }
 
-#[utoipa::path(post, path = "/api/v1/channels/{id}/leave", params(("id" = String, Path)), responses((status = 204, description = "left"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn leave(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let seen = see(&state, &caller, &id).await?;
+pub async fn leave(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+    let seen = see(state, caller, id).await?;
     if seen.channel.kind == "direct" {
         return Err(ApiError::forbidden("a direct conversation cannot be left"));
     }
-    remove_member(&state, &id, &caller.user_id, None).await?;
-    Ok(StatusCode::NO_CONTENT)
+    remove_member(state, id, &caller.user_id, None).await?;
+    Ok(())
 }
 
 /// Removes a member; the channel's members and the removed user hear of it
@@ -522,24 +486,13 @@ pub struct AddMember {
 /// Who is in a channel, for those who may read it. Partners' users carry
 /// their origin and organisation, and guests are marked as guests
 /// wherever they come from.
-#[utoipa::path(get, path = "/api/v1/channels/{id}/members", params(("id" = String, Path)), responses((status = 200, body = Vec<auth::Member>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn members(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Vec<auth::Member>>> {
-    see(&state, &caller, &id).await?;
-    Ok(Json(auth::members(&state.db, &id).await?))
+pub async fn members(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Vec<auth::Member>> {
+    see(state, caller, id).await?;
+    auth::members(&state.db, id).await
 }
 
-#[utoipa::path(post, path = "/api/v1/channels/{id}/members", params(("id" = String, Path)), request_body = AddMember, responses((status = 204, description = "added"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn add(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Body(request): Body<AddMember>,
-) -> ApiResult<StatusCode> {
-    let seen = see(&state, &caller, &id).await?;
+pub async fn add(state: &AppState, caller: &Caller, id: &str, request: AddMember) -> ApiResult<()> {
+    let seen = see(state, caller, id).await?;
     let may_add = match seen.channel.kind.as_str() {
         "public" => seen.access.post || seen.access.manage,
         "private" => seen.access.manage,
@@ -553,7 +506,7 @@ pub async fn add(
     let target = subject_of(&state.db, &request.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let verdict = verdict(&state, &target.subject(), &seen.channel);
+    let verdict = verdict(state, &target.subject(), &seen.channel);
     if !verdict.allowed() {
         audit::record(
             &state.db,
@@ -561,7 +514,7 @@ pub async fn add(
                 kind: kind::ACCESS_DENIED,
                 actor_id: Some(&caller.user_id),
                 user_id: Some(&request.user_id),
-                channel_id: Some(&id),
+                channel_id: Some(id),
                 policy: Some(&verdict.denied[0].policy),
                 reason: verdict.reasons(),
                 data: serde_json::json!({"attempt": "add member"}),
@@ -577,54 +530,44 @@ pub async fn add(
     add_member(
         &mut tx,
         &state.config(),
-        &id,
+        id,
         &request.user_id,
         if request.admin { "admin" } else { "member" },
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-#[utoipa::path(delete, path = "/api/v1/channels/{id}/members/{user}", params(("id" = String, Path), ("user" = String, Path)), responses((status = 204, description = "removed"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn kick(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((id, user_id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    let seen = see(&state, &caller, &id).await?;
+pub async fn kick(state: &AppState, caller: &Caller, id: &str, user_id: &str) -> ApiResult<()> {
+    let seen = see(state, caller, id).await?;
     if !seen.access.manage {
         return Err(ApiError::forbidden(
             "only channel admins and system admins remove members",
         ));
     }
-    if !remove_member(&state, &id, &user_id, None).await? {
+    if !remove_member(state, id, user_id, None).await? {
         return Err(ApiError::not_found("member"));
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-#[utoipa::path(post, path = "/api/v1/channels/{id}/archive", params(("id" = String, Path)), responses((status = 200, body = Channel), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
-pub async fn archive(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Channel>> {
-    let seen = see(&state, &caller, &id).await?;
+pub async fn archive(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Channel> {
+    let seen = see(state, caller, id).await?;
     if !seen.access.manage {
         return Err(ApiError::forbidden(
             "only channel admins and system admins archive a channel",
         ));
     }
     let mut tx = state.db.begin().await?;
-    if db::channels::archive(&mut *tx, &id).await? {
+    if db::channels::archive(&mut *tx, id).await? {
         let change = Change::ChannelArchived(ChannelRef {
-            channel_id: id.clone(),
+            channel_id: id.to_string(),
         });
         events::record(&mut tx, &change).await?;
     }
     tx.commit().await?;
-    Ok(Json(see(&state, &caller, &id).await?.channel))
+    Ok(see(state, caller, id).await?.channel)
 }
 
 #[cfg(test)]

@@ -43,16 +43,10 @@ pub mod reload;
 pub mod search;
 pub mod state;
 pub mod store;
-pub mod ws;
 
 use std::time::Duration;
 
-use axum::{
-    extract::{DefaultBodyLimit, State},
-    http::StatusCode,
-    routing::get,
-    Json, Router,
-};
+use axum::{extract::DefaultBodyLimit, routing::get, Json, Router};
 use entente_crds::config::RuntimeConfig;
 use sqlx::{postgres::PgPoolOptions, PgPool};
 
@@ -225,22 +219,22 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
     use utoipa_axum::{router::OpenApiRouter, routes};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(auth::login))
-        .routes(routes!(auth::logout))
-        .routes(routes!(auth::create_user))
-        .routes(routes!(auth::me))
-        .routes(routes!(auth::list_tokens, auth::create_token))
-        .routes(routes!(auth::revoke_token))
-        .routes(routes!(auth::set_attributes))
-        .routes(routes!(channels::list, channels::create))
-        .routes(routes!(channels::direct))
-        .routes(routes!(channels::group))
-        .routes(routes!(channels::get))
-        .routes(routes!(channels::join))
-        .routes(routes!(channels::leave))
-        .routes(routes!(channels::archive))
-        .routes(routes!(channels::members, channels::add))
-        .routes(routes!(channels::kick))
+        .routes(routes!(api::auth::login))
+        .routes(routes!(api::auth::logout))
+        .routes(routes!(api::auth::create_user))
+        .routes(routes!(api::auth::me))
+        .routes(routes!(api::auth::list_tokens, api::auth::create_token))
+        .routes(routes!(api::auth::revoke_token))
+        .routes(routes!(api::auth::set_attributes))
+        .routes(routes!(api::channels::list, api::channels::create))
+        .routes(routes!(api::channels::direct))
+        .routes(routes!(api::channels::group))
+        .routes(routes!(api::channels::get))
+        .routes(routes!(api::channels::join))
+        .routes(routes!(api::channels::leave))
+        .routes(routes!(api::channels::archive))
+        .routes(routes!(api::channels::members, api::channels::add))
+        .routes(routes!(api::channels::kick))
         .routes(routes!(api::access_admin::set_labels))
         .routes(routes!(api::access_admin::simulate))
         .routes(routes!(api::audit::list))
@@ -259,10 +253,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::files::upload))
         .routes(routes!(api::files::download))
         .routes(routes!(api::search::search))
-        .routes(routes!(ws::connect))
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(ops::metrics))
+        .routes(routes!(api::ws::connect))
+        .routes(routes!(api::health::healthz))
+        .routes(routes!(api::health::readyz))
+        .routes(routes!(api::health::metrics))
         .split_for_parts()
 }
 
@@ -289,46 +283,4 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-/// Alive (the process answers); says nothing of its dependencies.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive", body = String)))]
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-/// Whether the database and the object store answer (each `Ok` or what is wrong).
-pub(crate) async fn readiness(state: &AppState) -> (Result<(), String>, Result<(), String>) {
-    let limit = Duration::from_secs(2);
-    let (database, objects) = tokio::join!(
-        tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)),
-        tokio::time::timeout(limit, state.store.check()),
-    );
-    fn outcome<T, E: std::fmt::Display>(
-        answer: Result<Result<T, E>, tokio::time::error::Elapsed>,
-    ) -> Result<(), String> {
-        match answer {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("no answer within 2s".to_string()),
-        }
-    }
-    let (database, objects) = (outcome(database), outcome(objects));
-    (database, objects)
-}
-
-/// Ready when the database and the object store both answer.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", body = Object), (status = 503, description = "a dependency does not answer; the body names it", body = Object)))]
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let (database, objects) = readiness(&state).await;
-    let status = if database.is_ok() && objects.is_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let show = |r: Result<(), String>| r.err().unwrap_or_else(|| "ok".into());
-    (
-        status,
-        Json(serde_json::json!({"database": show(database), "objectStorage": show(objects)})),
-    )
 }

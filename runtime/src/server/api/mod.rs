@@ -5,8 +5,12 @@
 
 pub mod access_admin;
 pub mod audit;
+pub mod auth;
 pub mod calls;
+pub mod channels;
 pub mod files;
 pub mod guests;
+pub mod health;
 pub mod posts;
 pub mod search;
+pub mod ws;

@@ -83,6 +83,12 @@ pub(crate) fn inserted(
     }
 }
 
+/// Whether the database answers a trivial query.
+pub async fn ping(db: &sqlx::PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(db).await?;
+    Ok(())
+}
+
 /// A new row id (a ULID: sortable by creation time).
 pub fn new_id() -> String {
     ulid::Ulid::new().to_string()

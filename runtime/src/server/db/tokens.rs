@@ -86,3 +86,24 @@ pub async fn revoke_all<'e>(db: impl sqlx::PgExecutor<'e>, user_id: &str) -> Res
         .await?;
     Ok(())
 }
+
+/// A personal access token as its owner sees it (never the token itself).
+#[derive(serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// `user_id`'s personal access tokens not revoked, oldest first.
+pub async fn personal(db: &sqlx::PgPool, user_id: &str) -> Result<Vec<TokenInfo>> {
+    Ok(sqlx::query_as(
+        "SELECT id, name, created_at, last_used_at FROM tokens
+         WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL ORDER BY created_at",
+    )
+    .bind(user_id)
+    .fetch_all(db)
+    .await?)
+}

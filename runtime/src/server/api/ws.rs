@@ -23,8 +23,9 @@ use axum::{
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{
+use crate::server::{
     auth::{self, Caller},
+    db,
     error::{ApiError, ApiResult},
     events::{self, Event},
     state::AppState,
@@ -110,9 +111,15 @@ enum SessionError {
     #[error("socket: {0}")]
     Socket(#[from] axum::Error),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] db::Error),
     #[error("authentication failed")]
     Unauthenticated,
+}
+
+impl From<sqlx::Error> for SessionError {
+    fn from(error: sqlx::Error) -> Self {
+        SessionError::Database(error.into())
+    }
 }
 
 async fn session(
@@ -142,13 +149,10 @@ async fn session(
     };
     // Subscribe before reading the backlog, so nothing falls between the two.
     let mut live = state.hub.subscribe();
-    let mut member_of: HashSet<String> =
-        sqlx::query_scalar("SELECT channel_id FROM channel_members WHERE user_id = $1")
-            .bind(&caller.user_id)
-            .fetch_all(&state.db)
-            .await?
-            .into_iter()
-            .collect();
+    let mut member_of: HashSet<String> = db::members::channels_of(&state.db, &caller.user_id)
+        .await?
+        .into_iter()
+        .collect();
     // `hello` says where the stream starts: every event after `seq` follows,
     // the missed ones first.
     let start = match since {

@@ -1,0 +1,101 @@
+//! Accounts and sign-in over HTTP ([`crate::server::auth`]).
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+
+use crate::server::{
+    auth::{
+        self, Caller, CreateToken, CreateUser, CreatedToken, LoginRequest, LoginResponse, User,
+    },
+    authz::roles::Role,
+    db,
+    error::{ApiError, ApiResult, Body},
+    state::AppState,
+};
+
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password", body = ApiError)))]
+pub async fn login(
+    State(state): State<AppState>,
+    Body(request): Body<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    Ok(Json(auth::login(&state, request).await?))
+}
+
+/// Revokes the token the request was made with.
+#[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204, description = "session revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    db::tokens::revoke(&state.db, &caller.token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/users/me", responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
+    auth::find_user(&state.db, &caller.user_id)
+        .await?
+        .map(Json)
+        .ok_or_else(ApiError::unauthenticated)
+}
+
+/// A system admin creates an account.
+#[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser, responses((status = 201, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 409, description = "username or email taken", body = ApiError)), security(("bearer" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CreateUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    caller.require_admin()?;
+    let user = auth::create_user(&state, request).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// A system admin replaces a user's attributes (nation, clearance, …).
+#[utoipa::path(put, path = "/api/v1/users/{id}/attributes", params(("id" = String, Path)), request_body(content = Object, description = "attribute name → value"), responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+pub async fn set_attributes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+    Body(attributes): Body<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<User>> {
+    caller.require_admin()?;
+    let user = auth::set_attributes(&state, &caller.user_id, &user_id, attributes).await?;
+    Ok(Json(user))
+}
+
+/// A personal access token for a bot or an integration: no expiry, revocable.
+#[utoipa::path(post, path = "/api/v1/users/me/tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(request): Body<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    if caller.role == Role::Guest {
+        return Err(ApiError::forbidden("guests cannot create access tokens"));
+    }
+    let token = auth::create_token(&state, &caller.user_id, request).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/me/tokens", responses((status = 200, body = Vec<db::tokens::TokenInfo>), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<db::tokens::TokenInfo>>> {
+    Ok(Json(
+        db::tokens::personal(&state.db, &caller.user_id).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/me/tokens/{id}", params(("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !db::tokens::revoke_personal(&state.db, &token_id, &caller.user_id).await? {
+        return Err(ApiError::not_found("token"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
