@@ -23,8 +23,10 @@ use kube::{runtime::controller::Action, Api, ResourceExt};
 
 use crate::{
     admin,
-    pending::{self, Judgement},
-    reconcile::{Context, Error, Health},
+    reconcile::{
+        judged::{judged, Judgement},
+        Context, Error, Health,
+    },
 };
 
 /// The Secret a PartnerConnection reads (watched: a rotated CA bundle is
@@ -148,7 +150,7 @@ pub async fn reconcile(
             source: Box::new(source),
         })?
         .items;
-    pending::judged(
+    judged(
         partner,
         ctx,
         async move |partner: &PartnerConnection, workspace: Option<&Workspace>| {

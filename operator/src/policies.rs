@@ -28,8 +28,10 @@ use kube::{runtime::controller::Action, ResourceExt};
 
 use crate::{
     admin,
-    pending::{self, Judgement},
-    reconcile::{Context, Error, Health},
+    reconcile::{
+        judged::{judged, Judgement},
+        Context, Error, Health,
+    },
 };
 
 /// Whether an AccessPolicy can be enforced as written.
@@ -114,7 +116,7 @@ impl Policy for GuestPolicy {
 /// yet (`Progressing`).
 async fn reconcile<K: Policy>(policy: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let addresses = ctx.admin.clone();
-    pending::judged(
+    judged(
         policy,
         ctx,
         async move |policy: &K, workspace: Option<&Workspace>| {

@@ -83,6 +83,14 @@ impl Children {
         });
     }
 
+    /// What will be applied, as (kind, name), in order.
+    pub fn kinds(&self) -> Vec<(String, String)> {
+        self.apply
+            .iter()
+            .map(|c| (c.resource.kind.clone(), c.name.clone()))
+            .collect()
+    }
+
     /// Marks an existing child as still wanted, without writing it.
     pub fn keep(&mut self, resource: &ApiResource, name: impl Into<String>) {
         self.keep.insert((resource.kind.clone(), name.into()));

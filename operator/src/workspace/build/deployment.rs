@@ -266,7 +266,7 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
     }
 }
 
-fn pull_policy(policy: PullPolicy) -> &'static str {
+pub(crate) fn pull_policy(policy: PullPolicy) -> &'static str {
     match policy {
         PullPolicy::Always => "Always",
         PullPolicy::IfNotPresent => "IfNotPresent",
