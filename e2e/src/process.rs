@@ -3,7 +3,6 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command},
     sync::{mpsc, Mutex, OnceLock},
@@ -103,21 +102,7 @@ pub(crate) fn spawn_supervised(mut command: Command) -> std::io::Result<Child> {
             .expect("a thread can be started");
         Mutex::new(tx)
     });
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: runs between fork and exec in the child; prctl and getppid are
-    // async-signal-safe and touch no shared state.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    entente_process::die_with_parent(&mut command, libc::SIGKILL);
     let (reply_tx, reply_rx) = mpsc::channel();
     spawner
         .lock()
@@ -127,25 +112,7 @@ pub(crate) fn spawn_supervised(mut command: Command) -> std::io::Result<Child> {
     reply_rx.recv().expect("the spawner always replies")
 }
 
-/// Stops a child: SIGTERM-like `signal` first, SIGKILL after `grace`.
-pub(crate) fn stop(child: &mut Child, signal: libc::c_int, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    // SAFETY: plain kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, signal);
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
+pub(crate) use entente_process::stop;
 
 /// A test server the harness can share across a test binary.
 pub(crate) trait Server: Send + Sync + 'static {

@@ -34,34 +34,11 @@ pub(crate) fn server_binary() -> Result<PathBuf, UpError> {
 
 /// Has `command`'s process receive `signal` if `entente up` dies without
 /// stopping it (SIGKILL, a crash), so nothing outlives it.
-pub(crate) fn die_with_parent(command: &mut Command, signal: i32) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
+pub(crate) use entente_process::die_with_parent;
 
+/// Stops a child `entente up` started: `signal`, then SIGKILL after 15 s.
 pub(crate) fn stop_child(child: &mut Child, signal: i32) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    entente_process::stop(child, signal, Duration::from_secs(15));
 }
 
 pub(crate) async fn start_servers(
