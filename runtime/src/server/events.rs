@@ -159,21 +159,19 @@ pub async fn record(
     change: &Change,
 ) -> Result<(), sqlx::Error> {
     let (kind, data) = change.parts();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(EVENT_LOCK)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", EVENT_LOCK)
         .execute(&mut **tx)
         .await?;
-    let (seq,): (i64,) =
-        sqlx::query_as("INSERT INTO events (kind, channel_id, user_id, data) VALUES ($1, $2, $3, $4) RETURNING seq")
-            .bind(kind)
-            .bind(change.channel_id())
-            .bind(change.user_id())
-            .bind(data)
-            .fetch_one(&mut **tx)
-            .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(EVENTS_CHANNEL)
-        .bind(seq.to_string())
+    let seq = sqlx::query_scalar!(
+        "INSERT INTO events (kind, channel_id, user_id, data) VALUES ($1, $2, $3, $4) RETURNING seq",
+        kind,
+        change.channel_id(),
+        change.user_id(),
+        data
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query!("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, seq.to_string())
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -182,9 +180,7 @@ pub async fn record(
 /// Announces `typing` to every replica.
 pub async fn typing(db: &PgPool, typing: Typing) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_string(&typing).expect("typing serializes");
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(TYPING_CHANNEL)
-        .bind(payload)
+    sqlx::query!("SELECT pg_notify($1, $2)", TYPING_CHANNEL, payload)
         .execute(db)
         .await?;
     Ok(())

@@ -25,17 +25,17 @@ pub async fn record<'e>(db: impl sqlx::PgExecutor<'e>, entry: Entry<'_>) -> Resu
     } else {
         entry.data
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (kind, actor_id, user_id, channel_id, policy, reason, data)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        entry.kind,
+        entry.actor_id,
+        entry.user_id,
+        entry.channel_id,
+        entry.policy,
+        &entry.reason,
+        data
     )
-    .bind(entry.kind)
-    .bind(entry.actor_id)
-    .bind(entry.user_id)
-    .bind(entry.channel_id)
-    .bind(entry.policy)
-    .bind(&entry.reason)
-    .bind(data)
     .execute(db)
     .await?;
     Ok(())
@@ -49,12 +49,7 @@ pub async fn forget_findings<'e>(
     channel_id: &str,
     still_refusing: &[String],
 ) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM access_findings WHERE user_id = $1 AND channel_id = $2 AND NOT (policy = ANY($3))",
-    )
-    .bind(user_id)
-    .bind(channel_id)
-    .bind(still_refusing)
+    sqlx::query!("DELETE FROM access_findings WHERE user_id = $1 AND channel_id = $2 AND NOT (policy = ANY($3))", user_id, channel_id, still_refusing)
     .execute(db)
     .await?;
     Ok(())
@@ -67,12 +62,7 @@ pub async fn note_finding<'e>(
     user_id: &str,
     channel_id: &str,
 ) -> Result<bool> {
-    let new = sqlx::query(
-        "INSERT INTO access_findings (policy, user_id, channel_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(policy)
-    .bind(user_id)
-    .bind(channel_id)
+    let new = sqlx::query!("INSERT INTO access_findings (policy, user_id, channel_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", policy, user_id, channel_id)
     .execute(db)
     .await?;
     Ok(new.rows_affected() == 1)
@@ -80,7 +70,7 @@ pub async fn note_finding<'e>(
 
 /// Holds the policies last seen until `tx` ends, so one replica at a time compares.
 pub async fn lock_policies_seen(tx: &mut sqlx::PgConnection) -> Result<()> {
-    sqlx::query("LOCK TABLE access_policies_seen IN EXCLUSIVE MODE")
+    sqlx::query!("LOCK TABLE access_policies_seen IN EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -93,15 +83,21 @@ pub async fn set_policy_seen<'e>(
     definition: Option<&serde_json::Value>,
 ) -> Result<()> {
     match definition {
-        Some(definition) => sqlx::query(
-            "INSERT INTO access_policies_seen (name, definition) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET definition = $2, seen_at = now()",
-        )
-        .bind(name)
-        .bind(definition),
-        None => sqlx::query("DELETE FROM access_policies_seen WHERE name = $1").bind(name),
-    }
-    .execute(db)
-    .await?;
+        Some(definition) => {
+            sqlx::query!(
+                "INSERT INTO access_policies_seen (name, definition) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET definition = $2, seen_at = now()",
+                name,
+                definition
+            )
+            .execute(db)
+            .await?
+        }
+        None => {
+            sqlx::query!("DELETE FROM access_policies_seen WHERE name = $1", name)
+                .execute(db)
+                .await?
+        }
+    };
     Ok(())
 }

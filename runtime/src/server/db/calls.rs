@@ -29,14 +29,14 @@ pub async fn open<'e>(
     node: &str,
     started_by: &str,
 ) -> Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO calls (id, channel_id, node, started_by) VALUES ($1, $2, $3, $4)
          ON CONFLICT DO NOTHING",
+        id,
+        channel_id,
+        node,
+        started_by
     )
-    .bind(id)
-    .bind(channel_id)
-    .bind(node)
-    .bind(started_by)
     .execute(db)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -48,13 +48,13 @@ pub async fn enter<'e>(
     channel_id: &str,
     user_id: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO call_participants (call_id, user_id)
          SELECT id, $2 FROM calls WHERE channel_id = $1 AND ended_at IS NULL
          ON CONFLICT (call_id, user_id) DO UPDATE SET joined_at = now(), left_at = NULL",
+        channel_id,
+        user_id
     )
-    .bind(channel_id)
-    .bind(user_id)
     .execute(db)
     .await?;
     Ok(())
@@ -66,13 +66,13 @@ pub async fn depart<'e>(
     channel_id: &str,
     user_id: &str,
 ) -> Result<bool> {
-    let left = sqlx::query(
+    let left = sqlx::query!(
         "UPDATE call_participants p SET left_at = now() FROM calls c
          WHERE c.id = p.call_id AND c.channel_id = $1 AND c.ended_at IS NULL
            AND p.user_id = $2 AND p.left_at IS NULL",
+        channel_id,
+        user_id
     )
-    .bind(channel_id)
-    .bind(user_id)
     .execute(db)
     .await?;
     Ok(left.rows_affected() > 0)
@@ -80,10 +80,11 @@ pub async fn depart<'e>(
 
 /// Ends a call now; returns when.
 pub async fn end<'e>(db: impl sqlx::PgExecutor<'e>, call_id: &str) -> Result<DateTime<Utc>> {
-    let (ended_at,): (DateTime<Utc>,) =
-        sqlx::query_as("UPDATE calls SET ended_at = now() WHERE id = $1 RETURNING ended_at")
-            .bind(call_id)
-            .fetch_one(db)
-            .await?;
-    Ok(ended_at)
+    // `ended_at!`: the column is nullable, but this statement just set it.
+    Ok(sqlx::query_scalar!(
+        r#"UPDATE calls SET ended_at = now() WHERE id = $1 RETURNING ended_at AS "ended_at!""#,
+        call_id
+    )
+    .fetch_one(db)
+    .await?)
 }

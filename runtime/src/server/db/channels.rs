@@ -14,16 +14,16 @@ pub async fn insert_named<'e>(
     created_by: &str,
 ) -> Result<bool> {
     inserted(
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO channels (id, kind, name, display_name, purpose, created_by)
              VALUES ($1, $2, $3, $4, $5, $6)",
+            id,
+            kind,
+            name,
+            display_name,
+            purpose,
+            created_by
         )
-        .bind(id)
-        .bind(kind)
-        .bind(name)
-        .bind(display_name)
-        .bind(purpose)
-        .bind(created_by)
         .execute(db)
         .await,
     )
@@ -37,14 +37,14 @@ pub async fn insert_shared<'e>(
     name: &str,
     organisation: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO channels (id, kind, name, display_name, purpose)
          VALUES ($1, 'public', $2, $2, 'Shared with ' || $3)
          ON CONFLICT DO NOTHING",
+        id,
+        name,
+        organisation
     )
-    .bind(id)
-    .bind(name)
-    .bind(organisation)
     .execute(db)
     .await?;
     Ok(())
@@ -58,13 +58,13 @@ pub async fn insert_direct<'e>(
     direct_key: &str,
     created_by: &str,
 ) -> Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO channels (id, kind, direct_key, created_by) VALUES ($1, 'direct', $2, $3)
          ON CONFLICT (direct_key) DO NOTHING",
+        id,
+        direct_key,
+        created_by
     )
-    .bind(id)
-    .bind(direct_key)
-    .bind(created_by)
     .execute(db)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -76,20 +76,22 @@ pub async fn insert_group<'e>(
     id: &str,
     created_by: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO channels (id, kind, created_by) VALUES ($1, 'group', $2)")
-        .bind(id)
-        .bind(created_by)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO channels (id, kind, created_by) VALUES ($1, 'group', $2)",
+        id,
+        created_by
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Archives a channel; `false` if it already was.
 pub async fn archive<'e>(db: impl sqlx::PgExecutor<'e>, id: &str) -> Result<bool> {
-    let archived = sqlx::query(
+    let archived = sqlx::query!(
         "UPDATE channels SET archived_at = now() WHERE id = $1 AND archived_at IS NULL",
+        id
     )
-    .bind(id)
     .execute(db)
     .await?;
     Ok(archived.rows_affected() == 1)
@@ -101,9 +103,7 @@ pub async fn set_labels<'e>(
     id: &str,
     labels: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE channels SET labels = $2 WHERE id = $1")
-        .bind(id)
-        .bind(labels)
+    sqlx::query!("UPDATE channels SET labels = $2 WHERE id = $1", id, labels)
         .execute(db)
         .await?;
     Ok(())

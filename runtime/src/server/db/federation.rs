@@ -11,32 +11,32 @@ pub async fn enqueue<'e>(
     event_id: &str,
     payload: &[u8],
 ) -> Result<()> {
-    sqlx::query("INSERT INTO federation_outbox (partner, event_id, payload) VALUES ($1, $2, $3)")
-        .bind(partner)
-        .bind(event_id)
-        .bind(payload)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO federation_outbox (partner, event_id, payload) VALUES ($1, $2, $3)",
+        partner,
+        event_id,
+        payload
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// The partner applied everything up to `applied`: record it and drop it
 /// from the outbox.
 pub async fn acknowledge(tx: &mut sqlx::PgConnection, partner: &str, applied: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO federation_peers (partner, acked_seq, last_contact, last_error) VALUES ($1, $2, now(), NULL)
+    sqlx::query!("INSERT INTO federation_peers (partner, acked_seq, last_contact, last_error) VALUES ($1, $2, now(), NULL)
          ON CONFLICT (partner) DO UPDATE SET acked_seq = GREATEST(federation_peers.acked_seq, $2),
-             last_contact = now(), last_error = NULL",
-    )
-    .bind(partner)
-    .bind(applied)
+             last_contact = now(), last_error = NULL", partner, applied)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM federation_outbox WHERE partner = $1 AND seq <= $2")
-        .bind(partner)
-        .bind(applied)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM federation_outbox WHERE partner = $1 AND seq <= $2",
+        partner,
+        applied
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -50,7 +50,7 @@ pub async fn renumber_if_rewound(
     partner: &str,
     applied: i64,
 ) -> Result<Option<u64>> {
-    sqlx::query("LOCK TABLE federation_outbox IN SHARE ROW EXCLUSIVE MODE")
+    sqlx::query!("LOCK TABLE federation_outbox IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
     let (last,): (i64,) = sqlx::query_as(
@@ -62,18 +62,17 @@ pub async fn renumber_if_rewound(
     if applied <= last {
         return Ok(None);
     }
-    sqlx::query("SELECT setval('federation_outbox_seq_seq', $1)")
-        .bind(applied)
-        .execute(&mut *tx)
+    sqlx::query_scalar!("SELECT setval('federation_outbox_seq_seq', $1)", applied)
+        .fetch_one(&mut *tx)
         .await?;
-    let moved = sqlx::query(
+    let moved = sqlx::query!(
         "WITH queued AS (
              DELETE FROM federation_outbox WHERE partner = $1
              RETURNING seq, partner, event_id, payload, created_at)
          INSERT INTO federation_outbox (partner, event_id, payload, created_at)
          SELECT partner, event_id, payload, created_at FROM queued ORDER BY seq",
+        partner
     )
-    .bind(partner)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -83,33 +82,34 @@ pub async fn renumber_if_rewound(
 /// Notes that `partner` was heard from now; returns the highest sequence
 /// number applied from it.
 pub async fn contact<'e>(db: impl sqlx::PgExecutor<'e>, partner: &str) -> Result<i64> {
-    let (applied,): (i64,) = sqlx::query_as(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO federation_peers (partner, last_contact) VALUES ($1, now())
          ON CONFLICT (partner) DO UPDATE SET last_contact = now()
          RETURNING applied_seq",
+        partner
     )
-    .bind(partner)
     .fetch_one(db)
-    .await?;
-    Ok(applied)
+    .await?)
 }
 
 /// Notes that `partner` was heard from now, without reading anything.
 pub async fn touch<'e>(db: impl sqlx::PgExecutor<'e>, partner: &str) -> Result<()> {
-    sqlx::query("UPDATE federation_peers SET last_contact = now() WHERE partner = $1")
-        .bind(partner)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE federation_peers SET last_contact = now() WHERE partner = $1",
+        partner
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Everything up to `seq` from `partner` is applied.
 pub async fn set_applied<'e>(db: impl sqlx::PgExecutor<'e>, partner: &str, seq: i64) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE federation_peers SET applied_seq = $2, last_contact = now() WHERE partner = $1",
+        partner,
+        seq
     )
-    .bind(partner)
-    .bind(seq)
     .execute(db)
     .await?;
     Ok(())
@@ -121,12 +121,12 @@ pub async fn set_error<'e>(
     partner: &str,
     error: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO federation_peers (partner, last_error) VALUES ($1, $2)
          ON CONFLICT (partner) DO UPDATE SET last_error = $2",
+        partner,
+        error
     )
-    .bind(partner)
-    .bind(error)
     .execute(db)
     .await?;
     Ok(())
@@ -139,11 +139,11 @@ pub async fn first_application<'e>(
     origin: &str,
     event_id: &str,
 ) -> Result<bool> {
-    let first = sqlx::query(
+    let first = sqlx::query!(
         "INSERT INTO federation_applied (origin, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        origin,
+        event_id
     )
-    .bind(origin)
-    .bind(event_id)
     .execute(db)
     .await?;
     Ok(first.rows_affected() == 1)

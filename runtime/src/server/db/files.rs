@@ -19,6 +19,8 @@ pub struct NewUpload<'a> {
 
 /// Records an upload, not yet attached to a post; returns the row as `T`
 /// (from the columns `id, channel_id, post_id, name, content_type, size, created_at`).
+/// Not `query_as!`: the row is read into the caller's type, which the data
+/// layer does not name.
 pub async fn insert_upload<'e, T>(db: impl sqlx::PgExecutor<'e>, file: NewUpload<'_>) -> Result<T>
 where
     T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
@@ -49,14 +51,14 @@ pub async fn attach<'e>(
     user_id: &str,
     channel_id: &str,
 ) -> Result<u64> {
-    let attached = sqlx::query(
+    let attached = sqlx::query!(
         "UPDATE files SET post_id = $1
          WHERE id = ANY($2) AND uploader_id = $3 AND channel_id = $4 AND post_id IS NULL",
+        post_id,
+        file_ids,
+        user_id,
+        channel_id
     )
-    .bind(post_id)
-    .bind(file_ids)
-    .bind(user_id)
-    .bind(channel_id)
     .execute(db)
     .await?;
     Ok(attached.rows_affected())
@@ -84,28 +86,28 @@ pub async fn insert_partner_file<'e>(
     db: impl sqlx::PgExecutor<'e>,
     file: NewPartnerFile<'_>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO files (id, channel_id, uploader_id, post_id, name, content_type, size,
                             object_key, sha256, origin, source, state, refused_reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        file.id,
+        file.channel_id,
+        file.uploader_id,
+        file.post_id,
+        file.name,
+        file.content_type,
+        file.size,
+        file.object_key,
+        file.sha256,
+        file.origin,
+        file.source,
+        if file.refused.is_some() {
+            "refused"
+        } else {
+            "pending"
+        },
+        file.refused
     )
-    .bind(file.id)
-    .bind(file.channel_id)
-    .bind(file.uploader_id)
-    .bind(file.post_id)
-    .bind(file.name)
-    .bind(file.content_type)
-    .bind(file.size)
-    .bind(file.object_key)
-    .bind(file.sha256)
-    .bind(file.origin)
-    .bind(file.source)
-    .bind(if file.refused.is_some() {
-        "refused"
-    } else {
-        "pending"
-    })
-    .bind(file.refused)
     .execute(db)
     .await?;
     Ok(())
@@ -120,14 +122,14 @@ pub async fn settle(
     reason: Option<&str>,
     content_type: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE files SET state = $2, refused_reason = $3, content_type = $4
          WHERE id = $1 AND state = 'pending'",
+        file_id,
+        outcome,
+        reason,
+        content_type
     )
-    .bind(file_id)
-    .bind(outcome)
-    .bind(reason)
-    .bind(content_type)
     .execute(&mut *tx)
     .await?;
     drop_parts(&mut *tx, file_id).await
@@ -140,20 +142,24 @@ pub async fn insert_part<'e>(
     at_byte: i64,
     data: &[u8],
 ) -> Result<()> {
-    sqlx::query("INSERT INTO federation_file_parts (file_id, at_byte, data) VALUES ($1, $2, $3)")
-        .bind(file_id)
-        .bind(at_byte)
-        .bind(data)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO federation_file_parts (file_id, at_byte, data) VALUES ($1, $2, $3)",
+        file_id,
+        at_byte,
+        data
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Drops every chunk of a file in transit.
 pub async fn drop_parts<'e>(db: impl sqlx::PgExecutor<'e>, file_id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM federation_file_parts WHERE file_id = $1")
-        .bind(file_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM federation_file_parts WHERE file_id = $1",
+        file_id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -19,17 +19,8 @@ pub async fn insert<'e>(
     db: impl sqlx::PgExecutor<'e>,
     invitation: NewInvitation<'_>,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO invitations (id, token_hash, policy, email, organisation, invited_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(invitation.id)
-    .bind(invitation.token_hash)
-    .bind(invitation.policy)
-    .bind(invitation.email)
-    .bind(invitation.organisation)
-    .bind(invitation.invited_by)
-    .bind(invitation.expires_at)
+    sqlx::query!("INSERT INTO invitations (id, token_hash, policy, email, organisation, invited_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)", invitation.id, invitation.token_hash, invitation.policy, invitation.email, invitation.organisation, invitation.invited_by, invitation.expires_at)
     .execute(db)
     .await?;
     Ok(())
@@ -37,10 +28,12 @@ pub async fn insert<'e>(
 
 /// The invitation was used, by `user_id`.
 pub async fn redeemed<'e>(db: impl sqlx::PgExecutor<'e>, id: &str, user_id: &str) -> Result<()> {
-    sqlx::query("UPDATE invitations SET redeemed_at = now(), redeemed_by = $2 WHERE id = $1")
-        .bind(id)
-        .bind(user_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE invitations SET redeemed_at = now(), redeemed_by = $2 WHERE id = $1",
+        id,
+        user_id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -11,14 +11,14 @@ pub async fn insert<'e>(
     user_id: &str,
     role: &str,
 ) -> Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "INSERT INTO channel_members (channel_id, user_id, role, last_read_seq)
          VALUES ($1, $2, $3, COALESCE((SELECT max(seq) FROM posts WHERE channel_id = $1), 0))
          ON CONFLICT DO NOTHING",
+        channel_id,
+        user_id,
+        role
     )
-    .bind(channel_id)
-    .bind(user_id)
-    .bind(role)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -30,11 +30,13 @@ pub async fn delete<'e>(
     channel_id: &str,
     user_id: &str,
 ) -> Result<bool> {
-    let removed = sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
-        .bind(channel_id)
-        .bind(user_id)
-        .execute(db)
-        .await?;
+    let removed = sqlx::query!(
+        "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+        channel_id,
+        user_id
+    )
+    .execute(db)
+    .await?;
     Ok(removed.rows_affected() == 1)
 }
 
@@ -45,13 +47,13 @@ pub async fn read_to<'e>(
     user_id: &str,
     seq: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE channel_members SET last_read_seq = GREATEST(last_read_seq, $3)
          WHERE channel_id = $1 AND user_id = $2",
+        channel_id,
+        user_id,
+        seq
     )
-    .bind(channel_id)
-    .bind(user_id)
-    .bind(seq)
     .execute(db)
     .await?;
     Ok(())
@@ -65,14 +67,9 @@ pub async fn mark_read<'e>(
     user_id: &str,
     seq: Option<i64>,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE channel_members SET last_read_seq = GREATEST(last_read_seq,
+    sqlx::query!("UPDATE channel_members SET last_read_seq = GREATEST(last_read_seq,
              LEAST(COALESCE($3, 9223372036854775807), COALESCE((SELECT max(seq) FROM posts WHERE channel_id = $1), 0)))
-         WHERE channel_id = $1 AND user_id = $2",
-    )
-    .bind(channel_id)
-    .bind(user_id)
-    .bind(seq)
+         WHERE channel_id = $1 AND user_id = $2", channel_id, user_id, seq)
     .execute(db)
     .await?;
     Ok(())

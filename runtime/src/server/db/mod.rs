@@ -85,7 +85,9 @@ pub(crate) fn inserted(
 
 /// Whether the database answers a trivial query.
 pub async fn ping(db: &sqlx::PgPool) -> Result<()> {
-    sqlx::query("SELECT 1").execute(db).await?;
+    sqlx::query_scalar!("SELECT 1 AS answer")
+        .fetch_one(db)
+        .await?;
     Ok(())
 }
 

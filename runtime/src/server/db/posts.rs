@@ -135,17 +135,17 @@ pub struct NewPost<'a> {
 
 /// Inserts a post; `false` if its id is taken.
 pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, post: NewPost<'_>) -> Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO posts (id, channel_id, user_id, root_id, message, created_at, origin)
          VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7) ON CONFLICT (id) DO NOTHING",
+        post.id,
+        post.channel_id,
+        post.user_id,
+        post.root_id,
+        post.message,
+        post.created_at,
+        post.origin
     )
-    .bind(post.id)
-    .bind(post.channel_id)
-    .bind(post.user_id)
-    .bind(post.root_id)
-    .bind(post.message)
-    .bind(post.created_at)
-    .bind(post.origin)
     .execute(db)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -164,18 +164,18 @@ pub async fn insert_mentions<'e>(
     if !everyone && usernames.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO mentions (post_id, user_id)
          SELECT $1, m.user_id FROM channel_members m JOIN users u ON u.id = m.user_id
          WHERE m.channel_id = $2 AND m.user_id <> $3
            AND ($4 OR lower(u.username) = ANY($5))
          ON CONFLICT DO NOTHING",
+        post_id,
+        channel_id,
+        author_id,
+        everyone,
+        usernames
     )
-    .bind(post_id)
-    .bind(channel_id)
-    .bind(author_id)
-    .bind(everyone)
-    .bind(usernames)
     .execute(db)
     .await?;
     Ok(())
@@ -191,24 +191,24 @@ pub async fn edit_now(
     message: &str,
     editor_id: &str,
 ) -> Result<bool> {
-    let kept = sqlx::query(
+    let kept = sqlx::query!(
         "INSERT INTO post_edits (post_id, message, editor_id)
          SELECT id, message, $2 FROM posts WHERE id = $1 AND deleted_at IS NULL",
+        post_id,
+        editor_id
     )
-    .bind(post_id)
-    .bind(editor_id)
     .execute(&mut *tx)
     .await?;
     if kept.rows_affected() == 0 {
         return Ok(false);
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE posts SET message = $2, edit_origin = NULL,
              edited_at = GREATEST(now(), COALESCE(edited_at, created_at) + interval '1 microsecond')
          WHERE id = $1",
+        post_id,
+        message
     )
-    .bind(post_id)
-    .bind(message)
     .execute(&mut *tx)
     .await?;
     Ok(true)
@@ -227,7 +227,7 @@ pub async fn edit_at<'e>(
     origin: &str,
     here: &str,
 ) -> Result<bool> {
-    let changed = sqlx::query(
+    let changed = sqlx::query!(
         "WITH previous AS (
              INSERT INTO post_edits (post_id, message, editor_id, replaced_at)
              SELECT id, message, $3, $4 FROM posts
@@ -236,13 +236,13 @@ pub async fn edit_at<'e>(
              RETURNING post_id)
          UPDATE posts SET message = $2, edited_at = $4, edit_origin = $5
          WHERE id IN (SELECT post_id FROM previous)",
+        post_id,
+        message,
+        editor_id,
+        at,
+        origin,
+        here
     )
-    .bind(post_id)
-    .bind(message)
-    .bind(editor_id)
-    .bind(at)
-    .bind(origin)
-    .bind(here)
     .execute(db)
     .await?;
     Ok(changed.rows_affected() == 1)
@@ -254,11 +254,11 @@ pub async fn delete<'e>(
     post_id: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<bool> {
-    let changed = sqlx::query(
+    let changed = sqlx::query!(
         "UPDATE posts SET deleted_at = COALESCE($2, now()) WHERE id = $1 AND deleted_at IS NULL",
+        post_id,
+        at
     )
-    .bind(post_id)
-    .bind(at)
     .execute(db)
     .await?;
     Ok(changed.rows_affected() == 1)
@@ -269,11 +269,13 @@ pub async fn set_pinned<'e>(
     post_id: &str,
     pinned: bool,
 ) -> Result<()> {
-    sqlx::query("UPDATE posts SET pinned = $2 WHERE id = $1")
-        .bind(post_id)
-        .bind(pinned)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE posts SET pinned = $2 WHERE id = $1",
+        post_id,
+        pinned
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -285,16 +287,24 @@ pub async fn set_reaction<'e>(
     emoji: &str,
     add: bool,
 ) -> Result<bool> {
-    let statement = if add {
-        "INSERT INTO reactions (post_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-    } else {
-        "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2 AND emoji = $3"
-    };
-    let changed = sqlx::query(statement)
-        .bind(post_id)
-        .bind(user_id)
-        .bind(emoji)
+    let changed = if add {
+        sqlx::query!(
+            "INSERT INTO reactions (post_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            post_id,
+            user_id,
+            emoji
+        )
         .execute(db)
-        .await?;
+        .await?
+    } else {
+        sqlx::query!(
+            "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2 AND emoji = $3",
+            post_id,
+            user_id,
+            emoji
+        )
+        .execute(db)
+        .await?
+    };
     Ok(changed.rows_affected() == 1)
 }

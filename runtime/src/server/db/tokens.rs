@@ -16,16 +16,16 @@ pub struct NewToken<'a> {
 }
 
 pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, token: NewToken<'_>) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO tokens (id, token_hash, user_id, kind, name, expires_at)
          VALUES ($1, $2, $3, $4, COALESCE($5, ''), $6)",
+        token.id,
+        token.hash,
+        token.user_id,
+        token.kind,
+        token.name,
+        token.expires_at
     )
-    .bind(token.id)
-    .bind(token.hash)
-    .bind(token.user_id)
-    .bind(token.kind)
-    .bind(token.name)
-    .bind(token.expires_at)
     .execute(db)
     .await?;
     Ok(())
@@ -33,7 +33,9 @@ pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, token: NewToken<'_>) -> R
 
 /// The token with `hash`, if valid, unexpired, unrevoked and its user may
 /// act, marked used now; returns the token's id and the user's id, role,
-/// attributes and guest policy.
+/// attributes and guest policy. Not `query!`: the statement joins the one
+/// definition of an active user (`users::active_user!`) with
+/// `concat!`, which `query!` does not take.
 pub async fn use_token<'e>(
     db: impl sqlx::PgExecutor<'e>,
     hash: &[u8],
@@ -54,10 +56,12 @@ pub async fn use_token<'e>(
 
 /// Revokes one token, whatever its kind.
 pub async fn revoke<'e>(db: impl sqlx::PgExecutor<'e>, token_id: &str) -> Result<()> {
-    sqlx::query("UPDATE tokens SET revoked_at = now() WHERE id = $1")
-        .bind(token_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE tokens SET revoked_at = now() WHERE id = $1",
+        token_id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -67,12 +71,12 @@ pub async fn revoke_personal<'e>(
     token_id: &str,
     user_id: &str,
 ) -> Result<bool> {
-    let revoked = sqlx::query(
+    let revoked = sqlx::query!(
         "UPDATE tokens SET revoked_at = now()
          WHERE id = $1 AND user_id = $2 AND kind = 'personal' AND revoked_at IS NULL",
+        token_id,
+        user_id
     )
-    .bind(token_id)
-    .bind(user_id)
     .execute(db)
     .await?;
     Ok(revoked.rows_affected() == 1)
@@ -80,10 +84,12 @@ pub async fn revoke_personal<'e>(
 
 /// Revokes every live token of a user (their access ended).
 pub async fn revoke_all<'e>(db: impl sqlx::PgExecutor<'e>, user_id: &str) -> Result<()> {
-    sqlx::query("UPDATE tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -31,20 +31,20 @@ pub struct NewUser<'a> {
 /// Creates a local account; `false` if its username or email is taken.
 pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, user: NewUser<'_>) -> Result<bool> {
     inserted(
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO users (id, username, email, display_name, password_hash, role, attributes,
                                 guest_policy, access_expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            user.id,
+            user.username,
+            user.email,
+            user.display_name,
+            user.password_hash,
+            user.role,
+            user.attributes,
+            user.guest_policy,
+            user.access_expires_at
         )
-        .bind(user.id)
-        .bind(user.username)
-        .bind(user.email)
-        .bind(user.display_name)
-        .bind(user.password_hash)
-        .bind(user.role)
-        .bind(user.attributes)
-        .bind(user.guest_policy)
-        .bind(user.access_expires_at)
         .execute(db)
         .await,
     )
@@ -59,15 +59,15 @@ pub async fn insert_admin_once<'e>(
     email: Option<&str>,
     password_hash: &str,
 ) -> Result<bool> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "INSERT INTO users (id, username, email, display_name, password_hash, role)
          VALUES ($1, $2, $3, $2, $4, 'system_admin')
          ON CONFLICT (lower(username)) DO NOTHING",
+        id,
+        username,
+        email,
+        password_hash
     )
-    .bind(id)
-    .bind(username)
-    .bind(email)
-    .bind(password_hash)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -90,20 +90,20 @@ pub async fn upsert_remote<'e>(
     db: impl sqlx::PgExecutor<'e>,
     user: RemoteUser<'_>,
 ) -> Result<bool> {
-    let row: Option<(Option<String>,)> = sqlx::query_as(
+    let row = sqlx::query_scalar!(
         "INSERT INTO users (id, username, display_name, role, origin, organisation, attributes)
          VALUES ($1, $2 || '@' || $4, $3, 'remote', $4, $5, jsonb_build_object('guest', $6::boolean))
          ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name,
              organisation = EXCLUDED.organisation, attributes = EXCLUDED.attributes
              WHERE users.origin = EXCLUDED.origin
          RETURNING origin",
+        user.id,
+        user.username,
+        user.display_name,
+        user.origin,
+        user.organisation,
+        user.guest
     )
-    .bind(user.id)
-    .bind(user.username)
-    .bind(user.display_name)
-    .bind(user.origin)
-    .bind(user.organisation)
-    .bind(user.guest)
     .fetch_optional(db)
     .await?;
     Ok(row.is_some())
@@ -115,22 +115,25 @@ pub async fn set_attributes<'e>(
     user_id: &str,
     attributes: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE users SET attributes = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(attributes)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET attributes = $2 WHERE id = $1",
+        user_id,
+        attributes
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Marks a guest's access as ended; `false` if it already was (another
 /// replica got there first).
 pub async fn expire<'e>(db: impl sqlx::PgExecutor<'e>, user_id: &str) -> Result<bool> {
-    let ended =
-        sqlx::query("UPDATE users SET expired_at = now() WHERE id = $1 AND expired_at IS NULL")
-            .bind(user_id)
-            .execute(db)
-            .await?;
+    let ended = sqlx::query!(
+        "UPDATE users SET expired_at = now() WHERE id = $1 AND expired_at IS NULL",
+        user_id
+    )
+    .execute(db)
+    .await?;
     Ok(ended.rows_affected() == 1)
 }
 
