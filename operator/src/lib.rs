@@ -18,6 +18,7 @@ pub mod labels;
 pub mod leader;
 pub mod partners;
 pub mod pending;
+pub mod pod;
 pub mod policies;
 pub mod random;
 pub mod rbac;

@@ -11,9 +11,8 @@ use entente_crds::{
 };
 use k8s_openapi::{
     api::core::v1::{
-        Capabilities, Container, ContainerPort, HTTPGetAction, KeyToPath, PodSecurityContext,
-        PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecretProjection,
-        SecurityContext, Volume, VolumeMount, VolumeProjection,
+        Container, ContainerPort, HTTPGetAction, KeyToPath, PodSpec, PodTemplateSpec, Probe,
+        ProjectedVolumeSource, SecretProjection, Volume, VolumeMount, VolumeProjection,
     },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
@@ -24,6 +23,9 @@ use crate::{
     labels,
     workspace::{build::deployment::pull_policy, layout::default_image},
 };
+
+/// The user and group the SFU image runs as.
+const RUN_AS: i64 = 10001;
 
 /// A port the SFU listens on: its name, number and protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,89 +119,76 @@ pub fn template(
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),
-            // A new config rolls the node.
-            annotations: Some(BTreeMap::from([(
-                "entente.dev/config-digest".to_string(),
-                crate::workspace::layout::digest(config),
-            )])),
+            // The admin's annotations, and a digest of the config: a new
+            // config rolls the node.
+            annotations: Some({
+                let mut annotations = pod.annotations.clone();
+                annotations.insert(
+                    "entente.dev/config-digest".to_string(),
+                    crate::workspace::layout::digest(config),
+                );
+                annotations
+            }),
             ..Default::default()
         }),
-        spec: Some(PodSpec {
-            host_network: Some(host_network),
-            dns_policy: Some(
-                if host_network {
-                    "ClusterFirstWithHostNet"
-                } else {
-                    "ClusterFirst"
-                }
-                .into(),
-            ),
-            automount_service_account_token: Some(false),
-            // Calls in progress finish before the pod goes (SIGTERM drains).
-            termination_grace_period_seconds: Some(3600),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(10001),
-                run_as_group: Some(10001),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            image_pull_secrets: (!pod.image_pull_secrets.is_empty())
-                .then(|| pod.image_pull_secrets.clone()),
-            node_selector: (!pod.node_selector.is_empty()).then(|| pod.node_selector.clone()),
-            tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
-            affinity: pod.affinity.clone(),
-            containers: vec![Container {
-                name: "sfu".into(),
-                image: Some(pod.image.clone().unwrap_or_else(default_image)),
-                image_pull_policy: Some(pull_policy(pod.image_pull_policy).into()),
-                args: Some(vec![
-                    "--config".into(),
-                    format!("{CONFIG_MOUNT}/media.yaml"),
-                ]),
-                ports: Some(container_ports),
-                readiness_probe: Some(Probe {
-                    http_get: Some(HTTPGetAction {
-                        path: Some("/healthz".into()),
-                        port: IntOrString::Int(SIGNALLING_PORT.into()),
+        spec: Some(crate::pod::placed(
+            pod,
+            PodSpec {
+                host_network: Some(host_network),
+                dns_policy: Some(
+                    if host_network {
+                        "ClusterFirstWithHostNet"
+                    } else {
+                        "ClusterFirst"
+                    }
+                    .into(),
+                ),
+                automount_service_account_token: Some(false),
+                // Calls in progress finish before the pod goes (SIGTERM drains).
+                termination_grace_period_seconds: Some(3600),
+                security_context: Some(crate::pod::pod_security(RUN_AS)),
+                affinity: pod.affinity.clone(),
+                containers: vec![Container {
+                    name: "sfu".into(),
+                    image: Some(pod.image.clone().unwrap_or_else(default_image)),
+                    image_pull_policy: Some(pull_policy(pod.image_pull_policy).into()),
+                    args: Some(vec![
+                        "--config".into(),
+                        format!("{CONFIG_MOUNT}/media.yaml"),
+                    ]),
+                    ports: Some(container_ports),
+                    readiness_probe: Some(Probe {
+                        http_get: Some(HTTPGetAction {
+                            path: Some("/healthz".into()),
+                            port: IntOrString::Int(SIGNALLING_PORT.into()),
+                            ..Default::default()
+                        }),
+                        period_seconds: Some(10),
                         ..Default::default()
                     }),
-                    period_seconds: Some(10),
-                    ..Default::default()
-                }),
-                resources: pod.resources.clone(),
-                security_context: Some(SecurityContext {
-                    allow_privilege_escalation: Some(false),
-                    read_only_root_filesystem: Some(true),
-                    capabilities: Some(Capabilities {
-                        drop: Some(vec!["ALL".into()]),
+                    resources: pod.resources.clone(),
+                    security_context: Some(crate::pod::container_security()),
+                    volume_mounts: Some(vec![VolumeMount {
+                        name: "config".into(),
+                        mount_path: CONFIG_MOUNT.into(),
+                        read_only: Some(true),
                         ..Default::default()
-                    }),
+                    }]),
                     ..Default::default()
-                }),
-                volume_mounts: Some(vec![VolumeMount {
+                }],
+                volumes: Some(vec![Volume {
                     name: "config".into(),
-                    mount_path: CONFIG_MOUNT.into(),
-                    read_only: Some(true),
+                    projected: Some(ProjectedVolumeSource {
+                        sources: Some(vec![
+                            projected(config_secret(&name), "media.yaml"),
+                            projected(token_secret(&name), KEY),
+                        ]),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }]),
                 ..Default::default()
-            }],
-            volumes: Some(vec![Volume {
-                name: "config".into(),
-                projected: Some(ProjectedVolumeSource {
-                    sources: Some(vec![
-                        projected(config_secret(&name), "media.yaml"),
-                        projected(token_secret(&name), KEY),
-                    ]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
+            },
+        )),
     }
 }

@@ -7,10 +7,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment},
         core::v1::{
-            Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-            HTTPGetAction, KeyToPath, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-            PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile,
-            SecretProjection, SecretVolumeSource, SecurityContext, TopologySpreadConstraint,
+            Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+            KeyToPath, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
+            ProjectedVolumeSource, SecretProjection, SecretVolumeSource, TopologySpreadConstraint,
             Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
         },
     },
@@ -150,16 +149,7 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
             ..probe("/healthz", 20)
         }),
         resources: pod.resources.clone(),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(crate::pod::container_security()),
         volume_mounts: Some(vec![
             mount("runtime", CONFIG_DIR),
             mount("secrets", SECRETS_DIR),
@@ -215,54 +205,42 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
             annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
             ..Default::default()
         }),
-        spec: Some(PodSpec {
-            // The server never calls the Kubernetes API.
-            automount_service_account_token: Some(false),
-            containers: vec![container],
-            image_pull_secrets: (!pod.image_pull_secrets.is_empty())
-                .then(|| pod.image_pull_secrets.clone()),
-            node_selector: (!pod.node_selector.is_empty()).then(|| pod.node_selector.clone()),
-            tolerations: (!pod.tolerations.is_empty()).then(|| pod.tolerations.clone()),
-            affinity: Some(affinity),
-            topology_spread_constraints: Some(spread),
-            priority_class_name: pod.priority_class_name.clone(),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(RUN_AS),
-                run_as_group: Some(RUN_AS),
-                fs_group: Some(RUN_AS),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".into(),
-                    ..Default::default()
-                }),
+        spec: Some(crate::pod::placed(
+            pod,
+            PodSpec {
+                // The server never calls the Kubernetes API.
+                automount_service_account_token: Some(false),
+                containers: vec![container],
+                affinity: Some(affinity),
+                topology_spread_constraints: Some(spread),
+                security_context: Some(crate::pod::pod_security(RUN_AS)),
+                volumes: Some(vec![
+                    Volume {
+                        name: "runtime".into(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(names.runtime_secret()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    Volume {
+                        name: "secrets".into(),
+                        projected: Some(ProjectedVolumeSource {
+                            sources: Some(secret_sources),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    },
+                ]),
+                restart_policy: (command == Command::Migrate).then(|| "Never".to_string()),
                 ..Default::default()
-            }),
-            volumes: Some(vec![
-                Volume {
-                    name: "runtime".into(),
-                    secret: Some(SecretVolumeSource {
-                        secret_name: Some(names.runtime_secret()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                Volume {
-                    name: "secrets".into(),
-                    projected: Some(ProjectedVolumeSource {
-                        sources: Some(secret_sources),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                Volume {
-                    name: "tmp".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Default::default()
-                },
-            ]),
-            restart_policy: (command == Command::Migrate).then(|| "Never".to_string()),
-            ..Default::default()
-        }),
+            },
+        )),
     }
 }
 
