@@ -199,7 +199,7 @@ pub async fn since(db: &PgPool, since: i64, limit: i64) -> Result<Vec<Event>, sq
 
 /// The newest sequence number (0 when there is none).
 pub async fn latest(db: &PgPool) -> Result<i64, sqlx::Error> {
-    let (seq,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM events")
+    let seq = sqlx::query_scalar!("SELECT max(seq) FROM events")
         .fetch_one(db)
         .await?;
     Ok(seq.unwrap_or(0))

@@ -53,9 +53,9 @@ pub async fn renumber_if_rewound(
     sqlx::query!("LOCK TABLE federation_outbox IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let (last,): (i64,) = sqlx::query_as(
-        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
-         FROM federation_outbox_seq_seq",
+    let last = sqlx::query_scalar!(
+        r#"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS "last!"
+         FROM federation_outbox_seq_seq"#
     )
     .fetch_one(&mut *tx)
     .await?;

@@ -77,10 +77,10 @@ pub async fn mark_read<'e>(
 
 /// The channels `user_id` is a member of.
 pub async fn channels_of(db: &sqlx::PgPool, user_id: &str) -> Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT channel_id FROM channel_members WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_all(db)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT channel_id FROM channel_members WHERE user_id = $1",
+        user_id
     )
+    .fetch_all(db)
+    .await?)
 }

@@ -111,10 +111,11 @@ pub struct Edit {
 
 /// The earlier texts of `post_id`, oldest first.
 pub async fn edits(db: &sqlx::PgPool, post_id: &str) -> Result<Vec<Edit>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Edit,
         "SELECT message, replaced_at, editor_id FROM post_edits WHERE post_id = $1 ORDER BY replaced_at",
+        post_id
     )
-    .bind(post_id)
     .fetch_all(db)
     .await?)
 }

@@ -105,11 +105,13 @@ pub struct TokenInfo {
 
 /// `user_id`'s personal access tokens not revoked, oldest first.
 pub async fn personal(db: &sqlx::PgPool, user_id: &str) -> Result<Vec<TokenInfo>> {
-    Ok(sqlx::query_as(
-        "SELECT id, name, created_at, last_used_at FROM tokens
-         WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL ORDER BY created_at",
+    // `name!`: personal tokens always have one (only sessions have none).
+    Ok(sqlx::query_as!(
+        TokenInfo,
+        r#"SELECT id, name AS "name!", created_at, last_used_at FROM tokens
+         WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL ORDER BY created_at"#,
+        user_id
     )
-    .bind(user_id)
     .fetch_all(db)
     .await?)
 }

@@ -140,8 +140,7 @@ pub async fn expire<'e>(db: impl sqlx::PgExecutor<'e>, user_id: &str) -> Result<
 /// The name a user is shown by, if the user exists.
 pub async fn display_name(db: &sqlx::PgPool, user_id: &str) -> Result<Option<String>> {
     Ok(
-        sqlx::query_scalar("SELECT display_name FROM users WHERE id = $1")
-            .bind(user_id)
+        sqlx::query_scalar!("SELECT display_name FROM users WHERE id = $1", user_id)
             .fetch_optional(db)
             .await?,
     )
