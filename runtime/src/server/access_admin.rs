@@ -50,13 +50,13 @@ pub async fn set_labels(
         }
     }
     let mut tx = state.db.begin().await?;
-    let before: Option<(serde_json::Value,)> = sqlx::query_as(
+    let before = sqlx::query_scalar!(
         "SELECT labels FROM channels WHERE id = $1 AND kind IN ('public', 'private') FOR UPDATE",
+        channel_id
     )
-    .bind(channel_id)
     .fetch_optional(&mut *tx)
-    .await?;
-    let (before,) = before.ok_or_else(|| ApiError::not_found("channel"))?;
+    .await?
+    .ok_or_else(|| ApiError::not_found("channel"))?;
     let after = serde_json::to_value(&labels).expect("labels serialize");
     super::db::channels::set_labels(&mut *tx, channel_id, &after).await?;
     if before != after {

@@ -385,13 +385,13 @@ pub async fn set_attributes(
     attributes: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<User> {
     let mut tx = state.db.begin().await?;
-    let before: Option<(serde_json::Value,)> = sqlx::query_as(
+    let before = sqlx::query_scalar!(
         "SELECT attributes FROM users WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE",
+        user_id
     )
-    .bind(user_id)
     .fetch_optional(&mut *tx)
-    .await?;
-    let (before,) = before.ok_or_else(|| ApiError::not_found("user"))?;
+    .await?
+    .ok_or_else(|| ApiError::not_found("user"))?;
     let after = serde_json::Value::Object(attributes);
     db::users::set_attributes(&mut *tx, user_id, &after).await?;
     if before != after {

@@ -219,19 +219,19 @@ pub async fn sweep_once(state: &AppState) -> Result<(), String> {
             },
             _ => continue,
         };
-        let gone: Vec<(String,)> = sqlx::query_as(
+        let gone = sqlx::query_scalar!(
             "SELECT user_id FROM call_participants
              WHERE call_id = $1 AND left_at IS NULL
                AND joined_at < now() - make_interval(secs => $2)
                AND NOT (user_id = ANY($3))",
+            call,
+            CONNECT_GRACE_SECONDS as f64,
+            &present
         )
-        .bind(&call)
-        .bind(CONNECT_GRACE_SECONDS as f64)
-        .bind(&present)
         .fetch_all(&state.db)
         .await
         .map_err(|e| e.to_string())?;
-        for (user,) in gone {
+        for user in gone {
             tracing::info!(%call, %user, "left the call without leaving (not on the SFU)");
             depart(state, &channel, &user)
                 .await

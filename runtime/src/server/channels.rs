@@ -272,12 +272,13 @@ pub async fn subject_of(db: &PgPool, user_id: &str) -> ApiResult<Option<Target>>
 
 /// Role of an active user, or None if there is no such user.
 async fn user_role(db: &PgPool, user_id: &str) -> ApiResult<Option<Role>> {
-    let role: Option<(String,)> =
-        sqlx::query_as("SELECT role FROM users WHERE id = $1 AND deactivated_at IS NULL")
-            .bind(user_id)
-            .fetch_optional(db)
-            .await?;
-    Ok(role.and_then(|(r,)| Role::parse(&r)))
+    let role = sqlx::query_scalar!(
+        "SELECT role FROM users WHERE id = $1 AND deactivated_at IS NULL",
+        user_id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(role.and_then(|r| Role::parse(&r)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -312,14 +313,14 @@ pub async fn direct(
                 "direct messages with guests are not allowed (the guest's policy does not allow them)",
             ));
         }
-        let (share,): (bool,) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM channel_members a
+        let share = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM channel_members a
                             JOIN channel_members b ON b.channel_id = a.channel_id
                             JOIN channels c ON c.id = a.channel_id
-                            WHERE a.user_id = $1 AND b.user_id = $2 AND c.kind IN ('public', 'private'))",
+                            WHERE a.user_id = $1 AND b.user_id = $2 AND c.kind IN ('public', 'private')) AS "share!""#,
+            caller.user_id,
+            request.user_id
         )
-        .bind(&caller.user_id)
-        .bind(&request.user_id)
         .fetch_one(&state.db)
         .await?;
         if !share {
@@ -332,13 +333,11 @@ pub async fn direct(
     pair.sort();
     let key = pair.join(":");
     let mut tx = state.db.begin().await?;
-    let existing: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM channels WHERE direct_key = $1")
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let existing = sqlx::query_scalar!("SELECT id FROM channels WHERE direct_key = $1", key)
+        .fetch_optional(&mut *tx)
+        .await?;
     let id = match existing {
-        Some((id,)) => id,
+        Some(id) => id,
         None => {
             let id = new_id();
             let inserted =
@@ -346,11 +345,9 @@ pub async fn direct(
             if !inserted {
                 // Created concurrently by the other side: use theirs.
                 tx.rollback().await?;
-                let (id,): (String,) =
-                    sqlx::query_as("SELECT id FROM channels WHERE direct_key = $1")
-                        .bind(&key)
-                        .fetch_one(&state.db)
-                        .await?;
+                let id = sqlx::query_scalar!("SELECT id FROM channels WHERE direct_key = $1", key)
+                    .fetch_one(&state.db)
+                    .await?;
                 return Ok(see(state, caller, &id).await?.channel);
             }
             for user in &pair {

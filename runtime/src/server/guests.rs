@@ -118,10 +118,10 @@ pub async fn invite(state: &AppState, inviter: &str, request: Invite) -> ApiResu
             rules.policy, rules.emails, rules.domains, rules.organisations
         )));
     }
-    let (taken,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1 AND deactivated_at IS NULL AND expired_at IS NULL)",
+    let taken = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = $1 AND deactivated_at IS NULL AND expired_at IS NULL) AS "taken!""#,
+        email
     )
-    .bind(&email)
     .fetch_one(&state.db)
     .await?;
     if taken {

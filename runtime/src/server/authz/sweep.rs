@@ -169,12 +169,13 @@ pub async fn expire_guests(state: &AppState) -> Result<(), db::Error> {
             Some(p) if !policies.contains(p) => format!("guest policy {p:?} was removed"),
             _ => "the guest's access period ended".to_string(),
         };
-        let left: Vec<(String,)> =
-            sqlx::query_as("SELECT channel_id FROM channel_members WHERE user_id = $1")
-                .bind(&user_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        for (channel_id,) in &left {
+        let left = sqlx::query_scalar!(
+            "SELECT channel_id FROM channel_members WHERE user_id = $1",
+            user_id
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for channel_id in &left {
             channels::remove_in(
                 &mut tx,
                 &state.config(),

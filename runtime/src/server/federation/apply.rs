@@ -215,13 +215,13 @@ async fn write(
     };
     // Only a post in this channel, written at the event's origin by its author, may be changed.
     let not_theirs = async |tx: &mut Transaction<'_, Postgres>, post_id: &str| {
-        let theirs: Option<(String,)> = sqlx::query_as(
+        let theirs = sqlx::query_scalar!(
             "SELECT id FROM posts WHERE id = $1 AND channel_id = $2 AND origin = $3 AND user_id = $4",
+            post_id,
+            channel_id,
+            event.origin,
+            author.id
         )
-        .bind(post_id)
-        .bind(&channel_id)
-        .bind(&event.origin)
-        .bind(&author.id)
         .fetch_optional(&mut **tx)
         .await?;
         Ok::<_, db::Error>(theirs.is_none().then(|| {
@@ -274,11 +274,11 @@ async fn write(
             }
         }
         Op::ReactionAdded(r) | Op::ReactionRemoved(r) => {
-            let in_channel: Option<(String,)> = sqlx::query_as(
+            let in_channel = sqlx::query_scalar!(
                 "SELECT id FROM posts WHERE id = $1 AND channel_id = $2 AND deleted_at IS NULL",
+                r.post_id,
+                channel_id
             )
-            .bind(&r.post_id)
-            .bind(&channel_id)
             .fetch_optional(&mut **tx)
             .await?;
             if in_channel.is_none() {

@@ -100,10 +100,12 @@ pub async fn taken(
         return Ok(false);
     }
     let ids: Vec<&str> = refs.iter().map(|f| f.id.as_str()).collect();
-    let (taken,): (i64,) = sqlx::query_as("SELECT count(*) FROM files WHERE id = ANY($1)")
-        .bind(&ids)
-        .fetch_one(&mut **tx)
-        .await?;
+    let taken = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "taken!" FROM files WHERE id = ANY($1)"#,
+        &ids as &[&str]
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(taken > 0)
 }
 
@@ -318,14 +320,14 @@ pub async fn for_bundle(
         if file.size > partner.sync.max_file_bytes || file.size > budget {
             continue;
         }
-        let row: Option<(String,)> = sqlx::query_as(
+        let key = sqlx::query_scalar!(
             "SELECT f.object_key FROM files f JOIN posts p ON p.id = f.post_id
              WHERE f.id = $1 AND f.state = 'ready' AND p.deleted_at IS NULL",
+            file.id
         )
-        .bind(&file.id)
         .fetch_optional(&state.db)
         .await?;
-        let Some((key,)) = row else { continue };
+        let Some(key) = key else { continue };
         let mut body = state.store.get(&key).await.map_err(Error::object_store)?;
         let mut data = Vec::with_capacity(file.size as usize);
         while let Some(chunk) = body.next().await {
@@ -385,10 +387,10 @@ async fn fetch(
     client: &mut FederationClient<Channel>,
     file: Pending,
 ) -> Result<()> {
-    let (mut have,): (i64,) = sqlx::query_as(
-        "SELECT COALESCE(sum(length(data)), 0)::bigint FROM federation_file_parts WHERE file_id = $1",
+    let mut have = sqlx::query_scalar!(
+        r#"SELECT COALESCE(sum(length(data)), 0)::bigint AS "have!" FROM federation_file_parts WHERE file_id = $1"#,
+        file.id
     )
-    .bind(&file.id)
     .fetch_one(&state.db)
     .await?;
     if have < file.size {

@@ -71,13 +71,12 @@ pub async fn shared_channel(
     name: &str,
 ) -> Result<String, db::Error> {
     db::channels::insert_shared(&mut *db, &new_id(), name, &partner.organisation).await?;
-    let (id,): (String,) = sqlx::query_as(
+    Ok(sqlx::query_scalar!(
         "SELECT id FROM channels WHERE lower(name) = lower($1) AND kind IN ('public', 'private')",
+        name
     )
-    .bind(name)
     .fetch_one(&mut *db)
-    .await?;
-    Ok(id)
+    .await?)
 }
 
 /// Makes every channel the config shares exist (see [`shared_channel`]).
@@ -162,11 +161,10 @@ async fn publish_as(
     if config.federation.partners.is_empty() {
         return Ok(());
     }
-    let name: Option<(Option<String>,)> = sqlx::query_as("SELECT name FROM channels WHERE id = $1")
-        .bind(channel_id)
+    let name = sqlx::query_scalar!("SELECT name FROM channels WHERE id = $1", channel_id)
         .fetch_optional(&mut **tx)
         .await?;
-    let Some((Some(name),)) = name else {
+    let Some(Some(name)) = name else {
         return Ok(());
     };
     if shares(config, &name).next().is_none() {

@@ -142,10 +142,12 @@ fn rand_unit() -> f64 {
 async fn session(state: &AppState, partner_id: &str) -> Result<()> {
     // The lock lives as long as this connection, which never returns to the pool.
     let mut lock = state.db.acquire().await?.detach();
-    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-        .bind(lock_key(partner_id))
-        .fetch_one(&mut lock)
-        .await?;
+    let locked = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_lock($1) AS "locked!""#,
+        lock_key(partner_id)
+    )
+    .fetch_one(&mut lock)
+    .await?;
     if !locked {
         tokio::time::sleep(Duration::from_secs(5)).await;
         return Ok(());
