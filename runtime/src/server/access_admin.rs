@@ -161,6 +161,8 @@ pub struct Figures {
 impl Population {
     pub async fn load(db: &sqlx::PgPool) -> Result<Population, sqlx::Error> {
         let channels = super::channels::named(db).await?;
+        // Not `query!`: the condition is `active_user!()`, one definition of a
+        // user who may act, joined with `concat!`, which `query!` does not take.
         let people = sqlx::query_as(concat!(
             "SELECT u.id, u.username, u.role, u.attributes, u.guest_policy FROM users u WHERE ",
             super::db::users::active_user!(),
@@ -168,10 +170,11 @@ impl Population {
         ))
         .fetch_all(db)
         .await?;
-        let members = sqlx::query_as("SELECT channel_id, user_id FROM channel_members")
+        let members = sqlx::query!("SELECT channel_id, user_id FROM channel_members")
             .fetch_all(db)
             .await?
             .into_iter()
+            .map(|m| (m.channel_id, m.user_id))
             .collect();
         Ok(Population {
             channels,

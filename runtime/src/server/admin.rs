@@ -37,22 +37,22 @@ impl Admin for AdminService {
     }
 
     async fn counts(&self, _: Request<CountsRequest>) -> Result<Response<CountsReply>, Status> {
-        let (users, guests, channels, posts, files): (i64, i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM users WHERE deactivated_at IS NULL),
-                    (SELECT count(*) FROM users WHERE deactivated_at IS NULL AND role = 'guest'),
-                    (SELECT count(*) FROM channels WHERE archived_at IS NULL),
-                    (SELECT count(*) FROM posts WHERE deleted_at IS NULL),
-                    (SELECT count(*) FROM files)",
+        let counts = sqlx::query!(
+            r#"SELECT (SELECT count(*) FROM users WHERE deactivated_at IS NULL) AS "users!",
+                      (SELECT count(*) FROM users WHERE deactivated_at IS NULL AND role = 'guest') AS "guests!",
+                      (SELECT count(*) FROM channels WHERE archived_at IS NULL) AS "channels!",
+                      (SELECT count(*) FROM posts WHERE deleted_at IS NULL) AS "posts!",
+                      (SELECT count(*) FROM files) AS "files!""#
         )
         .fetch_one(&self.state.db)
         .await
         .map_err(unavailable)?;
         Ok(Response::new(CountsReply {
-            users,
-            guests,
-            channels,
-            posts,
-            files,
+            users: counts.users,
+            guests: counts.guests,
+            channels: counts.channels,
+            posts: counts.posts,
+            files: counts.files,
             websocket_connections: self.state.metrics.websockets.get(),
             latest_event_seq: events::latest(&self.state.db).await.map_err(unavailable)?,
         }))
@@ -81,6 +81,8 @@ impl AdminService {
     async fn guest_figures(&self) -> Result<Vec<GuestPolicyFigures>, sqlx::Error> {
         let policies = self.state.policies();
         let names: Vec<String> = policies.guests.keys().cloned().collect();
+        // Not `query!`: the condition is `active_user!()`, one definition of a
+        // user who may act, joined with `concat!`, which `query!` does not take.
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(concat!(
             "SELECT p.name,
                     (SELECT count(*) FROM users u WHERE u.guest_policy = p.name AND ",
@@ -114,15 +116,16 @@ impl AdminService {
         self.state.findings.flush().await;
         let population = Population::load(&self.state.db).await?;
         let names: Vec<String> = policies.rules.iter().map(|r| r.name.clone()).collect();
-        let last: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
-            sqlx::query_as(
-                "SELECT policy, max(at) FROM audit_log WHERE policy = ANY($1) GROUP BY policy",
-            )
-            .bind(&names)
-            .fetch_all(&self.state.db)
-            .await?
-            .into_iter()
-            .collect();
+        let last: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> = sqlx::query!(
+            r#"SELECT policy AS "policy!", max(at) AS "at!" FROM audit_log
+                   WHERE policy = ANY($1) GROUP BY policy"#,
+            &names
+        )
+        .fetch_all(&self.state.db)
+        .await?
+        .into_iter()
+        .map(|row| (row.policy, row.at))
+        .collect();
         Ok(population
             .figures(&policies)
             .into_iter()

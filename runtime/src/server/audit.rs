@@ -68,7 +68,8 @@ pub async fn entries(state: &AppState, filter: Filter<'_>) -> ApiResult<Vec<Audi
             k.replace('%', "")
         }
     });
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        AuditEntry,
         "SELECT seq, at, kind, actor_id, user_id, channel_id, policy, reason, data FROM audit_log
          WHERE seq > $1
            AND ($2::text IS NULL OR kind LIKE $2)
@@ -76,13 +77,13 @@ pub async fn entries(state: &AppState, filter: Filter<'_>) -> ApiResult<Vec<Audi
            AND ($4::text IS NULL OR channel_id = $4)
            AND ($5::text IS NULL OR policy = $5)
          ORDER BY seq LIMIT $6",
+        filter.after,
+        kind_pattern,
+        filter.user_id,
+        filter.channel_id,
+        filter.policy,
+        filter.limit
     )
-    .bind(filter.after)
-    .bind(kind_pattern)
-    .bind(filter.user_id)
-    .bind(filter.channel_id)
-    .bind(filter.policy)
-    .bind(filter.limit)
     .fetch_all(&state.db)
     .await?)
 }

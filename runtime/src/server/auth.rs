@@ -160,6 +160,8 @@ macro_rules! user_columns {
 }
 
 pub async fn find_user(db: &PgPool, id: &str) -> ApiResult<Option<User>> {
+    // Not `query_as!`: the columns are `user_columns!()`, one definition of
+    // a user as the API shows it, joined with `concat!`, which `query!` does not take.
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
@@ -185,6 +187,8 @@ pub struct Member {
 /// by username; without their email addresses, which are not every
 /// member's to see.
 pub async fn members(db: &PgPool, channel_id: &str) -> ApiResult<Vec<Member>> {
+    // Not `query_as!`: the columns are `user_columns!()`, one definition of
+    // a user as the API shows it, joined with `concat!`, which `query!` does not take.
     let mut members: Vec<Member> = sqlx::query_as(concat!(
         "SELECT m.role AS channel_role, u.* FROM channel_members m
          JOIN LATERAL (SELECT ",
@@ -226,16 +230,16 @@ pub struct LoginResponse {
 
 /// Signs a local user in with their password: a new session.
 pub async fn login(state: &AppState, request: LoginRequest) -> ApiResult<LoginResponse> {
-    type Row = (String, Option<String>, Option<DateTime<Utc>>);
-    let row: Option<Row> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT id, password_hash,
                 CASE WHEN expired_at IS NOT NULL OR access_expires_at <= now()
-                     THEN COALESCE(least(expired_at, access_expires_at), now()) END
+                     THEN COALESCE(least(expired_at, access_expires_at), now()) END AS ended
          FROM users WHERE lower(username) = lower($1) AND deactivated_at IS NULL",
+        request.username
     )
-    .bind(&request.username)
     .fetch_optional(&state.db)
-    .await?;
+    .await?
+    .map(|row| (row.id, row.password_hash, row.ended));
     // The same answer for an unknown user and a wrong password.
     let refused = || ApiError {
         status: axum::http::StatusCode::UNAUTHORIZED,

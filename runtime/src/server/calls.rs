@@ -48,23 +48,27 @@ async fn load(
     db: impl sqlx::PgExecutor<'_>,
     channel_id: &str,
 ) -> Result<Option<(Call, String)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        call: Call,
-        node: String,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT c.id, c.channel_id, c.started_by, c.started_at, c.ended_at, c.node,
-                COALESCE(array_agg(p.user_id ORDER BY p.joined_at) FILTER (WHERE p.user_id IS NOT NULL), '{}') AS participants
-         FROM calls c LEFT JOIN call_participants p ON p.call_id = c.id AND p.left_at IS NULL
-         WHERE c.channel_id = $1 AND c.ended_at IS NULL
-         GROUP BY c.id",
+    let row = sqlx::query!(
+        r#"SELECT c.id, c.channel_id, c.started_by, c.started_at, c.ended_at, c.node,
+                  COALESCE(array_agg(p.user_id ORDER BY p.joined_at) FILTER (WHERE p.user_id IS NOT NULL), '{}') AS "participants!"
+           FROM calls c LEFT JOIN call_participants p ON p.call_id = c.id AND p.left_at IS NULL
+           WHERE c.channel_id = $1 AND c.ended_at IS NULL
+           GROUP BY c.id"#,
+        channel_id
     )
-    .bind(channel_id)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|row| (row.call, row.node)))
+    Ok(row.map(|row| {
+        let call = Call {
+            id: row.id,
+            channel_id: row.channel_id,
+            started_by: row.started_by,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            participants: row.participants,
+        };
+        (call, row.node)
+    }))
 }
 
 /// The channel's call in progress.
@@ -189,12 +193,12 @@ pub async fn sweep_once(state: &AppState) -> Result<(), String> {
         return Ok(());
     };
     let key = calls.join_token_key.read().map_err(|e| e.to_string())?;
-    let open: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id, channel_id, node FROM calls WHERE ended_at IS NULL")
-            .fetch_all(&state.db)
-            .await
-            .map_err(|e| e.to_string())?;
-    for (call, channel, node) in open {
+    let open = sqlx::query!("SELECT id, channel_id, node FROM calls WHERE ended_at IS NULL")
+        .fetch_all(&state.db)
+        .await
+        .map_err(|e| e.to_string())?;
+    for row in open {
+        let (call, channel, node) = (row.id, row.channel_id, row.node);
         let token = join_token::sign(
             key.as_bytes(),
             &join_token::Claims {

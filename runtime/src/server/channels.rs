@@ -66,21 +66,22 @@ impl Channel {
 /// Every channel the caller may see: those they belong to, and for non-guests
 /// the public ones, with unread and mention counts for their own.
 pub async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<Channel>> {
-    let channels: Vec<Channel> = sqlx::query_as(
-        "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
-                c.labels, (m.user_id IS NOT NULL) AS member,
-                COALESCE((SELECT count(*) FROM posts p
-                          WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
-                            AND p.deleted_at IS NULL AND p.user_id <> $1), 0) AS unread,
-                COALESCE((SELECT count(*) FROM posts p JOIN mentions x ON x.post_id = p.id AND x.user_id = $1
-                          WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
-                            AND p.deleted_at IS NULL), 0) AS mentions
-         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
-         WHERE m.user_id IS NOT NULL OR (c.kind = 'public' AND $2)
-         ORDER BY c.created_at, c.id",
+    let channels = sqlx::query_as!(
+        Channel,
+        r#"SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
+                  c.labels, (m.user_id IS NOT NULL) AS "member!",
+                  COALESCE((SELECT count(*) FROM posts p
+                            WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
+                              AND p.deleted_at IS NULL AND p.user_id <> $1), 0) AS "unread!",
+                  COALESCE((SELECT count(*) FROM posts p JOIN mentions x ON x.post_id = p.id AND x.user_id = $1
+                            WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
+                              AND p.deleted_at IS NULL), 0) AS "mentions!"
+           FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
+           WHERE m.user_id IS NOT NULL OR (c.kind = 'public' AND $2)
+           ORDER BY c.created_at, c.id"#,
+        caller.user_id,
+        caller.role != Role::Guest
     )
-    .bind(&caller.user_id)
-    .bind(caller.role != Role::Guest)
     .fetch_all(&state.db)
     .await?;
     let subject = caller.subject();
@@ -91,7 +92,6 @@ pub async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<Channel>> 
 }
 
 /// A public or private channel, as policies see it.
-#[derive(sqlx::FromRow)]
 pub struct Named {
     pub id: String,
     pub name: String,
@@ -111,8 +111,12 @@ impl Named {
 
 /// Every public and private channel, by name.
 pub async fn named(db: &PgPool) -> Result<Vec<Named>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, name, kind, labels FROM channels WHERE kind IN ('public', 'private') ORDER BY name",
+    // `name!`: public and private channels always have a name.
+    sqlx::query_as!(
+        Named,
+        r#"SELECT id, name AS "name!", kind,
+                  labels AS "labels: sqlx::types::Json<BTreeMap<String, String>>"
+           FROM channels WHERE kind IN ('public', 'private') ORDER BY name"#
     )
     .fetch_all(db)
     .await
@@ -256,6 +260,8 @@ pub async fn subject_of(db: &PgPool, user_id: &str) -> ApiResult<Option<Target>>
         sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
         Option<String>,
     );
+    // Not `query!`: the condition is `active_user!()`, one definition of a
+    // user who may act, joined with `concat!`, which `query!` does not take.
     let row: Option<Row> = sqlx::query_as(concat!(
         "SELECT u.role, u.attributes, u.guest_policy FROM users u WHERE u.id = $1 AND ",
         super::db::users::active_user!()

@@ -188,11 +188,15 @@ pub async fn typing(db: &PgPool, typing: Typing) -> Result<(), sqlx::Error> {
 
 /// Events recorded after `since`, in order, at most `limit`.
 pub async fn since(db: &PgPool, since: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT seq, kind, channel_id, user_id, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+    // `seq?`: a recorded event always has one; the type leaves it optional
+    // for typing indicators, which are never recorded.
+    sqlx::query_as!(
+        Event,
+        r#"SELECT seq AS "seq?", kind, channel_id, user_id, data FROM events
+           WHERE seq > $1 ORDER BY seq LIMIT $2"#,
+        since,
+        limit
     )
-    .bind(since)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

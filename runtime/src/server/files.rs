@@ -188,18 +188,26 @@ pub struct Download {
 /// attached to (or be its uploader, before it is attached); anything else
 /// is absent. A partner's file still arriving or refused says so.
 pub async fn open(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Download> {
-    let row: FileRow = sqlx::query_as(
-        "SELECT f.id, f.channel_id, f.post_id, f.name, f.content_type, f.size, f.created_at,
-                f.object_key, f.uploader_id, (p.deleted_at IS NOT NULL) AS post_deleted,
-                f.state, f.refused_reason, u.organisation
-         FROM files f LEFT JOIN posts p ON p.id = f.post_id JOIN users u ON u.id = f.uploader_id
-         WHERE f.id = $1",
+    let row = sqlx::query!(
+        r#"SELECT f.id, f.channel_id, f.post_id, f.name, f.content_type, f.size, f.created_at,
+                  f.object_key, f.uploader_id, (p.deleted_at IS NOT NULL) AS "post_deleted!",
+                  f.state, f.refused_reason, u.organisation
+           FROM files f LEFT JOIN posts p ON p.id = f.post_id JOIN users u ON u.id = f.uploader_id
+           WHERE f.id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(&state.db)
     .await?
     .ok_or_else(|| ApiError::not_found("file"))?;
-    let file = row.info;
+    let file = FileInfo {
+        id: row.id,
+        channel_id: row.channel_id,
+        post_id: row.post_id,
+        name: row.name,
+        content_type: row.content_type,
+        size: row.size,
+        created_at: row.created_at,
+    };
     see(state, caller, &file.channel_id)
         .await
         .map_err(|_| ApiError::not_found("file"))?;
@@ -226,18 +234,6 @@ pub async fn open(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Down
         ApiError::unavailable("the object store is unavailable, retry later")
     })?;
     Ok(Download { info: file, bytes })
-}
-
-#[derive(sqlx::FromRow)]
-struct FileRow {
-    #[sqlx(flatten)]
-    info: FileInfo,
-    object_key: String,
-    uploader_id: String,
-    post_deleted: bool,
-    state: String,
-    refused_reason: Option<String>,
-    organisation: Option<String>,
 }
 
 #[cfg(test)]

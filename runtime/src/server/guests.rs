@@ -213,23 +213,22 @@ pub async fn redeem(state: &AppState, request: Redeem) -> ApiResult<LoginRespons
     auth::check_credentials(state, &request.username, &request.password)?;
     let hash = auth::hash_off_thread(&request.password).await?;
     let mut tx = state.db.begin().await?;
-    type Row = (
-        String,
-        String,
-        String,
-        Option<String>,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-    );
-    let invitation: Option<Row> = sqlx::query_as(
+    let invitation = sqlx::query!(
         "SELECT id, policy, email, organisation, expires_at, redeemed_at FROM invitations
          WHERE token_hash = $1 FOR UPDATE",
+        auth::token_hash(&request.token)
     )
-    .bind(auth::token_hash(&request.token))
     .fetch_optional(&mut *tx)
-    .await?;
-    let (invitation_id, policy, email, organisation, expires_at, redeemed_at) =
-        invitation.ok_or_else(|| ApiError::not_found("invitation"))?;
+    .await?
+    .ok_or_else(|| ApiError::not_found("invitation"))?;
+    let (invitation_id, policy, email, organisation, expires_at, redeemed_at) = (
+        invitation.id,
+        invitation.policy,
+        invitation.email,
+        invitation.organisation,
+        invitation.expires_at,
+        invitation.redeemed_at,
+    );
     let now = Utc::now();
     let rules = state.policies().guests.get(&policy).cloned();
     let refusal = match (&redeemed_at, &rules) {
@@ -305,11 +304,17 @@ pub async fn redeem(state: &AppState, request: Redeem) -> ApiResult<LoginRespons
     }
     db::invitations::redeemed(&mut *tx, &invitation_id, &user_id).await?;
     // The policy's channels, less any an access policy closes to this guest.
-    let named: Vec<channels::Channel> = sqlx::query_as(
-        "SELECT id, kind, name, display_name, purpose, created_at, archived_at, labels FROM channels
-         WHERE lower(name) = ANY($1) AND archived_at IS NULL",
+    let named = sqlx::query_as!(
+        channels::Channel,
+        r#"SELECT id, kind, name, display_name, purpose, created_at, archived_at, labels,
+                  false AS "member!", 0::bigint AS "unread!", 0::bigint AS "mentions!"
+           FROM channels WHERE lower(name) = ANY($1) AND archived_at IS NULL"#,
+        &rules
+            .channels
+            .iter()
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<Vec<_>>()
     )
-    .bind(rules.channels.iter().map(|c| c.to_ascii_lowercase()).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
     let subject = Subject {

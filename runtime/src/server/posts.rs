@@ -168,17 +168,17 @@ pub async fn create(
     let root_id = match new.reply_to {
         None => None,
         Some(parent) => {
-            let row: Option<(String, Option<String>)> = sqlx::query_as(
+            let row = sqlx::query!(
                 "SELECT id, root_id FROM posts
                  WHERE id = $1 AND channel_id = $2 AND (deleted_at IS NULL OR $3)",
+                parent,
+                new.channel_id,
+                matches!(new.by, By::Partner { .. })
             )
-            .bind(parent)
-            .bind(new.channel_id)
-            .bind(matches!(new.by, By::Partner { .. }))
             .fetch_optional(&mut **tx)
             .await?;
             match row {
-                Some((id, root)) => Some(root.unwrap_or(id)),
+                Some(post) => Some(post.root_id.unwrap_or(post.id)),
                 None => return Err(invalid("rootId", "rootId must be a post in this channel")),
             }
         }

@@ -70,6 +70,8 @@ pub async fn posts(
     terms: &Terms,
     limit: i64,
 ) -> ApiResult<Vec<Post>> {
+    // Not `query_as!`: the columns are `post_select!()`, one definition for
+    // every read of posts, joined with `concat!`, which `query!` does not take.
     Ok(sqlx::query_as(concat!(
         post_select!(),
         " JOIN channels c ON c.id = p.channel_id

@@ -130,14 +130,16 @@ impl Database {
         let mut connection = PgConnection::connect_with(self.options())
             .await
             .map_err(|e| UpError(format!("cannot connect to PostgreSQL: {e}")))?;
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-                .bind(name)
-                .fetch_optional(&mut connection)
-                .await
-                .map_err(|e| UpError(format!("cannot list databases: {e}")))?;
+        let exists = sqlx::query_scalar!(
+            r#"SELECT 1 AS "exists!" FROM pg_database WHERE datname = $1"#,
+            name
+        )
+        .fetch_optional(&mut connection)
+        .await
+        .map_err(|e| UpError(format!("cannot list databases: {e}")))?;
         if exists.is_none() {
-            // CREATE DATABASE takes no bind parameters; the name is checked
+            // CREATE DATABASE takes no bind parameters (so no `query!`
+            // either: the statement names the database); the name is checked
             // to be [a-z0-9_] only (the plan makes it so), and quoted.
             if !name
                 .bytes()

@@ -33,17 +33,32 @@ pub struct Seen {
 /// guest policy excludes them) is reported as absent.
 pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<Seen> {
     let db = &state.db;
-    let row: Option<(Channel, Option<String>)> = sqlx::query_as::<_, ChannelWithRole>(
-        "SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
-                c.labels, m.role AS member_role
-         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-         WHERE c.id = $1",
+    let row = sqlx::query!(
+        r#"SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
+                  c.labels, m.role AS "member_role?"
+           FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+           WHERE c.id = $1"#,
+        channel_id,
+        caller.user_id
     )
-    .bind(channel_id)
-    .bind(&caller.user_id)
     .fetch_optional(db)
     .await?
-    .map(|r| (r.channel, r.member_role));
+    .map(|r| {
+        let channel = Channel {
+            id: r.id,
+            kind: r.kind,
+            name: r.name,
+            display_name: r.display_name,
+            purpose: r.purpose,
+            created_at: r.created_at,
+            archived_at: r.archived_at,
+            labels: r.labels,
+            member: false,
+            unread: 0,
+            mentions: 0,
+        };
+        (channel, r.member_role)
+    });
     let (mut channel, member_role) = row.ok_or_else(|| ApiError::not_found("channel"))?;
     let membership = match member_role.as_deref() {
         None => Membership::None,
@@ -73,13 +88,6 @@ pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResu
     }
     channel.member = membership != Membership::None;
     Ok(Seen { channel, access })
-}
-
-#[derive(sqlx::FromRow)]
-struct ChannelWithRole {
-    #[sqlx(flatten)]
-    channel: Channel,
-    member_role: Option<String>,
 }
 
 /// The named channels access policies keep from the caller (for filters

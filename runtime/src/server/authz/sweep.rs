@@ -27,8 +27,10 @@ use crate::server::{
 /// How often everything is re-checked (guest expiry is noticed within this).
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
+/// A user's attributes as stored.
+type Attributes = sqlx::types::Json<serde_json::Map<String, serde_json::Value>>;
+
 /// One membership of a named channel, with what policies need to decide it.
-#[derive(sqlx::FromRow)]
 struct Membership {
     channel_id: String,
     name: String,
@@ -36,7 +38,7 @@ struct Membership {
     labels: sqlx::types::Json<BTreeMap<String, String>>,
     user_id: String,
     role: String,
-    attributes: sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    attributes: Attributes,
     guest_policy: Option<String>,
 }
 
@@ -63,15 +65,21 @@ async fn memberships(
     user_id: Option<&str>,
     channel_id: Option<&str>,
 ) -> Result<Vec<Membership>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.id AS channel_id, c.name, c.kind, c.labels, u.id AS user_id, u.role, u.attributes, u.guest_policy
-         FROM channel_members m JOIN channels c ON c.id = m.channel_id JOIN users u ON u.id = m.user_id
-         WHERE c.kind IN ('public', 'private') AND u.origin IS NULL
-           AND ($1::text IS NULL OR m.user_id = $1)
-           AND ($2::text IS NULL OR m.channel_id = $2)",
+    // `name!`: named channels (public, private) always have a name.
+    sqlx::query_as!(
+        Membership,
+        r#"SELECT c.id AS channel_id, c.name AS "name!", c.kind,
+                  c.labels AS "labels: sqlx::types::Json<BTreeMap<String, String>>",
+                  u.id AS user_id, u.role,
+                  u.attributes AS "attributes: Attributes",
+                  u.guest_policy
+           FROM channel_members m JOIN channels c ON c.id = m.channel_id JOIN users u ON u.id = m.user_id
+           WHERE c.kind IN ('public', 'private') AND u.origin IS NULL
+             AND ($1::text IS NULL OR m.user_id = $1)
+             AND ($2::text IS NULL OR m.channel_id = $2)"#,
+        user_id,
+        channel_id
     )
-    .bind(user_id)
-    .bind(channel_id)
     .fetch_all(&state.db)
     .await
 }
@@ -151,15 +159,16 @@ pub async fn all(state: &AppState) -> Result<(), db::Error> {
 /// gone) can no longer sign in and leave every channel.
 pub async fn expire_guests(state: &AppState) -> Result<(), db::Error> {
     let policies: Vec<String> = state.policies().guests.keys().cloned().collect();
-    let due: Vec<(String, Option<String>)> = sqlx::query_as(
+    let due = sqlx::query!(
         "SELECT id, guest_policy FROM users
          WHERE role = 'guest' AND expired_at IS NULL AND deactivated_at IS NULL
            AND (access_expires_at <= now() OR (guest_policy IS NOT NULL AND NOT (guest_policy = ANY($1))))",
+        &policies
     )
-    .bind(&policies)
     .fetch_all(&state.db)
     .await?;
-    for (user_id, policy) in due {
+    for row in due {
+        let (user_id, policy) = (row.id, row.guest_policy);
         let mut tx = state.db.begin().await?;
         if !db::users::expire(&mut *tx, &user_id).await? {
             continue; // another replica did it
@@ -223,13 +232,12 @@ pub async fn audit_policy_changes(state: &AppState) -> Result<(), db::Error> {
     let mut tx = state.db.begin().await?;
     db::audit::lock_policies_seen(&mut tx).await?;
     let before: BTreeMap<String, serde_json::Value> =
-        sqlx::query_as::<_, (String, serde_json::Value)>(
-            "SELECT name, definition FROM access_policies_seen",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+        sqlx::query!("SELECT name, definition FROM access_policies_seen")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|seen| (seen.name, seen.definition))
+            .collect();
     let names: std::collections::BTreeSet<&String> = before.keys().chain(now.keys()).collect();
     for name in names {
         let (what, reason) = match (before.get(name), now.get(name)) {

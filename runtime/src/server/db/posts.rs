@@ -53,6 +53,8 @@ pub(crate) use post_select;
 
 /// A post as it is now, deleted or not.
 pub async fn load<'e>(db: impl sqlx::PgExecutor<'e>, post_id: &str) -> Result<Option<Post>> {
+    // Not `query_as!`: the columns are `post_select!()`, one definition for
+    // every read of posts, joined with `concat!`, which `query!` does not take.
     Ok(sqlx::query_as(concat!(post_select!(), " WHERE p.id = $1"))
         .bind(post_id)
         .fetch_optional(db)
@@ -67,6 +69,8 @@ pub async fn page(
     before: i64,
     limit: i64,
 ) -> Result<Vec<Post>> {
+    // Not `query_as!`: the columns are `post_select!()`, one definition for
+    // every read of posts, joined with `concat!`, which `query!` does not take.
     Ok(sqlx::query_as(concat!(
         post_select!(),
         " WHERE p.channel_id = $1 AND p.seq < $2 AND p.deleted_at IS NULL ORDER BY p.seq DESC LIMIT $3"
@@ -80,6 +84,8 @@ pub async fn page(
 
 /// The live posts of the thread `root_id` starts, oldest first.
 pub async fn thread(db: &sqlx::PgPool, root_id: &str) -> Result<Vec<Post>> {
+    // Not `query_as!`: the columns are `post_select!()`, one definition for
+    // every read of posts, joined with `concat!`, which `query!` does not take.
     Ok(sqlx::query_as(concat!(
         post_select!(),
         " WHERE (p.id = $1 OR p.root_id = $1) AND p.deleted_at IS NULL ORDER BY p.seq"
@@ -91,6 +97,8 @@ pub async fn thread(db: &sqlx::PgPool, root_id: &str) -> Result<Vec<Post>> {
 
 /// The live pinned posts of `channel_id`, newest first.
 pub async fn pinned(db: &sqlx::PgPool, channel_id: &str) -> Result<Vec<Post>> {
+    // Not `query_as!`: the columns are `post_select!()`, one definition for
+    // every read of posts, joined with `concat!`, which `query!` does not take.
     Ok(sqlx::query_as(concat!(
         post_select!(),
         " WHERE p.channel_id = $1 AND p.pinned AND p.deleted_at IS NULL ORDER BY p.seq DESC"

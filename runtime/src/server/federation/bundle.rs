@@ -80,12 +80,15 @@ pub async fn export(state: &AppState, partner: &str) -> Result<(Vec<u8>, usize)>
             "{partner:?} is not a partner of this workspace (no PartnerConnection names it)"
         ))
     })?;
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query!(
         "SELECT seq, payload FROM federation_outbox WHERE partner = $1 ORDER BY seq",
+        partner
     )
-    .bind(partner)
     .fetch_all(&state.db)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|row| (row.seq, row.payload))
+    .collect();
     let events: Vec<Envelope> = rows
         .into_iter()
         .filter_map(|(seq, payload)| {

@@ -30,18 +30,10 @@ pub async fn references(
     tx: &mut Transaction<'_, Postgres>,
     post_id: &str,
 ) -> Result<Vec<proto::FileRef>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: String,
-        name: String,
-        content_type: String,
-        size: i64,
-        sha256: Option<Vec<u8>>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, name, content_type, size, sha256 FROM files WHERE post_id = $1 ORDER BY created_at, id",
+        post_id
     )
-    .bind(post_id)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows
@@ -170,16 +162,18 @@ pub async fn serve(
         ));
     }
     let not_found = || Status::not_found(format!("no file {} shared with you", request.file_id));
-    let row: Option<(i64, String, String, Option<String>, bool)> = sqlx::query_as(
-        "SELECT f.size, f.object_key, f.state, c.name, p.deleted_at IS NOT NULL
+    let row = sqlx::query!(
+        r#"SELECT f.size, f.object_key, f.state, c.name, p.deleted_at IS NOT NULL AS "deleted!"
          FROM files f JOIN posts p ON p.id = f.post_id JOIN channels c ON c.id = f.channel_id
-         WHERE f.id = $1",
+         WHERE f.id = $1"#,
+        request.file_id
     )
-    .bind(&request.file_id)
     .fetch_optional(&state.db)
     .await
-    .map_err(|e| Status::unavailable(format!("database: {e}")))?;
-    let (size, key, file_state, channel, deleted) = row.ok_or_else(not_found)?;
+    .map_err(|e| Status::unavailable(format!("database: {e}")))?
+    .ok_or_else(not_found)?;
+    let (size, key, file_state, channel, deleted) =
+        (row.size, row.object_key, row.state, row.name, row.deleted);
     let shared = channel.is_some_and(|name| {
         super::shares(&config, &name).any(|(p, _)| p.workspace_id == partner_id)
     });
@@ -269,11 +263,12 @@ pub async fn fetch_pending(state: &AppState, partner: &PartnerConfig, channel: C
     let mut events = state.hub.subscribe();
     let mut failures = 0u32;
     loop {
-        let pending: Result<Vec<Pending>, _> = sqlx::query_as(
+        let pending = sqlx::query_as!(
+            Pending,
             "SELECT id, size, sha256, content_type, object_key, post_id FROM files
              WHERE source = $1 AND state = 'pending' ORDER BY created_at, id LIMIT 16",
+            partner.workspace_id
         )
-        .bind(&partner.workspace_id)
         .fetch_all(&state.db)
         .await;
         let pending = pending.unwrap_or_else(|error| {
@@ -350,12 +345,13 @@ pub async fn from_bundle(
     partner: &PartnerConfig,
     file: proto::FileData,
 ) -> Result<bool> {
-    let pending: Option<Pending> = sqlx::query_as(
+    let pending = sqlx::query_as!(
+        Pending,
         "SELECT id, size, sha256, content_type, object_key, post_id FROM files
          WHERE id = $1 AND source = $2 AND state = 'pending'",
+        file.id,
+        partner.workspace_id
     )
-    .bind(&file.id)
-    .bind(&partner.workspace_id)
     .fetch_optional(&state.db)
     .await?;
     let Some(pending) = pending else {
@@ -503,13 +499,13 @@ async fn complete(state: &AppState, partner: &PartnerConfig, file: Pending) -> R
     let mut spool = tempfile::NamedTempFile::new()?;
     let mut digest = sha2::Sha256::new();
     let mut head = Vec::new();
-    let mut parts = sqlx::query_as::<_, (Vec<u8>,)>(
+    let mut parts = sqlx::query_scalar!(
         "SELECT data FROM federation_file_parts WHERE file_id = $1 ORDER BY at_byte",
+        file.id
     )
-    .bind(&file.id)
     .fetch(&state.db);
     while let Some(part) = parts.next().await {
-        let (data,) = part?;
+        let data = part?;
         digest.update(&data);
         if head.len() < 8192 {
             head.extend_from_slice(&data[..data.len().min(8192 - head.len())]);

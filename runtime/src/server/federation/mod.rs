@@ -99,11 +99,14 @@ async fn profile(
     config: &RuntimeConfig,
     user_id: &str,
 ) -> Result<proto::Profile, db::Error> {
-    let (username, display_name, role, origin): (String, String, String, Option<String>) =
-        sqlx::query_as("SELECT username, display_name, role, origin FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(&mut **tx)
-            .await?;
+    let user = sqlx::query!(
+        "SELECT username, display_name, role, origin FROM users WHERE id = $1",
+        user_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let (username, display_name, role, origin) =
+        (user.username, user.display_name, user.role, user.origin);
     Ok(proto::Profile {
         id: user_id.to_string(),
         username,
@@ -208,13 +211,14 @@ pub async fn enqueue(
 
 /// Events and bytes queued for `partner`.
 async fn queued(db: &sqlx::PgPool, partner: &str) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(length(payload)), 0)::bigint
-         FROM federation_outbox WHERE partner = $1",
+    let queued = sqlx::query!(
+        r#"SELECT count(*) AS "events!", COALESCE(sum(length(payload)), 0)::bigint AS "bytes!"
+         FROM federation_outbox WHERE partner = $1"#,
+        partner
     )
-    .bind(partner)
     .fetch_one(db)
-    .await
+    .await?;
+    Ok((queued.events, queued.bytes))
 }
 
 fn over_bound(partner: &PartnerConfig, (events, bytes): (i64, i64)) -> bool {
@@ -269,27 +273,26 @@ pub async fn figures(
     let config = state.config();
     let mut figures = Vec::new();
     for partner in &config.federation.partners {
-        type Row = (
-            Option<chrono::DateTime<chrono::Utc>>,
-            Option<String>,
-            i64,
-            i64,
-            Option<f64>,
-            i64,
+        let row = sqlx::query!(
+            r#"SELECT (SELECT last_contact FROM federation_peers WHERE partner = $1) AS last_contact,
+                      (SELECT last_error FROM federation_peers WHERE partner = $1) AS last_error,
+                      count(*) AS "queued_events!", COALESCE(sum(length(payload)), 0)::bigint AS "queued_bytes!",
+                      extract(epoch FROM now() - min(created_at))::float8 AS oldest,
+                      (SELECT count(*) FROM audit_log WHERE kind = $2 AND data->>'partner' = $1) AS "rejected!"
+               FROM federation_outbox WHERE partner = $1"#,
+            partner.workspace_id,
+            REJECTED
+        )
+        .fetch_one(&state.db)
+        .await?;
+        let (last_contact, last_error, queued_events, queued_bytes, oldest, rejected) = (
+            row.last_contact,
+            row.last_error,
+            row.queued_events,
+            row.queued_bytes,
+            row.oldest,
+            row.rejected,
         );
-        let (last_contact, last_error, queued_events, queued_bytes, oldest, rejected): Row =
-            sqlx::query_as(
-                "SELECT (SELECT last_contact FROM federation_peers WHERE partner = $1),
-                        (SELECT last_error FROM federation_peers WHERE partner = $1),
-                        count(*), COALESCE(sum(length(payload)), 0)::bigint,
-                        extract(epoch FROM now() - min(created_at))::float8,
-                        (SELECT count(*) FROM audit_log WHERE kind = $2 AND data->>'partner' = $1)
-                 FROM federation_outbox WHERE partner = $1",
-            )
-            .bind(&partner.workspace_id)
-            .bind(REJECTED)
-            .fetch_one(&state.db)
-            .await?;
         let window = chrono::Duration::seconds(partner.sync.keepalive_seconds as i64 + 10);
         figures.push(entente_proto::admin::PartnerFigures {
             workspace_id: partner.workspace_id.clone(),

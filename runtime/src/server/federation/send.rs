@@ -216,14 +216,17 @@ async fn push_events(
     let mut last_sent = Instant::now();
     loop {
         if in_flight.len() < WINDOW {
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query!(
                 "SELECT seq, payload FROM federation_outbox WHERE partner = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                partner_id,
+                sent,
+                BATCH
             )
-            .bind(partner_id)
-            .bind(sent)
-            .bind(BATCH)
             .fetch_all(&state.db)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|row| (row.seq, row.payload))
+            .collect();
             if let Some((last, _)) = rows.last() {
                 let last = *last;
                 let bytes: usize = rows.iter().map(|(_, p)| p.len()).sum();
