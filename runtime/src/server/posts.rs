@@ -250,9 +250,10 @@ pub async fn create(
         }
     }
     let post = announce(tx, Change::Posted, new.id).await?;
-    // Posting marks the channel read up to one's own post.
-    db::members::read_to(&mut **tx, new.channel_id, new.author_id, post.seq).await?;
     if let By::Local = new.by {
+        // Posting marks the channel read up to one's own post. (A partner's
+        // user never reads here: their read marker is not kept.)
+        db::members::read_to(&mut **tx, new.channel_id, new.author_id, post.seq).await?;
         let files = match new.files {
             Attached::Uploads(ids) if !ids.is_empty() => {
                 federation::files::references(tx, new.id).await?
