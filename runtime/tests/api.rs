@@ -948,3 +948,53 @@ async fn search_finds_only_what_the_caller_may_read() {
         (StatusCode::BAD_REQUEST, json!("q"))
     );
 }
+
+#[tokio::test]
+async fn wrong_passwords_lock_the_account_for_longer_each_time_and_are_audited() {
+    let ws = Workspace::new().await;
+    let admin = ws.login("admin", ADMIN_PASSWORD).await;
+    let (status, body) = ws
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "target", "password": "the right password"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let attempt = |password: &'static str| {
+        let ws = &ws;
+        async move {
+            ws.call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": "Target", "password": password})),
+            )
+            .await
+        }
+    };
+    // The free allowance, then the failure that starts a 1 s lock.
+    for _ in 0..6 {
+        assert_eq!(attempt("a guess").await.0, StatusCode::UNAUTHORIZED);
+    }
+    // Locked: even the right password waits, and says for how long.
+    let (status, body) = attempt("the right password").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "throttled");
+    // Another account is not locked with it.
+    ws.login("admin", ADMIN_PASSWORD).await;
+    let (_, entries) = ws
+        .get("/api/v1/admin/audit?kind=auth.throttled", &admin)
+        .await;
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("account:target"));
+    // After the lock, the right password works and clears the count.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ws.login("target", "the right password").await;
+    assert_eq!(attempt("a guess").await.0, StatusCode::UNAUTHORIZED);
+    ws.login("target", "the right password").await;
+}

@@ -24,6 +24,9 @@ pub mod kind {
     pub const GUEST_INVITED: &str = "guest.invited";
     pub const GUEST_JOINED: &str = "guest.joined";
     pub const GUEST_EXPIRED: &str = "guest.expired";
+    /// Sign-ins for an account or from an address locked after repeated
+    /// wrong passwords.
+    pub const AUTH_THROTTLED: &str = "auth.throttled";
     /// An invitation presented again, after expiry, or under a vanished policy.
     pub const INVITATION_REFUSED: &str = "guest.invitation_refused";
 }

@@ -2,10 +2,7 @@
 //! bootstrap admin, and the [`Caller`] every authenticated handler receives.
 
 use argon2::{
-    password_hash::{
-        rand_core::OsRng, rand_core::RngCore, PasswordHash, PasswordHasher, PasswordVerifier,
-        SaltString,
-    },
+    password_hash::{rand_core::OsRng, rand_core::RngCore, PasswordHasher, SaltString},
     Argon2,
 };
 use axum::{extract::FromRequestParts, http::request::Parts};
@@ -33,14 +30,21 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+/// The address a request came from, when the server knows it (requests
+/// made in-process, as tests do, have none).
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
 }
 
 /// A fresh bearer token (256 random bits, hex) and the hash stored for it.
@@ -228,8 +232,22 @@ pub struct LoginResponse {
     pub user: User,
 }
 
-/// Signs a local user in with their password: a new session.
-pub async fn login(state: &AppState, request: LoginRequest) -> ApiResult<LoginResponse> {
+/// Signs a local user in with their password: a new session. Throttled per
+/// account and per address ([`super::throttle`]); an unknown user costs a
+/// full password check, like a wrong password.
+pub async fn login(
+    state: &AppState,
+    request: LoginRequest,
+    address: Option<std::net::IpAddr>,
+) -> ApiResult<LoginResponse> {
+    let account = format!("account:{}", request.username.to_lowercase());
+    let address = address.map(|a| format!("address:{a}"));
+    let keys: Vec<&str> = std::iter::once(account.as_str())
+        .chain(address.as_deref())
+        .collect();
+    if let Some(wait) = state.throttle.wait(&keys, std::time::Instant::now()) {
+        return Err(throttled(wait));
+    }
     let row = sqlx::query!(
         "SELECT id, password_hash,
                 CASE WHEN expired_at IS NOT NULL OR access_expires_at <= now()
@@ -248,15 +266,38 @@ pub async fn login(state: &AppState, request: LoginRequest) -> ApiResult<LoginRe
         field: None,
         retry_after: None,
     };
-    let (user_id, hash, ended) = row.ok_or_else(refused)?;
-    let hash = hash.ok_or_else(refused)?;
-    let password = request.password.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    if !ok {
+    let hash = row.as_ref().and_then(|(_, hash, _)| hash.as_deref());
+    let matches = state.passwords.verify(&request.password, hash).await?;
+    let Some((user_id, _, ended)) = row.filter(|_| matches) else {
+        let now = std::time::Instant::now();
+        let locks = [
+            (account.as_str(), super::throttle::ACCOUNT_FREE),
+            (
+                address.as_deref().unwrap_or_default(),
+                super::throttle::ADDRESS_FREE,
+            ),
+        ];
+        for (key, free) in locks.into_iter().filter(|(key, _)| !key.is_empty()) {
+            if let Some(lock) = state.throttle.failed(key, free, now) {
+                audit::record(
+                    &state.db,
+                    audit::Entry {
+                        kind: audit::kind::AUTH_THROTTLED,
+                        reason: format!(
+                            "{key}: {} wrong passwords; sign-ins locked for {} s",
+                            free + 1,
+                            lock.as_secs()
+                        ),
+                        data: serde_json::json!({"key": key, "lockSeconds": lock.as_secs()}),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+        }
         return Err(refused());
-    }
+    };
+    state.throttle.succeeded(&account);
     if let Some(ended) = ended {
         // Only someone who knows the password learns this.
         return Err(ApiError::forbidden(format!(
@@ -339,12 +380,16 @@ pub(crate) fn check_credentials(state: &AppState, username: &str, password: &str
     Ok(())
 }
 
-/// Hashes off the async threads.
-pub(crate) async fn hash_off_thread(password: &str) -> ApiResult<String> {
-    let password = password.to_string();
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|_| ApiError::unavailable("could not hash the password"))
+/// Sign-ins locked for `wait`: 429 with `Retry-After`.
+fn throttled(wait: std::time::Duration) -> ApiError {
+    let seconds = wait.as_secs().max(1);
+    ApiError {
+        status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+        code: "throttled",
+        message: format!("too many wrong passwords; try again in {seconds} s"),
+        field: None,
+        retry_after: Some(seconds),
+    }
 }
 
 /// Creates a local account.
@@ -352,7 +397,7 @@ pub async fn create_user(state: &AppState, request: CreateUser) -> ApiResult<Use
     check_credentials(state, &request.username, &request.password)?;
     let role = Role::parse(&request.role)
         .ok_or_else(|| ApiError::invalid("role", "role must be system_admin, member or guest"))?;
-    let hash = hash_off_thread(&request.password).await?;
+    let hash = state.passwords.hash(&request.password).await?;
     let id = new_id();
     let inserted = db::users::insert(
         &state.db,
@@ -467,15 +512,6 @@ pub async fn create_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_hash_with_argon2id_and_verify() {
-        let hash = hash_password("correct horse battery staple");
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(verify_password("correct horse battery staple", &hash));
-        assert!(!verify_password("Correct horse battery staple", &hash));
-        assert!(!verify_password("anything", "not a hash"));
-    }
 
     #[test]
     fn tokens_are_random_and_stored_hashed() {

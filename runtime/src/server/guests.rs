@@ -211,7 +211,7 @@ pub fn access_ends(rules: &GuestRules, now: DateTime<Utc>) -> DateTime<Utc> {
 /// policy's channels, and signs it in.
 pub async fn redeem(state: &AppState, request: Redeem) -> ApiResult<LoginResponse> {
     auth::check_credentials(state, &request.username, &request.password)?;
-    let hash = auth::hash_off_thread(&request.password).await?;
+    let hash = state.passwords.hash(&request.password).await?;
     let mut tx = state.db.begin().await?;
     let invitation = sqlx::query!(
         "SELECT id, policy, email, organisation, expires_at, redeemed_at FROM invitations

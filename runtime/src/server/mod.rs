@@ -38,11 +38,13 @@ pub mod federation;
 pub mod files;
 pub mod guests;
 pub mod ops;
+pub mod passwords;
 pub mod posts;
 pub mod reload;
 pub mod search;
 pub mod state;
 pub mod store;
+pub mod throttle;
 
 use std::time::Duration;
 
@@ -168,15 +170,19 @@ pub async fn serve(
     let (sessions, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     state.sessions = sessions;
     let sender = state.shutdown_sender.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Upgraded connections are not the HTTP server's to wait for: tell
-            // every WebSocket to close, so clients reconnect elsewhere.
-            let _ = sender.send(true);
-        })
-        .await
-        .map_err(ServerError::Serve)?;
+    // Each request knows its client's address (for sign-in throttling).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Upgraded connections are not the HTTP server's to wait for: tell
+        // every WebSocket to close, so clients reconnect elsewhere.
+        let _ = sender.send(true);
+    })
+    .await
+    .map_err(ServerError::Serve)?;
     // Let the WebSockets send their close frames before the process exits.
     let _ = tokio::time::timeout(Duration::from_secs(10), drained.recv()).await;
     Ok(())

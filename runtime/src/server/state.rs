@@ -28,6 +28,10 @@ pub struct AppState {
     pub(crate) sessions: tokio::sync::mpsc::Sender<()>,
     /// Where the read gate notes audit-mode findings, recorded off the read path.
     pub findings: Recorder,
+    /// Password hashing and checking, a bounded number at a time.
+    pub passwords: Arc<super::passwords::Passwords>,
+    /// Failed sign-ins, per account and per address.
+    pub throttle: Arc<super::throttle::Throttle>,
     /// Wakes the access sweep ([`super::authz::sweep::run`]) early.
     pub sweep_requested: Arc<tokio::sync::Notify>,
     /// Partners whose queue is full under `PauseSharedChannels`: local
@@ -70,6 +74,8 @@ impl AppState {
             sessions: tokio::sync::mpsc::channel(1).0,
             sweep_requested: Arc::new(tokio::sync::Notify::new()),
             findings,
+            passwords: super::passwords::Passwords::for_this_machine(),
+            throttle: Default::default(),
             paused_partners: Default::default(),
             pacers: Default::default(),
         }

@@ -8,7 +8,8 @@ use axum::{
 
 use crate::server::{
     auth::{
-        self, Caller, CreateToken, CreateUser, CreatedToken, LoginRequest, LoginResponse, User,
+        self, Caller, ClientAddress, CreateToken, CreateUser, CreatedToken, LoginRequest,
+        LoginResponse, User,
     },
     authz::roles::Role,
     db,
@@ -16,12 +17,13 @@ use crate::server::{
     state::AppState,
 };
 
-#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password", body = ApiError)))]
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 401, description = "wrong username or password", body = ApiError), (status = 403, description = "the password is right, but a guest's access ended", body = ApiError), (status = 429, description = "too many wrong passwords for this account or from this address (Retry-After)", body = ApiError), (status = 503, description = "too many sign-ins being checked (Retry-After)", body = ApiError)))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Body(request): Body<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    Ok(Json(auth::login(&state, request).await?))
+    Ok(Json(auth::login(&state, request, address).await?))
 }
 
 /// Revokes the token the request was made with.
