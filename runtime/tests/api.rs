@@ -998,3 +998,39 @@ async fn wrong_passwords_lock_the_account_for_longer_each_time_and_are_audited()
     assert_eq!(attempt("a guess").await.0, StatusCode::UNAUTHORIZED);
     ws.login("target", "the right password").await;
 }
+
+#[tokio::test]
+async fn wrong_passwords_from_one_address_lock_that_address_not_the_proxy() {
+    use axum::{body::Body, http::Request};
+    let ws = Workspace::new().await;
+    let login = |address: &'static str, username: String| {
+        let ws = &ws;
+        async move {
+            let request = Request::post("/api/v1/auth/login")
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", format!("203.0.113.9, {address}"))
+                .body(Body::from(
+                    json!({"username": username, "password": "a guess"}).to_string(),
+                ))
+                .unwrap();
+            ws.request(request).await.status()
+        }
+    };
+    // Twenty free failures from one client address (other accounts each
+    // time, so no account is locked), then that address is locked.
+    for i in 0..21 {
+        assert_eq!(
+            login("198.51.100.7", format!("nobody{i}")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login("198.51.100.7", "someone".into()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not.
+    assert_eq!(
+        login("198.51.100.8", "someone".into()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}

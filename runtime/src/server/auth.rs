@@ -30,20 +30,38 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
-/// The address a request came from, when the server knows it (requests
-/// made in-process, as tests do, have none).
+/// The address a request came from, for throttling: the last address in
+/// `X-Forwarded-For` (the one the nearest proxy, such as the Ingress,
+/// appended), else the connection's peer. Behind an Ingress every peer is
+/// the Ingress, and throttling it would lock everyone out; a client that
+/// sends the header itself only picks its own key, and the per-account
+/// throttle still holds. Requests made in-process (tests) have none.
 pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl ClientAddress {
+    fn of(parts: &Parts) -> Option<std::net::IpAddr> {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|last| last.trim().parse().ok());
+        forwarded.or_else(|| {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip())
+        })
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+        Ok(ClientAddress(ClientAddress::of(parts)))
     }
 }
 
