@@ -30,6 +30,18 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// The token of an `Authorization: Bearer …` header (the scheme's name is
+/// case-insensitive, as HTTP has it).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The address a request came from, for throttling: the last address in
 /// `X-Forwarded-For` (the one the nearest proxy, such as the Ingress,
 /// appended), else the connection's peer. Behind an Ingress every peer is
@@ -116,12 +128,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthenticated)?;
+        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
         let caller = authenticate(&state.db, token).await?;
         state.rate_limit().check(&caller.user_id, &state.metrics)?;
         Ok(caller)
@@ -530,6 +537,20 @@ pub async fn create_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(axum::http::header::AUTHORIZATION, value.parse().unwrap());
+            bearer(&headers).map(str::to_string)
+        };
+        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("BEARER  abc ").as_deref(), Some("abc"));
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("Bearer "), None);
+    }
 
     #[test]
     fn tokens_are_random_and_stored_hashed() {

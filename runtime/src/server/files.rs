@@ -46,11 +46,49 @@ pub fn check_name(name: &str) -> ApiResult<()> {
     }
 }
 
+/// Whether a browser would run or render content of type `mime` as a page
+/// (HTML, XHTML, SVG and any other XML, JavaScript): such a type is never
+/// stored or served.
+pub fn executable(mime: &str) -> bool {
+    let mime = mime
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let subtype = mime.split_once('/').map_or("", |(_, sub)| sub);
+    subtype == "html"
+        || subtype == "xhtml"
+        || subtype == "xml"
+        || subtype.ends_with("+xml")
+        || subtype.contains("javascript")
+        || subtype.contains("ecmascript")
+        || subtype == "xsl"
+        || subtype == "xslt+xml"
+}
+
+/// The type a stored file is served as: its type, unless a browser would
+/// run it (a file stored before this rule, or written by hand).
+pub fn served_type(stored: &str) -> &str {
+    if executable(stored) || !stored.contains('/') {
+        "application/octet-stream"
+    } else {
+        stored
+    }
+}
+
 /// The type from the bytes themselves; the client's claim only when the bytes
-/// say nothing (plain text, say), and never a type a browser would run.
+/// say nothing (plain text, say), and never a type a browser would run:
+/// detected, such a file is `application/octet-stream`; declared, it is
+/// plain text if it is text.
 pub fn content_type(head: &[u8], declared: Option<&str>) -> String {
     if let Some(kind) = infer::get(head) {
-        return kind.mime_type().to_string();
+        let detected = kind.mime_type();
+        return if executable(detected) {
+            "application/octet-stream".into()
+        } else {
+            detected.to_string()
+        };
     }
     let declared = declared
         .unwrap_or_default()
@@ -59,14 +97,7 @@ pub fn content_type(head: &[u8], declared: Option<&str>) -> String {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let active = [
-        "text/html",
-        "application/xhtml+xml",
-        "image/svg+xml",
-        "application/javascript",
-        "text/javascript",
-    ];
-    if declared.is_empty() || active.contains(&declared.as_str()) || !declared.contains('/') {
+    if declared.is_empty() || executable(&declared) || !declared.contains('/') {
         if std::str::from_utf8(head).is_ok() {
             "text/plain".into()
         } else {
@@ -253,6 +284,48 @@ mod tests {
             content_type(&[0xff, 0xfe, 0x00, 0x9f], None),
             "application/octet-stream"
         );
+    }
+
+    #[test]
+    fn nothing_a_browser_runs_is_stored_or_served_whatever_the_bytes_or_the_claim() {
+        // Detected from the bytes.
+        for page in [
+            &b"<!DOCTYPE html><html><script>alert(1)</script></html>"[..],
+            b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+            b"<?xml version=\"1.0\"?><html xmlns=\"http://www.w3.org/1999/xhtml\"></html>",
+        ] {
+            let kind = content_type(page, Some("image/png"));
+            assert!(!executable(&kind), "{kind}");
+            assert!(
+                kind == "application/octet-stream" || kind == "text/plain",
+                "{kind}"
+            );
+        }
+        // Declared.
+        for declared in [
+            "text/html; charset=utf-8",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "text/xml",
+            "application/xml",
+            "application/javascript",
+            "text/ecmascript",
+        ] {
+            assert_eq!(
+                content_type(b"x", Some(declared)),
+                "text/plain",
+                "{declared}"
+            );
+        }
+        // Served: whatever was stored.
+        assert_eq!(served_type("text/html"), "application/octet-stream");
+        assert_eq!(served_type("image/svg+xml"), "application/octet-stream");
+        assert_eq!(served_type("image/png"), "image/png");
+        assert_eq!(served_type("text/csv"), "text/csv");
+        // Office documents are zip files, not XML pages.
+        assert!(!executable(
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        ));
     }
 
     #[test]

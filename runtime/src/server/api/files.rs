@@ -87,7 +87,7 @@ pub async fn download(
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&file.content_type)
+        HeaderValue::from_str(files::served_type(&file.content_type))
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     headers.insert(header::CONTENT_LENGTH, file.size.into());

@@ -47,7 +47,7 @@ pub async fn connect(
 ) -> ApiResult<Response> {
     // A bad header token is refused before upgrading; no header means the
     // token comes as the first message.
-    let caller = match bearer(&headers) {
+    let caller = match auth::bearer(&headers) {
         Some(token) => Some(auth::authenticate(&state.db, token).await?),
         None => None,
     };
@@ -62,13 +62,6 @@ pub async fn connect(
             tracing::debug!(error = %e, "websocket closed");
         }
     }))
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 struct DecOnDrop<'a>(&'a prometheus_client::metrics::gauge::Gauge);
