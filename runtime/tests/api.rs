@@ -1034,3 +1034,36 @@ async fn wrong_passwords_from_one_address_lock_that_address_not_the_proxy() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_nul_character_anywhere_is_a_400_not_a_500() {
+    let ws = Workspace::new().await;
+    let admin = ws.login("admin", ADMIN_PASSWORD).await;
+    let channel = ws.channel(&admin, "nul-test", "public").await;
+    let refused = |(status, body): (StatusCode, Value)| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["code"], "invalid");
+        assert!(body["message"].as_str().unwrap().contains("NUL"), "{body}");
+    };
+    // In a body's text, in JSON, in a path id, in a query.
+    refused(
+        ws.post(
+            &format!("/api/v1/channels/{channel}/posts"),
+            &admin,
+            json!({"message": "a\u{0}b"}),
+        )
+        .await,
+    );
+    let (user, _) = ws.user("somebody", "member").await;
+    refused(
+        ws.call(
+            Method::PUT,
+            &format!("/api/v1/users/{user}/attributes"),
+            Some(&admin),
+            Some(json!({"nation": "G\u{0}B"})),
+        )
+        .await,
+    );
+    refused(ws.get("/api/v1/channels/a%00b", &admin).await);
+    refused(ws.get("/api/v1/search?q=a%00b", &admin).await);
+}

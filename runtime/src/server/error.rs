@@ -171,6 +171,15 @@ impl From<super::db::Error> for ApiError {
                     "the database is unavailable; nothing was changed, retry later",
                 )
             }
+            super::db::Error::Unstorable(_) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid",
+                message:
+                    "the request holds a NUL character (U+0000), which cannot be stored; remove it"
+                        .into(),
+                field: None,
+                retry_after: None,
+            },
             super::db::Error::Query(_) => {
                 tracing::error!(%error, "database error");
                 ApiError::internal()

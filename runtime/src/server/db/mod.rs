@@ -52,6 +52,10 @@ pub enum Error {
     /// was written, and retrying later may succeed.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// Text PostgreSQL cannot store: a NUL character (U+0000), in a text
+    /// column or in JSON. Nothing was written; the input is to fix.
+    #[error("text the database cannot store: {0}")]
+    Unstorable(#[source] sqlx::Error),
     /// Anything else: a bug or a broken invariant.
     #[error("database error: {0}")]
     Query(#[source] sqlx::Error),
@@ -64,6 +68,13 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => Error::Unavailable(error),
+            // character_not_in_repertoire (a NUL in text) and
+            // untranslatable_character (a \u0000 in JSON).
+            sqlx::Error::Database(ref e)
+                if matches!(e.code().as_deref(), Some("22021") | Some("22P05")) =>
+            {
+                Error::Unstorable(error)
+            }
             other => Error::Query(other),
         }
     }
