@@ -19,18 +19,6 @@ use common::federation::{join_shared, pair, post, Pair};
 use entente_runtime::server::federation::{self, proto};
 use serde_json::json;
 
-fn option(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
-
 /// Posts in `channel` on B that came from A.
 async fn arrived(pair: &Pair, channel: &str) -> i64 {
     sqlx::query_as::<_, (i64,)>(
@@ -92,9 +80,9 @@ async fn backlog(pair: &Pair, channel: &str, user: &str, count: u64) {
 }
 
 fn main() {
-    let live = option("--live", 5_000) as i64;
-    let posters = option("--posters", 8) as i64;
-    let queued = option("--backlog", 100_000);
+    let live = common::bench_option("--live", 5_000) as i64;
+    let posters = common::bench_option("--posters", 8) as i64;
+    let queued = common::bench_option("--backlog", 100_000);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,29 +25,10 @@ use tokio::{
     net::TcpSocket,
 };
 
-fn option(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
-}
-
 /// Resident memory now and at its peak, in MiB.
 fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (kb("VmRSS:") / 1024, kb("VmHWM:") / 1024)
+    let (peak, now, _) = common::process_stats(pid);
+    (now / 1024, peak / 1024)
 }
 
 /// One request on a fresh connection from `from`; the status.
@@ -77,8 +58,8 @@ async fn request(from: Ipv4Addr, port: u16, text: String) -> u16 {
 }
 
 fn main() {
-    let concurrency = option("--concurrency", 64) as usize;
-    let seconds = option("--seconds", 10);
+    let concurrency = common::bench_option("--concurrency", 64) as usize;
+    let seconds = common::bench_option("--seconds", 10);
     let pg = entente_e2e::Postgres::shared();
     let url = pg.create_database("logins").unwrap();
     let port = entente_e2e::free_port();
@@ -89,22 +70,8 @@ fn main() {
         .replace("requestsPerMinute: 100000", "requestsPerMinute: 100000000");
     std::fs::write(&config, text).unwrap();
     common::create_bucket_blocking(&config);
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_entente-server"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = common::start_server(&config, port);
     let pid = server.id();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(
-        common::http(port, "GET", "/readyz", None, None),
-        Ok((200, _))
-    ) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let bystander = common::admin_token(port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -31,50 +31,11 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("{name} takes a number"))
-            })
-            .unwrap_or(default)
-    };
     Options {
-        clients: value("--clients", 1000) as usize,
-        seconds: value("--seconds", 15),
-        posters: value("--posters", 8) as usize,
+        clients: common::bench_option("--clients", 1000) as usize,
+        seconds: common::bench_option("--seconds", 15),
+        posters: common::bench_option("--posters", 8) as usize,
     }
-}
-
-/// Peak and current resident memory (kB) and CPU ticks of a process.
-fn process_stats(pid: u32) -> (u64, u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks = fields
-        .get(11)
-        .and_then(|u| u.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-    (kb("VmHWM:"), kb("VmRSS:"), ticks)
 }
 
 /// A keep-alive HTTP/1.1 connection that posts JSON.
@@ -144,21 +105,7 @@ fn main() {
         .replace("poolSize: 10", "poolSize: 30");
     std::fs::write(&config, text).unwrap();
     common::create_bucket_blocking(&config);
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_entente-server"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(
-        common::http(port, "GET", "/readyz", None, None),
-        Ok((200, _))
-    ) {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut server = common::start_server(&config, port);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -218,7 +165,7 @@ fn main() {
                 latencies.lock().unwrap().extend(mine);
             }));
         }
-        let (rss_before, _, cpu_before) = process_stats(server.id());
+        let (rss_before, _, cpu_before) = common::process_stats(server.id());
 
         // Post for the configured time.
         let posted = Arc::new(AtomicU64::new(0));
@@ -253,7 +200,7 @@ fn main() {
         while delivered.load(Ordering::Relaxed) < expected && drain.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (peak_kb, rss_kb, cpu_after) = process_stats(server.id());
+        let (peak_kb, rss_kb, cpu_after) = common::process_stats(server.id());
         let _ = stop_tx.send(true);
         for reader in readers {
             let _ = reader.await;
