@@ -1,10 +1,7 @@
 //! Accounts: passwords (argon2id), session and personal access tokens, the
 //! bootstrap admin, and the [`Caller`] every authenticated handler receives.
 
-use argon2::{
-    password_hash::{rand_core::OsRng, rand_core::RngCore, PasswordHasher, SaltString},
-    Argon2,
-};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::{extract::FromRequestParts, http::request::Parts};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,14 +18,6 @@ use super::{
 
 /// How long a login session lasts without use.
 const SESSION_LIFETIME: Duration = Duration::days(30);
-
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashes any password with default parameters")
-        .to_string()
-}
 
 /// The token of an `Authorization: Bearer …` header (the scheme's name is
 /// case-insensitive, as HTTP has it).
@@ -242,7 +231,14 @@ pub async fn bootstrap_admin(
     email: Option<&str>,
     password: &str,
 ) -> Result<bool, db::Error> {
-    db::users::insert_admin_once(pool, &new_id(), username, email, &hash_password(password)).await
+    db::users::insert_admin_once(
+        pool,
+        &new_id(),
+        username,
+        email,
+        &super::passwords::hash_once(password),
+    )
+    .await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

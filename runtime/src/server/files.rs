@@ -64,7 +64,6 @@ pub fn executable(mime: &str) -> bool {
         || subtype.contains("javascript")
         || subtype.contains("ecmascript")
         || subtype == "xsl"
-        || subtype == "xslt+xml"
 }
 
 /// The type a stored file is served as: its type, unless a browser would

@@ -37,6 +37,7 @@ fn params() -> Params {
 
 /// The password-checking workers of one server.
 pub struct Passwords {
+    workers: usize,
     permits: Semaphore,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -55,6 +56,7 @@ impl Passwords {
             .collect();
         let dummy = hash_with(b"not anyone's password", &mut memory[0]);
         Arc::new(Passwords {
+            workers,
             permits: Semaphore::new(workers),
             waiting: AtomicUsize::new(0),
             max_waiting: workers * QUEUE_PER_WORKER,
@@ -125,12 +127,18 @@ impl Passwords {
 
     /// Checks running and waiting now (for tests and metrics).
     pub fn in_use(&self) -> (usize, usize) {
-        let workers = self.memory.lock().unwrap_or_else(|e| e.into_inner()).len();
-        (
-            self.max_waiting / QUEUE_PER_WORKER - workers,
-            self.waiting.load(Ordering::SeqCst),
-        )
+        let idle = self.memory.lock().unwrap_or_else(|e| e.into_inner()).len();
+        (self.workers - idle, self.waiting.load(Ordering::SeqCst))
     }
+}
+
+/// Hashes `password` on this thread, in memory of its own: for the one
+/// hash made at start-up (the bootstrap admin's), before any worker runs.
+pub fn hash_once(password: &str) -> String {
+    hash_with(
+        password.as_bytes(),
+        &mut vec![Block::new(); params().block_count()],
+    )
 }
 
 fn busy() -> ApiError {
@@ -231,7 +239,14 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"correct horse battery staple", &parsed)
             .is_ok());
-        let theirs = super::super::auth::hash_password("another password entirely");
+        use argon2::PasswordHasher;
+        let theirs = Argon2::default()
+            .hash_password(
+                b"another password entirely",
+                &SaltString::generate(&mut OsRng),
+            )
+            .unwrap()
+            .to_string();
         assert!(passwords
             .verify("another password entirely", Some(&theirs))
             .await
