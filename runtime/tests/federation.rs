@@ -652,6 +652,8 @@ async fn the_operator_copies_the_link_into_partner_connection_status() {
     let b_joint = join_shared(&pair.b, &bob, "joint-ops").await;
     post(&pair.a, &alice, &a_joint, json!({"message": "first"})).await;
     converge(&pair, (&alice, &a_joint), (&bob, &b_joint), 1).await;
+    // The queue is judged empty below: B's acknowledgement must be in.
+    common::federation::acknowledged(&pair.a).await;
     let (admin_url, admin_task) = common::serve_admin(&pair.a).await;
 
     // The cluster side: A as the edge example's Workspace, and its
@@ -1231,18 +1233,7 @@ async fn a_workspace_restored_from_a_backup_loses_nothing_its_partner_had_seen()
     // B's acknowledgement of them has reached A: none can arrive after the
     // restore below and empty the queue renumbered from 1 (a restored
     // workspace's old process is gone, so nothing of it is in flight).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM federation_outbox")
-            .fetch_one(&pair.a.state.db)
-            .await
-            .unwrap();
-        if queued == 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "B never acknowledged");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::federation::acknowledged(&pair.a).await;
 
     // The restore: A's outbox numbering goes back, with A cut off meanwhile.
     pair.links.0.set(false);

@@ -369,6 +369,26 @@ pub async fn join_shared(ws: &Workspace, token: &str, name: &str) -> String {
     id
 }
 
+/// Waits until `ws` has had every event it queued acknowledged by its
+/// partner (seeing a post arrive is not yet hearing that it did).
+pub async fn acknowledged(ws: &Workspace) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM federation_outbox")
+            .fetch_one(&ws.state.db)
+            .await
+            .unwrap();
+        if queued == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the partner never acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn post(ws: &Workspace, token: &str, channel: &str, body: Value) -> Value {
     let (status, post) = ws
         .post(&format!("/api/v1/channels/{channel}/posts"), token, body)
