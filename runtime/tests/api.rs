@@ -826,14 +826,27 @@ async fn malformed_requests_are_400_and_unknown_things_404() {
         )
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{error}");
+    // An id that could be one but is not: 404; one that cannot be: 400.
     let (status, _) = ws
+        .post(
+            "/api/v1/channels/01ARZ3NDEKTSV4RRFFQ69G5FAV/posts",
+            &alice,
+            json!({"message": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, error) = ws
         .post(
             "/api/v1/channels/NOPE/posts",
             &alice,
             json!({"message": "x"}),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("id")),
+        "{error}"
+    );
     let (status, error) = ws
         .post(
             "/api/v1/channels",
@@ -1064,6 +1077,218 @@ async fn a_nul_character_anywhere_is_a_400_not_a_500() {
         )
         .await,
     );
-    refused(ws.get("/api/v1/channels/a%00b", &admin).await);
+    let (status, error) = ws.get("/api/v1/channels/a%00b", &admin).await;
+    assert_eq!(
+        (status, error["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("id")),
+        "a path id is refused before any lookup: {error}"
+    );
     refused(ws.get("/api/v1/search?q=a%00b", &admin).await);
+}
+
+/// Every field a client fills is bounded and refuses control characters,
+/// each refusal a JSON 400 naming the field; query strings, unknown paths
+/// and wrong methods answer in the same JSON shape.
+#[tokio::test]
+async fn bad_input_is_a_json_4xx_naming_the_field() {
+    let ws = Workspace::new().await;
+    let admin = ws.login("admin", ADMIN_PASSWORD).await;
+    let channel = ws.channel(&admin, "limits", "public").await;
+    let expect = |what: &str, (status, body): (StatusCode, Value), field: &str| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(body["code"], "invalid", "{what}: {body}");
+        assert_eq!(body["field"], field, "{what}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().len() < 300,
+            "{what}: the message names the problem, not the input: {body}"
+        );
+    };
+    let user = |extra: Value| {
+        let mut body = json!({"username": "newcomer", "password": "long-enough-pass"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (what, extra, field) in [
+        (
+            "a 60 KB display name",
+            json!({"displayName": "x".repeat(60_000)}),
+            "displayName",
+        ),
+        (
+            "a 65-character display name",
+            json!({"displayName": "é".repeat(65)}),
+            "displayName",
+        ),
+        (
+            "a line break in a name",
+            json!({"displayName": "two\nlines"}),
+            "displayName",
+        ),
+        (
+            "a right-to-left override",
+            json!({"displayName": "adm\u{202E}nim"}),
+            "displayName",
+        ),
+        (
+            "an invisible name",
+            json!({"displayName": "\u{200B}\u{200B}"}),
+            "displayName",
+        ),
+        (
+            "not an email",
+            json!({"email": "alice at example.org"}),
+            "email",
+        ),
+        (
+            "an email without a domain",
+            json!({"email": "alice@localhost"}),
+            "email",
+        ),
+        (
+            "a 2 KB password",
+            json!({"password": "p".repeat(2048)}),
+            "password",
+        ),
+        (
+            "an attribute holding an object",
+            json!({"attributes": {"nation": {"x": 1}}}),
+            "attributes",
+        ),
+        (
+            "a 1 KB attribute value",
+            json!({"attributes": {"nation": "x".repeat(1024)}}),
+            "attributes",
+        ),
+        (
+            "a badly named attribute",
+            json!({"attributes": {"na tion": "FR"}}),
+            "attributes",
+        ),
+    ] {
+        expect(
+            what,
+            ws.post("/api/v1/users", &admin, user(extra)).await,
+            field,
+        );
+    }
+    let too_many: serde_json::Map<String, Value> =
+        (0..33).map(|i| (format!("a{i}"), json!("x"))).collect();
+    expect(
+        "33 attributes",
+        ws.call(
+            Method::PUT,
+            &format!(
+                "/api/v1/users/{}/attributes",
+                ws.user("holder", "member").await.0
+            ),
+            Some(&admin),
+            Some(Value::Object(too_many)),
+        )
+        .await,
+        "attributes",
+    );
+    for (what, body, field) in [
+        (
+            "an overlong purpose",
+            json!({"name": "c1", "kind": "public", "purpose": "p".repeat(1025)}),
+            "purpose",
+        ),
+        (
+            "an escape in a purpose",
+            json!({"name": "c1", "kind": "public", "purpose": "\u{1b}[31mred"}),
+            "purpose",
+        ),
+        (
+            "an overlong channel display name",
+            json!({"name": "c1", "kind": "public", "displayName": "d".repeat(65)}),
+            "displayName",
+        ),
+    ] {
+        expect(what, ws.post("/api/v1/channels", &admin, body).await, field);
+    }
+    let posts = format!("/api/v1/channels/{channel}/posts");
+    for (what, body, field) in [
+        (
+            "only zero-width spaces",
+            json!({"message": "\u{200B}\u{FEFF} \u{2060}"}),
+            "message",
+        ),
+        ("a bell", json!({"message": "ding\u{7}"}), "message"),
+        (
+            "a root that is not an id",
+            json!({"message": "hi", "rootId": "../x"}),
+            "rootId",
+        ),
+        (
+            "eleven files",
+            json!({"message": "hi", "fileIds": vec!["01ARZ3NDEKTSV4RRFFQ69G5FAV"; 11]}),
+            "fileIds",
+        ),
+    ] {
+        expect(what, ws.post(&posts, &admin, body).await, field);
+    }
+    // Line breaks and tabs are kept as sent.
+    let kept = ws.say(&admin, &channel, "line one\n\tline two").await;
+    assert_eq!(kept["message"], "line one\n\tline two");
+    expect(
+        "a token without a name",
+        ws.post(
+            "/api/v1/users/me/tokens",
+            &admin,
+            json!({"name": " \u{200B} "}),
+        )
+        .await,
+        "name",
+    );
+    expect(
+        "an overlong search",
+        ws.get(&format!("/api/v1/search?q={}", "x".repeat(257)), &admin)
+            .await,
+        "q",
+    );
+    // Query strings that do not parse are JSON too, naming the parameter.
+    expect(
+        "a limit that is not a number",
+        ws.get(&format!("{posts}?limit=many"), &admin).await,
+        "limit",
+    );
+    expect(
+        "a limit out of range",
+        ws.get(&format!("{posts}?limit=0"), &admin).await,
+        "limit",
+    );
+    let (status, body) = ws.get(&format!("{posts}?colour=red"), &admin).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid")),
+        "{body}"
+    );
+    // No route, or not this method: JSON, with Allow on a 405.
+    use axum::{body::Body, http::Request};
+    let response = ws
+        .request(Request::get("/api/v1/nowhere").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let response = ws
+        .request(
+            Request::delete("/api/v1/search")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(
+        response.headers().contains_key("allow"),
+        "{:?}",
+        response.headers()
+    );
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
 }

@@ -320,3 +320,62 @@ fn the_admin_endpoint_reports_health_and_counts() {
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A request waiting inside its transaction when PostgreSQL shuts down is
+/// told 503 (the transaction was rolled back: nothing was changed), not 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_cut_by_a_database_shutdown_is_503() {
+    use sqlx::Connection;
+    let pg = std::sync::Arc::new(Postgres::start().unwrap());
+    let url = pg.create_database("cut").unwrap();
+    let dir = std::env::temp_dir().join(format!("entente-process-{}-cut", std::process::id()));
+    let config = entente_crds::config::RuntimeConfig::load(&write_config(&dir, &url, 0)).unwrap();
+    let state = entente_runtime::server::prepare(config).await.unwrap();
+    let ws = std::sync::Arc::new(Workspace {
+        router: entente_runtime::server::router(state.clone()),
+        state,
+        dir,
+    });
+    let admin = ws.admin().await;
+    let channel = ws.channel(&admin, "ops", "public").await;
+    // Another session holds the posts table, so the post waits in its transaction.
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let request = {
+        let ws = ws.clone();
+        tokio::spawn(async move {
+            ws.post(
+                &format!("/api/v1/channels/{channel}/posts"),
+                &admin,
+                json!({"message": "cut short"}),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !request.is_finished(),
+        "the post should be waiting for the lock"
+    );
+    let stopping = pg.clone();
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    let (status, error) = request.await.unwrap();
+    assert_eq!(
+        status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{error}"
+    );
+}

@@ -15,6 +15,7 @@ use super::{
         sweep,
     },
     error::{ApiError, ApiResult},
+    input::{self, Valid},
     state::AppState,
 };
 
@@ -25,6 +26,35 @@ fn valid_label_part(text: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
 }
 
+/// A channel's labels, which access policies select channels by: at most
+/// 32, keys and values 1-63 letters, digits, `-`, `_`, `.` or `/`.
+#[derive(Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct Labels(pub BTreeMap<String, String>);
+
+impl Valid for Labels {
+    fn valid(&self) -> ApiResult<()> {
+        if self.0.len() > 32 {
+            return Err(ApiError::invalid(
+                "labels",
+                "a channel has at most 32 labels",
+            ));
+        }
+        for (key, value) in &self.0 {
+            if !valid_label_part(key, 63) || !valid_label_part(value, 63) {
+                return Err(ApiError::invalid(
+                    "labels",
+                    format!(
+                        "label {key:?}: keys and values are 1-63 letters, digits, '-', '_', '.' or '/'"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `actor` (a system admin) sets a named channel's labels (replacing
 /// them). Members the policies no longer admit leave at once.
 pub async fn set_labels(
@@ -33,22 +63,6 @@ pub async fn set_labels(
     channel_id: &str,
     labels: BTreeMap<String, String>,
 ) -> ApiResult<BTreeMap<String, String>> {
-    if labels.len() > 32 {
-        return Err(ApiError::invalid(
-            "labels",
-            "a channel has at most 32 labels",
-        ));
-    }
-    for (key, value) in &labels {
-        if !valid_label_part(key, 63) || !valid_label_part(value, 63) {
-            return Err(ApiError::invalid(
-                "labels",
-                format!(
-                    "label {key:?}: keys and values are 1-63 letters, digits, '-', '_', '.' or '/'"
-                ),
-            ));
-        }
-    }
     let mut tx = state.db.begin().await?;
     let before = sqlx::query_scalar!(
         "SELECT labels FROM channels WHERE id = $1 AND kind IN ('public', 'private') FOR UPDATE",
@@ -73,8 +87,10 @@ pub async fn set_labels(
         )
         .await?;
     }
-    tx.commit().await?;
-    sweep::channel(state, channel_id, Some(actor)).await?;
+    super::db::commit(tx).await?;
+    sweep::channel(state, channel_id, Some(actor))
+        .await
+        .map_err(ApiError::after_commit)?;
     Ok(labels)
 }
 
@@ -83,19 +99,55 @@ pub async fn set_labels(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Simulate {
+    #[schema(min_length = 1, max_length = 253)]
     pub policy: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 4096)]
     pub expression: Option<String>,
+    /// Channel names.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub channels: Vec<String>,
     #[serde(default)]
-    pub channel_labels: BTreeMap<String, String>,
+    #[schema(value_type = Object)]
+    pub channel_labels: Labels,
     /// `Enforce` (the default) or `Audit`.
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = PolicyModeName)]
     pub mode: PolicyMode,
     #[serde(default)]
     pub remove: bool,
+}
+
+/// What a policy does with what it decides.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum PolicyModeName {
+    Enforce,
+    Audit,
+}
+
+impl Valid for Simulate {
+    fn valid(&self) -> ApiResult<()> {
+        input::line(&self.policy, 253).map_err(input::at("policy"))?;
+        if let Some(expression) = &self.expression {
+            input::text(expression, 4096, true).map_err(input::at("expression"))?;
+        }
+        if self.channels.len() > 1000 {
+            return Err(ApiError::invalid("channels", "at most 1000 channel names"));
+        }
+        if let Some(name) = self
+            .channels
+            .iter()
+            .find(|n| !super::channels::valid_channel_name(n))
+        {
+            return Err(ApiError::invalid(
+                "channels",
+                format!("{name:?} is not a channel name"),
+            ));
+        }
+        self.channel_labels.valid()
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -228,7 +280,7 @@ pub async fn simulate(state: &AppState, request: Simulate) -> ApiResult<Simulati
                 "give the expression to simulate, or remove: true",
             )
         })?;
-        if request.channels.is_empty() == request.channel_labels.is_empty() {
+        if request.channels.is_empty() == request.channel_labels.0.is_empty() {
             return Err(ApiError::invalid(
                 "channels",
                 "set exactly one of channels (names) or channelLabels",
@@ -238,7 +290,7 @@ pub async fn simulate(state: &AppState, request: Simulate) -> ApiResult<Simulati
             policy: request.policy.clone(),
             expression,
             channels: request.channels.clone(),
-            channel_labels: request.channel_labels.clone(),
+            channel_labels: request.channel_labels.0.clone(),
             mode: request.mode,
         };
         let rule = Rule::compile(&definition, &state.config().identity.ranked_attributes);

@@ -13,6 +13,7 @@ use super::{
     authz::{policy::Subject, roles::Role, sweep},
     db::{self, new_id},
     error::{ApiError, ApiResult},
+    input::{self, Valid},
     state::AppState,
 };
 
@@ -243,8 +244,29 @@ pub async fn bootstrap_admin(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 64)]
     pub username: String,
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
+}
+
+impl Valid for LoginRequest {
+    fn valid(&self) -> ApiResult<()> {
+        input::line(&self.username, 64).map_err(input::at("username"))?;
+        password_length(&self.password)
+    }
+}
+
+/// Any password is at most [`input::PASSWORD_MAX`] characters, so checking
+/// one costs what checking any other does.
+pub(crate) fn password_length(password: &str) -> ApiResult<()> {
+    if password.is_empty() || password.chars().count() > input::PASSWORD_MAX {
+        return Err(ApiError::invalid(
+            "password",
+            format!("a password is 1-{} characters", input::PASSWORD_MAX),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -355,17 +377,61 @@ pub async fn start_session<'e>(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub username: String,
+    /// At least `identity.local.minPasswordLength` characters (12 unless configured).
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
     #[serde(default = "default_role")]
+    #[schema(value_type = RoleName)]
     pub role: String,
     #[serde(default)]
-    #[schema(value_type = Object)]
-    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub attributes: Attributes,
+}
+
+impl Valid for CreateUser {
+    fn valid(&self) -> ApiResult<()> {
+        username(&self.username)?;
+        password_length(&self.password)?;
+        if let Some(email) = &self.email {
+            input::email(email).map_err(input::at("email"))?;
+        }
+        if let Some(name) = &self.display_name {
+            input::line(name, input::DISPLAY_NAME_MAX).map_err(input::at("displayName"))?;
+        }
+        self.attributes.valid()
+    }
+}
+
+/// The role a new account gets.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum RoleName {
+    #[schema(rename = "system_admin")]
+    SystemAdmin,
+    #[schema(rename = "member")]
+    Member,
+    #[schema(rename = "guest")]
+    Guest,
+}
+
+/// A user's attributes (nation, clearance, …), which access policies read:
+/// at most 32, each a string, a number, a boolean or a list of strings.
+#[derive(Default, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct Attributes(pub serde_json::Map<String, serde_json::Value>);
+
+impl Valid for Attributes {
+    fn valid(&self) -> ApiResult<()> {
+        input::attributes(&self.0).map_err(input::at("attributes"))
+    }
 }
 
 fn default_role() -> String {
@@ -383,14 +449,20 @@ pub(crate) fn valid_username(name: &str) -> bool {
         && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
-/// A new account's username and password are acceptable.
-pub(crate) fn check_credentials(state: &AppState, username: &str, password: &str) -> ApiResult<()> {
+/// A new account's username.
+pub(crate) fn username(username: &str) -> ApiResult<()> {
     if !valid_username(username) {
         return Err(ApiError::invalid(
             "username",
             "a username is 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
         ));
     }
+    Ok(())
+}
+
+/// A new account's password is long enough for this workspace (its other
+/// limits were checked with the request).
+pub(crate) fn check_password(state: &AppState, password: &str) -> ApiResult<()> {
     let min = state.config().identity.local.min_password_length as usize;
     if password.chars().count() < min {
         return Err(ApiError::invalid(
@@ -415,7 +487,7 @@ fn throttled(wait: std::time::Duration) -> ApiError {
 
 /// Creates a local account.
 pub async fn create_user(state: &AppState, request: CreateUser) -> ApiResult<User> {
-    check_credentials(state, &request.username, &request.password)?;
+    check_password(state, &request.password)?;
     let role = Role::parse(&request.role)
         .ok_or_else(|| ApiError::invalid("role", "role must be system_admin, member or guest"))?;
     let hash = state.passwords.hash(&request.password).await?;
@@ -429,7 +501,7 @@ pub async fn create_user(state: &AppState, request: CreateUser) -> ApiResult<Use
             display_name: request.display_name.as_deref().unwrap_or(&request.username),
             password_hash: &hash,
             role: role.as_str(),
-            attributes: serde_json::Value::Object(request.attributes),
+            attributes: serde_json::Value::Object(request.attributes.0),
             guest_policy: None,
             access_expires_at: None,
         },
@@ -478,19 +550,30 @@ pub async fn set_attributes(
         )
         .await?;
     }
-    tx.commit().await?;
+    db::commit(tx).await?;
     // Channels the new attributes no longer admit are left now, not at the
     // next sweep: the answer to this request already reflects it.
-    sweep::user(state, user_id, Some(actor)).await?;
+    sweep::user(state, user_id, Some(actor))
+        .await
+        .map_err(ApiError::after_commit)?;
     find_user(&state.db, user_id)
-        .await?
+        .await
+        .map_err(ApiError::after_commit)?
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// So you can tell it apart later.
+    #[schema(min_length = 1, max_length = 128)]
     pub name: String,
+}
+
+impl Valid for CreateToken {
+    fn valid(&self) -> ApiResult<()> {
+        input::line(&self.name, input::TOKEN_NAME_MAX).map_err(input::at("name"))
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -507,12 +590,6 @@ pub async fn create_token(
     user_id: &str,
     request: CreateToken,
 ) -> ApiResult<CreatedToken> {
-    if request.name.trim().is_empty() || request.name.len() > 128 {
-        return Err(ApiError::invalid(
-            "name",
-            "name the token (1-128 characters) so you can tell it apart later",
-        ));
-    }
     let (token, hash) = new_token();
     let id = new_id();
     db::tokens::insert(

@@ -113,9 +113,10 @@ pub async fn join(state: &AppState, user_id: &str, channel_id: &str) -> ApiResul
         Change::CallUpdated(call.clone())
     };
     events::record(&mut tx, &change).await?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     let name = db::users::display_name(&state.db, user_id)
-        .await?
+        .await
+        .map_err(db::Error::after_commit)?
         .unwrap_or_else(|| user_id.to_string());
     let expires_at =
         Utc::now() + chrono::Duration::seconds(calls.join_token_ttl_seconds.max(1) as i64);
@@ -160,7 +161,7 @@ pub async fn depart(state: &AppState, channel_id: &str, user_id: &str) -> ApiRes
     } else {
         events::record(&mut tx, &Change::CallUpdated(call)).await?;
     }
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(true)
 }
 

@@ -21,6 +21,7 @@ use super::{
     error::{ApiError, ApiResult},
     events::{self, Change, ChannelRef, MemberChange},
     federation,
+    input::{self, Valid},
     state::AppState,
 };
 
@@ -129,12 +130,41 @@ pub async fn get(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Chann
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateChannel {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: String,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub purpose: String,
+    #[schema(value_type = ChannelKindName)]
     pub kind: String,
+}
+
+/// The kind of channel `POST /api/v1/channels` makes.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum ChannelKindName {
+    #[schema(rename = "public")]
+    Public,
+    #[schema(rename = "private")]
+    Private,
+}
+
+impl Valid for CreateChannel {
+    fn valid(&self) -> ApiResult<()> {
+        if !valid_channel_name(&self.name) {
+            return Err(ApiError::invalid(
+                "name",
+                "a channel name is 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",
+            ));
+        }
+        if let Some(name) = &self.display_name {
+            input::line(name, input::DISPLAY_NAME_MAX).map_err(input::at("displayName"))?;
+        }
+        input::text(&self.purpose, input::PURPOSE_MAX, false).map_err(input::at("purpose"))
+    }
 }
 
 pub fn valid_channel_name(name: &str) -> bool {
@@ -163,18 +193,6 @@ pub async fn create(
             ))
         }
     };
-    if !valid_channel_name(&request.name) {
-        return Err(ApiError::invalid(
-            "name",
-            "a channel name is 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",
-        ));
-    }
-    if request.purpose.len() > 1024 {
-        return Err(ApiError::invalid(
-            "purpose",
-            "purpose is at most 1024 characters",
-        ));
-    }
     // A policy gating this name must admit the creator, who would otherwise
     // make a channel they cannot see.
     let no_labels = BTreeMap::new();
@@ -212,8 +230,11 @@ pub async fn create(
         ));
     }
     add_member(&mut tx, &state.config(), &id, &caller.user_id, "admin").await?;
-    tx.commit().await?;
-    Ok(see(state, caller, &id).await?.channel)
+    db::commit(tx).await?;
+    Ok(see(state, caller, &id)
+        .await
+        .map_err(ApiError::after_commit)?
+        .channel)
 }
 
 pub(crate) async fn add_member(
@@ -290,7 +311,14 @@ async fn user_role(db: &PgPool, user_id: &str) -> ApiResult<Option<Role>> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectRequest {
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{26}$")]
     pub user_id: String,
+}
+
+impl Valid for DirectRequest {
+    fn valid(&self) -> ApiResult<()> {
+        input::id(&self.user_id).map_err(input::at("userId"))
+    }
 }
 
 /// The direct conversation between the caller and one other user, created on first use.
@@ -362,14 +390,33 @@ pub async fn direct(
             id
         }
     };
-    tx.commit().await?;
-    Ok(see(state, caller, &id).await?.channel)
+    db::commit(tx).await?;
+    Ok(see(state, caller, &id)
+        .await
+        .map_err(ApiError::after_commit)?
+        .channel)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupRequest {
+    /// The others: 2-7 people.
+    #[schema(min_items = 2, max_items = 7, inline, value_type = Vec<input::Id>)]
     pub user_ids: Vec<String>,
+}
+
+impl Valid for GroupRequest {
+    fn valid(&self) -> ApiResult<()> {
+        if !(2..=7).contains(&self.user_ids.len()) {
+            return Err(ApiError::invalid(
+                "userIds",
+                "a group conversation has 3 to 8 people, you included",
+            ));
+        }
+        self.user_ids
+            .iter()
+            .try_for_each(|id| input::id(id).map_err(input::at("userIds")))
+    }
 }
 
 /// A group conversation of the caller and 2-7 others.
@@ -406,8 +453,11 @@ pub async fn group(state: &AppState, caller: &Caller, request: GroupRequest) -> 
     for user in &members {
         add_member(&mut tx, &state.config(), &id, user, "member").await?;
     }
-    tx.commit().await?;
-    Ok(see(state, caller, &id).await?.channel)
+    db::commit(tx).await?;
+    Ok(see(state, caller, &id)
+        .await
+        .map_err(ApiError::after_commit)?
+        .channel)
 }
 
 pub async fn join(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Channel> {
@@ -422,8 +472,11 @@ pub async fn join(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Chan
     }
     let mut tx = state.db.begin().await?;
     add_member(&mut tx, &state.config(), id, &caller.user_id, "member").await?;
-    tx.commit().await?;
-    Ok(see(state, caller, id).await?.channel)
+    db::commit(tx).await?;
+    Ok(see(state, caller, id)
+        .await
+        .map_err(ApiError::after_commit)?
+        .channel)
 }
 
 pub async fn leave(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
@@ -450,7 +503,7 @@ pub async fn remove_member(
     if let (true, Some(entry)) = (removed, audit) {
         audit::record(&mut *tx, entry).await?;
     }
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(removed)
 }
 
@@ -479,9 +532,16 @@ pub async fn remove_in(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddMember {
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{26}$")]
     pub user_id: String,
     #[serde(default)]
     pub admin: bool,
+}
+
+impl Valid for AddMember {
+    fn valid(&self) -> ApiResult<()> {
+        input::id(&self.user_id).map_err(input::at("userId"))
+    }
 }
 
 /// Adds a member. In a public channel any member may add people; in a private
@@ -538,7 +598,7 @@ pub async fn add(state: &AppState, caller: &Caller, id: &str, request: AddMember
         if request.admin { "admin" } else { "member" },
     )
     .await?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(())
 }
 
@@ -569,8 +629,11 @@ pub async fn archive(state: &AppState, caller: &Caller, id: &str) -> ApiResult<C
         });
         events::record(&mut tx, &change).await?;
     }
-    tx.commit().await?;
-    Ok(see(state, caller, id).await?.channel)
+    db::commit(tx).await?;
+    Ok(see(state, caller, id)
+        .await
+        .map_err(ApiError::after_commit)?
+        .channel)
 }
 
 #[cfg(test)]

@@ -171,6 +171,10 @@ impl From<super::db::Error> for ApiError {
                     "the database is unavailable; nothing was changed, retry later",
                 )
             }
+            super::db::Error::Uncertain(_) => {
+                tracing::warn!(%error, "database lost at commit");
+                ApiError::outcome_unknown()
+            }
             super::db::Error::Unstorable(_) => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid",
@@ -209,69 +213,25 @@ impl From<super::posts::WriteError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON request body whose problems are answered like every other error:
-/// `400 {code: "invalid", message, field}` naming the offending field when
-/// serde can tell, `413` when it is too large, `415` without a JSON content type.
-pub struct Body<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for Body<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(
-        request: axum::extract::Request,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        use axum::extract::rejection::JsonRejection;
-        match <Json<T> as axum::extract::FromRequest<S>>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                let detail = std::error::Error::source(&e)
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| e.body_text());
-                Err(ApiError::invalid(
-                    field_of(&detail),
-                    format!("the request body does not fit: {detail}"),
-                ))
-            }
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::invalid(
-                "body",
-                format!("the request body is not valid JSON: {}", e.body_text()),
-            )),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code: "unsupported_media_type",
-                message: "send the body as JSON with `Content-Type: application/json`".into(),
-                field: None,
-                retry_after: None,
-            }),
-            Err(other) if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "too_large",
-                message: "the request body is larger than this server accepts".into(),
-                field: Some("body".into()),
-                retry_after: None,
-            }),
-            Err(other) => Err(ApiError::invalid("body", other.body_text())),
+impl ApiError {
+    /// This error, met after the request's change was committed: a lost
+    /// database no longer means nothing was changed.
+    pub fn after_commit(self) -> ApiError {
+        if self.code == "unavailable" {
+            ApiError::outcome_unknown()
+        } else {
+            self
         }
     }
-}
 
-/// The field a serde error names (`unknown field `mesage``, `missing field `message``,
-/// or a path prefix `message: invalid type…`), else `body`.
-fn field_of(detail: &str) -> String {
-    for marker in ["unknown field `", "missing field `"] {
-        if let Some(rest) = detail.split(marker).nth(1) {
-            if let Some(name) = rest.split('`').next() {
-                return name.to_string();
-            }
+    /// The database was lost as or after the change was committed.
+    fn outcome_unknown() -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "outcome_unknown",
+            message: "the database became unavailable as the change was saved: it may or may not have been; read it back before retrying".into(),
+            field: None,
+            retry_after: Some(5),
         }
-    }
-    match detail.split_once(": ") {
-        Some((path, _)) if !path.contains(' ') && !path.is_empty() => path.to_string(),
-        _ => "body".into(),
     }
 }

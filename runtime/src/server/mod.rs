@@ -37,6 +37,7 @@ pub mod events;
 pub mod federation;
 pub mod files;
 pub mod guests;
+pub mod input;
 pub mod ops;
 pub mod passwords;
 pub mod posts;
@@ -283,6 +284,8 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(document.as_ref().clone()) }
             }),
         )
+        .fallback(api::extract::no_route)
+        .method_not_allowed_fallback(api::extract::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::observe,

@@ -83,19 +83,12 @@ fn invalid(field: &'static str, message: impl Into<String>) -> WriteError {
     }
 }
 
-/// A message is not empty (nor only white space) and at most
+/// A message is not empty (nor only white space or invisible characters),
+/// holds no control character but line breaks and tabs, and is at most
 /// [`MAX_MESSAGE_CHARS`] characters, whoever wrote it.
 pub fn check_message(message: &str) -> Result<(), WriteError> {
-    if message.trim().is_empty() {
-        return Err(invalid("message", "a message cannot be empty"));
-    }
-    if message.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(invalid(
-            "message",
-            format!("a message is at most {MAX_MESSAGE_CHARS} characters"),
-        ));
-    }
-    Ok(())
+    super::input::text(message, MAX_MESSAGE_CHARS, true)
+        .map_err(|problem| invalid("message", format!("message {problem}")))
 }
 
 /// Who makes a change, which decides its time and whether partners hear of it.

@@ -1,19 +1,16 @@
 //! Accounts and sign-in over HTTP ([`crate::server::auth`]).
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 
 use crate::server::{
+    api::extract::{Body, Path},
     auth::{
         self, Caller, ClientAddress, CreateToken, CreateUser, CreatedToken, LoginRequest,
         LoginResponse, User,
     },
     authz::roles::Role,
     db,
-    error::{ApiError, ApiResult, Body},
+    error::{ApiError, ApiResult},
     state::AppState,
 };
 
@@ -54,15 +51,15 @@ pub async fn create_user(
 }
 
 /// A system admin replaces a user's attributes (nation, clearance, …).
-#[utoipa::path(put, path = "/api/v1/users/{id}/attributes", params(("id" = String, Path)), request_body(content = Object, description = "attribute name → value"), responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/users/{id}/attributes", params(("id" = String, Path)), request_body = auth::Attributes, responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
 pub async fn set_attributes(
     State(state): State<AppState>,
     caller: Caller,
     Path(user_id): Path<String>,
-    Body(attributes): Body<serde_json::Map<String, serde_json::Value>>,
+    Body(attributes): Body<auth::Attributes>,
 ) -> ApiResult<Json<User>> {
     caller.require_admin()?;
-    let user = auth::set_attributes(&state, &caller.user_id, &user_id, attributes).await?;
+    let user = auth::set_attributes(&state, &caller.user_id, &user_id, attributes.0).await?;
     Ok(Json(user))
 }
 

@@ -1,12 +1,9 @@
 //! A channel's call over HTTP ([`crate::server::calls`]).
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 
 use crate::server::{
+    api::extract::Path,
     auth::Caller,
     authz::gate::may_call,
     calls::{self, Call, Ticket},

@@ -1,16 +1,13 @@
 //! Channels over HTTP: list, create, direct and group conversations, join,
 //! leave, members, archive ([`crate::server::channels`]).
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 
 use crate::server::{
+    api::extract::{Body, Path},
     auth::{self, Caller},
     channels::{self, AddMember, Channel, CreateChannel, DirectRequest, GroupRequest},
-    error::{ApiError, ApiResult, Body},
+    error::{ApiError, ApiResult},
     state::AppState,
 };
 

@@ -2,7 +2,7 @@
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -10,10 +10,11 @@ use axum::{
 use serde::Deserialize;
 
 use crate::server::{
+    api::extract::{Path, Query, Valid},
     auth::Caller,
     authz::gate::{may_upload, see},
     error::{ApiError, ApiResult},
-    files::{self, check_name, FileInfo, Upload},
+    files::{self, FileInfo, Upload},
     state::AppState,
 };
 
@@ -21,7 +22,15 @@ use crate::server::{
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// The file's name: no slashes, not `.` or `..`.
+    #[param(min_length = 1, max_length = 255)]
     pub name: String,
+}
+
+impl Valid for UploadQuery {
+    fn valid(&self) -> ApiResult<()> {
+        files::check_name(&self.name)
+    }
 }
 
 /// `POST /api/v1/channels/{id}/files?name=…`: the body is the file. It is
@@ -36,7 +45,6 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<FileInfo>)> {
-    check_name(&query.name)?;
     let seen = see(&state, &caller, &channel_id).await?;
     if !seen.access.post {
         return Err(ApiError::forbidden(

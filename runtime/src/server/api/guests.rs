@@ -3,8 +3,9 @@
 use axum::{extract::State, http::StatusCode, Json};
 
 use crate::server::{
+    api::extract::Body,
     auth::{Caller, LoginResponse},
-    error::{ApiError, ApiResult, Body},
+    error::{ApiError, ApiResult},
     guests::{self, Invitation, Invite, Redeem},
     state::AppState,
 };

@@ -2,19 +2,17 @@
 //! delete, react, pin, and move read markers. Each handler extracts,
 //! authorises, calls [`crate::server::posts`] and answers.
 
-use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use serde::{Deserialize, Serialize};
 
 use crate::server::{
+    api::extract::{Body, Path, Query},
     auth::Caller,
     authz::gate::see,
     db::{self, new_id},
-    error::{ApiError, ApiResult, Body},
+    error::{ApiError, ApiResult},
     federation,
+    input::{self, Valid},
     posts::{self, check_message, Attached, By, NewPost, Post},
     state::AppState,
 };
@@ -37,12 +35,35 @@ async fn visible(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePost {
+    /// Markdown; line breaks and tabs are kept, other control characters
+    /// refused; not only white space or invisible characters.
+    #[schema(min_length = 1, max_length = 16383)]
     pub message: String,
     #[serde(default)]
+    #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{26}$")]
     pub root_id: Option<String>,
     /// Files the caller uploaded to this channel, to attach.
     #[serde(default)]
+    #[schema(max_items = 10, inline, value_type = Vec<input::Id>)]
     pub file_ids: Vec<String>,
+}
+
+impl Valid for CreatePost {
+    fn valid(&self) -> ApiResult<()> {
+        check_message(&self.message)?;
+        if let Some(root) = &self.root_id {
+            input::id(root).map_err(input::at("rootId"))?;
+        }
+        if self.file_ids.len() > posts::MAX_FILES {
+            return Err(ApiError::invalid(
+                "fileIds",
+                format!("a post carries at most {} files", posts::MAX_FILES),
+            ));
+        }
+        self.file_ids
+            .iter()
+            .try_for_each(|id| input::id(id).map_err(input::at("fileIds")))
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/channels/{id}/posts", params(("id" = String, Path)), request_body = CreatePost, responses((status = 201, body = Post), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError)), security(("bearer" = [])))]
@@ -52,7 +73,6 @@ pub async fn create(
     Path(channel_id): Path<String>,
     Body(request): Body<CreatePost>,
 ) -> ApiResult<(StatusCode, Json<Post>)> {
-    check_message(&request.message)?;
     let seen = see(&state, &caller, &channel_id).await?;
     if !seen.access.post {
         return Err(ApiError::forbidden(if seen.channel.archived_at.is_some() {
@@ -84,7 +104,7 @@ pub async fn create(
         },
     )
     .await?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok((StatusCode::CREATED, Json(post)))
 }
 
@@ -93,8 +113,20 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// Return posts older than this `seq` (the `next` of the previous page).
+    #[param(minimum = 0)]
     pub before: Option<i64>,
+    /// 50 unless given.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+impl Valid for Page {
+    fn valid(&self) -> ApiResult<()> {
+        if self.before.is_some_and(|before| before < 0) {
+            return Err(ApiError::invalid("before", "before is a seq, 0 or more"));
+        }
+        input::limit(self.limit, 200)
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -116,9 +148,6 @@ pub async fn list(
 ) -> ApiResult<Json<PostPage>> {
     see(&state, &caller, &channel_id).await?;
     let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit is between 1 and 200"));
-    }
     let mut posts = db::posts::page(
         &state.db,
         &channel_id,
@@ -150,7 +179,14 @@ pub async fn thread(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditPost {
+    #[schema(min_length = 1, max_length = 16383)]
     pub message: String,
+}
+
+impl Valid for EditPost {
+    fn valid(&self) -> ApiResult<()> {
+        Ok(check_message(&self.message)?)
+    }
 }
 
 /// The author edits a post; the earlier text is kept in its history.
@@ -161,7 +197,6 @@ pub async fn edit(
     Path(post_id): Path<String>,
     Body(request): Body<EditPost>,
 ) -> ApiResult<Json<Post>> {
-    check_message(&request.message)?;
     let (post, seen) = visible(&state, &caller, &post_id).await?;
     if post.deleted_at.is_some() {
         return Err(ApiError::not_found("post"));
@@ -182,7 +217,7 @@ pub async fn edit(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("post"))?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(Json(post))
 }
 
@@ -226,7 +261,7 @@ pub async fn delete(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("post"))?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -286,7 +321,7 @@ async fn set_reaction(
             .await?
             .ok_or_else(|| ApiError::not_found("post"))?,
     };
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(Json(post))
 }
 
@@ -299,7 +334,7 @@ async fn set_pinned(
     postable(state, caller, post_id).await?;
     let mut tx = state.db.begin().await?;
     let post = posts::pin(&mut tx, post_id, pinned).await?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     Ok(Json(post))
 }
 
@@ -335,7 +370,17 @@ pub async fn pinned(
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     /// Read up to this `seq`; absent: everything.
+    #[schema(minimum = 0)]
     pub seq: Option<i64>,
+}
+
+impl Valid for MarkRead {
+    fn valid(&self) -> ApiResult<()> {
+        if self.seq.is_some_and(|seq| seq < 0) {
+            return Err(ApiError::invalid("seq", "seq is 0 or more"));
+        }
+        Ok(())
+    }
 }
 
 /// Moves the caller's read marker forward (never back).

@@ -1,14 +1,13 @@
 //! `GET /api/v1/search?q=…` ([`crate::server::search`]).
 
-use axum::{
-    extract::{Query, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use serde::Deserialize;
 
 use crate::server::{
+    api::extract::{Query, Valid},
     auth::Caller,
     error::{ApiError, ApiResult},
+    input,
     posts::Post,
     search::{self, parse},
     state::AppState,
@@ -18,8 +17,19 @@ use crate::server::{
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Words, and filters `in:channel`, `from:user`, `before:YYYY-MM-DD`, `after:YYYY-MM-DD`.
+    #[param(min_length = 1, max_length = 256)]
     pub q: String,
+    /// 50 unless given.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+}
+
+impl Valid for SearchQuery {
+    fn valid(&self) -> ApiResult<()> {
+        input::line(&self.q, input::SEARCH_MAX).map_err(input::at("q"))?;
+        input::limit(self.limit, 200)
+    }
 }
 
 /// Matching posts, best first (newest first among equals), from channels the
@@ -33,8 +43,5 @@ pub async fn search(
 ) -> ApiResult<Json<Vec<Post>>> {
     let terms = parse(&query.q)?;
     let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit is between 1 and 200"));
-    }
     Ok(Json(search::posts(&state, &caller, &terms, limit).await?))
 }

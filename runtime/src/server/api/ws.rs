@@ -15,7 +15,7 @@ use std::{collections::HashSet, time::Duration};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        Query, State,
+        State,
     },
     http::HeaderMap,
     response::Response,
@@ -24,6 +24,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::server::{
+    api::extract::{Query, Valid},
     auth::{self, Caller},
     db,
     error::{ApiError, ApiResult},
@@ -35,7 +36,21 @@ use crate::server::{
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Connect {
+    /// The `seq` of the last event received: what came after it is sent first.
+    #[param(minimum = 0)]
     pub since: Option<i64>,
+}
+
+impl Valid for Connect {
+    fn valid(&self) -> ApiResult<()> {
+        if self.since.is_some_and(|s| s < 0) {
+            return Err(ApiError::invalid(
+                "since",
+                "since is the seq of the last event received, 0 or more",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/ws", params(Connect), responses((status = 101, description = "the live event stream (WebSocket); see the module documentation"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
@@ -51,12 +66,6 @@ pub async fn connect(
         Some(token) => Some(auth::authenticate(&state.db, token).await?),
         None => None,
     };
-    if query.since.is_some_and(|s| s < 0) {
-        return Err(ApiError::invalid(
-            "since",
-            "since is the seq of the last event received, 0 or more",
-        ));
-    }
     Ok(upgrade.on_upgrade(move |socket| async move {
         if let Err(e) = session(state, socket, caller, query.since).await {
             tracing::debug!(error = %e, "websocket closed");

@@ -108,7 +108,7 @@ pub async fn record(db: &PgPool, finding: &Finding) -> Result<(), db::Error> {
             )
             .await?;
         }
-        tx.commit().await?;
+        db::commit(tx).await?;
     }
     Ok(())
 }

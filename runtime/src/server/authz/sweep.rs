@@ -206,7 +206,7 @@ pub async fn expire_guests(state: &AppState) -> Result<(), db::Error> {
             },
         )
         .await?;
-        tx.commit().await?;
+        db::commit(tx).await?;
     }
     Ok(())
 }
@@ -262,7 +262,7 @@ pub async fn audit_policy_changes(state: &AppState) -> Result<(), db::Error> {
         )
         .await?;
     }
-    Ok(tx.commit().await?)
+    db::commit(tx).await
 }
 
 /// Sweeps now, then every [`SWEEP_EVERY`] or when asked, until shutdown.

@@ -52,6 +52,10 @@ pub enum Error {
     /// was written, and retrying later may succeed.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The connection was lost while a transaction committed, or after it
+    /// did: the change may or may not be saved.
+    #[error("the database became unavailable at or after commit: {0}")]
+    Uncertain(#[source] sqlx::Error),
     /// Text PostgreSQL cannot store: a NUL character (U+0000), in a text
     /// column or in JSON. Nothing was written; the input is to fix.
     #[error("text the database cannot store: {0}")]
@@ -66,8 +70,21 @@ impl From<sqlx::Error> for Error {
         match error {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => Error::Unavailable(error),
+            // The server went away under the statement: a connection
+            // exception (08…), a shutdown or crash (57P01-57P03), or no
+            // room for another connection (53300). The statement's
+            // transaction is rolled back.
+            sqlx::Error::Database(ref e)
+                if e.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+                }) =>
+            {
+                Error::Unavailable(error)
+            }
             // character_not_in_repertoire (a NUL in text) and
             // untranslatable_character (a \u0000 in JSON).
             sqlx::Error::Database(ref e)
@@ -81,6 +98,24 @@ impl From<sqlx::Error> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// This error, met once a change was committed (or while committing):
+    /// a lost database no longer means nothing was saved.
+    pub fn after_commit(self) -> Error {
+        match self {
+            Error::Unavailable(e) => Error::Uncertain(e),
+            other => other,
+        }
+    }
+}
+
+/// Commits `tx`. A connection lost during the commit leaves its outcome
+/// unknown ([`Error::Uncertain`]), which callers must not report as
+/// "nothing was changed".
+pub async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
+    tx.commit().await.map_err(|e| Error::from(e).after_commit())
+}
 
 /// An insert's outcome: whether it wrote its row, `false` when a unique key
 /// (a name, an email) was taken.
@@ -157,6 +192,23 @@ mod tests {
             }
         }
         found
+    }
+
+    #[test]
+    fn a_lost_database_is_unavailable_before_commit_and_uncertain_after() {
+        let lost = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(
+            super::Error::from(lost()),
+            super::Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            super::Error::from(lost()).after_commit(),
+            super::Error::Uncertain(_)
+        ));
+        assert!(matches!(
+            super::Error::from(sqlx::Error::RowNotFound).after_commit(),
+            super::Error::Query(_)
+        ));
     }
 
     #[test]

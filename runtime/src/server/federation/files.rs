@@ -371,7 +371,7 @@ pub async fn from_bundle(
     for (i, chunk) in file.data.chunks(CHUNK).enumerate() {
         db::files::insert_part(&mut *tx, &file.id, (i * CHUNK) as i64, chunk).await?;
     }
-    tx.commit().await?;
+    db::commit(tx).await?;
     complete(state, partner, pending).await?;
     Ok(true)
 }
@@ -477,7 +477,7 @@ async fn settle(
     let mut tx = state.db.begin().await?;
     db::files::settle(&mut tx, &file.id, outcome, reason, content_type).await?;
     announce(&mut tx, file).await?;
-    Ok(tx.commit().await?)
+    Ok(db::commit(tx).await?)
 }
 
 /// Tells the channel's clients the post's files changed.

@@ -292,7 +292,7 @@ pub(super) async fn renumber_if_rewound(
     let Some(moved) = moved else {
         return Ok(());
     };
-    tx.commit().await?;
+    db::commit(tx).await?;
     tracing::warn!(
         %partner, applied, moved,
         "the partner has applied more of our events than we ever numbered: this database was restored; the queue is renumbered above its mark"
@@ -304,5 +304,5 @@ pub(super) async fn renumber_if_rewound(
 pub(super) async fn acknowledge(state: &AppState, partner: &str, applied: u64) -> Result<()> {
     let mut tx = state.db.begin().await?;
     db::federation::acknowledge(&mut tx, partner, applied as i64).await?;
-    Ok(tx.commit().await?)
+    Ok(db::commit(tx).await?)
 }
