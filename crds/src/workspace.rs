@@ -475,6 +475,11 @@ pub struct NetworkSpec {
     /// Where client traffic may come from (typically the ingress controller). Absent: any pod in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ingress: Option<PeerSelector>,
+    /// Who may scrape the server's Prometheus metrics (its `metrics` port,
+    /// apart from the API), typically the monitoring namespace. Absent:
+    /// only pods in the operator's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_ingress: Option<PeerSelector>,
     /// Networks partner workspaces connect from; federation is closed to all others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
@@ -492,6 +497,7 @@ impl Default for NetworkSpec {
         Self {
             policies: true,
             client_ingress: None,
+            metrics_ingress: None,
             partner_cidrs: Vec::new(),
             egress_cidrs: Vec::new(),
         }

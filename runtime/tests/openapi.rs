@@ -54,7 +54,6 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/ws"),
     ("get", "/healthz"),
     ("get", "/readyz"),
-    ("get", "/metrics"),
 ];
 
 const PUBLIC: &[&str] = &[
@@ -62,7 +61,6 @@ const PUBLIC: &[&str] = &[
     "/api/v1/guests/redeem",
     "/healthz",
     "/readyz",
-    "/metrics",
 ];
 
 #[tokio::test]

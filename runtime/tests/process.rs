@@ -163,8 +163,17 @@ async fn a_dead_database_is_503_and_nothing_is_half_written() {
     };
     let admin = ws.admin().await;
     let channel = ws.channel(&admin, "ops", "public").await;
+    let port = common::serve(&ws).await;
+    let (mut socket, _) = common::connect(port, &admin, None).await;
 
     pg.stop();
+    // Open WebSockets are told, so clients stop posting into the void.
+    let status = common::next(&mut socket).await;
+    assert_eq!(
+        status,
+        json!({"type": "status", "database": "unavailable"}),
+        "{status}"
+    );
     let (status, error) = ws
         .post(
             &format!("/api/v1/channels/{channel}/posts"),

@@ -125,6 +125,11 @@ impl RuntimeConfig {
                 "limits.maxRequestBodyBytes",
                 json(&self.limits.max_request_body_bytes),
             ),
+            // The hashing workers start with the server.
+            (
+                "limits.passwordWorkers",
+                json(&self.limits.password_workers),
+            ),
         ]
     }
 }
@@ -143,12 +148,16 @@ pub struct WorkspaceIdentity {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Listen {
-    /// REST, WebSocket, health and metrics.
+    /// REST, WebSocket and health.
     pub http: SocketAddr,
     /// Federation gRPC over mutual TLS.
     pub federation: SocketAddr,
     /// Admin gRPC the operator reads status from.
     pub admin: SocketAddr,
+    /// Prometheus metrics (`/metrics`), apart from the API so its public
+    /// port does not expose them. Absent: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -411,6 +420,45 @@ pub struct LimitsConfig {
     pub max_upload_bytes: u64,
     pub max_request_body_bytes: u64,
     pub requests_per_minute: u32,
+    /// What one connection may hold and how long it may take.
+    #[serde(default)]
+    pub connections: ConnectionLimits,
+    /// Password checks (argon2id, 19 MiB each) run at once; more wait in a
+    /// bounded queue, then get 503. 0: one per CPU core.
+    #[serde(default)]
+    pub password_workers: u32,
+}
+
+/// What the API's listener allows each connection. Read as each connection
+/// is accepted: a change applies to new connections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Seconds a client has to send a request's headers; also how long an
+    /// idle keep-alive connection stays open waiting for the next request.
+    pub header_timeout_seconds: u32,
+    /// Seconds a request body may send nothing before it is cut.
+    pub body_timeout_seconds: u32,
+    /// Largest request head (request line and headers): beyond, 431.
+    pub max_header_bytes: u32,
+    /// Open connections from one client address; beyond, new ones are
+    /// closed at once. Behind an Ingress, the Ingress is one address.
+    pub per_address: u32,
+    /// Seconds a WebSocket client has to take one message before it counts
+    /// as too slow and is disconnected (it resumes with `since`).
+    pub websocket_send_timeout_seconds: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            max_header_bytes: 16 * 1024,
+            per_address: 256,
+            websocket_send_timeout_seconds: 10,
+        }
+    }
 }
 
 /// `serde_json::to_value` behind a trait object, so one list can hold

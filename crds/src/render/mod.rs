@@ -54,6 +54,7 @@ impl Placement {
                 http: all(paths::HTTP_PORT),
                 federation: all(paths::FEDERATION_PORT),
                 admin: all(paths::ADMIN_PORT),
+                metrics: Some(all(paths::METRICS_PORT)),
             },
             secrets_dir: PathBuf::from(paths::SECRETS_DIR),
             config_dir: PathBuf::from(paths::CONFIG_DIR),

@@ -7,6 +7,8 @@
 pub const HTTP_PORT: u16 = 8080;
 pub const FEDERATION_PORT: u16 = 8443;
 pub const ADMIN_PORT: u16 = 9090;
+/// Prometheus metrics, apart from the API.
+pub const METRICS_PORT: u16 = 9100;
 
 pub const CONFIG_DIR: &str = "/etc/entente/runtime";
 pub const CONFIG_FILE: &str = "runtime.yaml";

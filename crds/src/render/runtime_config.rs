@@ -130,6 +130,8 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
                 .map_err(|m| invalid("spec.limits.maxUploadSize", m))?,
             max_request_body_bytes: MAX_REQUEST_BODY,
             requests_per_minute: spec.limits.requests_per_minute as u32,
+            connections: Default::default(),
+            password_workers: 0,
         },
     })
 }

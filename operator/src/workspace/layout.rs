@@ -8,7 +8,8 @@ use kube::ResourceExt;
 
 pub const COMPONENT: &str = "server";
 pub use entente_crds::render::paths::{
-    ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, FEDERATION_PORT, HTTP_PORT, MAX_REQUEST_BODY, SECRETS_DIR,
+    ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, FEDERATION_PORT, HTTP_PORT, MAX_REQUEST_BODY,
+    METRICS_PORT, SECRETS_DIR,
 };
 
 /// The default server image when the spec names none.

@@ -39,10 +39,11 @@ fn main() -> ExitCode {
             tracing::info!("migrations applied");
             return Ok(());
         }
-        let (address, admin_address, federation_address) = (
+        let (address, admin_address, federation_address, metrics_address) = (
             config.listen.http,
             config.listen.admin,
             config.listen.federation,
+            config.listen.metrics,
         );
         let state = server::prepare(config).await?;
         tokio::spawn(server::reload::watch(
@@ -60,7 +61,11 @@ fn main() -> ExitCode {
             bind(admin_address).await?,
             bind(federation_address).await?,
         );
-        tracing::info!(%address, admin = %admin_address, federation = %federation_address, "serving");
+        let metrics_listener = match metrics_address {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
+        tracing::info!(%address, admin = %admin_address, federation = %federation_address, metrics = ?metrics_address, "serving");
         // One signal stops both the API and the admin endpoint.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -70,6 +75,13 @@ fn main() -> ExitCode {
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
+        if let Some(listener) = metrics_listener {
+            tokio::spawn(server::serve_metrics(
+                state.clone(),
+                listener,
+                until_stopped(stopped.clone()),
+            ));
+        }
         tokio::try_join!(
             server::serve(state.clone(), listener, until_stopped(stopped.clone())),
             server::admin::serve(state.clone(), admin_listener, until_stopped(stopped.clone())),

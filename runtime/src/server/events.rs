@@ -228,6 +228,9 @@ impl Fanned {
 #[derive(Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Arc<Fanned>>,
+    /// Whether the hub last reached the database; WebSockets tell their
+    /// clients when it changes.
+    database: tokio::sync::watch::Sender<bool>,
 }
 
 impl Hub {
@@ -242,8 +245,12 @@ impl Hub {
             .listen_all([EVENTS_CHANNEL, TYPING_CHANNEL])
             .await?;
         let mut cursor = latest(&db).await?;
-        let hub = Hub { sender };
+        let hub = Hub {
+            sender,
+            database: tokio::sync::watch::channel(true).0,
+        };
         let fanout = hub.sender.clone();
+        let reachable = hub.database.clone();
         tokio::spawn(async move {
             let mut poll = tokio::time::interval(Duration::from_secs(2));
             loop {
@@ -258,6 +265,7 @@ impl Hub {
                         Ok(_) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "event listener lost its connection; catching up by polling");
+                            reachable.send_if_modified(|up| std::mem::replace(up, false));
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     },
@@ -265,7 +273,10 @@ impl Hub {
                 }
                 // Drain everything newer than what was already fanned out.
                 loop {
-                    match since(&db, cursor, 500).await {
+                    let read = since(&db, cursor, 500).await;
+                    let up = read.is_ok();
+                    reachable.send_if_modified(|was| std::mem::replace(was, up) != up);
+                    match read {
                         Ok(events) if events.is_empty() => break,
                         Ok(events) => {
                             for event in events {
@@ -291,6 +302,11 @@ impl Hub {
     /// Connected subscribers on this replica.
     pub fn subscribers(&self) -> usize {
         self.sender.receiver_count()
+    }
+
+    /// Whether the database is reachable, as the hub last found it.
+    pub fn database(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.database.subscribe()
     }
 }
 

@@ -38,6 +38,7 @@ pub mod federation;
 pub mod files;
 pub mod guests;
 pub mod input;
+pub mod listen;
 pub mod ops;
 pub mod passwords;
 pub mod posts;
@@ -171,22 +172,33 @@ pub async fn serve(
     let (sessions, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     state.sessions = sessions;
     let sender = state.shutdown_sender.clone();
-    // Each request knows its client's address (for sign-in throttling).
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let app = router(state.clone());
+    listen::serve(state, app, listener, async move {
         shutdown.await;
         // Upgraded connections are not the HTTP server's to wait for: tell
         // every WebSocket to close, so clients reconnect elsewhere.
         let _ = sender.send(true);
     })
-    .await
-    .map_err(ServerError::Serve)?;
+    .await?;
     // Let the WebSockets send their close frames before the process exits.
     let _ = tokio::time::timeout(Duration::from_secs(10), drained.recv()).await;
     Ok(())
+}
+
+/// Serves `/metrics` (and nothing else) on `listener` until `shutdown`
+/// resolves: apart from the API, so the public port does not expose them.
+pub async fn serve_metrics(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let app = Router::new()
+        .route("/metrics", get(api::health::metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
 }
 
 /// The OpenAPI document's frame; the paths come from the handlers themselves.
@@ -263,7 +275,6 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::ws::connect))
         .routes(routes!(api::health::healthz))
         .routes(routes!(api::health::readyz))
-        .routes(routes!(api::health::metrics))
         .split_for_parts()
 }
 

@@ -40,6 +40,8 @@ pub struct Metrics {
     duration: Family<RouteLabels, Histogram>,
     pub websockets: Gauge,
     pub rate_limited: Counter,
+    /// Connections closed at once: their address held too many.
+    pub refused_connections: Counter,
     /// Federation connections refused at the TLS layer or for their identity.
     pub federation_refused_connections: Counter,
     /// Events from partners refused (and audited).
@@ -80,6 +82,12 @@ impl Default for Metrics {
             "Requests refused with 429",
             rate_limited.clone(),
         );
+        let refused_connections = Counter::default();
+        registry.register(
+            "refused_connections",
+            "API connections closed at once: their address held too many",
+            refused_connections.clone(),
+        );
         let federation_refused_connections = Counter::default();
         registry.register(
             "federation_refused_connections",
@@ -110,6 +118,7 @@ impl Default for Metrics {
             duration,
             websockets,
             rate_limited,
+            refused_connections,
             federation_refused_connections,
             federation_rejected_events,
             federation_file_bytes_sent,
@@ -187,6 +196,22 @@ impl RateLimit {
         Arc::new(RateLimit {
             limiter: governor::RateLimiter::keyed(quota),
         })
+    }
+
+    /// Typing indicators: one a second per user, in bursts of three (a
+    /// client sends one every few seconds while someone types).
+    pub fn typing() -> Arc<RateLimit> {
+        let quota = Quota::per_second(NonZeroU32::MIN)
+            .allow_burst(NonZeroU32::new(3).expect("three is not zero"));
+        Arc::new(RateLimit {
+            limiter: governor::RateLimiter::keyed(quota),
+        })
+    }
+
+    /// Whether `key` may go now (no error, no metric: for what is dropped
+    /// silently, such as a typing indicator).
+    pub fn allows(&self, key: &str) -> bool {
+        self.limiter.check_key(&key.to_string()).is_ok()
     }
 
     /// Ok, or the 429 to answer with its `Retry-After`.

@@ -65,9 +65,12 @@ impl Passwords {
         })
     }
 
-    /// Sized to the machine: one worker per core.
-    pub fn for_this_machine() -> Arc<Passwords> {
-        Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    /// `workers` at once, or with 0 one per core of this machine.
+    pub fn configured(workers: u32) -> Arc<Passwords> {
+        Passwords::new(match workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n as usize,
+        })
     }
 
     /// The PHC string of `password`, hashed with a new salt.

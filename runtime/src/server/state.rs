@@ -32,6 +32,8 @@ pub struct AppState {
     pub passwords: Arc<super::passwords::Passwords>,
     /// Failed sign-ins, per account and per address.
     pub throttle: Arc<super::throttle::Throttle>,
+    /// Typing indicators per user: each is fanned out to every member.
+    pub typing: Arc<RateLimit>,
     /// Wakes the access sweep ([`super::authz::sweep::run`]) early.
     pub sweep_requested: Arc<tokio::sync::Notify>,
     /// Partners whose queue is full under `PauseSharedChannels`: local
@@ -59,6 +61,7 @@ impl AppState {
     ) -> AppState {
         let (shutdown_sender, shutdown) = watch::channel(false);
         let findings = Recorder::start(db.clone());
+        let passwords = super::passwords::Passwords::configured(config.limits.password_workers);
         AppState {
             db,
             store,
@@ -74,8 +77,9 @@ impl AppState {
             sessions: tokio::sync::mpsc::channel(1).0,
             sweep_requested: Arc::new(tokio::sync::Notify::new()),
             findings,
-            passwords: super::passwords::Passwords::for_this_machine(),
+            passwords,
             throttle: Default::default(),
+            typing: RateLimit::typing(),
             paused_partners: Default::default(),
             pacers: Default::default(),
         }

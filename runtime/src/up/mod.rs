@@ -132,10 +132,15 @@ pub fn describe(plan: &Plan) -> String {
     let mut out = String::new();
     for local in &plan.workspaces {
         out.push_str(&format!(
-            "workspace {:<16} http://{}  (admin gRPC {}, data in {})\n",
+            "workspace {:<16} http://{}  (admin gRPC {}, metrics {}, data in {})\n",
             local.name(),
             local.placement.listen.http,
             local.placement.listen.admin,
+            local
+                .placement
+                .listen
+                .metrics
+                .map_or("off".into(), |m| format!("http://{m}/metrics")),
             local.dir.display()
         ));
     }
@@ -165,7 +170,10 @@ fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> 
             ("HTTP", listen.http),
             ("admin", listen.admin),
             ("federation", listen.federation),
-        ] {
+        ]
+        .into_iter()
+        .chain(listen.metrics.map(|m| ("metrics", m)))
+        {
             std::net::TcpListener::bind(address).map_err(|e| {
                 UpError(format!(
                     "port {} (Workspace {:?} {what}) is not free: {e}; choose other ports with --port",

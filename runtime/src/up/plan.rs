@@ -151,7 +151,7 @@ pub fn plan(
         }
         let index = workspaces.len() as u16;
         let port = |offset: u16| {
-            base.checked_add(3 * index + offset)
+            base.checked_add(4 * index + offset)
                 .filter(|p| *p < base + S3_OFFSET)
                 .ok_or_else(|| format!("too many workspaces for the ports above {base}"))
         };
@@ -162,6 +162,7 @@ pub fn plan(
                 http: local(port(0)?),
                 admin: local(port(1)?),
                 federation: local(port(2)?),
+                metrics: Some(local(port(3)?)),
             },
             secrets_dir: dir.join("secrets"),
             config_dir: dir.clone(),

@@ -24,7 +24,7 @@ use crate::{
     labels,
     workspace::layout::{
         default_image, metadata, Names, ADMIN_PORT, COMPONENT, CONFIG_DIR, CONFIG_FILE,
-        FEDERATION_PORT, HTTP_PORT, SECRETS_DIR,
+        FEDERATION_PORT, HTTP_PORT, METRICS_PORT, SECRETS_DIR,
     },
 };
 
@@ -142,6 +142,7 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
             port("http", HTTP_PORT),
             port("federation", FEDERATION_PORT),
             port("admin", ADMIN_PORT),
+            port("metrics", METRICS_PORT),
         ]),
         readiness_probe: (command == Command::Serve).then(|| probe("/readyz", 10)),
         liveness_probe: (command == Command::Serve).then(|| Probe {

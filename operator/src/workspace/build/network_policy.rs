@@ -17,7 +17,9 @@ use k8s_openapi::{
 
 use crate::{
     labels,
-    workspace::layout::{metadata, Names, ADMIN_PORT, COMPONENT, FEDERATION_PORT, HTTP_PORT},
+    workspace::layout::{
+        metadata, Names, ADMIN_PORT, COMPONENT, FEDERATION_PORT, HTTP_PORT, METRICS_PORT,
+    },
 };
 
 /// Where the operator runs, so only it may reach the admin endpoint.
@@ -103,6 +105,18 @@ pub fn build(workspace: &Workspace, operator: &Operator) -> Vec<NetworkPolicy> {
         ])),
         ..Default::default()
     };
+    // Metrics: from where the spec says, else the operator's namespace.
+    let metrics_peer = match &network.metrics_ingress {
+        Some(peer) => NetworkPolicyPeer {
+            namespace_selector: peer.namespace_selector.clone(),
+            pod_selector: peer.pod_selector.clone(),
+            ..Default::default()
+        },
+        None => NetworkPolicyPeer {
+            namespace_selector: operator_peer.namespace_selector.clone(),
+            ..Default::default()
+        },
+    };
     let mut ingress = vec![
         NetworkPolicyIngressRule {
             from: Some(vec![client_peer]),
@@ -111,6 +125,10 @@ pub fn build(workspace: &Workspace, operator: &Operator) -> Vec<NetworkPolicy> {
         NetworkPolicyIngressRule {
             from: Some(vec![operator_peer]),
             ports: Some(vec![port(ADMIN_PORT, "TCP")]),
+        },
+        NetworkPolicyIngressRule {
+            from: Some(vec![metrics_peer]),
+            ports: Some(vec![port(METRICS_PORT, "TCP")]),
         },
     ];
     // Federation is closed unless partners' networks are declared.

@@ -1,4 +1,5 @@
-//! Health and metrics: `/healthz`, `/readyz`, `/metrics`.
+//! Health: `/healthz`, `/readyz`; and `/metrics`, which is served on its
+//! own listener ([`crate::server::serve_metrics`]), not with the API.
 
 use std::time::Duration;
 
@@ -54,7 +55,6 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 }
 
 /// `GET /metrics` in the Prometheus text format.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(

@@ -1,16 +1,33 @@
 //! `GET /api/v1/ws`: the live event stream of one user.
 //!
-//! Authenticate with `Authorization: Bearer …` or, from a browser, a first
-//! message `{"type": "auth", "token": "…"}`. Connect with `?since=SEQ` (the
-//! `seq` of the last event received) to first get every event missed since,
-//! then live ones: a reconnecting client misses nothing. Send
-//! `{"type": "typing", "channelId": "…"}` to show you are typing.
+//! Authenticate with `Authorization: Bearer …` or, from a browser (which
+//! cannot set that header on a WebSocket), by offering the subprotocols
+//! `entente` and `bearer.<token>`: the server selects `entente`. Without
+//! either, or with a bad token, the answer is 401 before any upgrade.
+//! Connect with `?since=SEQ` (the `seq` of the last event received) to first
+//! get every event missed since, then live ones: a reconnecting client
+//! misses nothing. Send `{"type": "typing", "channelId": "…"}` to show you
+//! are typing (at most one a second counts).
 //!
 //! Each message is an [`Event`]: `{seq, type, channelId, userId, data}`,
 //! `type` and `data` being one [`events::Change`] (in the OpenAPI document
-//! as the `Event` and `EventChange` schemas).
+//! as the `Event` and `EventChange` schemas). Besides events, the server
+//! sends `{"type": "hello", "seq", "userId"}` first, and
+//! `{"type": "status", "database": "unavailable" | "available"}` when it
+//! loses or regains its database (posting fails meanwhile; the stream
+//! resumes exactly).
+//!
+//! Limits: a client's message is at most 16 KiB. A client that does not
+//! take what it is sent within `limits.connections.websocketSendTimeoutSeconds`
+//! is disconnected; it reconnects with `since` and misses nothing.
 
 use std::{collections::HashSet, time::Duration};
+
+/// Largest message (and frame) a client may send: auth and typing notices
+/// are a few hundred bytes.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// The subprotocol a browser offers beside its token.
+const PROTOCOL: &str = "entente";
 
 use axum::{
     extract::{
@@ -53,19 +70,22 @@ impl Valid for Connect {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/ws", params(Connect), responses((status = 101, description = "the live event stream (WebSocket); see the module documentation"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/ws", params(Connect), responses((status = 101, description = "the live event stream (WebSocket); see the module documentation")), security(("bearer" = [])))]
 pub async fn connect(
     State(state): State<AppState>,
     Query(query): Query<Connect>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    // A bad header token is refused before upgrading; no header means the
-    // token comes as the first message.
-    let caller = match auth::bearer(&headers) {
-        Some(token) => Some(auth::authenticate(&state.db, token).await?),
-        None => None,
-    };
+    let token = auth::bearer(&headers)
+        .or_else(|| protocol_token(&headers))
+        .ok_or_else(ApiError::unauthenticated)?;
+    let caller = auth::authenticate(&state.db, token).await?;
+    state.rate_limit().check(&caller.user_id, &state.metrics)?;
+    let upgrade = upgrade
+        .protocols([PROTOCOL])
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(MAX_CLIENT_MESSAGE);
     Ok(upgrade.on_upgrade(move |socket| async move {
         if let Err(e) = session(state, socket, caller, query.since).await {
             tracing::debug!(error = %e, "websocket closed");
@@ -79,6 +99,17 @@ impl Drop for DecOnDrop<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// The token a browser offers as the subprotocol `bearer.<token>`.
+fn protocol_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer."))
+        .filter(|token| !token.is_empty())
 }
 
 /// Whether `user` receives `event`, given the channels they are a member of.
@@ -114,8 +145,8 @@ enum SessionError {
     Socket(#[from] axum::Error),
     #[error("database: {0}")]
     Database(#[from] db::Error),
-    #[error("authentication failed")]
-    Unauthenticated,
+    #[error("the client took more than {0:?} to take a message")]
+    TooSlow(Duration),
 }
 
 impl From<sqlx::Error> for SessionError {
@@ -124,31 +155,65 @@ impl From<sqlx::Error> for SessionError {
     }
 }
 
+/// A client's socket, which must take each message within `timeout`.
+struct Client {
+    socket: WebSocket,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Sends `message`, or fails if the client does not take it in time.
+    async fn send(&mut self, message: Message) -> Result<(), SessionError> {
+        match tokio::time::timeout(self.timeout, self.socket.send(message)).await {
+            Ok(sent) => Ok(sent?),
+            Err(_) => Err(SessionError::TooSlow(self.timeout)),
+        }
+    }
+}
+
 async fn session(
     state: AppState,
-    mut socket: WebSocket,
-    caller: Option<Caller>,
+    socket: WebSocket,
+    caller: Caller,
     since: Option<i64>,
 ) -> Result<(), SessionError> {
+    let timeout = state
+        .config()
+        .limits
+        .connections
+        .websocket_send_timeout_seconds;
+    let mut socket = Client {
+        socket,
+        timeout: Duration::from_secs(timeout.max(1).into()),
+    };
     // Held until the session ends: shutdown waits for it.
     let _draining = state.sessions.clone();
     state.metrics.websockets.inc();
     let _gauge = DecOnDrop(&state.metrics.websockets);
-    let caller = match caller {
-        Some(caller) => caller,
-        None => match first_message_auth(&state, &mut socket).await {
-            Some(caller) => caller,
-            None => {
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: 4001,
-                        reason: "send {\"type\":\"auth\",\"token\":…} first".into(),
-                    })))
-                    .await;
-                return Err(SessionError::Unauthenticated);
-            }
-        },
-    };
+    let result = stream(&state, &mut socket, caller, since).await;
+    if let Err(SessionError::Database(_)) = &result {
+        // The events cannot be read now: say why, and close so the client
+        // comes back (with `since`) once the database is.
+        let status = serde_json::json!({"type": "status", "database": "unavailable"});
+        let _ = socket.send(Message::Text(status.to_string().into())).await;
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code: 1013,
+                reason: "the database is unavailable; reconnect with since".into(),
+            })))
+            .await;
+    }
+    result
+}
+
+/// The session's stream: `hello`, what was missed, then live events.
+async fn stream(
+    state: &AppState,
+    socket: &mut Client,
+    caller: Caller,
+    since: Option<i64>,
+) -> Result<(), SessionError> {
+    let mut database = state.hub.database();
     // Subscribe before reading the backlog, so nothing falls between the two.
     let mut live = state.hub.subscribe();
     let mut member_of: HashSet<String> = db::members::channels_of(&state.db, &caller.user_id)
@@ -163,7 +228,7 @@ async fn session(
     };
     let hello = serde_json::json!({"type": "hello", "seq": start, "userId": caller.user_id});
     socket.send(Message::Text(hello.to_string().into())).await?;
-    let mut last = replay(&state, &mut socket, &caller, &mut member_of, start).await?;
+    let mut last = replay(state, socket, &caller, &mut member_of, start).await?;
 
     let mut shutdown = state.shutdown.clone();
     let mut keepalive = tokio::time::interval(Duration::from_secs(30));
@@ -178,50 +243,38 @@ async fn session(
                         }
                         last = seq;
                     }
-                    send_if_visible(&mut socket, &event.event, Some(&event.json), &caller, &mut member_of).await?;
+                    send_if_visible(socket, &event.event, Some(&event.json), &caller, &mut member_of).await?;
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Too slow for the live stream: catch up from the table.
-                    last = replay(&state, &mut socket, &caller, &mut member_of, last).await?;
+                    last = replay(state, socket, &caller, &mut member_of, last).await?;
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => handle_client_message(&state, &caller, &member_of, &text).await,
+            incoming = socket.socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => handle_client_message(state, &caller, &member_of, &text).await,
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
             },
             _ = keepalive.tick() => socket.send(Message::Ping(Vec::new().into())).await?,
+            Ok(()) = database.changed() => {
+                let up = *database.borrow_and_update();
+                let status = serde_json::json!({"type": "status", "database": if up { "available" } else { "unavailable" }});
+                socket.send(Message::Text(status.to_string().into())).await?;
+            }
             _ = shutdown.changed() => {
-                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down; reconnect with since".into() }))).await;
+                let _ = socket.socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down; reconnect with since".into() }))).await;
                 return Ok(());
             }
         }
     }
 }
 
-async fn first_message_auth(state: &AppState, socket: &mut WebSocket) -> Option<Caller> {
-    let message = tokio::time::timeout(Duration::from_secs(10), socket.recv())
-        .await
-        .ok()??
-        .ok()?;
-    let Message::Text(text) = message else {
-        return None;
-    };
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    if value["type"] != "auth" {
-        return None;
-    }
-    auth::authenticate(&state.db, value["token"].as_str()?)
-        .await
-        .ok()
-}
-
 /// Sends every visible event after `since`; returns the last sequence number seen.
 async fn replay(
     state: &AppState,
-    socket: &mut WebSocket,
+    socket: &mut Client,
     caller: &Caller,
     member_of: &mut HashSet<String>,
     mut since: i64,
@@ -241,7 +294,7 @@ async fn replay(
 /// Sends `event` if this user receives it; `json` is its serialization when
 /// the hub already made one (shared by every subscriber).
 async fn send_if_visible(
-    socket: &mut WebSocket,
+    socket: &mut Client,
     event: &Event,
     json: Option<&axum::extract::ws::Utf8Bytes>,
     caller: &Caller,
@@ -278,8 +331,9 @@ async fn handle_client_message(
     };
     if value["type"] == "typing" {
         if let Some(channel) = value["channelId"].as_str() {
-            // Typing is announced only in channels one belongs to.
-            if member_of.contains(channel) {
+            // Typing is announced only in channels one belongs to, and
+            // at most about once a second per user.
+            if member_of.contains(channel) && state.typing.allows(&caller.user_id) {
                 let typing = events::Typing {
                     channel_id: channel.to_string(),
                     user_id: caller.user_id.clone(),
