@@ -384,6 +384,20 @@ mod network {
                 .unwrap()["app.kubernetes.io/component"],
             "operator"
         );
+        // Metrics, on their own port, only from the operator's namespace
+        // unless the spec names the monitoring peers; the API port has none.
+        let metrics = rule_for_port(allow, 9100);
+        let peer = &metrics.from.unwrap()[0];
+        assert_eq!(
+            peer.namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
+            "entente-system"
+        );
+        assert!(peer.pod_selector.is_none(), "any pod of that namespace");
         // Egress: DNS, its CloudNativePG cluster, the partner network.
         let egress = allow.spec.as_ref().unwrap().egress.clone().unwrap();
         assert_eq!(egress.len(), 3);
