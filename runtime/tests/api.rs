@@ -1292,3 +1292,68 @@ async fn bad_input_is_a_json_4xx_naming_the_field() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], "method_not_allowed");
 }
+
+/// Guessing invitation tokens is throttled per address like passwords, and
+/// minting personal access tokens in bulk is slowed per account; each lock
+/// is in the audit log.
+#[tokio::test]
+async fn invitation_guesses_and_token_minting_are_throttled() {
+    use axum::{body::Body, http::Request};
+    let ws = Workspace::new().await;
+    let admin = ws.admin().await;
+    let redeem = |n: usize| {
+        let ws = &ws;
+        async move {
+            let request = Request::post("/api/v1/guests/redeem")
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", "192.0.2.44")
+                .body(Body::from(
+                    json!({"token": format!("guess-{n}"), "username": format!("g{n}"), "password": "long-enough-pass"})
+                        .to_string(),
+                ))
+                .unwrap();
+            ws.request(request).await.status()
+        }
+    };
+    for n in 0..21 {
+        assert_eq!(redeem(n).await, StatusCode::NOT_FOUND, "guess {n}");
+    }
+    assert_eq!(redeem(99).await, StatusCode::TOO_MANY_REQUESTS);
+
+    let mint = || ws.post("/api/v1/users/me/tokens", &admin, json!({"name": "bot"}));
+    for n in 0..6 {
+        let (status, body) = mint().await;
+        assert_eq!(status, StatusCode::CREATED, "token {n}: {body}");
+    }
+    let (status, body) = mint().await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("access tokens created"),
+        "{body}"
+    );
+
+    let (_, entries) = ws
+        .get("/api/v1/admin/audit?kind=auth.throttled", &admin)
+        .await;
+    let reasons: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("address:192.0.2.44") && r.contains("invitation tokens")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("tokens:") && r.contains("access tokens created")),
+        "{reasons:?}"
+    );
+}

@@ -15,6 +15,7 @@ use super::{
     error::{ApiError, ApiResult},
     input::{self, Valid},
     state::AppState,
+    throttle::Attempt,
 };
 
 /// How long a login session lasts without use.
@@ -283,14 +284,12 @@ pub async fn login(
     request: LoginRequest,
     address: Option<std::net::IpAddr>,
 ) -> ApiResult<LoginResponse> {
-    let account = format!("account:{}", request.username.to_lowercase());
-    let address = address.map(|a| format!("address:{a}"));
-    let keys: Vec<&str> = std::iter::once(account.as_str())
-        .chain(address.as_deref())
-        .collect();
-    if let Some(wait) = state.throttle.wait(&keys, std::time::Instant::now()) {
-        return Err(throttled(wait));
-    }
+    let attempt = Attempt::new(
+        "wrong passwords",
+        Some(format!("account:{}", request.username.to_lowercase())),
+        address,
+    );
+    attempt.allowed(&state.throttle)?;
     let row = sqlx::query!(
         "SELECT id, password_hash,
                 CASE WHEN expired_at IS NOT NULL OR access_expires_at <= now()
@@ -312,35 +311,10 @@ pub async fn login(
     let hash = row.as_ref().and_then(|(_, hash, _)| hash.as_deref());
     let matches = state.passwords.verify(&request.password, hash).await?;
     let Some((user_id, _, ended)) = row.filter(|_| matches) else {
-        let now = std::time::Instant::now();
-        let locks = [
-            (account.as_str(), super::throttle::ACCOUNT_FREE),
-            (
-                address.as_deref().unwrap_or_default(),
-                super::throttle::ADDRESS_FREE,
-            ),
-        ];
-        for (key, free) in locks.into_iter().filter(|(key, _)| !key.is_empty()) {
-            if let Some(lock) = state.throttle.failed(key, free, now) {
-                audit::record(
-                    &state.db,
-                    audit::Entry {
-                        kind: audit::kind::AUTH_THROTTLED,
-                        reason: format!(
-                            "{key}: {} wrong passwords; sign-ins locked for {} s",
-                            free + 1,
-                            lock.as_secs()
-                        ),
-                        data: serde_json::json!({"key": key, "lockSeconds": lock.as_secs()}),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            }
-        }
+        attempt.failed(state).await?;
         return Err(refused());
     };
-    state.throttle.succeeded(&account);
+    attempt.succeeded(&state.throttle);
     if let Some(ended) = ended {
         // Only someone who knows the password learns this.
         return Err(ApiError::forbidden(format!(
@@ -473,18 +447,6 @@ pub(crate) fn check_password(state: &AppState, password: &str) -> ApiResult<()> 
     Ok(())
 }
 
-/// Sign-ins locked for `wait`: 429 with `Retry-After`.
-fn throttled(wait: std::time::Duration) -> ApiError {
-    let seconds = wait.as_secs().max(1);
-    ApiError {
-        status: axum::http::StatusCode::TOO_MANY_REQUESTS,
-        code: "throttled",
-        message: format!("too many wrong passwords; try again in {seconds} s"),
-        field: None,
-        retry_after: Some(seconds),
-    }
-}
-
 /// Creates a local account.
 pub async fn create_user(state: &AppState, request: CreateUser) -> ApiResult<User> {
     check_password(state, &request.password)?;
@@ -590,6 +552,15 @@ pub async fn create_token(
     user_id: &str,
     request: CreateToken,
 ) -> ApiResult<CreatedToken> {
+    // A token outlives the session that made it: a stolen session minting
+    // them in bulk is slowed down, and audited.
+    let attempt = Attempt::new(
+        "access tokens created",
+        Some(format!("tokens:{user_id}")),
+        None,
+    );
+    attempt.allowed(&state.throttle)?;
+    attempt.failed(state).await?;
     let (token, hash) = new_token();
     let id = new_id();
     db::tokens::insert(

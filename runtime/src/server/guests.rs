@@ -25,6 +25,7 @@ use super::{
     error::{ApiError, ApiResult},
     input::{self, Valid},
     state::AppState,
+    throttle::Attempt,
 };
 
 /// An account's lifetime when the policy sets neither `expiresAt` nor
@@ -222,7 +223,27 @@ pub fn access_ends(rules: &GuestRules, now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Redeems an invitation (once): creates the guest account, adds it to its
 /// policy's channels, and signs it in.
-pub async fn redeem(state: &AppState, request: Redeem) -> ApiResult<LoginResponse> {
+pub async fn redeem(
+    state: &AppState,
+    request: Redeem,
+    address: Option<std::net::IpAddr>,
+) -> ApiResult<LoginResponse> {
+    // Guessing invitation tokens is throttled per address, like passwords.
+    let attempt = Attempt::new("invitation tokens that do not work", None, address);
+    attempt.allowed(&state.throttle)?;
+    let result = redeem_checked(state, request).await;
+    if let Err(error) = &result {
+        if matches!(
+            error.code,
+            "not_found" | "invitation_used" | "invitation_expired"
+        ) {
+            attempt.failed(state).await?;
+        }
+    }
+    result
+}
+
+async fn redeem_checked(state: &AppState, request: Redeem) -> ApiResult<LoginResponse> {
     auth::check_password(state, &request.password)?;
     let hash = state.passwords.hash(&request.password).await?;
     let mut tx = state.db.begin().await?;

@@ -1,7 +1,10 @@
-//! Brute-force throttling of password checks: per account and per client
-//! address, each failure past a free allowance locks the key for twice as
-//! long as the last (1 s, 2 s, 4 s, … at most 15 min); a success clears the
-//! account's count. Failures are forgotten after [`FORGET_AFTER`] of quiet.
+//! Brute-force throttling of credential checks — sign-ins, invitation
+//! redemptions — and of credentials issued (personal access tokens): per
+//! account and per client address, each failure past a free allowance locks
+//! the key for twice as long as the last (1 s, 2 s, 4 s, … at most 15 min);
+//! a success clears the account's count. Failures are forgotten after
+//! [`FORGET_AFTER`] of quiet. [`Attempt`] is how the domain uses it: check,
+//! count (auditing each lock), clear.
 //!
 //! Kept in each server's memory: with several replicas an attacker gets the
 //! allowance once per replica, which the backoff still makes slow. The
@@ -9,9 +12,12 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::Mutex,
     time::{Duration, Instant},
 };
+
+use super::{audit, error::ApiError, state::AppState};
 
 /// Failures an account may have before it is locked.
 pub const ACCOUNT_FREE: u32 = 5;
@@ -89,6 +95,82 @@ impl Throttle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+}
+
+/// One throttled attempt: its keys (an account, an address) and what is
+/// being attempted, for the 429's message and the audit log.
+pub struct Attempt {
+    /// `(key, free failures)`.
+    keys: Vec<(String, u32)>,
+    /// What failures are, in the plural: "wrong passwords".
+    what: &'static str,
+}
+
+impl Attempt {
+    /// An attempt on `account` (a key such as `account:alice`) from `address`.
+    pub fn new(what: &'static str, account: Option<String>, address: Option<IpAddr>) -> Attempt {
+        let keys = account
+            .map(|account| (account, ACCOUNT_FREE))
+            .into_iter()
+            .chain(address.map(|a| (format!("address:{a}"), ADDRESS_FREE)))
+            .collect();
+        Attempt { keys, what }
+    }
+
+    /// `429 throttled` with `Retry-After` while any key is locked.
+    pub fn allowed(&self, throttle: &Throttle) -> Result<(), ApiError> {
+        let keys: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
+        match throttle.wait(&keys, Instant::now()) {
+            Some(wait) => Err(self.throttled(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failure on every key; each lock it starts is audited.
+    pub async fn failed(&self, state: &AppState) -> Result<(), ApiError> {
+        let now = Instant::now();
+        for (key, free) in &self.keys {
+            if let Some(lock) = state.throttle.failed(key, *free, now) {
+                audit::record(
+                    &state.db,
+                    audit::Entry {
+                        kind: audit::kind::AUTH_THROTTLED,
+                        reason: format!(
+                            "{key}: {} {}; locked for {} s",
+                            free + 1,
+                            self.what,
+                            lock.as_secs()
+                        ),
+                        data: serde_json::json!({"key": key, "lockSeconds": lock.as_secs()}),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded: the account's failures are forgotten (an
+    /// address's are not: others may be failing from it).
+    pub fn succeeded(&self, throttle: &Throttle) {
+        for (key, _) in &self.keys {
+            if !key.starts_with("address:") {
+                throttle.succeeded(key);
+            }
+        }
+    }
+
+    fn throttled(&self, wait: Duration) -> ApiError {
+        let seconds = wait.as_secs().max(1);
+        ApiError {
+            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+            code: "throttled",
+            message: format!("too many {}; try again in {seconds} s", self.what),
+            field: None,
+            retry_after: Some(seconds),
+        }
     }
 }
 

@@ -64,7 +64,7 @@ pub async fn set_attributes(
 }
 
 /// A personal access token for a bot or an integration: no expiry, revocable.
-#[utoipa::path(post, path = "/api/v1/users/me/tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/users/me/tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "visible but not allowed", body = ApiError), (status = 429, description = "too many tokens created lately (Retry-After)", body = ApiError)), security(("bearer" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,7 +4,7 @@ use axum::{extract::State, http::StatusCode, Json};
 
 use crate::server::{
     api::extract::Body,
-    auth::{Caller, LoginResponse},
+    auth::{Caller, ClientAddress, LoginResponse},
     error::{ApiError, ApiResult},
     guests::{self, Invitation, Invite, Redeem},
     state::AppState,
@@ -24,13 +24,14 @@ pub async fn invite(
 
 /// Redeems an invitation (once): creates the guest account, adds it to its
 /// policy's channels, and signs it in.
-#[utoipa::path(post, path = "/api/v1/guests/redeem", request_body = Redeem, responses((status = 201, body = LoginResponse), (status = 400, description = "invalid input", body = ApiError), (status = 404, description = "no such invitation", body = ApiError), (status = 409, description = "username taken", body = ApiError), (status = 410, description = "the invitation was used, expired, or its policy is gone", body = ApiError)))]
+#[utoipa::path(post, path = "/api/v1/guests/redeem", request_body = Redeem, responses((status = 201, body = LoginResponse), (status = 400, description = "invalid input", body = ApiError), (status = 404, description = "no such invitation", body = ApiError), (status = 409, description = "username taken", body = ApiError), (status = 410, description = "the invitation was used, expired, or its policy is gone", body = ApiError), (status = 429, description = "too many invitation tokens that do not work from this address (Retry-After)", body = ApiError)))]
 pub async fn redeem(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Body(request): Body<Redeem>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     Ok((
         StatusCode::CREATED,
-        Json(guests::redeem(&state, request).await?),
+        Json(guests::redeem(&state, request, address).await?),
     ))
 }
