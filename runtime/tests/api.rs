@@ -239,8 +239,12 @@ async fn posts_threads_edits_reactions_pins_and_pagination() {
     let (_, unreacted) = ws.call(Method::DELETE, &reaction, Some(&bob), None).await;
     assert!(unreacted["reactions"].as_array().unwrap().is_empty());
 
-    // Pins.
-    ws.post(&format!("{path}/pin"), &bob, json!({})).await;
+    // Pins: the channel's admins (alice made it) and a post's author, not
+    // any member.
+    let (status, refused) = ws.post(&format!("{path}/pin"), &bob, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, pinned) = ws.post(&format!("{path}/pin"), &alice, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{pinned}");
     let (_, pinned) = ws
         .get(&format!("/api/v1/channels/{ops}/pinned"), &alice)
         .await;

@@ -29,6 +29,14 @@ pub mod kind {
     pub const AUTH_THROTTLED: &str = "auth.throttled";
     /// An invitation presented again, after expiry, or under a vanished policy.
     pub const INVITATION_REFUSED: &str = "guest.invitation_refused";
+    /// A user changed their password (their other sessions ended).
+    pub const PASSWORD_CHANGED: &str = "user.password_changed";
+    /// A system admin deactivated a user (every token revoked) or
+    /// reactivated one.
+    pub const USER_DEACTIVATED: &str = "user.deactivated";
+    pub const USER_REACTIVATED: &str = "user.reactivated";
+    /// A channel was renamed, or its purpose or header changed.
+    pub const CHANNEL_UPDATED: &str = "channel.updated";
 }
 
 pub use super::db::audit::{record, Entry};

@@ -168,6 +168,11 @@ pub struct User {
     /// For a partner's user: their organisation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organisation: Option<String>,
+    /// When a system admin deactivated the account (only admins see
+    /// deactivated accounts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[sqlx(default)]
+    pub deactivated_at: Option<DateTime<Utc>>,
 }
 
 /// The columns of [`User`], from `users`.
@@ -178,6 +183,7 @@ macro_rules! user_columns {
          access_expires_at, attributes, created_at, origin, organisation"
     };
 }
+pub(crate) use user_columns;
 
 pub async fn find_user(db: &PgPool, id: &str) -> ApiResult<Option<User>> {
     // Not `query_as!`: the columns are `user_columns!()`, one definition of
@@ -325,6 +331,26 @@ pub async fn login(
     let token = start_session(&state.db, &user_id).await?;
     let user = find_user(&state.db, &user_id).await?.ok_or_else(refused)?;
     Ok(LoginResponse { token, user })
+}
+
+/// Ends the caller's session; their open WebSockets on it close.
+pub async fn logout(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    let mut tx = state.db.begin().await?;
+    db::tokens::revoke(&mut *tx, &caller.token_id).await?;
+    super::events::sessions_revoked(&mut *tx, &caller.user_id).await?;
+    db::commit(tx).await?;
+    Ok(())
+}
+
+/// Revokes one of the caller's personal access tokens.
+pub async fn revoke_token(state: &AppState, caller: &Caller, token_id: &str) -> ApiResult<()> {
+    let mut tx = state.db.begin().await?;
+    if !db::tokens::revoke_personal(&mut *tx, token_id, &caller.user_id).await? {
+        return Err(ApiError::not_found("token"));
+    }
+    super::events::sessions_revoked(&mut *tx, &caller.user_id).await?;
+    db::commit(tx).await?;
+    Ok(())
 }
 
 /// A new login session for `user_id`; returns its bearer token.

@@ -33,6 +33,8 @@ pub struct Channel {
     pub name: Option<String>,
     pub display_name: String,
     pub purpose: String,
+    /// A line shown above the posts (links, the on-call rota).
+    pub header: String,
     pub created_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
     /// Labels access policies select channels by (e.g. `classification`).
@@ -69,7 +71,7 @@ impl Channel {
 pub async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<Channel>> {
     let channels = sqlx::query_as!(
         Channel,
-        r#"SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
+        r#"SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.header, c.created_at, c.archived_at,
                   c.labels, (m.user_id IS NOT NULL) AS "member!",
                   COALESCE((SELECT count(*) FROM posts p
                             WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
@@ -321,7 +323,8 @@ impl Valid for DirectRequest {
     }
 }
 
-/// The direct conversation between the caller and one other user, created on first use.
+/// The direct conversation between the caller and one other user, created
+/// on first use; with oneself, one's notes (a conversation of one member).
 pub async fn direct(
     state: &AppState,
     caller: &Caller,
@@ -330,9 +333,12 @@ pub async fn direct(
     let other = subject_of(&state.db, &request.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    // A conversation with oneself is one's notes: one member, no one else
+    // to ask leave of.
+    let with_self = request.user_id == caller.user_id;
     let caller_subject = caller.subject();
     let pair_subjects = [caller_subject, other.subject()];
-    if pair_subjects.iter().any(|s| s.role == Role::Guest) {
+    if !with_self && pair_subjects.iter().any(|s| s.role == Role::Guest) {
         // A guest talks directly only if their GuestPolicy allows it, and
         // only with people they already share a channel with.
         let policies = state.policies();
@@ -384,7 +390,8 @@ pub async fn direct(
                     .await?;
                 return Ok(see(state, caller, &id).await?.channel);
             }
-            for user in &pair {
+            let members = if with_self { &pair[..1] } else { &pair[..] };
+            for user in members {
                 add_member(&mut tx, &state.config(), &id, user, "member").await?;
             }
             id
@@ -630,6 +637,164 @@ pub async fn archive(state: &AppState, caller: &Caller, id: &str) -> ApiResult<C
         events::record(&mut tx, &change).await?;
     }
     db::commit(tx).await?;
+    Ok(see(state, caller, id)
+        .await
+        .map_err(ApiError::after_commit)?
+        .channel)
+}
+
+/// What `PATCH /api/v1/channels/{id}` changes; absent fields stay.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateChannel {
+    /// A new name (system admins only: access policies select channels by name).
+    #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    pub header: Option<String>,
+}
+
+impl Valid for UpdateChannel {
+    fn valid(&self) -> ApiResult<()> {
+        if let Some(name) = &self.name {
+            if !valid_channel_name(name) {
+                return Err(ApiError::invalid(
+                    "name",
+                    "a channel name is 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",
+                ));
+            }
+        }
+        if let Some(name) = &self.display_name {
+            input::line(name, input::DISPLAY_NAME_MAX).map_err(input::at("displayName"))?;
+        }
+        if let Some(purpose) = &self.purpose {
+            input::text(purpose, input::PURPOSE_MAX, false).map_err(input::at("purpose"))?;
+        }
+        if let Some(header) = &self.header {
+            input::text(header, input::PURPOSE_MAX, false).map_err(input::at("header"))?;
+        }
+        if self.name.is_none()
+            && self.display_name.is_none()
+            && self.purpose.is_none()
+            && self.header.is_none()
+        {
+            return Err(ApiError::invalid(
+                "body",
+                "change at least one of name, displayName, purpose, header",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Renames a channel or changes its purpose or header: channel admins and
+/// system admins for a named channel (renaming it: system admins, as
+/// access policies select channels by name; never one shared with a
+/// partner, whose workspace knows it by that name); any member for the
+/// header and purpose of a direct or group conversation, which has no name.
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    request: UpdateChannel,
+) -> ApiResult<Channel> {
+    let seen = see(state, caller, id).await?;
+    let channel = &seen.channel;
+    if channel.archived_at.is_some() {
+        return Err(ApiError::forbidden("this channel is archived"));
+    }
+    let named = channel.name.is_some();
+    if !named && (request.name.is_some() || request.display_name.is_some()) {
+        return Err(ApiError::invalid(
+            "name",
+            "a direct or group conversation has no name; change its header or purpose",
+        ));
+    }
+    let allowed = if named {
+        seen.access.manage
+    } else {
+        seen.access.post
+    };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "only channel admins and system admins change a channel",
+        ));
+    }
+    let renamed = request
+        .name
+        .as_deref()
+        .filter(|new| Some(*new) != channel.name.as_deref());
+    if let (Some(_), Some(old)) = (renamed, channel.name.as_deref()) {
+        if caller.role != Role::SystemAdmin {
+            return Err(ApiError::forbidden(
+                "only system admins rename a channel: access policies select channels by name",
+            ));
+        }
+        let shared = state
+            .config()
+            .federation
+            .partners
+            .iter()
+            .any(|p| p.channels.iter().any(|c| c.name.eq_ignore_ascii_case(old)));
+        if shared {
+            return Err(ApiError::conflict(
+                "name",
+                "this channel is shared with a partner, whose workspace knows it by its name; change the PartnerConnection first",
+            ));
+        }
+    }
+    let description = db::channels::Description {
+        name: renamed.or(channel.name.as_deref()),
+        display_name: request
+            .display_name
+            .as_deref()
+            .unwrap_or(&channel.display_name),
+        purpose: request.purpose.as_deref().unwrap_or(&channel.purpose),
+        header: request.header.as_deref().unwrap_or(&channel.header),
+    };
+    let change = Change::ChannelUpdated(events::ChannelDescription {
+        channel_id: id.to_string(),
+        name: description.name.map(String::from),
+        display_name: description.display_name.to_string(),
+        purpose: description.purpose.to_string(),
+        header: description.header.to_string(),
+    });
+    let before = serde_json::json!({
+        "name": channel.name, "displayName": channel.display_name,
+        "purpose": channel.purpose, "header": channel.header,
+    });
+    let mut tx = state.db.begin().await?;
+    if !db::channels::describe(&mut *tx, id, description).await? {
+        return Err(ApiError::conflict("name", "a channel of that name exists"));
+    }
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            kind: audit::kind::CHANNEL_UPDATED,
+            actor_id: Some(&caller.user_id),
+            channel_id: Some(id),
+            reason: "the channel's name, purpose or header changed".into(),
+            data: serde_json::json!({"before": before, "after": serde_json::to_value(&change).expect("events serialize")["data"]}),
+            ..Default::default()
+        },
+    )
+    .await?;
+    events::record(&mut tx, &change).await?;
+    db::commit(tx).await?;
+    if renamed.is_some() {
+        // Policies select channels by name: who may be in it may have changed.
+        super::authz::sweep::channel(state, id, Some(&caller.user_id))
+            .await
+            .map_err(ApiError::after_commit)?;
+    }
     Ok(see(state, caller, id)
         .await
         .map_err(ApiError::after_commit)?

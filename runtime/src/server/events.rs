@@ -14,6 +14,11 @@ use super::db::{calls::Call, posts::Post};
 const EVENTS_CHANNEL: &str = "entente_events";
 /// The `NOTIFY` channel for typing indicators, which are never stored.
 const TYPING_CHANNEL: &str = "entente_typing";
+/// The `NOTIFY` channel saying a user's tokens were revoked (the payload is
+/// the user id): their open WebSockets check theirs, and close if it is gone.
+const REVOKED_CHANNEL: &str = "entente_revoked";
+/// The `type` of the (never stored, never sent) event a revocation fans out as.
+pub const SESSIONS_REVOKED: &str = "sessions_revoked";
 /// Key of the advisory lock that orders event writers.
 const EVENT_LOCK: i64 = 0x656e_7465_6e74_6501;
 
@@ -41,6 +46,8 @@ pub enum Change {
     /// they receive it too, and their subscription to the channel ends.
     MemberRemoved(MemberChange),
     ChannelArchived(ChannelRef),
+    /// Renamed, or its purpose or header changed.
+    ChannelUpdated(ChannelDescription),
     CallStarted(Call),
     /// Someone joined or left the call.
     CallUpdated(Call),
@@ -73,6 +80,17 @@ pub struct ChannelRef {
     pub channel_id: String,
 }
 
+/// What a channel is called and says about itself, as it now is.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelDescription {
+    pub channel_id: String,
+    pub name: Option<String>,
+    pub display_name: String,
+    pub purpose: String,
+    pub header: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Typing {
@@ -94,6 +112,7 @@ impl Change {
             | Change::FilesChanged(p) => &p.channel_id,
             Change::MemberAdded(m) | Change::MemberRemoved(m) => &m.channel_id,
             Change::ChannelArchived(c) => &c.channel_id,
+            Change::ChannelUpdated(c) => &c.channel_id,
             Change::CallStarted(c) | Change::CallUpdated(c) | Change::CallEnded(c) => &c.channel_id,
             Change::Typing(t) => &t.channel_id,
         }
@@ -187,6 +206,18 @@ pub async fn typing(db: &PgPool, typing: Typing) -> Result<(), sqlx::Error> {
 }
 
 /// Events recorded after `since`, in order, at most `limit`.
+/// Tells every replica, when `executor`'s transaction commits, that some
+/// of `user_id`'s tokens were revoked.
+pub async fn sessions_revoked<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_notify($1, $2)", REVOKED_CHANNEL, user_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 pub async fn since(db: &PgPool, since: i64, limit: i64) -> Result<Vec<Event>, sqlx::Error> {
     // `seq?`: a recorded event always has one; the type leaves it optional
     // for typing indicators, which are never recorded.
@@ -242,7 +273,7 @@ impl Hub {
         let (sender, _) = broadcast::channel(4096);
         let mut listener = PgListener::connect_with(&db).await?;
         listener
-            .listen_all([EVENTS_CHANNEL, TYPING_CHANNEL])
+            .listen_all([EVENTS_CHANNEL, TYPING_CHANNEL, REVOKED_CHANNEL])
             .await?;
         let mut cursor = latest(&db).await?;
         let hub = Hub {
@@ -260,6 +291,16 @@ impl Hub {
                             if let Ok(typing) = serde_json::from_str::<Typing>(n.payload()) {
                                 let _ = fanout.send(Fanned::new(Change::Typing(typing).unsequenced()));
                             }
+                            continue;
+                        }
+                        Ok(n) if n.channel() == REVOKED_CHANNEL => {
+                            let _ = fanout.send(Fanned::new(Event {
+                                seq: None,
+                                kind: SESSIONS_REVOKED.into(),
+                                channel_id: None,
+                                user_id: Some(n.payload().to_string()),
+                                data: serde_json::Value::Null,
+                            }));
                             continue;
                         }
                         Ok(_) => {}

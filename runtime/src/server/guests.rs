@@ -340,7 +340,7 @@ async fn redeem_checked(state: &AppState, request: Redeem) -> ApiResult<LoginRes
     // The policy's channels, less any an access policy closes to this guest.
     let named = sqlx::query_as!(
         channels::Channel,
-        r#"SELECT id, kind, name, display_name, purpose, created_at, archived_at, labels,
+        r#"SELECT id, kind, name, display_name, purpose, header, created_at, archived_at, labels,
                   false AS "member!", 0::bigint AS "unread!", 0::bigint AS "mentions!"
            FROM channels WHERE lower(name) = ANY($1) AND archived_at IS NULL"#,
         &rules

@@ -24,6 +24,7 @@
 //! ([`admin`]).
 
 pub mod access_admin;
+pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod audit;
@@ -240,7 +241,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::auth::login))
         .routes(routes!(api::auth::logout))
-        .routes(routes!(api::auth::create_user))
+        .routes(routes!(api::users::list, api::auth::create_user))
+        .routes(routes!(api::users::change_password))
+        .routes(routes!(api::users::deactivate))
+        .routes(routes!(api::users::reactivate))
         .routes(routes!(api::auth::me))
         .routes(routes!(api::auth::list_tokens, api::auth::create_token))
         .routes(routes!(api::auth::revoke_token))
@@ -248,7 +252,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::channels::list, api::channels::create))
         .routes(routes!(api::channels::direct))
         .routes(routes!(api::channels::group))
-        .routes(routes!(api::channels::get))
+        .routes(routes!(api::channels::get, api::channels::update))
         .routes(routes!(api::channels::join))
         .routes(routes!(api::channels::leave))
         .routes(routes!(api::channels::archive))

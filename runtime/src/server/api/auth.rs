@@ -26,7 +26,7 @@ pub async fn login(
 /// Revokes the token the request was made with.
 #[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204, description = "session revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
-    db::tokens::revoke(&state.db, &caller.token_id).await?;
+    auth::logout(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -93,8 +93,6 @@ pub async fn revoke_token(
     caller: Caller,
     Path(token_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if !db::tokens::revoke_personal(&state.db, &token_id, &caller.user_id).await? {
-        return Err(ApiError::not_found("token"));
-    }
+    auth::revoke_token(&state, &caller, &token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

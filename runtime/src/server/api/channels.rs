@@ -6,7 +6,9 @@ use axum::{extract::State, http::StatusCode, Json};
 use crate::server::{
     api::extract::{Body, Path},
     auth::{self, Caller},
-    channels::{self, AddMember, Channel, CreateChannel, DirectRequest, GroupRequest},
+    channels::{
+        self, AddMember, Channel, CreateChannel, DirectRequest, GroupRequest, UpdateChannel,
+    },
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -25,6 +27,17 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Channel>> {
     Ok(Json(channels::get(&state, &caller, &id).await?))
+}
+
+/// Renames a channel or changes its purpose or header.
+#[utoipa::path(patch, path = "/api/v1/channels/{id}", params(("id" = String, Path)), request_body = UpdateChannel, responses((status = 200, body = Channel), (status = 403, description = "not a channel admin (renaming: not a system admin), or archived", body = ApiError), (status = 404, description = "no such thing, or not yours to see", body = ApiError), (status = 409, description = "the name is taken, or the channel is shared with a partner", body = ApiError)), security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<UpdateChannel>,
+) -> ApiResult<Json<Channel>> {
+    Ok(Json(channels::update(&state, &caller, &id, request).await?))
 }
 
 /// Creates a public or private channel; its creator is its first admin.

@@ -14,4 +14,5 @@ pub mod guests;
 pub mod health;
 pub mod posts;
 pub mod search;
+pub mod users;
 pub mod ws;

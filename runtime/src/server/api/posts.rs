@@ -331,7 +331,16 @@ async fn set_pinned(
     post_id: &str,
     pinned: bool,
 ) -> ApiResult<Json<Post>> {
-    postable(state, caller, post_id).await?;
+    let (post, seen) = visible(state, caller, post_id).await?;
+    if post.deleted_at.is_some() {
+        return Err(ApiError::not_found("post"));
+    }
+    let own = seen.access.post && post.user_id == caller.user_id;
+    if !(seen.access.pin || own) {
+        return Err(ApiError::forbidden(
+            "only the post's author and the channel's admins pin or unpin it",
+        ));
+    }
     let mut tx = state.db.begin().await?;
     let post = posts::pin(&mut tx, post_id, pinned).await?;
     db::commit(tx).await?;

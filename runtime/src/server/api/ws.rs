@@ -236,6 +236,16 @@ async fn stream(
     loop {
         tokio::select! {
             received = live.recv() => match received {
+                Ok(event) if event.event.kind == events::SESSIONS_REVOKED => {
+                    // Some of this user's tokens were revoked (a logout, a
+                    // password change, deactivation): is this session's?
+                    if event.event.user_id.as_deref() == Some(caller.user_id.as_str())
+                        && !db::tokens::live(&state.db, &caller.token_id).await?
+                    {
+                        let _ = socket.socket.send(Message::Close(Some(CloseFrame { code: 4001, reason: "this session ended; sign in again".into() }))).await;
+                        return Ok(());
+                    }
+                }
                 Ok(event) => {
                     if let Some(seq) = event.event.seq {
                         if seq <= last {

@@ -34,7 +34,7 @@ pub struct Seen {
 pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResult<Seen> {
     let db = &state.db;
     let row = sqlx::query!(
-        r#"SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.created_at, c.archived_at,
+        r#"SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.header, c.created_at, c.archived_at,
                   c.labels, m.role AS "member_role?"
            FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
            WHERE c.id = $1"#,
@@ -50,6 +50,7 @@ pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResu
             name: r.name,
             display_name: r.display_name,
             purpose: r.purpose,
+            header: r.header,
             created_at: r.created_at,
             archived_at: r.archived_at,
             labels: r.labels,

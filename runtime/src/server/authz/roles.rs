@@ -78,6 +78,10 @@ pub struct Access {
     pub join: bool,
     /// Add and remove members, archive it.
     pub manage: bool,
+    /// Pin and unpin anyone's post (an author may always pin their own
+    /// where they may post): pins are the channel's, so in a named channel
+    /// its admins decide; in a conversation, any of its members.
+    pub pin: bool,
 }
 
 /// The one place channel access is decided.
@@ -101,11 +105,17 @@ pub fn channel_access(
         // Direct and group conversations have no admins.
         ChannelKind::Direct | ChannelKind::Group => false,
     };
+    let pin = post
+        && match kind {
+            ChannelKind::Public | ChannelKind::Private => manage,
+            ChannelKind::Direct | ChannelKind::Group => true,
+        };
     Access {
         read,
         post,
         join,
         manage,
+        pin,
     }
 }
 
@@ -120,28 +130,28 @@ mod tests {
 
     #[test]
     fn the_authorisation_matrix() {
-        // (role, kind, membership) -> (read, post, join, manage)
+        // (role, kind, membership) -> (read, post, join, manage, pin)
         let cases = [
-            (User, Public, Out, (true, false, true, false)),
-            (User, Public, In, (true, true, false, false)),
-            (User, Public, Owner, (true, true, false, true)),
-            (User, Private, Out, (false, false, false, false)),
-            (User, Private, In, (true, true, false, false)),
-            (User, Direct, Out, (false, false, false, false)),
-            (User, Direct, In, (true, true, false, false)),
-            (Guest, Public, Out, (false, false, false, false)),
-            (Guest, Public, In, (true, true, false, false)),
-            (Guest, Private, Out, (false, false, false, false)),
-            (Guest, Private, In, (true, true, false, false)),
-            (Guest, Direct, Out, (false, false, false, false)),
-            (Admin, Public, Out, (true, false, true, true)),
-            (Admin, Private, Out, (false, false, false, false)),
-            (Admin, Private, In, (true, true, false, true)),
-            (Admin, Direct, Out, (false, false, false, false)),
-            (Admin, Direct, In, (true, true, false, false)),
-            (Admin, Group, In, (true, true, false, false)),
+            (User, Public, Out, (true, false, true, false, false)),
+            (User, Public, In, (true, true, false, false, false)),
+            (User, Public, Owner, (true, true, false, true, true)),
+            (User, Private, Out, (false, false, false, false, false)),
+            (User, Private, In, (true, true, false, false, false)),
+            (User, Direct, Out, (false, false, false, false, false)),
+            (User, Direct, In, (true, true, false, false, true)),
+            (Guest, Public, Out, (false, false, false, false, false)),
+            (Guest, Public, In, (true, true, false, false, false)),
+            (Guest, Private, Out, (false, false, false, false, false)),
+            (Guest, Private, In, (true, true, false, false, false)),
+            (Guest, Direct, Out, (false, false, false, false, false)),
+            (Admin, Public, Out, (true, false, true, true, false)),
+            (Admin, Private, Out, (false, false, false, false, false)),
+            (Admin, Private, In, (true, true, false, true, true)),
+            (Admin, Direct, Out, (false, false, false, false, false)),
+            (Admin, Direct, In, (true, true, false, false, true)),
+            (Admin, Group, In, (true, true, false, false, true)),
         ];
-        for (role, kind, membership, (read, post, join, manage)) in cases {
+        for (role, kind, membership, (read, post, join, manage, pin)) in cases {
             let got = channel_access(role, kind, membership, false);
             assert_eq!(
                 got,
@@ -149,7 +159,8 @@ mod tests {
                     read,
                     post,
                     join,
-                    manage
+                    manage,
+                    pin
                 },
                 "{role:?} {kind:?} {membership:?}"
             );

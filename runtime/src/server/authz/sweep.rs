@@ -206,6 +206,8 @@ pub async fn expire_guests(state: &AppState) -> Result<(), db::Error> {
             },
         )
         .await?;
+        // Last, so the guest's sockets hear they left before they close.
+        crate::server::events::sessions_revoked(&mut *tx, &user_id).await?;
         db::commit(tx).await?;
     }
     Ok(())

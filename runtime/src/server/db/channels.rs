@@ -108,3 +108,32 @@ pub async fn set_labels<'e>(
         .await?;
     Ok(())
 }
+
+/// What a channel is called and says about itself.
+pub struct Description<'a> {
+    pub name: Option<&'a str>,
+    pub display_name: &'a str,
+    pub purpose: &'a str,
+    pub header: &'a str,
+}
+
+/// Renames a channel or changes its purpose or header; `false` if the new
+/// name is taken.
+pub async fn describe<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    description: Description<'_>,
+) -> Result<bool> {
+    inserted(
+        sqlx::query!(
+            "UPDATE channels SET name = $2, display_name = $3, purpose = $4, header = $5 WHERE id = $1",
+            id,
+            description.name,
+            description.display_name,
+            description.purpose,
+            description.header
+        )
+        .execute(db)
+        .await,
+    )
+}

@@ -115,3 +115,34 @@ pub async fn personal(db: &sqlx::PgPool, user_id: &str) -> Result<Vec<TokenInfo>
     .fetch_all(db)
     .await?)
 }
+
+/// Revokes `user_id`'s login sessions but `keep` (their other devices, after
+/// a password change); personal access tokens stay.
+pub async fn revoke_sessions_but<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    keep: &str,
+) -> Result<u64> {
+    let revoked = sqlx::query!(
+        "UPDATE tokens SET revoked_at = now()
+         WHERE user_id = $1 AND kind = 'session' AND id <> $2 AND revoked_at IS NULL",
+        user_id,
+        keep
+    )
+    .execute(db)
+    .await?;
+    Ok(revoked.rows_affected())
+}
+
+/// Whether a token still stands: not revoked or expired, its user active.
+pub async fn live(db: &sqlx::PgPool, token_id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
+                          WHERE t.id = $1 AND t.revoked_at IS NULL
+                            AND (t.expires_at IS NULL OR t.expires_at > now())
+                            AND u.deactivated_at IS NULL AND u.expired_at IS NULL) AS "live!""#,
+        token_id
+    )
+    .fetch_one(db)
+    .await?)
+}

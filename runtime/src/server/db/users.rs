@@ -145,3 +145,37 @@ pub async fn display_name(db: &sqlx::PgPool, user_id: &str) -> Result<Option<Str
             .await?,
     )
 }
+
+/// Replaces a local user's password hash.
+pub async fn set_password<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    hash: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE users SET password_hash = $2 WHERE id = $1 AND origin IS NULL",
+        user_id,
+        hash
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deactivates (`true`) or reactivates a local user; `false` if it already
+/// was so.
+pub async fn set_deactivated<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    deactivated: bool,
+) -> Result<bool> {
+    let changed = sqlx::query!(
+        "UPDATE users SET deactivated_at = CASE WHEN $2 THEN now() END
+         WHERE id = $1 AND origin IS NULL AND (deactivated_at IS NULL) = $2",
+        user_id,
+        deactivated
+    )
+    .execute(db)
+    .await?;
+    Ok(changed.rows_affected() == 1)
+}
