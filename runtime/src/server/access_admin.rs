@@ -28,10 +28,34 @@ fn valid_label_part(text: &str, max: usize) -> bool {
 
 /// A channel's labels, which access policies select channels by: at most
 /// 32, keys and values 1-63 letters, digits, `-`, `_`, `.` or `/`.
-#[derive(Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Default, Deserialize, Serialize)]
 #[serde(transparent)]
-#[schema(value_type = Object)]
 pub struct Labels(pub BTreeMap<String, String>);
+
+impl utoipa::PartialSchema for Labels {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let part = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(LABEL_PATTERN))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "label → value: at most 32, each 1-63 letters, digits, '-', '_', '.' or '/'",
+            ))
+            .max_properties(Some(32))
+            .property_names(Some(part()))
+            .additional_properties(Some(part()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Labels {}
+
+/// A label's key or value, as the document states [`valid_label_part`].
+const LABEL_PATTERN: &str = "^[A-Za-z0-9._/-]{1,63}$";
 
 impl Valid for Labels {
     fn valid(&self) -> ApiResult<()> {
@@ -99,17 +123,16 @@ pub async fn set_labels(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Simulate {
-    #[schema(min_length = 1, max_length = 253)]
+    #[schema(format = "line", min_length = 1, max_length = 253)]
     pub policy: String,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 4096)]
+    #[schema(format = "text", min_length = 1, max_length = 4096)]
     pub expression: Option<String>,
     /// Channel names.
     #[serde(default)]
     #[schema(max_items = 1000)]
     pub channels: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub channel_labels: Labels,
     /// `Enforce` (the default) or `Audit`.
     #[serde(default)]

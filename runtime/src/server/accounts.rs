@@ -21,10 +21,10 @@ use super::{
 #[into_params(parameter_in = Query)]
 pub struct Directory {
     /// Part of a username or display name, any case.
-    #[param(min_length = 1, max_length = 64)]
+    #[param(format = "line", min_length = 1, max_length = 64)]
     pub q: Option<String>,
     /// Users after this username (the `next` of the previous page).
-    #[param(min_length = 1, max_length = 64)]
+    #[param(format = "line", min_length = 1, max_length = 64)]
     pub after: Option<String>,
     /// 50 unless given.
     #[param(minimum = 1, maximum = 200)]

@@ -47,9 +47,14 @@ pub struct AuditEntry {
     pub seq: i64,
     pub at: DateTime<Utc>,
     pub kind: String,
+    /// Who did it, when someone did (absent for the server's own sweeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     pub reason: String,
     #[schema(value_type = Object)]

@@ -251,7 +251,7 @@ pub async fn bootstrap_admin(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(format = "line", min_length = 1, max_length = 64)]
     pub username: String,
     #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
@@ -383,10 +383,10 @@ pub struct CreateUser {
     #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     #[serde(default)]
-    #[schema(format = Email, max_length = 254)]
+    #[schema(format = "email-address", max_length = 254)]
     pub email: Option<String>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(format = "line", min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
     #[serde(default = "default_role")]
     #[schema(value_type = RoleName)]
@@ -423,10 +423,47 @@ pub enum RoleName {
 
 /// A user's attributes (nation, clearance, …), which access policies read:
 /// at most 32, each a string, a number, a boolean or a list of strings.
-#[derive(Default, Deserialize, utoipa::ToSchema)]
+#[derive(Default, Deserialize)]
 #[serde(transparent)]
-#[schema(value_type = Object)]
 pub struct Attributes(pub serde_json::Map<String, serde_json::Value>);
+
+impl utoipa::PartialSchema for Attributes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let text = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::Custom("line".into())))
+                .max_length(Some(input::ATTRIBUTE_VALUE_MAX))
+        };
+        let value = OneOfBuilder::new()
+            .item(text())
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(
+                ArrayBuilder::new()
+                    .items(text())
+                    .max_items(Some(input::ATTRIBUTE_LIST_MAX)),
+            );
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "attribute name → a string, a number, a boolean or a list of strings",
+            ))
+            .max_properties(Some(input::ATTRIBUTES_MAX))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(input::ATTRIBUTE_NAME_PATTERN)),
+            ))
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::RefOr(
+                utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::OneOf(value.build())),
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Attributes {}
 
 impl Valid for Attributes {
     fn valid(&self) -> ApiResult<()> {
@@ -554,7 +591,7 @@ pub async fn set_attributes(
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// So you can tell it apart later.
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(format = "line", min_length = 1, max_length = 128)]
     pub name: String,
 }
 

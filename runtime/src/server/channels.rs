@@ -135,10 +135,10 @@ pub struct CreateChannel {
     #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: String,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(format = "line", min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 1024)]
+    #[schema(format = "text-or-empty", max_length = 1024)]
     pub purpose: String,
     #[schema(value_type = ChannelKindName)]
     pub kind: String,
@@ -646,19 +646,20 @@ pub async fn archive(state: &AppState, caller: &Caller, id: &str) -> ApiResult<C
 /// What `PATCH /api/v1/channels/{id}` changes; absent fields stay.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateChannel {
     /// A new name (system admins only: access policies select channels by name).
     #[serde(default)]
     #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: Option<String>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(format = "line", min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 1024)]
+    #[schema(format = "text-or-empty", max_length = 1024)]
     pub purpose: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 1024)]
+    #[schema(format = "text-or-empty", max_length = 1024)]
     pub header: Option<String>,
 }
 
@@ -713,7 +714,7 @@ pub async fn update(
     }
     let named = channel.name.is_some();
     if !named && (request.name.is_some() || request.display_name.is_some()) {
-        return Err(ApiError::invalid(
+        return Err(ApiError::conflict(
             "name",
             "a direct or group conversation has no name; change its header or purpose",
         ));

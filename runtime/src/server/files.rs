@@ -30,20 +30,10 @@ pub struct FileInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// A file's name: 1-255 characters on one line, no slashes, something
+/// besides dots ([`super::input::file_name`]).
 pub fn check_name(name: &str) -> ApiResult<()> {
-    let ok = !name.trim().is_empty()
-        && name.chars().count() <= 255
-        && !name.contains(['/', '\\', '\0'])
-        && name != "."
-        && name != "..";
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "name",
-            "a file name is 1-255 characters without slashes",
-        ))
-    }
+    super::input::file_name(name, 255).map_err(super::input::at("name"))
 }
 
 /// Whether a browser would run or render content of type `mime` as a page

@@ -36,13 +36,13 @@ const DEFAULT_ACCOUNT_LIFETIME: Duration = Duration::hours(720);
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Invite {
     /// The GuestPolicy (by name) the guest comes in under.
-    #[schema(min_length = 1, max_length = 253)]
+    #[schema(format = "line", min_length = 1, max_length = 253)]
     pub policy: String,
-    #[schema(format = Email, max_length = 254)]
+    #[schema(format = "email-address", max_length = 254)]
     pub email: String,
     /// The guest's organisation, for policies that admit organisations.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(format = "line", min_length = 1, max_length = 128)]
     pub organisation: Option<String>,
 }
 
@@ -169,7 +169,7 @@ pub async fn invite(state: &AppState, inviter: &str, request: Invite) -> ApiResu
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Redeem {
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(format = "line", min_length = 1, max_length = 128)]
     pub token: String,
     #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub username: String,
@@ -177,7 +177,7 @@ pub struct Redeem {
     #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(format = "line", min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
 }
 

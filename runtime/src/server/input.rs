@@ -17,8 +17,10 @@
 //! The checks answer with the problem alone; the caller names the field
 //! ([`at`]). Request bodies implement [`Valid`], which the API's `Body`
 //! extractor runs before a handler sees them. The OpenAPI document states
-//! the same limits (`maxLength`, `pattern`, `format`); a test holds the two
-//! together.
+//! the same rules: a field's schema says `format: line` (or `text`,
+//! `text-or-empty`, `file-name`, `email-address`) and the document's
+//! [`contract`](super::api::contract) turns that into the [`Kind::pattern`]
+//! below, which a test holds to the checks character by character.
 
 use super::error::ApiError;
 
@@ -41,6 +43,8 @@ pub const ATTRIBUTES_MAX: usize = 32;
 pub const ATTRIBUTE_NAME_MAX: usize = 64;
 pub const ATTRIBUTE_VALUE_MAX: usize = 256;
 pub const ATTRIBUTE_LIST_MAX: usize = 32;
+/// An attribute's name, as the document states it.
+pub const ATTRIBUTE_NAME_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_.-]{0,63}$";
 /// A search query, in characters.
 pub const SEARCH_MAX: usize = 256;
 /// An id: a ULID, 26 Crockford base-32 characters.
@@ -68,6 +72,28 @@ pub trait Valid {
     fn valid(&self) -> Result<(), ApiError>;
 }
 
+/// An optional integer as JSON Schema has it: `3` or `3.0` alike (a
+/// fraction, or a number past `i64`, is refused).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f as i64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "{number} is not a whole number this server can hold"
+        ))),
+    }
+}
+
 /// A page size: absent, or 1 to `max`.
 pub fn limit(limit: Option<i64>, max: i64) -> Result<(), ApiError> {
     match limit {
@@ -93,8 +119,82 @@ fn invisible(c: char) -> bool {
             '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
             | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E0FFF}')
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}')
+}
+
+/// [`invisible`] but white space, as a regular-expression class body.
+const INVISIBLE: &str = r"\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0";
+/// What a line refuses: control characters and bidirectional overrides.
+const LINE_FORBIDS: &str = r"\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069";
+/// What free text refuses: control characters but tab, line feed and carriage return.
+const TEXT_FORBIDS: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
+
+/// The kinds of text a request carries, as the OpenAPI document names them
+/// (`format`) and states them (`pattern`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// [`line`].
+    Line,
+    /// [`text`], required.
+    Text,
+    /// [`text`], optional.
+    TextOrEmpty,
+    /// [`file_name`].
+    FileName,
+    /// [`email`].
+    Email,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Line,
+        Kind::Text,
+        Kind::TextOrEmpty,
+        Kind::FileName,
+        Kind::Email,
+    ];
+
+    /// The `format` a schema names it by.
+    pub fn format(self) -> &'static str {
+        match self {
+            Kind::Line => "line",
+            Kind::Text => "text",
+            Kind::TextOrEmpty => "text-or-empty",
+            Kind::FileName => "file-name",
+            Kind::Email => "email-address",
+        }
+    }
+
+    /// The regular expression (ECMA-262 and Python alike) that accepts
+    /// exactly what the check accepts, length aside (`maxLength`).
+    pub fn pattern(self) -> String {
+        match self {
+            Kind::Line => {
+                format!(r"^[^{LINE_FORBIDS}]*[^{LINE_FORBIDS}\s{INVISIBLE}][^{LINE_FORBIDS}]*$")
+            }
+            Kind::Text => {
+                format!(r"^[^{TEXT_FORBIDS}]*[^{TEXT_FORBIDS}\s{INVISIBLE}][^{TEXT_FORBIDS}]*$")
+            }
+            Kind::TextOrEmpty => format!(r"^[^{TEXT_FORBIDS}]*$"),
+            Kind::FileName => format!(
+                r"^[^{LINE_FORBIDS}/\\]*[^{LINE_FORBIDS}/\\.\s{INVISIBLE}][^{LINE_FORBIDS}/\\]*$"
+            ),
+            Kind::Email => format!(
+                r#"^[^{LINE_FORBIDS}\s"(),:;<>@\[\\\]]{{1,64}}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?$"#
+            ),
+        }
+    }
+
+    /// The check itself, length aside.
+    pub fn check(self, text: &str) -> Result<(), String> {
+        match self {
+            Kind::Line => line(text, usize::MAX),
+            Kind::Text => self::text(text, usize::MAX, true),
+            Kind::TextOrEmpty => self::text(text, usize::MAX, false),
+            Kind::FileName => file_name(text, usize::MAX),
+            Kind::Email => email(text),
+        }
+    }
 }
 
 /// Holds only white space and invisible characters (or nothing).
@@ -153,15 +253,30 @@ pub fn text(text: &str, max: usize, required: bool) -> Result<(), String> {
     length(text, max)
 }
 
-/// An email address: `local@domain`, the domain's labels of letters,
-/// digits and hyphens.
+/// A file's name: a line, without slashes, with something in it besides
+/// dots (so never `.` or `..`).
+pub fn file_name(name: &str, max: usize) -> Result<(), String> {
+    line(name, max)?;
+    if name.contains(['/', '\\']) {
+        return Err("holds a slash; a file name is a name, not a path".into());
+    }
+    if !name.chars().any(|c| c != '.' && !invisible(c)) {
+        return Err("needs a visible character besides dots".into());
+    }
+    Ok(())
+}
+
+/// An email address: `local@domain`, the local part at most 64 characters
+/// (no white space, quotes or `(),:;<>@[\]`), the domain's labels of ASCII
+/// letters, digits and inner hyphens (an international domain in its
+/// `xn--` form).
 pub fn email(address: &str) -> Result<(), String> {
     line(address, EMAIL_MAX)?;
     let problem = || Err("is not an email address such as name@example.org".to_string());
     let Some((local, domain)) = address.rsplit_once('@') else {
         return problem();
     };
-    let local_ok = (1..=64).contains(&local.len())
+    let local_ok = (1..=64).contains(&local.chars().count())
         && local
             .chars()
             .all(|c| !c.is_whitespace() && !"\"(),:;<>@[\\]".contains(c));
@@ -170,7 +285,7 @@ pub fn email(address: &str) -> Result<(), String> {
             (1..=63).contains(&label.len())
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if local_ok && domain_ok {
         Ok(())
@@ -304,7 +419,7 @@ mod tests {
         for ok in [
             "alice@example.org",
             "a.b+tag@mail.example.co.uk",
-            "zoë@exämple.fr",
+            "zoë@xn--exmple-cua.fr",
         ] {
             assert!(email(ok).is_ok(), "{ok}");
         }
@@ -318,10 +433,44 @@ mod tests {
             "alice@exa_mple.org",
             "alice@example..org",
             "a\u{0}@example.org",
+            "zoë@exämple.fr",
         ] {
             assert!(email(bad).is_err(), "{bad}");
         }
         assert!(email(&format!("{}@example.org", "a".repeat(250))).is_err());
+    }
+
+    /// The document's patterns accept exactly what the checks accept: every
+    /// character of the Basic Multilingual Plane alone, beside a letter and
+    /// beside a dot, a few astral ones, and in an email's every part.
+    #[test]
+    fn the_documented_patterns_are_the_checks() {
+        let mut corpus: Vec<String> = vec![String::new(), ".".into(), "..".into(), "a.".into()];
+        let chars = (0u32..0x3400)
+            .chain(0xFDF0..0x10000)
+            .chain([0x1F600, 0x1D173, 0xE0001, 0x10FFFD])
+            .filter_map(char::from_u32);
+        for c in chars {
+            corpus.extend([
+                c.to_string(),
+                format!("a{c}"),
+                format!("{c}."),
+                format!("{c}{c}"),
+                format!("{c}@example.org"),
+                format!("ab@ex{c}mple.org"),
+                format!("a{c}b@example.org"),
+            ]);
+        }
+        for kind in Kind::ALL {
+            let pattern = regex::Regex::new(&kind.pattern()).expect("the pattern compiles");
+            let disagreements: Vec<String> = corpus
+                .iter()
+                .filter(|s| pattern.is_match(s) != kind.check(s).is_ok())
+                .map(|s| format!("{s:?}"))
+                .take(10)
+                .collect();
+            assert!(disagreements.is_empty(), "{kind:?}: {disagreements:?}");
+        }
     }
 
     #[test]

@@ -238,7 +238,7 @@ impl utoipa::Modify for BearerAuth {
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
     use utoipa_axum::{router::OpenApiRouter, routes};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::auth::login))
         .routes(routes!(api::auth::logout))
         .routes(routes!(api::users::list, api::auth::create_user))
@@ -278,18 +278,30 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::search::search))
         .routes(routes!(api::ws::connect))
         .routes(routes!(api::health::healthz))
-        .routes(routes!(api::health::readyz))
-        .split_for_parts()
+        .routes(routes!(api::health::readyz));
+    routes.split_for_parts()
 }
 
-/// The OpenAPI 3 document of this server, as served at `/api/v1/openapi.json`.
+/// The OpenAPI 3 document of a server asking for passwords of at least
+/// `min_password` characters, as served at `/api/v1/openapi.json`.
+pub fn openapi_for(min_password: usize) -> utoipa::openapi::OpenApi {
+    let mut document = routes().1;
+    api::contract::complete(&mut document, min_password);
+    document
+}
+
+/// The OpenAPI 3 document with the default password length.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().1
+    openapi_for(12)
 }
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().limits.max_request_body_bytes as usize;
-    let (router, document) = routes();
+    let (router, mut document) = routes();
+    api::contract::complete(
+        &mut document,
+        state.config().identity.local.min_password_length as usize,
+    );
     let document = std::sync::Arc::new(document);
     router
         .route(

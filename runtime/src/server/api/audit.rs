@@ -23,13 +23,13 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// An exact kind such as `access.revoked`, or a family such as `guest.`.
-    #[param(min_length = 1, max_length = 128)]
+    #[param(format = "line", min_length = 1, max_length = 128)]
     pub kind: Option<String>,
     #[param(pattern = "^[0-9A-HJKMNP-TV-Z]{26}$")]
     pub user_id: Option<String>,
     #[param(pattern = "^[0-9A-HJKMNP-TV-Z]{26}$")]
     pub channel_id: Option<String>,
-    #[param(min_length = 1, max_length = 253)]
+    #[param(format = "line", min_length = 1, max_length = 253)]
     pub policy: Option<String>,
 }
 

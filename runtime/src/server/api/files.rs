@@ -23,7 +23,7 @@ use crate::server::{
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The file's name: no slashes, not `.` or `..`.
-    #[param(min_length = 1, max_length = 255)]
+    #[param(format = "file-name", min_length = 1, max_length = 255)]
     pub name: String,
 }
 

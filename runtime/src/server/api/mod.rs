@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod channels;
+pub mod contract;
 pub mod extract;
 pub mod files;
 pub mod guests;

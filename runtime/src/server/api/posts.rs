@@ -37,7 +37,7 @@ async fn visible(
 pub struct CreatePost {
     /// Markdown; line breaks and tabs are kept, other control characters
     /// refused; not only white space or invisible characters.
-    #[schema(min_length = 1, max_length = 16383)]
+    #[schema(format = "text", min_length = 1, max_length = 16383)]
     pub message: String,
     #[serde(default)]
     #[schema(pattern = "^[0-9A-HJKMNP-TV-Z]{26}$")]
@@ -179,7 +179,7 @@ pub async fn thread(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditPost {
-    #[schema(min_length = 1, max_length = 16383)]
+    #[schema(format = "text", min_length = 1, max_length = 16383)]
     pub message: String,
 }
 
@@ -380,6 +380,7 @@ pub async fn pinned(
 pub struct MarkRead {
     /// Read up to this `seq`; absent: everything.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "input::whole_number")]
     pub seq: Option<i64>,
 }
 

@@ -18,7 +18,7 @@ use crate::server::{
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words, and filters `in:channel`, `from:user`, `before:YYYY-MM-DD`, `after:YYYY-MM-DD`.
-    #[param(min_length = 1, max_length = 256)]
+    #[param(format = "line", min_length = 1, max_length = 256)]
     pub q: String,
     /// 50 unless given.
     #[param(minimum = 1, maximum = 200)]
