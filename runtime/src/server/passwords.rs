@@ -4,7 +4,8 @@
 //! Each check fills argon2's 19 MiB of working memory. Unbounded, a flood of
 //! sign-ins ran hundreds at once and the allocator kept the buffers (the
 //! server grew from 265 MiB to 6 GiB and stayed there). Here at most
-//! `workers` checks run at once, each in one of `workers` buffers kept for
+//! `workers` checks run at once (`limits.passwordWorkers`; by default one
+//! per core), each in one of `workers` buffers kept for
 //! the server's life, so password checking never holds more than
 //! `workers × 19 MiB`; at most [`QUEUE_PER_WORKER`] × `workers` more wait,
 //! and past that a request is answered 503 with `Retry-After` at once.
@@ -63,6 +64,11 @@ impl Passwords {
             memory: Mutex::new(memory),
             dummy,
         })
+    }
+
+    /// How many checks run at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// `workers` at once, or with 0 one per core of this machine.
@@ -215,6 +221,14 @@ fn verify_with(password: &[u8], hash: &str, memory: &mut [Block]) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_worker_count_is_configured_or_one_per_core() {
+        assert_eq!(Passwords::configured(3).workers(), 3);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(Passwords::configured(0).workers(), cores);
+    }
+
     use super::*;
 
     #[tokio::test]
