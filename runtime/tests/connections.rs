@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{connect, next, serve, Workspace};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
@@ -150,16 +150,10 @@ async fn websockets_need_credentials_and_bounded_messages() {
     assert_eq!(next(&mut socket).await["type"], "hello");
     // A message over 16 KiB ends the session.
     let _ = socket.send(Message::Text("x".repeat(20_000).into())).await;
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => continue,
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "an oversized message closes the socket");
+    assert!(
+        common::closes(&mut socket, Duration::from_secs(5)).await,
+        "an oversized message closes the socket"
+    );
 }
 
 #[tokio::test]

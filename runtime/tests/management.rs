@@ -7,7 +7,6 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{connect, next, serve, Workspace, ADMIN_PASSWORD};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 fn usernames(page: &Value) -> Vec<&str> {
@@ -146,18 +145,10 @@ async fn changing_ones_password_ends_the_other_sessions() {
         "the other one ended"
     );
     // Its WebSocket is closed at once, not at its next request.
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            match other_socket.next().await {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))
-                | None
-                | Some(Err(_)) => return,
-                _ => continue,
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the ended session's socket closes");
+    assert!(
+        common::closes(&mut other_socket, std::time::Duration::from_secs(5)).await,
+        "the ended session's socket closes"
+    );
     let login = |password: &str| {
         ws.call(
             Method::POST,
@@ -209,18 +200,10 @@ async fn a_deactivated_user_is_locked_out_at_once_and_keeps_their_posts() {
             StatusCode::UNAUTHORIZED
         );
     }
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))
-                | None
-                | Some(Err(_)) => return,
-                _ => continue,
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the deactivated user's socket closes");
+    assert!(
+        common::closes(&mut socket, std::time::Duration::from_secs(5)).await,
+        "the deactivated user's socket closes"
+    );
     let login = || {
         ws.call(
             Method::POST,

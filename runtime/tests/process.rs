@@ -148,12 +148,12 @@ fn migrate_is_idempotent_and_bad_config_is_named() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[tokio::test]
-async fn a_dead_database_is_503_and_nothing_is_half_written() {
-    // An owned PostgreSQL, so stopping it does not disturb the other tests.
-    let pg = Postgres::start().unwrap();
-    let url = pg.create_database("dead").unwrap();
-    let dir = std::env::temp_dir().join(format!("entente-process-{}-dead", std::process::id()));
+/// A workspace on a PostgreSQL of its own, so stopping it does not
+/// disturb the other tests; and its database's URL.
+async fn on_own_database(name: &str) -> (std::sync::Arc<Postgres>, Workspace, String) {
+    let pg = std::sync::Arc::new(Postgres::start().unwrap());
+    let url = pg.create_database(name).unwrap();
+    let dir = std::env::temp_dir().join(format!("entente-process-{}-{name}", std::process::id()));
     let config = entente_crds::config::RuntimeConfig::load(&write_config(&dir, &url, 0)).unwrap();
     let state = entente_runtime::server::prepare(config).await.unwrap();
     let ws = Workspace {
@@ -161,6 +161,28 @@ async fn a_dead_database_is_503_and_nothing_is_half_written() {
         state,
         dir,
     };
+    (pg, ws, url)
+}
+
+/// A 503 that says nothing was changed.
+fn nothing_changed((status, error): (axum::http::StatusCode, serde_json::Value)) {
+    assert_eq!(
+        status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_database_is_503_and_nothing_is_half_written() {
+    let (pg, ws, _) = on_own_database("dead").await;
     let admin = ws.admin().await;
     let channel = ws.channel(&admin, "ops", "public").await;
     let port = common::serve(&ws).await;
@@ -174,24 +196,13 @@ async fn a_dead_database_is_503_and_nothing_is_half_written() {
         json!({"type": "status", "database": "unavailable"}),
         "{status}"
     );
-    let (status, error) = ws
-        .post(
+    nothing_changed(
+        ws.post(
             &format!("/api/v1/channels/{channel}/posts"),
             &admin,
             json!({"message": "lost?"}),
         )
-        .await;
-    assert_eq!(
-        status,
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "{error}"
-    );
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("nothing was changed"),
-        "{error}"
+        .await,
     );
     let ready = ws
         .call(axum::http::Method::GET, "/readyz", None, None)
@@ -335,16 +346,8 @@ fn the_admin_endpoint_reports_health_and_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_cut_by_a_database_shutdown_is_503() {
     use sqlx::Connection;
-    let pg = std::sync::Arc::new(Postgres::start().unwrap());
-    let url = pg.create_database("cut").unwrap();
-    let dir = std::env::temp_dir().join(format!("entente-process-{}-cut", std::process::id()));
-    let config = entente_crds::config::RuntimeConfig::load(&write_config(&dir, &url, 0)).unwrap();
-    let state = entente_runtime::server::prepare(config).await.unwrap();
-    let ws = std::sync::Arc::new(Workspace {
-        router: entente_runtime::server::router(state.clone()),
-        state,
-        dir,
-    });
+    let (pg, ws, url) = on_own_database("cut").await;
+    let ws = std::sync::Arc::new(ws);
     let admin = ws.admin().await;
     let channel = ws.channel(&admin, "ops", "public").await;
     // Another session holds the posts table, so the post waits in its transaction.
@@ -374,17 +377,5 @@ async fn a_request_cut_by_a_database_shutdown_is_503() {
     tokio::task::spawn_blocking(move || stopping.stop())
         .await
         .unwrap();
-    let (status, error) = request.await.unwrap();
-    assert_eq!(
-        status,
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "{error}"
-    );
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("nothing was changed"),
-        "{error}"
-    );
+    nothing_changed(request.await.unwrap());
 }

@@ -403,6 +403,21 @@ pub async fn connect(port: u16, token: &str, since: Option<i64>) -> (Socket, i64
     (socket, hello["seq"].as_i64().unwrap())
 }
 
+/// Whether the server closes `socket` within `within` (a close frame, the
+/// end of the stream, or an error), skipping what comes before.
+pub async fn closes(socket: &mut Socket, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// The next event, skipping pings; panics after 10 s of silence.
 pub async fn next(socket: &mut Socket) -> Value {
     loop {
