@@ -28,8 +28,24 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Starts a new cluster, stopped when the value is dropped.
+    /// Starts a new cluster, stopped when the value is dropped. Test data
+    /// need not survive a machine crash: `fsync` is off.
     pub fn start() -> Result<Postgres, HarnessError> {
+        Postgres::start_with(false)
+    }
+
+    /// Starts a new cluster as deployed: `fsync` and `synchronous_commit`
+    /// on, for benchmark figures.
+    pub fn start_durable() -> Result<Postgres, HarnessError> {
+        Postgres::start_with(true)
+    }
+
+    /// The postmaster's process id (its children are the backends).
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+
+    fn start_with(durable: bool) -> Result<Postgres, HarnessError> {
         let dir = ScratchDir::new("pg")?;
         let cluster = Cluster::at(dir.path().join("data")).map_err(harness)?;
         let password = random_hex(16);
@@ -42,7 +58,7 @@ impl Postgres {
         let mut last_error = None;
         for _ in 0..3 {
             let port = free_port();
-            match start_server(&cluster, dir.path(), port) {
+            match start_server(&cluster, dir.path(), port, durable) {
                 Ok(child) => {
                     let postgres = Postgres {
                         child: Mutex::new(child),
@@ -181,12 +197,18 @@ impl Drop for Postgres {
     }
 }
 
-fn start_server(cluster: &Cluster, dir: &Path, port: u16) -> Result<Child, HarnessError> {
+fn start_server(
+    cluster: &Cluster,
+    dir: &Path,
+    port: u16,
+    durable: bool,
+) -> Result<Child, HarnessError> {
     let log = std::fs::File::create(dir.join("postgres.log"))
         .map_err(|e| HarnessError(format!("cannot create the server log: {e}")))?;
     // Test data need not survive a machine crash; it must survive the
     // server processes under test, which durability settings do not affect.
-    let mut command = cluster.server(port, true, dir, false);
+    // Benchmarks run durable, as deployed.
+    let mut command = cluster.server(port, true, dir, durable);
     command
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| HarnessError(e.to_string()))?)

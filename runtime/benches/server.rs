@@ -1,9 +1,14 @@
-//! Load benchmark of one `entente-server` process on the harness's PostgreSQL:
-//! sustained posts per second, post-to-WebSocket latency with N connected
-//! clients, and the server's CPU and peak RSS. Prints its figures; asserts no
-//! timings.
+//! Load benchmark of one `entente-server` process on a PostgreSQL of its own
+//! run as deployed (`fsync` and `synchronous_commit` on): P senders posting
+//! closed-loop over keep-alive HTTP into one channel, N receivers on the
+//! WebSocket. Prints posts per second, send and delivery p50/p99, CPU per
+//! post of the server and of PostgreSQL, the server's peak RSS, and whether
+//! every receiver got every post once and in order. Asserts no timings.
 //!
 //!   cargo bench -p entente-runtime --bench server -- [--clients N] [--seconds S] [--posters P]
+//!
+//! The issue's workload: `--clients 20 --posters 20`; many receivers:
+//! `--clients 1000 --posters 20`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -94,14 +99,17 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 fn main() {
     let options = options();
-    let pg = entente_e2e::Postgres::shared();
+    let pg = entente_e2e::Postgres::start_durable().unwrap();
     let url = pg.create_database("bench").unwrap();
     let port = entente_e2e::free_port();
     let dir = std::env::temp_dir().join(format!("entente-bench-{}", std::process::id()));
     let config = common::write_config(&dir, &url, port);
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("requestsPerMinute: 100000", "requestsPerMinute: 100000000")
+        .replace(
+            "requestsPerMinute: 100000}",
+            "requestsPerMinute: 100000000, connections: {perAddress: 100000}}",
+        )
         .replace("poolSize: 10", "poolSize: 30");
     std::fs::write(&config, text).unwrap();
     common::create_bucket_blocking(&config);
@@ -138,15 +146,17 @@ fn main() {
         let epoch = Instant::now();
         let latencies: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
         let delivered = Arc::new(AtomicU64::new(0));
+        let out_of_order = Arc::new(AtomicU64::new(0));
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let mut readers = Vec::new();
         for token in tokens.iter().take(options.clients) {
             let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws").into_client_request().unwrap();
             request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
             let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("a client connects");
-            let (latencies, delivered, mut stop) = (latencies.clone(), delivered.clone(), stop.clone());
+            let (latencies, delivered, out_of_order, mut stop) = (latencies.clone(), delivered.clone(), out_of_order.clone(), stop.clone());
             readers.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
+                let mut last_seq = 0i64;
                 loop {
                     tokio::select! {
                         message = socket.next() => match message {
@@ -154,6 +164,12 @@ fn main() {
                                 if let Some(sent) = text.split("bench@").nth(1).and_then(|r| r.split('"').next()).and_then(|n| n.parse::<u64>().ok()) {
                                     mine.push(epoch.elapsed().as_micros() as u64 - sent);
                                     delivered.fetch_add(1, Ordering::Relaxed);
+                                    // Each event once, in the stream's order.
+                                    let seq = text.split("\"seq\":").nth(1).and_then(|r| r.split([',', '}']).next()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+                                    if seq <= last_seq {
+                                        out_of_order.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    last_seq = seq;
                                 }
                             }
                             Some(Ok(_)) => {}
@@ -166,6 +182,7 @@ fn main() {
             }));
         }
         let (rss_before, _, cpu_before) = common::process_stats(server.id());
+        let pg_cpu_before = common::tree_cpu_ticks(pg.pid());
 
         // Post for the configured time.
         let posted = Arc::new(AtomicU64::new(0));
@@ -201,6 +218,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let (peak_kb, rss_kb, cpu_after) = common::process_stats(server.id());
+        let pg_cpu_after = common::tree_cpu_ticks(pg.pid());
         let _ = stop_tx.send(true);
         for reader in readers {
             let _ = reader.await;
@@ -211,13 +229,16 @@ fn main() {
         acks.sort_unstable();
         let ticks_per_second = 100.0; // USER_HZ on Linux
         let server_cpu = (cpu_after - cpu_before) as f64 / ticks_per_second / elapsed;
+        let per_post = |ticks: u64| ticks as f64 / ticks_per_second * 1000.0 / posts.max(1) as f64;
 
         println!("entente-server benchmark ({} clients, {} posters, {:.1}s, this machine: {} cores)", options.clients, options.posters, elapsed, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         println!("  posts accepted:           {posts} ({:.0} posts/s sustained)", posts as f64 / elapsed);
         println!("  post acknowledged in:     p50 {:.1} ms, p99 {:.1} ms", percentile(&acks, 0.50), percentile(&acks, 0.99));
         println!("  deliveries:               {} of {} expected ({:.0}/s)", latencies.len(), expected, latencies.len() as f64 / elapsed);
         println!("  post → WebSocket latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", percentile(&latencies, 0.50), percentile(&latencies, 0.99), percentile(&latencies, 1.0));
-        println!("  server CPU:               {:.2} cores on average", server_cpu);
+        println!("  in order, once each:      {} deliveries out of order or repeated", out_of_order.load(Ordering::Relaxed));
+        println!("  server CPU:               {:.2} cores on average, {:.2} ms per post", server_cpu, per_post(cpu_after - cpu_before));
+        println!("  PostgreSQL CPU:           {:.2} ms per post (fsync and synchronous_commit on)", per_post(pg_cpu_after - pg_cpu_before));
         println!("  server memory:            peak RSS {} MiB (before posting {} MiB, now {} MiB)", peak_kb / 1024, rss_before / 1024, rss_kb / 1024);
     });
     let _ = server.kill();

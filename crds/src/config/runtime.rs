@@ -430,9 +430,10 @@ pub struct LimitsConfig {
 }
 
 /// What the API's listener allows each connection. Read as each connection
-/// is accepted: a change applies to new connections.
+/// is accepted: a change applies to new connections. Each field left out
+/// keeps its default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ConnectionLimits {
     /// Seconds a client has to send a request's headers; also how long an
     /// idle keep-alive connection stays open waiting for the next request.
