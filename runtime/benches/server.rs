@@ -153,6 +153,9 @@ fn main() {
             let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws").into_client_request().unwrap();
             request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
             let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("a client connects");
+            // The stream starts at `hello`: what was posted before it is not sent.
+            let hello = common::next(&mut socket).await;
+            assert_eq!(hello["type"], "hello", "{hello}");
             let (latencies, delivered, out_of_order, mut stop) = (latencies.clone(), delivered.clone(), out_of_order.clone(), stop.clone());
             readers.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
@@ -217,6 +220,7 @@ fn main() {
         while delivered.load(Ordering::Relaxed) < expected && drain.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let drained = drain.elapsed();
         let (peak_kb, rss_kb, cpu_after) = common::process_stats(server.id());
         let pg_cpu_after = common::tree_cpu_ticks(pg.pid());
         let _ = stop_tx.send(true);
@@ -234,7 +238,7 @@ fn main() {
         println!("entente-server benchmark ({} clients, {} posters, {:.1}s, this machine: {} cores)", options.clients, options.posters, elapsed, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         println!("  posts accepted:           {posts} ({:.0} posts/s sustained)", posts as f64 / elapsed);
         println!("  post acknowledged in:     p50 {:.1} ms, p99 {:.1} ms", percentile(&acks, 0.50), percentile(&acks, 0.99));
-        println!("  deliveries:               {} of {} expected ({:.0}/s)", latencies.len(), expected, latencies.len() as f64 / elapsed);
+        println!("  deliveries:               {} of {} expected ({:.0}/s; the last {:.1} s after the last post)", latencies.len(), expected, latencies.len() as f64 / elapsed, drained.as_secs_f64());
         println!("  post → WebSocket latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", percentile(&latencies, 0.50), percentile(&latencies, 0.99), percentile(&latencies, 1.0));
         println!("  in order, once each:      {} deliveries out of order or repeated", out_of_order.load(Ordering::Relaxed));
         println!("  server CPU:               {:.2} cores on average, {:.2} ms per post", server_cpu, per_post(cpu_after - cpu_before));

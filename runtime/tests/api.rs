@@ -1361,3 +1361,26 @@ async fn invitation_guesses_and_token_minting_are_throttled() {
         "{reasons:?}"
     );
 }
+
+/// A request only reads its token; when it was used is written in batches.
+#[tokio::test]
+async fn token_use_is_recorded_in_batches_off_the_request() {
+    let ws = Workspace::new().await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let (_, created) = ws
+        .post("/api/v1/users/me/tokens", &alice, json!({"name": "bot"}))
+        .await;
+    let bot = created["token"].as_str().unwrap().to_string();
+    assert_eq!(ws.get("/api/v1/users/me", &bot).await.0, StatusCode::OK);
+    let (_, tokens) = ws.get("/api/v1/users/me/tokens", &alice).await;
+    assert!(
+        tokens[0]["lastUsedAt"].is_null(),
+        "not written by the request: {tokens}"
+    );
+    ws.state.token_usage.flush(&ws.state.db).await.unwrap();
+    let (_, tokens) = ws.get("/api/v1/users/me/tokens", &alice).await;
+    assert!(
+        tokens[0]["lastUsedAt"].is_string(),
+        "written by the flush: {tokens}"
+    );
+}

@@ -120,7 +120,7 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
-        let caller = authenticate(&state.db, token).await?;
+        let caller = authenticate(state, token).await?;
         state.rate_limit().check(&caller.user_id, &state.metrics)?;
         Ok(caller)
     }
@@ -128,10 +128,11 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The caller a bearer token stands for, if it is valid, unexpired, unrevoked
 /// and its user active (a guest whose access ended is not).
-pub async fn authenticate(pool: &PgPool, token: &str) -> ApiResult<Caller> {
-    let row = db::tokens::use_token(pool, &token_hash(token)).await?;
+pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
+    let row = db::tokens::find(&state.db, &token_hash(token)).await?;
     let (token_id, user_id, role, attributes, guest_policy) =
         row.ok_or_else(ApiError::unauthenticated)?;
+    state.token_usage.used(&token_id);
     Ok(Caller {
         user_id,
         role: Role::parse(&role).unwrap_or(Role::Guest),
@@ -331,6 +332,51 @@ pub async fn login(
     let token = start_session(&state.db, &user_id).await?;
     let user = find_user(&state.db, &user_id).await?.ok_or_else(refused)?;
     Ok(LoginResponse { token, user })
+}
+
+/// When tokens were last used, kept in memory and written in one statement
+/// every [`TokenUsage::EVERY`] ([`TokenUsage::run`]): a request only reads
+/// its token, so a burst of requests is not a burst of row updates (each
+/// was a write and a commit). `last_used_at` is at most that late.
+#[derive(Default)]
+pub struct TokenUsage {
+    pending: std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
+}
+
+impl TokenUsage {
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// `token_id` was used now.
+    pub fn used(&self, token_id: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.get_mut(token_id) {
+            Some(at) => *at = Utc::now(),
+            None => {
+                pending.insert(token_id.to_string(), Utc::now());
+            }
+        }
+    }
+
+    /// Writes what was recorded since the last flush.
+    pub async fn flush(&self, db: &PgPool) -> Result<(), db::Error> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (ids, at): (Vec<String>, Vec<DateTime<Utc>>) = pending.into_iter().unzip();
+        db::tokens::mark_used(db, &ids, &at).await
+    }
+
+    /// Flushes every [`TokenUsage::EVERY`] while the server runs.
+    pub async fn run(state: AppState) {
+        let mut every = tokio::time::interval(Self::EVERY);
+        loop {
+            every.tick().await;
+            if let Err(error) = state.token_usage.flush(&state.db).await {
+                tracing::warn!(%error, "cannot record when tokens were used; will retry");
+            }
+        }
+    }
 }
 
 /// Ends the caller's session; their open WebSockets on it close.

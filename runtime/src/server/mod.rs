@@ -121,6 +121,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     tokio::spawn(authz::sweep::run(state.clone()));
     tokio::spawn(federation::send::run(state.clone()));
     tokio::spawn(calls::sweep(state.clone()));
+    tokio::spawn(auth::TokenUsage::run(state.clone()));
     Ok(state)
 }
 

@@ -32,6 +32,8 @@ pub struct AppState {
     pub passwords: Arc<super::passwords::Passwords>,
     /// Failed sign-ins, per account and per address.
     pub throttle: Arc<super::throttle::Throttle>,
+    /// When tokens were last used, written in batches.
+    pub token_usage: Arc<super::auth::TokenUsage>,
     /// Typing indicators per user: each is fanned out to every member.
     pub typing: Arc<RateLimit>,
     /// Wakes the access sweep ([`super::authz::sweep::run`]) early.
@@ -80,6 +82,7 @@ impl AppState {
             passwords,
             throttle: Default::default(),
             typing: RateLimit::typing(),
+            token_usage: Default::default(),
             paused_partners: Default::default(),
             pacers: Default::default(),
         }

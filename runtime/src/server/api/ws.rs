@@ -80,7 +80,7 @@ pub async fn connect(
     let token = auth::bearer(&headers)
         .or_else(|| protocol_token(&headers))
         .ok_or_else(ApiError::unauthenticated)?;
-    let caller = auth::authenticate(&state.db, token).await?;
+    let caller = auth::authenticate(&state, token).await?;
     state.rate_limit().check(&caller.user_id, &state.metrics)?;
     let upgrade = upgrade
         .protocols([PROTOCOL])

@@ -32,26 +32,45 @@ pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, token: NewToken<'_>) -> R
 }
 
 /// The token with `hash`, if valid, unexpired, unrevoked and its user may
-/// act, marked used now; returns the token's id and the user's id, role,
-/// attributes and guest policy. Not `query!`: the statement joins the one
-/// definition of an active user (`users::active_user!`) with
+/// act; returns the token's id and the user's id, role, attributes and
+/// guest policy. A read: when it was last used is recorded apart
+/// ([`mark_used`]), off the request's path. Not `query!`: the statement
+/// joins the one definition of an active user (`users::active_user!`) with
 /// `concat!`, which `query!` does not take.
-pub async fn use_token<'e>(
+pub async fn find<'e>(
     db: impl sqlx::PgExecutor<'e>,
     hash: &[u8],
 ) -> Result<Option<(String, String, String, serde_json::Value, Option<String>)>> {
     Ok(sqlx::query_as(concat!(
-        "UPDATE tokens t SET last_used_at = now()
-         FROM users u
-         WHERE t.token_hash = $1 AND t.user_id = u.id
+        "SELECT t.id, u.id, u.role, u.attributes, u.guest_policy
+         FROM tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1
            AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
            AND ",
-        super::users::active_user!(),
-        " RETURNING t.id, u.id, u.role, u.attributes, u.guest_policy"
+        super::users::active_user!()
     ))
     .bind(hash)
     .fetch_optional(db)
     .await?)
+}
+
+/// Records when each of `tokens` was last used, in one statement (never
+/// moving a time back).
+pub async fn mark_used<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    ids: &[String],
+    at: &[DateTime<Utc>],
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE tokens t SET last_used_at = u.at
+         FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+         WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
+        ids,
+        at
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Revokes one token, whatever its kind.
