@@ -1,6 +1,21 @@
-//! Live events: recorded with the change they describe, fanned out to every
-//! replica through PostgreSQL `LISTEN/NOTIFY`, and replayed from the table to
-//! a client that reconnects with its last sequence number.
+//! Live events: recorded with the change they describe, numbered once they
+//! have committed ([`Sequencer`]), fanned out to every replica through
+//! PostgreSQL `LISTEN/NOTIFY`, and replayed from the table to a client that
+//! reconnects with its last sequence number.
+//!
+//! Why the numbering is right without a lock across commits: a writer
+//! inserts its event without a number and commits when it likes —
+//! concurrent posts commit in parallel. Numbers are given only to events
+//! already committed, by one sequencer per database, in transactions of its
+//! own that run one after another, each numbering densely from the last
+//! number given. So a number becomes visible only once every smaller number
+//! is (given in an earlier committed transaction, or the same one): readers,
+//! which read `seq > cursor`, never pass a number that could still appear,
+//! numbers have no gaps and never change, and a client resuming from any
+//! `seq` misses nothing and gets nothing twice. An event written after
+//! another was acknowledged was inserted after that one committed, so it is
+//! numbered after it (within a batch, by insertion order). One `NOTIFY`
+//! announces each batch.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,8 +34,22 @@ const TYPING_CHANNEL: &str = "entente_typing";
 const REVOKED_CHANNEL: &str = "entente_revoked";
 /// The `type` of the (never stored, never sent) event a revocation fans out as.
 pub const SESSIONS_REVOKED: &str = "sessions_revoked";
-/// Key of the advisory lock that orders event writers.
-const EVENT_LOCK: i64 = 0x656e_7465_6e74_6501;
+/// Key of the advisory lock the sequencing replica holds.
+const SEQUENCER_LOCK: i64 = 0x656e_7465_6e74_6502;
+/// Most events numbered in one statement.
+const SEQUENCE_BATCH: i64 = 5000;
+/// How long the sequencer waits for a wake-up before looking anyway (for
+/// events written by other replicas, which cannot wake it).
+const SEQUENCE_POLL: Duration = Duration::from_millis(20);
+
+/// Woken after a commit in this process, so events written here are
+/// numbered at once.
+static WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Something may have been written: the sequencer looks now.
+pub fn written() {
+    WRITTEN.notify_one();
+}
 
 /// Every kind of live event, with what it carries. Writers record one of
 /// these; clients receive it as `{seq, type, channelId, userId, data}`
@@ -172,28 +201,109 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
-/// Records `change` in `tx`; it is delivered once the transaction commits.
+/// Records `change` in `tx`; once the transaction commits, the
+/// [`Sequencer`] numbers it and it is delivered.
 pub async fn record(
     tx: &mut Transaction<'_, Postgres>,
     change: &Change,
 ) -> Result<(), sqlx::Error> {
     let (kind, data) = change.parts();
-    sqlx::query!("SELECT pg_advisory_xact_lock($1)", EVENT_LOCK)
-        .execute(&mut **tx)
-        .await?;
-    let seq = sqlx::query_scalar!(
-        "INSERT INTO events (kind, channel_id, user_id, data) VALUES ($1, $2, $3, $4) RETURNING seq",
+    sqlx::query!(
+        "INSERT INTO events (kind, channel_id, user_id, data) VALUES ($1, $2, $3, $4)",
         kind,
         change.channel_id(),
         change.user_id(),
         data
     )
-    .fetch_one(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    sqlx::query!("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, seq.to_string())
-        .execute(&mut **tx)
-        .await?;
     Ok(())
+}
+
+/// Numbers committed events, on one replica at a time (the one holding
+/// [`SEQUENCER_LOCK`] on its own connection, which also does the
+/// numbering: if the connection is lost, so is the lock, and another
+/// replica takes over; the unique index on `seq` refuses a number given
+/// twice).
+pub struct Sequencer;
+
+impl Sequencer {
+    /// Runs on every replica: waits to hold the lock, then numbers events
+    /// as they commit until the connection fails, then waits again.
+    pub async fn run(db: PgPool) {
+        loop {
+            if let Err(error) = Self::lead(&db).await {
+                tracing::warn!(%error, "event sequencer stopped; retrying");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Holds the lock and numbers events, until an error.
+    async fn lead(db: &PgPool) -> Result<(), sqlx::Error> {
+        let mut connection = db.acquire().await?.detach();
+        loop {
+            let held = sqlx::query_scalar!(
+                r#"SELECT pg_try_advisory_lock($1) AS "held!""#,
+                SEQUENCER_LOCK
+            )
+            .fetch_one(&mut connection)
+            .await?;
+            if held {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut last =
+            sqlx::query_scalar!(r#"SELECT COALESCE(max(seq), 0) AS "last!" FROM events"#)
+                .fetch_one(&mut connection)
+                .await?;
+        loop {
+            let numbered = Self::number(&mut connection, last).await?;
+            match numbered {
+                Some(new_last) => last = new_last,
+                // Nothing to number: wait for a commit here, or look again soon.
+                None => {
+                    let _ = tokio::time::timeout(SEQUENCE_POLL, WRITTEN.notified()).await;
+                }
+            }
+        }
+    }
+
+    /// Numbers the next batch after `last` and announces it; the new last
+    /// number, or `None` if there was nothing to number.
+    async fn number(
+        connection: &mut sqlx::PgConnection,
+        last: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        use sqlx::Connection;
+        let mut tx = connection.begin().await?;
+        // Only what has committed is visible, so only that is numbered.
+        let numbered = sqlx::query_scalar!(
+            r#"WITH next AS (
+                   SELECT id, row_number() OVER (ORDER BY id) AS n FROM events
+                   WHERE seq IS NULL ORDER BY id LIMIT $2)
+               UPDATE events e SET seq = $1 + next.n FROM next WHERE e.id = next.id
+               RETURNING e.seq AS "seq!""#,
+            last,
+            SEQUENCE_BATCH
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(new_last) = numbered.iter().max().copied() else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query!(
+            "SELECT pg_notify($1, $2)",
+            EVENTS_CHANNEL,
+            new_last.to_string()
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(new_last))
+    }
 }
 
 /// Announces `typing` to every replica.
@@ -233,6 +343,27 @@ pub async fn since(db: &PgPool, since: i64, limit: i64) -> Result<Vec<Event>, sq
 }
 
 /// The newest sequence number (0 when there is none).
+/// The last number once every event committed before this call is
+/// numbered (waiting for the [`Sequencer`], at most a few seconds): a
+/// stream that starts there has nothing committed before it still to come.
+pub async fn settled(db: &PgPool) -> Result<i64, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let pending = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL) AS "pending!""#
+        )
+        .fetch_one(db)
+        .await?;
+        if !pending || tokio::time::Instant::now() > deadline {
+            return latest(db).await;
+        }
+        written();
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
 pub async fn latest(db: &PgPool) -> Result<i64, sqlx::Error> {
     let seq = sqlx::query_scalar!("SELECT max(seq) FROM events")
         .fetch_one(db)

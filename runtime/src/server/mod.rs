@@ -122,6 +122,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     tokio::spawn(federation::send::run(state.clone()));
     tokio::spawn(calls::sweep(state.clone()));
     tokio::spawn(auth::TokenUsage::run(state.clone()));
+    tokio::spawn(events::Sequencer::run(state.db.clone()));
     Ok(state)
 }
 

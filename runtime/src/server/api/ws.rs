@@ -224,7 +224,7 @@ async fn stream(
     // the missed ones first.
     let start = match since {
         Some(since) => since,
-        None => events::latest(&state.db).await?,
+        None => events::settled(&state.db).await?,
     };
     let hello = serde_json::json!({"type": "hello", "seq": start, "userId": caller.user_id});
     socket.send(Message::Text(hello.to_string().into())).await?;
@@ -238,10 +238,14 @@ async fn stream(
             received = live.recv() => match received {
                 Ok(event) if event.event.kind == events::SESSIONS_REVOKED => {
                     // Some of this user's tokens were revoked (a logout, a
-                    // password change, deactivation): is this session's?
+                    // password change, deactivation, the end of a guest's
+                    // access): is this session's? What the same change
+                    // recorded (leaving channels) is delivered first.
                     if event.event.user_id.as_deref() == Some(caller.user_id.as_str())
                         && !db::tokens::live(&state.db, &caller.token_id).await?
                     {
+                        events::settled(&state.db).await?;
+                        replay(state, socket, &caller, &mut member_of, last).await?;
                         let _ = socket.socket.send(Message::Close(Some(CloseFrame { code: 4001, reason: "this session ended; sign in again".into() }))).await;
                         return Ok(());
                     }

@@ -114,7 +114,12 @@ impl Error {
 /// unknown ([`Error::Uncertain`]), which callers must not report as
 /// "nothing was changed".
 pub async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
-    tx.commit().await.map_err(|e| Error::from(e).after_commit())
+    tx.commit()
+        .await
+        .map_err(|e| Error::from(e).after_commit())?;
+    // Events it wrote are numbered now, not at the sequencer's next look.
+    super::events::written();
+    Ok(())
 }
 
 /// An insert's outcome: whether it wrote its row, `false` when a unique key

@@ -81,6 +81,7 @@ pub async fn apply_batch(
         .await
         .map_err(database)?;
     tx.commit().await.map_err(database)?;
+    crate::server::events::written();
     Ok((high, rejected))
 }
 
