@@ -40,7 +40,7 @@ use axum::{
     response::Response,
 };
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::server::{
     api::extract::{Query, Valid},
@@ -167,6 +167,24 @@ struct Client {
 }
 
 impl Client {
+    /// Writes `message` without flushing ([`Client::flush`] sends what was
+    /// written), or fails if the client does not take it in time.
+    async fn feed(&mut self, message: Message) -> Result<(), SessionError> {
+        use futures_util::SinkExt;
+        match tokio::time::timeout(self.timeout, self.socket.feed(message)).await {
+            Ok(fed) => Ok(fed?),
+            Err(_) => Err(SessionError::TooSlow(self.timeout)),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        use futures_util::SinkExt;
+        match tokio::time::timeout(self.timeout, SinkExt::flush(&mut self.socket)).await {
+            Ok(flushed) => Ok(flushed?),
+            Err(_) => Err(SessionError::TooSlow(self.timeout)),
+        }
+    }
+
     /// Sends `message`, or fails if the client does not take it in time.
     async fn send(&mut self, message: Message) -> Result<(), SessionError> {
         match tokio::time::timeout(self.timeout, self.socket.send(message)).await {
@@ -240,35 +258,27 @@ async fn stream(
     keepalive.tick().await;
     loop {
         tokio::select! {
-            received = live.recv() => match received {
-                Ok(event) if event.event.kind == events::SESSIONS_REVOKED => {
-                    // Some of this user's tokens were revoked (a logout, a
-                    // password change, deactivation, the end of a guest's
-                    // access): is this session's? What the same change
-                    // recorded (leaving channels) is delivered first.
-                    if event.event.user_id.as_deref() == Some(caller.user_id.as_str())
-                        && !db::tokens::live(&state.db, &caller.token_id).await?
-                    {
-                        events::settled(&state.db).await?;
-                        replay(state, socket, &caller, &mut member_of, last).await?;
-                        let _ = socket.socket.send(Message::Close(Some(CloseFrame { code: 4001, reason: "this session ended; sign in again".into() }))).await;
+            received = live.recv() => {
+                // Take what else is already waiting too, and write it all
+                // with one flush: one write to the socket per burst, not
+                // per event.
+                let mut next = Some(received);
+                let mut taken = 0;
+                while let Some(received) = next.take() {
+                    if !take(state, socket, &caller, &mut member_of, &mut last, received).await? {
                         return Ok(());
                     }
-                }
-                Ok(event) => {
-                    if let Some(seq) = event.event.seq {
-                        if seq <= last {
-                            continue; // already sent from the backlog
-                        }
-                        last = seq;
+                    taken += 1;
+                    if taken < BURST {
+                        next = match live.try_recv() {
+                            Ok(event) => Some(Ok(event)),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                        };
                     }
-                    send_if_visible(socket, &event.event, Some(&event.json), &caller, &mut member_of).await?;
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Too slow for the live stream: catch up from the table.
-                    last = replay(state, socket, &caller, &mut member_of, last).await?;
-                }
-                Err(RecvError::Closed) => return Ok(()),
+                socket.flush().await?;
             },
             incoming = socket.socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => handle_client_message(state, &caller, &member_of, &text).await,
@@ -290,6 +300,58 @@ async fn stream(
     }
 }
 
+/// Events written to a socket before one flush, at most.
+const BURST: usize = 256;
+
+/// Takes one item of the live stream: writes it (unflushed) if the user
+/// receives it; `false` when the session is to end.
+async fn take(
+    state: &AppState,
+    socket: &mut Client,
+    caller: &Caller,
+    member_of: &mut HashSet<String>,
+    last: &mut i64,
+    received: Result<std::sync::Arc<events::Fanned>, RecvError>,
+) -> Result<bool, SessionError> {
+    match received {
+        Ok(event) if event.event.kind == events::SESSIONS_REVOKED => {
+            // Some of this user's tokens were revoked (a logout, a password
+            // change, deactivation, the end of a guest's access): is this
+            // session's? What the same change recorded (leaving channels)
+            // is delivered first.
+            if event.event.user_id.as_deref() == Some(caller.user_id.as_str())
+                && !db::tokens::live(&state.db, &caller.token_id).await?
+            {
+                events::settled(&state.db).await?;
+                replay(state, socket, caller, member_of, *last).await?;
+                let _ = socket
+                    .socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4001,
+                        reason: "this session ended; sign in again".into(),
+                    })))
+                    .await;
+                return Ok(false);
+            }
+        }
+        Ok(event) => {
+            if let Some(seq) = event.event.seq {
+                if seq <= *last {
+                    return Ok(true); // already sent from the backlog
+                }
+                *last = seq;
+            }
+            send_if_visible(socket, &event.event, Some(&event.json), caller, member_of).await?;
+        }
+        Err(RecvError::Lagged(_)) => {
+            // Too slow for the live stream: catch up from the table.
+            *last = replay(state, socket, caller, member_of, *last).await?;
+        }
+        Err(RecvError::Closed) => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Sends every visible event after `since`; returns the last sequence number seen.
 async fn replay(
     state: &AppState,
@@ -307,10 +369,11 @@ async fn replay(
             since = event.seq.unwrap_or(since);
             send_if_visible(socket, &event, None, caller, member_of).await?;
         }
+        socket.flush().await?;
     }
 }
 
-/// Sends `event` if this user receives it; `json` is its serialization when
+/// Writes `event` (unflushed) if this user receives it; `json` is its serialization when
 /// the hub already made one (shared by every subscriber).
 async fn send_if_visible(
     socket: &mut Client,
@@ -333,7 +396,7 @@ async fn send_if_visible(
                 .expect("events serialize")
                 .into(),
         };
-        socket.send(Message::Text(text)).await?;
+        socket.feed(Message::Text(text)).await?;
     }
     track_membership(event, &caller.user_id, member_of);
     Ok(())
