@@ -1,6 +1,7 @@
 //! Federation benchmark: two workspace servers in one process, each on its
-//! own database of the harness's PostgreSQL, syncing a shared channel over
-//! mutual TLS on loopback. Prints its figures; asserts no timings.
+//! own database of the harness's PostgreSQL (run as deployed: `fsync` and
+//! `synchronous_commit` on), syncing a shared channel over mutual TLS on
+//! loopback. Prints its figures; asserts no timings.
 //!
 //! - **Live**: posters on A post as fast as the server takes them, with the
 //!   link up; events per second until B has applied every one.
@@ -80,6 +81,8 @@ async fn backlog(pair: &Pair, channel: &str, user: &str, count: u64) {
 }
 
 fn main() {
+    // Figures as deployed: the harness's PostgreSQL with fsync on.
+    std::env::set_var("ENTENTE_PG_DURABLE", "1");
     let live = common::bench_option("--live", 5_000) as i64;
     let posters = common::bench_option("--posters", 8) as i64;
     let queued = common::bench_option("--backlog", 100_000);

@@ -58,6 +58,8 @@ async fn request(from: Ipv4Addr, port: u16, text: String) -> u16 {
 }
 
 fn main() {
+    // Figures as deployed: the harness's PostgreSQL with fsync on.
+    std::env::set_var("ENTENTE_PG_DURABLE", "1");
     let concurrency = common::bench_option("--concurrency", 64) as usize;
     let seconds = common::bench_option("--seconds", 10);
     let pg = entente_e2e::Postgres::shared();
