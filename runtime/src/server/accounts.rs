@@ -71,7 +71,7 @@ pub async fn directory(state: &AppState, caller: &Caller, query: Directory) -> A
     let mut users: Vec<User> = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
-        ", deactivated_at FROM users u
+        " FROM users u
          WHERE ($1 = '' OR strpos(lower(u.username), $1) > 0 OR strpos(lower(u.display_name), $1) > 0)
            AND lower(u.username) > $2
            AND (u.deactivated_at IS NULL OR $3)
@@ -262,7 +262,7 @@ async fn set_active(
     let user: User = sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
-        ", deactivated_at FROM users WHERE id = $1"
+        " FROM users WHERE id = $1"
     ))
     .bind(user_id)
     .fetch_one(&state.db)

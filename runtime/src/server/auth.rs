@@ -172,7 +172,6 @@ pub struct User {
     /// When a system admin deactivated the account (only admins see
     /// deactivated accounts).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[sqlx(default)]
     pub deactivated_at: Option<DateTime<Utc>>,
 }
 
@@ -181,7 +180,7 @@ macro_rules! user_columns {
     () => {
         "id, username, email, display_name, role,
          role = 'guest' OR (role = 'remote' AND attributes->>'guest' = 'true') AS guest,
-         access_expires_at, attributes, created_at, origin, organisation"
+         access_expires_at, attributes, created_at, origin, organisation, deactivated_at"
     };
 }
 pub(crate) use user_columns;

@@ -168,29 +168,31 @@ struct Client {
 
 impl Client {
     /// Writes `message` without flushing ([`Client::flush`] sends what was
-    /// written), or fails if the client does not take it in time.
+    /// written).
     async fn feed(&mut self, message: Message) -> Result<(), SessionError> {
         use futures_util::SinkExt;
-        match tokio::time::timeout(self.timeout, self.socket.feed(message)).await {
-            Ok(fed) => Ok(fed?),
-            Err(_) => Err(SessionError::TooSlow(self.timeout)),
-        }
+        within(self.timeout, self.socket.feed(message)).await
     }
 
     async fn flush(&mut self) -> Result<(), SessionError> {
         use futures_util::SinkExt;
-        match tokio::time::timeout(self.timeout, SinkExt::flush(&mut self.socket)).await {
-            Ok(flushed) => Ok(flushed?),
-            Err(_) => Err(SessionError::TooSlow(self.timeout)),
-        }
+        within(self.timeout, SinkExt::flush(&mut self.socket)).await
     }
 
-    /// Sends `message`, or fails if the client does not take it in time.
+    /// Writes `message` and flushes.
     async fn send(&mut self, message: Message) -> Result<(), SessionError> {
-        match tokio::time::timeout(self.timeout, self.socket.send(message)).await {
-            Ok(sent) => Ok(sent?),
-            Err(_) => Err(SessionError::TooSlow(self.timeout)),
-        }
+        within(self.timeout, self.socket.send(message)).await
+    }
+}
+
+/// `write`, unless the client does not take it within `timeout`.
+async fn within(
+    timeout: Duration,
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), SessionError> {
+    match tokio::time::timeout(timeout, write).await {
+        Ok(written) => Ok(written?),
+        Err(_) => Err(SessionError::TooSlow(timeout)),
     }
 }
 
