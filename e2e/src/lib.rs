@@ -17,6 +17,6 @@ mod postgres;
 mod process;
 mod s3;
 
-pub use postgres::Postgres;
+pub use postgres::{Postgres, Statement};
 pub use process::{free_port, port_is_open, HarnessError};
 pub use s3::{python, S3Server};

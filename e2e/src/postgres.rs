@@ -27,6 +27,16 @@ pub struct Postgres {
     dir: ScratchDir,
 }
 
+/// One statement's share of PostgreSQL's time, from `pg_stat_statements`.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub calls: u64,
+    /// Time spent executing it (not waiting for the client), in ms.
+    pub total_ms: f64,
+    /// Its text, white space collapsed.
+    pub query: String,
+}
+
 impl Postgres {
     /// Starts a new cluster, stopped when the value is dropped. Test data
     /// need not survive a machine crash: `fsync` is off — unless
@@ -37,7 +47,8 @@ impl Postgres {
     }
 
     /// Starts a new cluster as deployed: `fsync` and `synchronous_commit`
-    /// on, for benchmark figures.
+    /// on, for benchmark figures; `pg_stat_statements` is loaded, for their
+    /// profile ([`Postgres::statements`]).
     pub fn start_durable() -> Result<Postgres, HarnessError> {
         Postgres::start_with(true)
     }
@@ -157,6 +168,41 @@ impl Postgres {
         }
     }
 
+    /// Forgets the statement statistics gathered so far (a cluster from
+    /// [`Postgres::start_durable`] only), to profile what follows.
+    pub fn reset_statements(&self) -> Result<(), HarnessError> {
+        self.psql(
+            "postgres",
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
+        )
+        .map(drop)
+    }
+
+    /// The `top` statements by total execution time since
+    /// [`Postgres::reset_statements`], across every database: a profile of
+    /// where PostgreSQL spent its time.
+    pub fn statements(&self, top: usize) -> Result<Vec<Statement>, HarnessError> {
+        let rows = self.psql(
+            "postgres",
+            &format!(
+                "SELECT calls, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g')
+                 FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
+                 ORDER BY total_exec_time DESC LIMIT {top}"
+            ),
+        )?;
+        Ok(rows
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.splitn(3, '|');
+                Some(Statement {
+                    calls: fields.next()?.parse().ok()?,
+                    total_ms: fields.next()?.parse().ok()?,
+                    query: fields.next()?.to_string(),
+                })
+            })
+            .collect())
+    }
+
     /// Stops the server (fast shutdown). Safe to call more than once.
     pub fn stop(&self) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
@@ -209,8 +255,17 @@ fn start_server(
         .map_err(|e| HarnessError(format!("cannot create the server log: {e}")))?;
     // Test data need not survive a machine crash; it must survive the
     // server processes under test, which durability settings do not affect.
-    // Benchmarks run durable, as deployed.
+    // Benchmarks run durable, as deployed, and keep statement statistics
+    // (`pg_stat_statements`, shipped with Debian's server) for their profile.
     let mut command = cluster.server(port, true, dir, durable);
+    if durable {
+        command.args([
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "pg_stat_statements.track=all",
+        ]);
+    }
     command
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| HarnessError(e.to_string()))?)

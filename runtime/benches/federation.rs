@@ -32,13 +32,43 @@ async fn arrived(pair: &Pair, channel: &str) -> i64 {
     .0
 }
 
-/// Waits until B holds `count` posts from A in `channel`; returns when.
-async fn until_arrived(pair: &Pair, channel: &str, count: i64) -> Instant {
+/// The last sequence number A has queued for B (0 if none is queued).
+async fn queued_up_to(pair: &Pair) -> i64 {
+    sqlx::query_as::<_, (Option<i64>,)>(
+        "SELECT max(seq) FROM federation_outbox WHERE partner = 'ws-b'",
+    )
+    .fetch_one(&pair.a.state.db)
+    .await
+    .unwrap()
+    .0
+    .unwrap_or(0)
+}
+
+/// Waits until B has applied A's events up to `seq`; returns when. Polls
+/// B's high-water mark (one row), not the posts, so that watching costs
+/// PostgreSQL nothing next to what is measured.
+async fn until_applied(pair: &Pair, seq: i64) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
-        if arrived(pair, channel).await >= count {
+        let applied = sqlx::query_as::<_, (i64,)>(
+            "SELECT applied_seq FROM federation_peers WHERE partner = 'ws-a'",
+        )
+        .fetch_optional(&pair.b.state.db)
+        .await
+        .unwrap()
+        .map_or(0, |row| row.0);
+        if applied >= seq {
             return Instant::now();
         }
+        assert!(Instant::now() < deadline, "B never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until B holds `count` posts from A in `channel`.
+async fn until_arrived(pair: &Pair, channel: &str, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while arrived(pair, channel).await < count {
         assert!(Instant::now() < deadline, "B never caught up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -116,7 +146,8 @@ fn main() {
             }
             let posted = started.elapsed();
             let sent = (live / posters) * posters;
-            let done = until_arrived(&pair, &b_joint, 1 + sent).await - started;
+            let done = until_applied(&pair, queued_up_to(&pair).await).await - started;
+            assert_eq!(arrived(&pair, &b_joint).await, 1 + sent, "every post arrived once");
             println!(
                 "live: {sent} posts on A in {:.1} s ({:.0}/s posted); all applied on B after {:.1} s: {:.0} events/s end to end",
                 posted.as_secs_f64(),
@@ -139,10 +170,14 @@ fn main() {
                 "queue before healing: {} events, {} bytes",
                 figures[0].queued_events, figures[0].queued_bytes
             );
+            let pg = entente_e2e::Postgres::shared();
+            pg.reset_statements().unwrap();
+            let last = queued_up_to(&pair).await;
             let healed = Instant::now();
             pair.links.0.set(true);
             pair.links.1.set(true);
-            let caught_up = until_arrived(&pair, &b_joint, 1 + sent + queued as i64).await - healed;
+            let caught_up = until_applied(&pair, last).await - healed;
+            assert_eq!(arrived(&pair, &b_joint).await, 1 + sent + queued as i64, "every post arrived once");
             println!(
                 "catch-up: {queued} events applied on B {:.1} s after the link healed: {:.0} events/s (includes noticing the cut link and reconnecting)",
                 caught_up.as_secs_f64(),
@@ -157,5 +192,6 @@ fn main() {
                 "A's queue empty {:.1} s after healing",
                 healed.elapsed().as_secs_f64()
             );
+            common::print_statements(pg, "event caught up (A and B)", queued);
         });
 }

@@ -186,6 +186,7 @@ fn main() {
         }
         let (rss_before, _, cpu_before) = common::process_stats(server.id());
         let pg_cpu_before = common::tree_cpu_ticks(pg.pid());
+        pg.reset_statements().unwrap();
 
         // Post for the configured time.
         let posted = Arc::new(AtomicU64::new(0));
@@ -244,6 +245,7 @@ fn main() {
         println!("  server CPU:               {:.2} cores on average, {:.2} ms per post", server_cpu, per_post(cpu_after - cpu_before));
         println!("  PostgreSQL CPU:           {:.2} ms per post (fsync and synchronous_commit on)", per_post(pg_cpu_after - pg_cpu_before));
         println!("  server memory:            peak RSS {} MiB (before posting {} MiB, now {} MiB)", peak_kb / 1024, rss_before / 1024, rss_kb / 1024);
+        common::print_statements(&pg, "post", posts);
     });
     let _ = server.kill();
     let _ = server.wait();

@@ -481,6 +481,27 @@ pub fn bench_option(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Prints where PostgreSQL spent its time since `reset_statements`: the
+/// statements costing most, each with its calls and time per `unit` (a post,
+/// an event) of the `units` measured.
+pub fn print_statements(pg: &entente_e2e::Postgres, unit: &str, units: u64) {
+    let statements = match pg.statements(12) {
+        Ok(statements) => statements,
+        Err(error) => return println!("  (no statement profile: {error})"),
+    };
+    let total: f64 = statements.iter().map(|s| s.total_ms).sum();
+    println!("  PostgreSQL's time, by statement (calls and µs per {unit}, share of the listed total):");
+    for statement in statements {
+        let text: String = statement.query.chars().take(110).collect();
+        println!(
+            "    {:>5.2} calls {:>6.1} µs {:>4.1}%  {text}",
+            statement.calls as f64 / units.max(1) as f64,
+            statement.total_ms * 1000.0 / units.max(1) as f64,
+            statement.total_ms * 100.0 / total.max(f64::MIN_POSITIVE)
+        );
+    }
+}
+
 /// An `entente-server` process serving `config` on `port`, once it is ready.
 pub fn start_server(config: &Path, port: u16) -> std::process::Child {
     let server = std::process::Command::new(env!("CARGO_BIN_EXE_entente-server"))
