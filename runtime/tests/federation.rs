@@ -335,6 +335,115 @@ async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused
     );
 }
 
+/// A batch is applied as if event by event, though consecutive new posts
+/// are written together: a reply to a post of the same batch joins its
+/// thread, an edit and a reaction see a post written just before them, a
+/// user who left and posts again is a member again, an event sent twice is
+/// applied once, and a post id already taken is refused alone.
+#[tokio::test]
+async fn a_batch_lands_as_if_applied_event_by_event() {
+    use entente_runtime::server::federation::proto::{
+        event::Op, Event, Membership, PostCreated, PostEdited, Profile, Reaction,
+    };
+    let pair = pair("batch").await;
+    let (_, alice) = pair.a.user("alice", "member").await;
+    let a_joint = join_shared(&pair.a, &alice, "joint").await;
+    let b_config = pair.b.state.config();
+    let to_a = b_config.federation.partners[0].clone();
+    let bob = Profile {
+        id: ulid::Ulid::new().to_string(),
+        username: "bob".into(),
+        display_name: "Bob".into(),
+        origin: "ws-b".into(),
+        guest: false,
+    };
+    let event = |op: Op| Event {
+        id: ulid::Ulid::new().to_string(),
+        origin: "ws-b".into(),
+        channel: "joint-ops".into(),
+        at_micros: chrono::Utc::now().timestamp_micros(),
+        author: Some(bob.clone()),
+        op: Some(op),
+    };
+    let new_post = |id: &str, root: &str, message: &str| {
+        event(Op::PostCreated(PostCreated {
+            post_id: id.into(),
+            root_id: root.into(),
+            message: message.into(),
+            files: Vec::new(),
+        }))
+    };
+    let (first, reply, again) = (
+        ulid::Ulid::new().to_string(),
+        ulid::Ulid::new().to_string(),
+        ulid::Ulid::new().to_string(),
+    );
+    let created = new_post(&first, "", "first");
+    let ack = push_as(
+        &b_config,
+        &to_a,
+        vec![
+            created.clone(),
+            new_post(&reply, &first, "a reply in the same batch"),
+            event(Op::MemberLeft(Membership {
+                member: Some(bob.clone()),
+            })),
+            new_post(&again, "", "back again"),
+            created,
+            new_post(&first, "", "a second post with the first one's id"),
+            event(Op::PostEdited(PostEdited {
+                post_id: first.clone(),
+                message: "first, edited".into(),
+            })),
+            event(Op::ReactionAdded(Reaction {
+                post_id: again.clone(),
+                emoji: "+1".into(),
+            })),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.rejected, 1, "only the taken id is refused: {ack:?}");
+    let (_, page) = pair
+        .a
+        .get(&format!("/api/v1/channels/{a_joint}/posts"), &alice)
+        .await;
+    let posts = page["posts"].as_array().unwrap();
+    let messages: Vec<&str> = posts
+        .iter()
+        .map(|p| p["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["back again", "a reply in the same batch", "first, edited"]
+    );
+    assert_eq!(posts[1]["rootId"], first.as_str(), "{}", posts[1]);
+    assert_eq!(posts[0]["reactions"], json!([["+1", bob.id]]));
+    let (_, members) = pair
+        .a
+        .get(&format!("/api/v1/channels/{a_joint}/members"), &alice)
+        .await;
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == bob.id.as_str()),
+        "bob posted after leaving, so is a member again: {members}"
+    );
+    let (_, entries) = pair
+        .a
+        .get(
+            "/api/v1/admin/audit?kind=federation.rejected",
+            &pair.a.admin().await,
+        )
+        .await;
+    assert!(
+        entries.to_string().contains("is already taken"),
+        "the refusal is audited: {entries}"
+    );
+}
+
 /// A's rules for the authorisation matrix: a guest policy whose guests
 /// work in the shared channel, and an access policy gating `intel`.
 const A_RULES: &str = r#"guests:

@@ -207,13 +207,37 @@ pub async fn record(
     tx: &mut Transaction<'_, Postgres>,
     change: &Change,
 ) -> Result<(), sqlx::Error> {
-    let (kind, data) = change.parts();
+    record_many(tx, std::slice::from_ref(change)).await
+}
+
+/// Records `changes` in `tx`, in this order, in one statement.
+pub async fn record_many(
+    tx: &mut Transaction<'_, Postgres>,
+    changes: &[Change],
+) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut kinds = Vec::with_capacity(changes.len());
+    let mut datas = Vec::with_capacity(changes.len());
+    for change in changes {
+        let (kind, data) = change.parts();
+        kinds.push(kind);
+        datas.push(data);
+    }
+    let channels: Vec<&str> = changes.iter().map(Change::channel_id).collect();
+    let users: Vec<Option<&str>> = changes.iter().map(Change::user_id).collect();
+    // Inserted in the order given: `id` is the order they are numbered in.
     sqlx::query!(
-        "INSERT INTO events (kind, channel_id, user_id, data) VALUES ($1, $2, $3, $4)",
-        kind,
-        change.channel_id(),
-        change.user_id(),
-        data
+        "INSERT INTO events (kind, channel_id, user_id, data)
+         SELECT kind, channel_id, user_id, data
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
+              WITH ORDINALITY AS e(kind, channel_id, user_id, data, n)
+         ORDER BY n",
+        &kinds,
+        &channels as &[&str],
+        &users as &[Option<&str>],
+        &datas
     )
     .execute(&mut **tx)
     .await?;

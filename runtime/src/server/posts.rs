@@ -126,6 +126,7 @@ pub enum Attached<'a> {
 }
 
 /// A post to write.
+#[derive(Clone, Copy)]
 pub struct NewPost<'a> {
     pub id: &'a str,
     pub channel_id: &'a str,
@@ -146,73 +147,187 @@ pub async fn create(
     config: &RuntimeConfig,
     new: NewPost<'_>,
 ) -> Result<Post, WriteError> {
-    check_message(new.message)?;
-    if let Attached::Uploads(ids) = new.files {
-        if ids.len() > MAX_FILES {
-            return Err(invalid(
-                "fileIds",
-                format!("a post carries at most {MAX_FILES} files"),
-            ));
+    let mut written = create_many(tx, config, &[new]).await?;
+    written.pop().expect("one result for one post")
+}
+
+/// [`create`] for several posts, in order, as if each were written alone —
+/// but with the rows of all inserted together (one statement for the
+/// posts, one for their events), which is what makes catching up with a
+/// partner cheap. A post a rule refuses is refused alone (its own `Err`);
+/// the outer `Err` (the database failed, or a post named files it may not
+/// attach) means none of them may be committed.
+pub async fn create_many(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    news: &[NewPost<'_>],
+) -> Result<Vec<Result<Post, WriteError>>, WriteError> {
+    let mut results = Vec::with_capacity(news.len());
+    let mut start = 0;
+    while start < news.len() {
+        // A reply to a post of this batch is written after that post.
+        let mut end = start + 1;
+        while end < news.len()
+            && !news[start..end]
+                .iter()
+                .any(|earlier| Some(earlier.id) == news[end].reply_to)
+        {
+            end += 1;
         }
+        results.extend(write(tx, config, &news[start..end]).await?);
+        start = end;
     }
+    Ok(results)
+}
+
+/// The rules a post is held to before anything is written.
+fn rules(new: &NewPost<'_>) -> Result<(), WriteError> {
+    check_message(new.message)?;
+    match new.files {
+        Attached::Uploads(ids) if ids.len() > MAX_FILES => Err(invalid(
+            "fileIds",
+            format!("a post carries at most {MAX_FILES} files"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes posts none of which replies to another of them.
+async fn write(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    news: &[NewPost<'_>],
+) -> Result<Vec<Result<Post, WriteError>>, WriteError> {
+    let mut refused: Vec<Option<WriteError>> = news.iter().map(|new| rules(new).err()).collect();
     // A reply hangs off its thread's first post, in the same channel; a
     // local author replies only to a live post, while a partner's reply
     // stands even if the post was deleted here meanwhile.
-    let root_id = match new.reply_to {
-        None => None,
-        Some(parent) => {
-            let row = sqlx::query!(
-                "SELECT id, root_id FROM posts
-                 WHERE id = $1 AND channel_id = $2 AND (deleted_at IS NULL OR $3)",
-                parent,
-                new.channel_id,
-                matches!(new.by, By::Partner { .. })
-            )
-            .fetch_optional(&mut **tx)
-            .await?;
-            match row {
-                Some(post) => Some(post.root_id.unwrap_or(post.id)),
-                None => return Err(invalid("rootId", "rootId must be a post in this channel")),
+    let replies: Vec<(&str, &str, bool)> = news
+        .iter()
+        .zip(&refused)
+        .filter(|(_, refusal)| refusal.is_none())
+        .filter_map(|(new, _)| {
+            let partner = matches!(new.by, By::Partner { .. });
+            Some((new.reply_to?, new.channel_id, partner))
+        })
+        .collect();
+    let roots = db::posts::thread_roots(&mut **tx, &replies).await?;
+    let mut root_ids: Vec<Option<String>> = vec![None; news.len()];
+    for (i, new) in news.iter().enumerate() {
+        let Some(parent) = new.reply_to.filter(|_| refused[i].is_none()) else {
+            continue;
+        };
+        match roots.get(&(parent.to_string(), new.channel_id.to_string())) {
+            Some(root) => root_ids[i] = Some(root.clone()),
+            None => refused[i] = Some(invalid("rootId", "rootId must be a post in this channel")),
+        }
+    }
+    let candidates: Vec<usize> = (0..news.len()).filter(|&i| refused[i].is_none()).collect();
+    let rows: Vec<db::posts::NewPost> = candidates
+        .iter()
+        .map(|&i| db::posts::NewPost {
+            id: news[i].id,
+            channel_id: news[i].channel_id,
+            user_id: news[i].author_id,
+            root_id: root_ids[i].as_deref(),
+            message: news[i].message,
+            created_at: news[i].by.at(),
+            origin: match news[i].by {
+                By::Local => None,
+                By::Partner { origin, .. } => Some(origin),
+            },
+        })
+        .collect();
+    let inserted = db::posts::insert(&mut **tx, &rows).await?;
+    let mut posts: Vec<Option<Post>> = vec![None; news.len()];
+    for (&i, post) in candidates.iter().zip(inserted) {
+        match post {
+            Some(post) => posts[i] = Some(post),
+            None => {
+                refused[i] = Some(invalid(
+                    "id",
+                    format!("post id {} is already taken", news[i].id),
+                ))
             }
         }
-    };
-    let origin = match new.by {
-        By::Local => None,
-        By::Partner { origin, .. } => Some(origin),
-    };
-    let inserted = db::posts::insert(
-        &mut **tx,
-        db::posts::NewPost {
-            id: new.id,
-            channel_id: new.channel_id,
-            user_id: new.author_id,
-            root_id: root_id.as_deref(),
-            message: new.message,
-            created_at: new.by.at(),
-            origin,
-        },
-    )
-    .await?;
-    if !inserted {
-        return Err(invalid(
-            "id",
-            format!("post id {} is already taken", new.id),
-        ));
     }
-    // Mentions count only for members of the channel, never the author.
-    let mentions = parse_mentions(new.message);
-    let usernames: Vec<String> = mentions.usernames.into_iter().collect();
-    db::posts::insert_mentions(
-        &mut **tx,
-        new.id,
-        new.channel_id,
-        new.author_id,
-        mentions.channel,
-        &usernames,
-    )
-    .await?;
+    for (new, post) in news.iter().zip(posts.iter_mut()) {
+        let Some(post) = post else { continue };
+        // Mentions count only for members of the channel, never the author.
+        let mentions = parse_mentions(new.message);
+        let usernames: Vec<String> = mentions.usernames.into_iter().collect();
+        db::posts::insert_mentions(
+            &mut **tx,
+            new.id,
+            new.channel_id,
+            new.author_id,
+            mentions.channel,
+            &usernames,
+        )
+        .await?;
+        if attach(tx, new).await? {
+            // Files hang off the post now: read it back with them.
+            *post = db::posts::load(&mut **tx, new.id).await?.ok_or_else(|| {
+                invalid(
+                    "id",
+                    format!("post {} vanished while it was written", new.id),
+                )
+            })?;
+        }
+    }
+    let written: Vec<Change> = posts
+        .iter()
+        .flatten()
+        .cloned()
+        .map(Change::Posted)
+        .collect();
+    events::record_many(tx, &written).await?;
+    for (new, post) in news.iter().zip(&posts) {
+        let (Some(post), By::Local) = (post, new.by) else {
+            continue;
+        };
+        // Posting marks the channel read up to one's own post. (A partner's
+        // user never reads here: their read marker is not kept.)
+        db::members::read_to(&mut **tx, new.channel_id, new.author_id, post.seq).await?;
+        let files = match new.files {
+            Attached::Uploads(ids) if !ids.is_empty() => {
+                federation::files::references(tx, new.id).await?
+            }
+            _ => Vec::new(),
+        };
+        let op = Op::PostCreated(proto::PostCreated {
+            post_id: new.id.to_string(),
+            root_id: post.root_id.clone().unwrap_or_default(),
+            message: new.message.to_string(),
+            files,
+        });
+        federation::publish(
+            tx,
+            config,
+            new.channel_id,
+            new.author_id,
+            post.created_at,
+            op,
+        )
+        .await?;
+    }
+    Ok(posts
+        .into_iter()
+        .zip(refused)
+        .map(|(post, refusal)| match (post, refusal) {
+            (Some(post), _) => Ok(post),
+            (None, Some(refusal)) => Err(refusal),
+            (None, None) => unreachable!("a post is either written or refused"),
+        })
+        .collect())
+}
+
+/// Attaches a new post's files; whether it has any. A local author's must
+/// be uploads of theirs to the channel not attached yet.
+async fn attach(tx: &mut Transaction<'_, Postgres>, new: &NewPost<'_>) -> Result<bool, WriteError> {
     match new.files {
-        Attached::Uploads(ids) if !ids.is_empty() => {
+        Attached::Uploads([]) | Attached::FromPartner([]) => Ok(false),
+        Attached::Uploads(ids) => {
             let attached =
                 db::files::attach(&mut **tx, new.id, ids, new.author_id, new.channel_id).await?;
             if attached as usize != ids.len() {
@@ -221,8 +336,8 @@ pub async fn create(
                     "every file must be one you uploaded to this channel and not yet attached",
                 ));
             }
+            Ok(true)
         }
-        Attached::Uploads(_) => {}
         Attached::FromPartner(refs) => {
             let By::Partner {
                 partner, origin, ..
@@ -240,36 +355,9 @@ pub async fn create(
                 refs,
             )
             .await?;
+            Ok(true)
         }
     }
-    let post = announce(tx, Change::Posted, new.id).await?;
-    if let By::Local = new.by {
-        // Posting marks the channel read up to one's own post. (A partner's
-        // user never reads here: their read marker is not kept.)
-        db::members::read_to(&mut **tx, new.channel_id, new.author_id, post.seq).await?;
-        let files = match new.files {
-            Attached::Uploads(ids) if !ids.is_empty() => {
-                federation::files::references(tx, new.id).await?
-            }
-            _ => Vec::new(),
-        };
-        let op = Op::PostCreated(proto::PostCreated {
-            post_id: new.id.to_string(),
-            root_id: root_id.unwrap_or_default(),
-            message: new.message.to_string(),
-            files,
-        });
-        federation::publish(
-            tx,
-            config,
-            new.channel_id,
-            new.author_id,
-            post.created_at,
-            op,
-        )
-        .await?;
-    }
-    Ok(post)
 }
 
 /// Replaces a live post's text, keeping the earlier one in its history. A

@@ -490,11 +490,13 @@ pub fn print_statements(pg: &entente_e2e::Postgres, unit: &str, units: u64) {
         Err(error) => return println!("  (no statement profile: {error})"),
     };
     let total: f64 = statements.iter().map(|s| s.total_ms).sum();
-    println!("  PostgreSQL's time, by statement (calls and µs per {unit}, share of the listed total):");
+    println!(
+        "  PostgreSQL's time, by statement (calls and µs per {unit}, share of the listed total):"
+    );
     for statement in statements {
         let text: String = statement.query.chars().take(110).collect();
         println!(
-            "    {:>5.2} calls {:>6.1} µs {:>4.1}%  {text}",
+            "    {:>7.3} calls {:>6.1} µs {:>4.1}%  {text}",
             statement.calls as f64 / units.max(1) as f64,
             statement.total_ms * 1000.0 / units.max(1) as f64,
             statement.total_ms * 100.0 / total.max(f64::MIN_POSITIVE)

@@ -132,19 +132,25 @@ pub async fn set_error<'e>(
     Ok(())
 }
 
-/// Records that the event `event_id` of `origin` is applied; `false` if it
-/// already was (it came again, or by another path).
-pub async fn first_application<'e>(
+/// Records that each event (`origin`, `event_id`) is applied, in one
+/// statement; returns those that were not already (they came before, by
+/// another path, or twice in `events`).
+pub async fn first_applications<'e>(
     db: impl sqlx::PgExecutor<'e>,
-    origin: &str,
-    event_id: &str,
-) -> Result<bool> {
-    let first = sqlx::query!(
-        "INSERT INTO federation_applied (origin, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        origin,
-        event_id
+    events: &[(&str, &str)],
+) -> Result<std::collections::HashSet<(String, String)>> {
+    if events.is_empty() {
+        return Ok(Default::default());
+    }
+    let (origins, ids): (Vec<&str>, Vec<&str>) = events.iter().copied().unzip();
+    let rows = sqlx::query!(
+        r#"INSERT INTO federation_applied (origin, event_id)
+           SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING
+           RETURNING origin AS "origin!", event_id AS "event_id!""#,
+        &origins as &[&str],
+        &ids as &[&str]
     )
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(first.rows_affected() == 1)
+    Ok(rows.into_iter().map(|r| (r.origin, r.event_id)).collect())
 }

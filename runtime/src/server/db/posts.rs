@@ -142,22 +142,97 @@ pub struct NewPost<'a> {
     pub origin: Option<&'a str>,
 }
 
-/// Inserts a post; `false` if its id is taken.
-pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, post: NewPost<'_>) -> Result<bool> {
-    let inserted = sqlx::query!(
-        "INSERT INTO posts (id, channel_id, user_id, root_id, message, created_at, origin)
-         VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()), $7) ON CONFLICT (id) DO NOTHING",
-        post.id,
-        post.channel_id,
-        post.user_id,
-        post.root_id,
-        post.message,
-        post.created_at,
-        post.origin
+/// Inserts posts, in this order, in one statement; each as written, or
+/// `None` where its id is taken (by an earlier post, or an earlier one of
+/// `posts`).
+pub async fn insert<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    posts: &[NewPost<'_>],
+) -> Result<Vec<Option<Post>>> {
+    let ids: Vec<&str> = posts.iter().map(|p| p.id).collect();
+    let channels: Vec<&str> = posts.iter().map(|p| p.channel_id).collect();
+    let users: Vec<&str> = posts.iter().map(|p| p.user_id).collect();
+    let roots: Vec<Option<&str>> = posts.iter().map(|p| p.root_id).collect();
+    let messages: Vec<&str> = posts.iter().map(|p| p.message).collect();
+    let times: Vec<Option<DateTime<Utc>>> = posts.iter().map(|p| p.created_at).collect();
+    let origins: Vec<Option<&str>> = posts.iter().map(|p| p.origin).collect();
+    // Inserted in the order given, so that `seq` follows it.
+    let rows = sqlx::query!(
+        r#"INSERT INTO posts (id, channel_id, user_id, root_id, message, created_at, origin)
+           SELECT id, channel_id, user_id, root_id, message, COALESCE(created_at, now()), origin
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                       $6::timestamptz[], $7::text[])
+                WITH ORDINALITY AS p(id, channel_id, user_id, root_id, message, created_at, origin, n)
+           ORDER BY n
+           ON CONFLICT (id) DO NOTHING
+           RETURNING id, seq, created_at"#,
+        &ids as &[&str],
+        &channels as &[&str],
+        &users as &[&str],
+        &roots as &[Option<&str>],
+        &messages as &[&str],
+        &times as &[Option<DateTime<Utc>>],
+        &origins as &[Option<&str>]
     )
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    let mut written: std::collections::HashMap<String, (i64, DateTime<Utc>)> = rows
+        .into_iter()
+        .map(|row| (row.id, (row.seq, row.created_at)))
+        .collect();
+    // A new post has no reactions, files or history yet: it is what was
+    // inserted, without reading it back. The first of two with one id is
+    // the one written.
+    Ok(posts
+        .iter()
+        .map(|post| {
+            let (seq, created_at) = written.remove(post.id)?;
+            Some(Post {
+                id: post.id.to_string(),
+                seq,
+                channel_id: post.channel_id.to_string(),
+                user_id: post.user_id.to_string(),
+                root_id: post.root_id.map(String::from),
+                message: post.message.to_string(),
+                pinned: false,
+                created_at,
+                edited_at: None,
+                deleted_at: None,
+                reactions: sqlx::types::Json(Vec::new()),
+                files: sqlx::types::Json(Vec::new()),
+            })
+        })
+        .collect())
+}
+
+/// The thread each reply joins: for each (post replied to, channel, whether
+/// a deleted post may be replied to), the post's thread root, if that post
+/// is in that channel.
+pub async fn thread_roots<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    replies: &[(&str, &str, bool)],
+) -> Result<std::collections::HashMap<(String, String), String>> {
+    if replies.is_empty() {
+        return Ok(Default::default());
+    }
+    let parents: Vec<&str> = replies.iter().map(|r| r.0).collect();
+    let channels: Vec<&str> = replies.iter().map(|r| r.1).collect();
+    let deleted_too: Vec<bool> = replies.iter().map(|r| r.2).collect();
+    let rows = sqlx::query!(
+        r#"SELECT p.id, p.channel_id, COALESCE(p.root_id, p.id) AS "root!"
+           FROM unnest($1::text[], $2::text[], $3::bool[]) AS r(parent, channel_id, deleted_too)
+           JOIN posts p ON p.id = r.parent AND p.channel_id = r.channel_id
+                       AND (p.deleted_at IS NULL OR r.deleted_too)"#,
+        &parents as &[&str],
+        &channels as &[&str],
+        &deleted_too
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ((row.id, row.channel_id), row.root))
+        .collect())
 }
 
 /// Records whom `post_id` mentions: the channel's members named in

@@ -6,6 +6,8 @@
 //! shared with the partner, writes into a read-only share, speaks for a
 //! local user, changes a post written elsewhere, or exceeds a limit.
 
+use std::collections::{HashMap, HashSet};
+
 use entente_crds::config::{PartnerConfig, RuntimeConfig, SharedChannelConfig};
 use sqlx::{Postgres, Transaction};
 
@@ -122,12 +124,121 @@ fn check_message(message: &str) -> Result<(), String> {
     posts::check_message(message).map_err(|e| e.to_string())
 }
 
-/// Creates or refreshes a partner's user; `Err` if the id is a local user's.
+/// What one transaction of events has already made sure of, so that each
+/// is written once per batch instead of once per event: the shared
+/// channels' ids, the partner's users as last refreshed, and whom it made a
+/// member of which channel. Only valid inside that transaction.
+#[derive(Default)]
+struct Batch<'e> {
+    /// Events applied for the first time by this batch and not written yet.
+    fresh: HashSet<(String, String)>,
+    channels: HashMap<String, String>,
+    profiles: HashSet<proto::Profile>,
+    members: HashSet<(String, String)>,
+    /// New posts checked and waiting to be written together.
+    posts: Vec<(Write<'e>, String, &'e proto::PostCreated)>,
+}
+
+/// One event to write, and where it is in its batch.
+#[derive(Clone, Copy)]
+struct Write<'e> {
+    index: usize,
+    event: &'e proto::Event,
+    share: &'e SharedChannelConfig,
+    author: &'e proto::Profile,
+}
+
+impl<'e> Batch<'e> {
+    /// Writes the new posts waiting, and turns the outcome of any a rule of
+    /// the post write refuses into its refusal; relays those written.
+    async fn flush(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        config: &RuntimeConfig,
+        partner: &PartnerConfig,
+        outcomes: &mut [Outcome],
+    ) -> Result<(), db::Error> {
+        if self.posts.is_empty() {
+            return Ok(());
+        }
+        let waiting = std::mem::take(&mut self.posts);
+        let news: Vec<posts::NewPost> = waiting
+            .iter()
+            .map(|(write, channel_id, post)| posts::NewPost {
+                id: &post.post_id,
+                channel_id,
+                author_id: &write.author.id,
+                reply_to: (!post.root_id.is_empty()).then_some(post.root_id.as_str()),
+                message: &post.message,
+                files: posts::Attached::FromPartner(&post.files),
+                by: posts::By::Partner {
+                    partner,
+                    origin: &write.event.origin,
+                    at: at(write.event),
+                },
+            })
+            .collect();
+        let written = match posts::create_many(tx, config, &news).await {
+            Ok(written) => written,
+            Err(posts::WriteError::Db(error)) => return Err(error),
+            // A partner's post never names uploads: nothing else refuses a batch.
+            Err(posts::WriteError::Invalid { message, .. }) => {
+                return Err(db::Error::Query(sqlx::Error::Protocol(message)))
+            }
+        };
+        for ((write, ..), result) in waiting.iter().zip(written) {
+            match result {
+                Ok(_) => write.relay(tx, config, partner).await?,
+                Err(posts::WriteError::Invalid { message, .. }) => {
+                    outcomes[write.index] = Outcome::Rejected(message)
+                }
+                Err(posts::WriteError::Db(error)) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    async fn channel(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        partner: &PartnerConfig,
+        share: &str,
+    ) -> Result<String, db::Error> {
+        if let Some(id) = self.channels.get(share) {
+            return Ok(id.clone());
+        }
+        let id = super::shared_channel(tx, partner, share).await?;
+        self.channels.insert(share.to_string(), id.clone());
+        Ok(id)
+    }
+
+    async fn member(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        config: &RuntimeConfig,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<(), db::Error> {
+        let key = (channel_id.to_string(), user_id.to_string());
+        if !self.members.contains(&key) {
+            channels::add_member(tx, config, channel_id, user_id, "member").await?;
+            self.members.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// Creates or refreshes a partner's user (once per batch for the same
+/// profile); `Err` if the id is a local user's.
 async fn remote_user(
     tx: &mut Transaction<'_, Postgres>,
+    batch: &mut Batch<'_>,
     partner: &PartnerConfig,
     profile: &proto::Profile,
 ) -> Result<Result<(), String>, db::Error> {
+    if batch.profiles.contains(profile) {
+        return Ok(Ok(()));
+    }
     let organisation = if profile.origin == partner.workspace_id {
         &partner.organisation
     } else {
@@ -146,6 +257,7 @@ async fn remote_user(
     )
     .await?;
     Ok(if theirs {
+        batch.profiles.insert(profile.clone());
         Ok(())
     } else {
         Err(format!(
@@ -159,20 +271,67 @@ fn at(event: &proto::Event) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(event.at_micros).unwrap_or_else(chrono::Utc::now)
 }
 
-/// Applies `event` from `partner` in `tx`: checked, deduplicated, written,
-/// announced to local clients, relayed if the partner may relay, audited if
-/// refused.
-pub async fn apply(
+/// Applies `events` from `partner` in `tx`, in order: each checked,
+/// deduplicated, written, announced to local clients, relayed if the
+/// partner may relay, audited if refused. Returns what became of each.
+///
+/// Consecutive new posts are written together (one statement for their
+/// rows, one for their events: [`posts::create_many`]); anything else first
+/// writes the posts before it, so every change still lands in order.
+pub async fn apply_all(
     tx: &mut Transaction<'_, Postgres>,
     config: &RuntimeConfig,
     partner: &PartnerConfig,
-    event: &proto::Event,
-) -> Result<Outcome, db::Error> {
-    let outcome = match check(config, partner, event) {
-        Err(reason) => Outcome::Rejected(reason),
-        Ok((share, author, op)) => write(tx, config, partner, event, share, author, op).await?,
+    events: &[proto::Event],
+) -> Result<Vec<Outcome>, db::Error> {
+    let checked: Vec<_> = events.iter().map(|e| check(config, partner, e)).collect();
+    let keys: Vec<(&str, &str)> = events
+        .iter()
+        .zip(&checked)
+        .filter(|(_, checked)| checked.is_ok())
+        .map(|(e, _)| (e.origin.as_str(), e.id.as_str()))
+        .collect();
+    let mut batch = Batch {
+        fresh: db::federation::first_applications(&mut **tx, &keys).await?,
+        ..Batch::default()
     };
-    if let Outcome::Rejected(reason) = &outcome {
+    let mut outcomes = Vec::with_capacity(events.len());
+    for (i, (event, checked)) in events.iter().zip(checked).enumerate() {
+        let outcome = match checked {
+            Err(reason) => Outcome::Rejected(reason),
+            // Applied already, or earlier in this batch.
+            Ok(_)
+                if !batch
+                    .fresh
+                    .remove(&(event.origin.clone(), event.id.clone())) =>
+            {
+                Outcome::Duplicate
+            }
+            Ok((share, author, op)) => {
+                if !matches!(op, Op::PostCreated(_)) {
+                    batch.flush(tx, config, partner, &mut outcomes).await?;
+                }
+                let write = Write {
+                    index: i,
+                    event,
+                    share,
+                    author,
+                };
+                let outcome =
+                    apply_op(tx, &mut batch, config, partner, write, op, &mut outcomes).await?;
+                if outcome == Outcome::Applied && !matches!(op, Op::PostCreated(_)) {
+                    write.relay(tx, config, partner).await?;
+                }
+                outcome
+            }
+        };
+        outcomes.push(outcome);
+    }
+    batch.flush(tx, config, partner, &mut outcomes).await?;
+    for (event, outcome) in events.iter().zip(&outcomes) {
+        let Outcome::Rejected(reason) = outcome else {
+            continue;
+        };
         audit::record(
             &mut **tx,
             audit::Entry {
@@ -189,25 +348,47 @@ pub async fn apply(
         )
         .await?;
     }
-    Ok(outcome)
+    Ok(outcomes)
 }
 
-async fn write(
+impl<'e> Write<'e> {
+    /// Sends the event on to the partners the channel is shared with, if
+    /// `partner` may relay.
+    async fn relay(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        config: &RuntimeConfig,
+        partner: &PartnerConfig,
+    ) -> Result<(), db::Error> {
+        if partner.allow_relay {
+            let (share, event) = (&self.share.name, self.event);
+            super::enqueue(tx, config, share, event, &[&partner.workspace_id]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the checked, first-time event `op` — a new post only once
+/// `batch` is flushed, and relayed then.
+async fn apply_op<'e>(
     tx: &mut Transaction<'_, Postgres>,
+    batch: &mut Batch<'e>,
     config: &RuntimeConfig,
     partner: &PartnerConfig,
-    event: &proto::Event,
-    share: &SharedChannelConfig,
-    author: &proto::Profile,
-    op: &Op,
+    write: Write<'e>,
+    op: &'e Op,
+    outcomes: &mut [Outcome],
 ) -> Result<Outcome, db::Error> {
-    if !db::federation::first_application(&mut **tx, &event.origin, &event.id).await? {
-        return Ok(Outcome::Duplicate);
-    }
-    if let Err(reason) = remote_user(tx, partner, author).await? {
+    let Write {
+        event,
+        share,
+        author,
+        ..
+    } = write;
+    if let Err(reason) = remote_user(tx, batch, partner, author).await? {
         return Ok(Outcome::Rejected(reason));
     }
-    let channel_id = super::shared_channel(tx, partner, &share.name).await?;
+    let channel_id = batch.channel(tx, partner, &share.name).await?;
     let by = posts::By::Partner {
         partner,
         origin: &event.origin,
@@ -238,22 +419,15 @@ async fn write(
     };
     match op {
         Op::PostCreated(p) => {
-            channels::add_member(tx, config, &channel_id, &author.id, "member").await?;
-            if super::files::taken(tx, &p.files).await? {
-                return Ok(Outcome::Rejected("a file id is already taken".into()));
+            batch.member(tx, config, &channel_id, &author.id).await?;
+            if !p.files.is_empty() {
+                // Whether its file ids are taken includes the posts waiting.
+                batch.flush(tx, config, partner, outcomes).await?;
+                if super::files::taken(tx, &p.files).await? {
+                    return Ok(Outcome::Rejected("a file id is already taken".into()));
+                }
             }
-            let new = posts::NewPost {
-                id: &p.post_id,
-                channel_id: &channel_id,
-                author_id: &author.id,
-                reply_to: (!p.root_id.is_empty()).then_some(p.root_id.as_str()),
-                message: &p.message,
-                files: posts::Attached::FromPartner(&p.files),
-                by,
-            };
-            if let Err(error) = posts::create(tx, config, new).await {
-                return refused(error);
-            }
+            batch.posts.push((write, channel_id, p));
         }
         Op::PostEdited(p) => {
             if let Some(refusal) = not_theirs(tx, &p.post_id).await? {
@@ -296,12 +470,15 @@ async fn write(
         }
         Op::MemberJoined(m) | Op::MemberLeft(m) => {
             let member = m.member.as_ref().expect("checked");
-            if let Err(reason) = remote_user(tx, partner, member).await? {
+            if let Err(reason) = remote_user(tx, batch, partner, member).await? {
                 return Ok(Outcome::Rejected(reason));
             }
             if matches!(op, Op::MemberJoined(_)) {
-                channels::add_member(tx, config, &channel_id, &member.id, "member").await?;
+                batch.member(tx, config, &channel_id, &member.id).await?;
             } else {
+                batch
+                    .members
+                    .remove(&(channel_id.clone(), member.id.clone()));
                 channels::remove_in(
                     tx,
                     config,
@@ -312,9 +489,6 @@ async fn write(
                 .await?;
             }
         }
-    }
-    if partner.allow_relay {
-        super::enqueue(tx, config, &share.name, event, &[&partner.workspace_id]).await?;
     }
     Ok(Outcome::Applied)
 }

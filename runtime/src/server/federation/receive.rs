@@ -9,7 +9,7 @@ use futures_util::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    apply::{apply, Outcome},
+    apply::{apply_all, Outcome},
     proto::{
         federation_server::Federation, push_frame, push_reply, Ack, PushFrame, PushReply, Resume,
     },
@@ -55,26 +55,25 @@ pub async fn apply_batch(
             "a batch carries at most {MAX_BATCH} events"
         )));
     }
-    let mut tx = state.db.begin().await.map_err(database)?;
-    let (mut high, mut rejected) = (applied, 0u32);
+    let mut high = applied;
+    let mut events = Vec::with_capacity(batch.len());
     for envelope in batch {
         if envelope.seq <= high {
             continue;
         }
         high = envelope.seq;
-        let Some(event) = envelope.event else {
-            continue;
-        };
-        match apply(&mut tx, &config, partner, &event)
-            .await
-            .map_err(database)?
-        {
-            Outcome::Applied | Outcome::Duplicate => {}
-            Outcome::Rejected(reason) => {
-                rejected += 1;
-                state.metrics.federation_rejected_events.inc();
-                tracing::warn!(partner = %partner_id, event = %event.id, "refused an event: {reason}");
-            }
+        events.extend(envelope.event);
+    }
+    let mut tx = state.db.begin().await.map_err(database)?;
+    let outcomes = apply_all(&mut tx, &config, partner, &events)
+        .await
+        .map_err(database)?;
+    let mut rejected = 0u32;
+    for (event, outcome) in events.iter().zip(outcomes) {
+        if let Outcome::Rejected(reason) = outcome {
+            rejected += 1;
+            state.metrics.federation_rejected_events.inc();
+            tracing::warn!(partner = %partner_id, event = %event.id, "refused an event: {reason}");
         }
     }
     db::federation::set_applied(&mut *tx, partner_id, high as i64)
