@@ -335,6 +335,67 @@ fn counts(channels: &Value, id: &str) -> (i64, i64) {
     )
 }
 
+/// Posts made at the same moment are committed together (the group
+/// commit), yet each is held to the rules alone: a bad one among them is
+/// refused with its field named, and every other is written once, with the
+/// author's read marker past their own posts.
+#[tokio::test]
+async fn posts_made_together_are_committed_together_and_refused_alone() {
+    let ws = Workspace::new().await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let busy = ws.channel(&alice, "busy", "public").await;
+    let elsewhere = ws.channel(&alice, "elsewhere", "public").await;
+    let foreign = ws
+        .say(&alice, &elsewhere, "a post in another channel")
+        .await;
+    let (groups, grouped) = (
+        ws.state.metrics.post_groups.get(),
+        ws.state.metrics.posts_grouped.get(),
+    );
+    let path = format!("/api/v1/channels/{busy}/posts");
+    let bad = |i: usize| i % 10 == 7;
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        let body = if bad(i) {
+            json!({"message": format!("reply {i}"), "rootId": foreign["id"]})
+        } else {
+            json!({"message": format!("post {i}")})
+        };
+        ws.post(&path, &alice, body)
+    }))
+    .await;
+    for (i, (status, body)) in answers.iter().enumerate() {
+        if bad(i) {
+            assert_eq!(*status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["field"], "rootId", "{body}");
+        } else {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+        }
+    }
+    let groups = ws.state.metrics.post_groups.get() - groups;
+    let grouped = ws.state.metrics.posts_grouped.get() - grouped;
+    assert_eq!(grouped, 40, "every post went through a group");
+    assert!(
+        groups < grouped,
+        "some were committed together: {groups} groups"
+    );
+    let (_, page) = ws.get(&format!("{path}?limit=200"), &alice).await;
+    let mut messages: Vec<String> = page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap().to_string())
+        .collect();
+    messages.sort();
+    let mut expected: Vec<String> = (0..40)
+        .filter(|i| !bad(*i))
+        .map(|i| format!("post {i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(messages, expected);
+    let (_, channels) = ws.get("/api/v1/channels", &alice).await;
+    assert_eq!(counts(&channels, &busy), (0, 0), "one's own posts are read");
+}
+
 #[tokio::test]
 async fn unread_and_mention_counts_follow_the_read_marker() {
     let ws = Workspace::new().await;

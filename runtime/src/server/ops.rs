@@ -49,6 +49,10 @@ pub struct Metrics {
     /// Bytes of files served to partners, and received from them.
     pub federation_file_bytes_sent: Counter,
     pub federation_file_bytes_received: Counter,
+    /// Groups of local posts committed together, and the posts in them
+    /// (their ratio is the mean group size).
+    pub post_groups: Counter,
+    pub posts_grouped: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -112,8 +116,22 @@ impl Default for Metrics {
             "Bytes of partners' files received and stored",
             federation_file_bytes_received.clone(),
         );
+        let post_groups = Counter::default();
+        registry.register(
+            "post_groups",
+            "Groups of local posts written and committed together",
+            post_groups.clone(),
+        );
+        let posts_grouped = Counter::default();
+        registry.register(
+            "posts_grouped",
+            "Local posts written in those groups",
+            posts_grouped.clone(),
+        );
         Metrics {
             registry,
+            post_groups,
+            posts_grouped,
             requests,
             duration,
             websockets,

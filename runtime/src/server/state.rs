@@ -32,6 +32,8 @@ pub struct AppState {
     pub passwords: Arc<super::passwords::Passwords>,
     /// Failed sign-ins, per account and per address.
     pub throttle: Arc<super::throttle::Throttle>,
+    /// Local users' new posts, written in groups.
+    pub posts: Arc<super::posts::writer::Writer>,
     /// When tokens were last used, written in batches.
     pub token_usage: Arc<super::auth::TokenUsage>,
     /// Typing indicators per user: each is fanned out to every member.
@@ -83,6 +85,7 @@ impl AppState {
             throttle: Default::default(),
             typing: RateLimit::typing(),
             token_usage: Default::default(),
+            posts: Default::default(),
             paused_partners: Default::default(),
             pacers: Default::default(),
         }

@@ -13,7 +13,7 @@ use crate::server::{
     error::{ApiError, ApiResult},
     federation,
     input::{self, Valid},
-    posts::{self, check_message, Attached, By, NewPost, Post},
+    posts::{self, check_message, By, Post},
     state::AppState,
 };
 
@@ -89,22 +89,15 @@ pub async fn create(
     {
         return Err(ApiError::paused(why));
     }
-    let mut tx = state.db.begin().await?;
-    let post = posts::create(
-        &mut tx,
-        &state.config(),
-        NewPost {
-            id: &new_id(),
-            channel_id: &channel_id,
-            author_id: &caller.user_id,
-            reply_to: request.root_id.as_deref(),
-            message: &request.message,
-            files: Attached::Uploads(&request.file_ids),
-            by: By::Local,
-        },
-    )
-    .await?;
-    db::commit(tx).await?;
+    let new = posts::writer::Local {
+        id: new_id(),
+        channel_id,
+        author_id: caller.user_id,
+        reply_to: request.root_id,
+        message: request.message,
+        file_ids: request.file_ids,
+    };
+    let post = state.posts.post(&state, new).await?;
     Ok((StatusCode::CREATED, Json(post)))
 }
 

@@ -40,19 +40,28 @@ pub async fn delete<'e>(
     Ok(removed.rows_affected() == 1)
 }
 
-/// Moves a member's read marker to `seq` exactly (their own new post).
+/// Moves each member's read marker in a channel forward to `seq` (their
+/// own new post), never back: (channel, user, seq) each.
 pub async fn read_to<'e>(
     db: impl sqlx::PgExecutor<'e>,
-    channel_id: &str,
-    user_id: &str,
-    seq: i64,
+    markers: &[(&str, &str, i64)],
 ) -> Result<()> {
+    if markers.is_empty() {
+        return Ok(());
+    }
+    let channels: Vec<&str> = markers.iter().map(|m| m.0).collect();
+    let users: Vec<&str> = markers.iter().map(|m| m.1).collect();
+    let seqs: Vec<i64> = markers.iter().map(|m| m.2).collect();
+    // One row per member, at the furthest of their markers.
     sqlx::query!(
-        "UPDATE channel_members SET last_read_seq = GREATEST(last_read_seq, $3)
-         WHERE channel_id = $1 AND user_id = $2",
-        channel_id,
-        user_id,
-        seq
+        "UPDATE channel_members m SET last_read_seq = GREATEST(m.last_read_seq, r.seq)
+         FROM (SELECT channel_id, user_id, max(seq) AS seq
+               FROM unnest($1::text[], $2::text[], $3::bigint[]) AS r(channel_id, user_id, seq)
+               GROUP BY channel_id, user_id) r
+         WHERE m.channel_id = r.channel_id AND m.user_id = r.user_id",
+        &channels as &[&str],
+        &users as &[&str],
+        &seqs
     )
     .execute(db)
     .await?;

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use entente_crds::config::{PartnerConfig, RuntimeConfig};
+
+pub mod writer;
 use sqlx::{Postgres, Transaction};
 
 pub use super::db::posts::Post;
@@ -282,13 +284,21 @@ async fn write(
         .map(Change::Posted)
         .collect();
     events::record_many(tx, &written).await?;
+    // Posting marks the channel read up to one's own post. (A partner's
+    // user never reads here: their read marker is not kept.)
+    let read: Vec<(&str, &str, i64)> = news
+        .iter()
+        .zip(&posts)
+        .filter_map(|(new, post)| match (post, new.by) {
+            (Some(post), By::Local) => Some((new.channel_id, new.author_id, post.seq)),
+            _ => None,
+        })
+        .collect();
+    db::members::read_to(&mut **tx, &read).await?;
     for (new, post) in news.iter().zip(&posts) {
         let (Some(post), By::Local) = (post, new.by) else {
             continue;
         };
-        // Posting marks the channel read up to one's own post. (A partner's
-        // user never reads here: their read marker is not kept.)
-        db::members::read_to(&mut **tx, new.channel_id, new.author_id, post.seq).await?;
         let files = match new.files {
             Attached::Uploads(ids) if !ids.is_empty() => {
                 federation::files::references(tx, new.id).await?
