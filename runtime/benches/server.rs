@@ -5,7 +5,14 @@
 //! post of the server and of PostgreSQL, the server's peak RSS, and whether
 //! every receiver got every post once and in order. Asserts no timings.
 //!
-//!   cargo bench -p entente-runtime --bench server -- [--clients N] [--seconds S] [--posters P]
+//!   cargo bench -p entente-runtime --bench server -- [--clients N] [--seconds S] [--posters P] [--rate R]
+//!
+//! Closed loop by default: each poster posts again as soon as its post is
+//! acknowledged, which measures the most the server takes (and latencies
+//! at saturation). `--rate R` offers R posts per second instead, spread
+//! over the posters on a fixed schedule; latencies are then counted from
+//! when each post was due, so a server that falls behind is not excused
+//! by posting later.
 //!
 //! The workload: `--clients 20 --posters 20`; many receivers:
 //! `--clients 1000 --posters 20`.
@@ -33,6 +40,9 @@ struct Options {
     clients: usize,
     seconds: u64,
     posters: usize,
+    /// Posts per second offered by all posters together (0: each posts
+    /// again as soon as its last post is acknowledged).
+    rate: u64,
 }
 
 fn options() -> Options {
@@ -40,6 +50,7 @@ fn options() -> Options {
         clients: common::bench_option("--clients", 1000) as usize,
         seconds: common::bench_option("--seconds", 15),
         posters: common::bench_option("--posters", 8) as usize,
+        rate: common::bench_option("--rate", 0),
     }
 }
 
@@ -196,11 +207,22 @@ fn main() {
         let mut posters = Vec::new();
         for token in tokens.into_iter().skip(options.clients) {
             let (channel, posted, acks) = (channel.clone(), posted.clone(), ack_latencies.clone());
+            let interval = (options.rate > 0).then(|| Duration::from_secs_f64(options.posters as f64 / options.rate as f64));
+            let offset = interval.map(|i| i.mul_f64(posters.len() as f64 / options.posters as f64)).unwrap_or_default();
             posters.push(tokio::spawn(async move {
                 let mut connection = Poster::connect(port).await;
                 let mut mine = Vec::new();
+                let mut due = started + offset;
                 while started.elapsed() < run_for {
-                    let sent = epoch.elapsed().as_micros() as u64;
+                    let sent = match interval {
+                        Some(interval) => {
+                            tokio::time::sleep_until(due.into()).await;
+                            let at = (due - epoch).as_micros() as u64;
+                            due += interval;
+                            at
+                        }
+                        None => epoch.elapsed().as_micros() as u64,
+                    };
                     let body = format!("{{\"message\":\"bench@{sent}\"}}");
                     let status = connection.post(&format!("/api/v1/channels/{channel}/posts"), &token, &body).await;
                     assert_eq!(status, 201, "a post was refused");
@@ -236,7 +258,8 @@ fn main() {
         let server_cpu = (cpu_after - cpu_before) as f64 / ticks_per_second / elapsed;
         let per_post = |ticks: u64| ticks as f64 / ticks_per_second * 1000.0 / posts.max(1) as f64;
 
-        println!("entente-server benchmark ({} clients, {} posters, {:.1}s, this machine: {} cores)", options.clients, options.posters, elapsed, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+        let offered = if options.rate > 0 { format!("{} posts/s offered", options.rate) } else { "closed loop".to_string() };
+        println!("entente-server benchmark ({} clients, {} posters, {offered}, {:.1}s, this machine: {} cores)", options.clients, options.posters, elapsed, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         println!("  posts accepted:           {posts} ({:.0} posts/s sustained)", posts as f64 / elapsed);
         println!("  post acknowledged in:     p50 {:.1} ms, p99 {:.1} ms", percentile(&acks, 0.50), percentile(&acks, 0.99));
         println!("  deliveries:               {} of {} expected ({:.0}/s; the last {:.1} s after the last post)", latencies.len(), expected, latencies.len() as f64 / elapsed, drained.as_secs_f64());
