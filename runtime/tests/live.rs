@@ -242,6 +242,52 @@ fn two_server_processes_on_one_database_share_live_events_and_close_sockets_on_s
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A replica keeps the callers it recently checked, yet a change made on
+/// another replica reaches it as soon as that replica hears of it — far
+/// sooner than the cache's own expiry: a deactivated user and a logged-out
+/// session are refused there.
+#[tokio::test]
+async fn a_change_on_one_replica_reaches_the_sessions_another_remembers() {
+    let a = Workspace::new().await;
+    let config = entente_crds::config::RuntimeConfig::load(&a.dir.join("runtime.yaml")).unwrap();
+    let state = entente_runtime::server::prepare(config).await.unwrap();
+    let b = Workspace {
+        router: entente_runtime::server::router(state.clone()),
+        state,
+        dir: a.dir.clone(),
+    };
+    let admin = a.admin().await;
+    let (bob_id, bob) = a.user("bob", "member").await;
+    let (_, carol) = a.user("carol", "member").await;
+    // Each token is checked on B, so B remembers it.
+    for token in [&bob, &carol] {
+        assert_eq!(
+            b.get("/api/v1/users/me", token).await.0,
+            axum::http::StatusCode::OK
+        );
+    }
+    let (status, _) = a
+        .post(
+            &format!("/api/v1/users/{bob_id}/deactivate"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    let (status, _) = a.post("/api/v1/auth/logout", &carol, json!({})).await;
+    assert_eq!(status, axum::http::StatusCode::NO_CONTENT);
+    let started = std::time::Instant::now();
+    for token in [&bob, &carol] {
+        while b.get("/api/v1/users/me", token).await.0 != axum::http::StatusCode::UNAUTHORIZED {
+            assert!(
+                started.elapsed() < entente_runtime::server::sessions::TTL / 5,
+                "B still takes a token A revoked"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// Concurrent posts commit in parallel, yet every replica delivers them in
 /// one order, each once, and a reader that reconnects mid-stream with its
 /// last `seq` continues exactly: eight writers split over two replicas of
@@ -288,7 +334,11 @@ async fn concurrent_writers_on_two_replicas_are_delivered_in_one_order_and_resum
                         json!({"message": format!("w{i} n{n}")}),
                     )
                     .await;
-                assert_eq!(status, axum::http::StatusCode::CREATED, "{post}");
+                assert_eq!(
+                    status,
+                    axum::http::StatusCode::CREATED,
+                    "{post}"
+                );
             }
         }));
     }

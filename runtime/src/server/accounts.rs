@@ -10,8 +10,8 @@ use super::{
     authz::roles::Role,
     db,
     error::{ApiError, ApiResult},
-    events,
     input::{self, Valid},
+    sessions,
     state::AppState,
     throttle::Attempt,
 };
@@ -176,7 +176,7 @@ pub async fn change_password(
     db::users::set_password(&mut *tx, &caller.user_id, &hash).await?;
     let ended =
         db::tokens::revoke_sessions_but(&mut *tx, &caller.user_id, &caller.token_id).await?;
-    events::sessions_revoked(&mut *tx, &caller.user_id).await?;
+    sessions::changed(&state.session_cache, &mut *tx, &caller.user_id).await?;
     audit::record(
         &mut *tx,
         audit::Entry {
@@ -232,7 +232,7 @@ async fn set_active(
     if db::users::set_deactivated(&mut *tx, user_id, !active).await? {
         if !active {
             db::tokens::revoke_all(&mut *tx, user_id).await?;
-            events::sessions_revoked(&mut *tx, user_id).await?;
+            sessions::changed(&state.session_cache, &mut *tx, user_id).await?;
         }
         let (kind, reason) = if active {
             (

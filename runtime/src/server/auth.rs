@@ -129,11 +129,17 @@ impl FromRequestParts<AppState> for Caller {
 /// The caller a bearer token stands for, if it is valid, unexpired, unrevoked
 /// and its user active (a guest whose access ended is not).
 pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
-    let row = db::tokens::find(&state.db, &token_hash(token)).await?;
-    let (token_id, user_id, role, attributes, guest_policy) =
+    let hash = token_hash(token);
+    if let Some(caller) = state.session_cache.get(&hash) {
+        state.token_usage.used(&caller.token_id);
+        return Ok(caller);
+    }
+    let generation = state.session_cache.generation();
+    let row = db::tokens::find(&state.db, &hash).await?;
+    let (token_id, user_id, role, attributes, guest_policy, expires) =
         row.ok_or_else(ApiError::unauthenticated)?;
     state.token_usage.used(&token_id);
-    Ok(Caller {
+    let caller = Caller {
         user_id,
         role: Role::parse(&role).unwrap_or(Role::Guest),
         token_id,
@@ -142,7 +148,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<Caller> {
             _ => Default::default(),
         },
         guest_policy,
-    })
+    };
+    state
+        .session_cache
+        .put(hash, caller.clone(), expires, generation);
+    Ok(caller)
 }
 
 /// A user as the API shows it. Guests are marked as guests.
@@ -382,7 +392,7 @@ impl TokenUsage {
 pub async fn logout(state: &AppState, caller: &Caller) -> ApiResult<()> {
     let mut tx = state.db.begin().await?;
     db::tokens::revoke(&mut *tx, &caller.token_id).await?;
-    super::events::sessions_revoked(&mut *tx, &caller.user_id).await?;
+    super::sessions::changed(&state.session_cache, &mut *tx, &caller.user_id).await?;
     db::commit(tx).await?;
     Ok(())
 }
@@ -393,7 +403,7 @@ pub async fn revoke_token(state: &AppState, caller: &Caller, token_id: &str) -> 
     if !db::tokens::revoke_personal(&mut *tx, token_id, &caller.user_id).await? {
         return Err(ApiError::not_found("token"));
     }
-    super::events::sessions_revoked(&mut *tx, &caller.user_id).await?;
+    super::sessions::changed(&state.session_cache, &mut *tx, &caller.user_id).await?;
     db::commit(tx).await?;
     Ok(())
 }
@@ -606,6 +616,8 @@ pub async fn set_attributes(
     .ok_or_else(|| ApiError::not_found("user"))?;
     let after = serde_json::Value::Object(attributes);
     db::users::set_attributes(&mut *tx, user_id, &after).await?;
+    // What their tokens stand for changed: no replica may keep the old attributes.
+    super::sessions::changed(&state.session_cache, &mut *tx, user_id).await?;
     if before != after {
         audit::record(
             &mut *tx,

@@ -424,7 +424,10 @@ impl Hub {
     /// something new"; the events themselves are read from the table in order,
     /// so a lost notification (a listener reconnect) delays an event by at most
     /// the poll interval and never drops it.
-    pub async fn start(db: PgPool) -> Result<Hub, sqlx::Error> {
+    pub async fn start(
+        db: PgPool,
+        sessions: Arc<super::sessions::Sessions>,
+    ) -> Result<Hub, sqlx::Error> {
         let (sender, _) = broadcast::channel(4096);
         let mut listener = PgListener::connect_with(&db).await?;
         listener
@@ -449,6 +452,7 @@ impl Hub {
                             continue;
                         }
                         Ok(n) if n.channel() == REVOKED_CHANNEL => {
+                            sessions.forget(n.payload());
                             let _ = fanout.send(Fanned::new(Event {
                                 seq: None,
                                 kind: SESSIONS_REVOKED.into(),
@@ -461,6 +465,8 @@ impl Hub {
                         Ok(_) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "event listener lost its connection; catching up by polling");
+                            // Changes to sessions may have gone unheard.
+                            sessions.clear();
                             reachable.send_if_modified(|up| std::mem::replace(up, false));
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }

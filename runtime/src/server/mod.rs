@@ -45,6 +45,7 @@ pub mod passwords;
 pub mod posts;
 pub mod reload;
 pub mod search;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod throttle;
@@ -160,10 +161,11 @@ pub async fn open(config: RuntimeConfig) -> Result<AppState, ServerError> {
     federation::ensure_shared_channels(&db, &config)
         .await
         .map_err(ServerError::SharedChannels)?;
-    let hub = events::Hub::start(db.clone())
+    let sessions = std::sync::Arc::new(sessions::Sessions::default());
+    let hub = events::Hub::start(db.clone(), sessions.clone())
         .await
         .map_err(ServerError::Connect)?;
-    Ok(AppState::new(db, store, config, hub))
+    Ok(AppState::new(db, store, config, hub, sessions))
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.

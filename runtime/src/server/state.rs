@@ -32,6 +32,8 @@ pub struct AppState {
     pub passwords: Arc<super::passwords::Passwords>,
     /// Failed sign-ins, per account and per address.
     pub throttle: Arc<super::throttle::Throttle>,
+    /// Bearer tokens recently checked (forgotten when they change).
+    pub session_cache: Arc<super::sessions::Sessions>,
     /// Local users' new posts, written in groups.
     pub posts: Arc<super::posts::writer::Writer>,
     /// When tokens were last used, written in batches.
@@ -62,6 +64,7 @@ impl AppState {
         store: super::store::ObjectStore,
         config: RuntimeConfig,
         hub: Hub,
+        sessions: Arc<super::sessions::Sessions>,
     ) -> AppState {
         let (shutdown_sender, shutdown) = watch::channel(false);
         let findings = Recorder::start(db.clone());
@@ -86,6 +89,7 @@ impl AppState {
             typing: RateLimit::typing(),
             token_usage: Default::default(),
             posts: Default::default(),
+            session_cache: sessions,
             paused_partners: Default::default(),
             pacers: Default::default(),
         }

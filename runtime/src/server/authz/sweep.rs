@@ -207,7 +207,7 @@ pub async fn expire_guests(state: &AppState) -> Result<(), db::Error> {
         )
         .await?;
         // Last, so the guest's sockets hear they left before they close.
-        crate::server::events::sessions_revoked(&mut *tx, &user_id).await?;
+        crate::server::sessions::changed(&state.session_cache, &mut *tx, &user_id).await?;
         db::commit(tx).await?;
     }
     Ok(())

@@ -31,18 +31,28 @@ pub async fn insert<'e>(db: impl sqlx::PgExecutor<'e>, token: NewToken<'_>) -> R
     Ok(())
 }
 
+/// A live token: its id, its user's id, role, attributes and guest policy,
+/// and when it stops being valid (the earlier of the token's expiry and
+/// the end of a guest's access), if ever.
+pub type Found = (
+    String,
+    String,
+    String,
+    serde_json::Value,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
 /// The token with `hash`, if valid, unexpired, unrevoked and its user may
 /// act; returns the token's id and the user's id, role, attributes and
 /// guest policy. A read: when it was last used is recorded apart
 /// ([`mark_used`]), off the request's path. Not `query!`: the statement
 /// joins the one definition of an active user (`users::active_user!`) with
 /// `concat!`, which `query!` does not take.
-pub async fn find<'e>(
-    db: impl sqlx::PgExecutor<'e>,
-    hash: &[u8],
-) -> Result<Option<(String, String, String, serde_json::Value, Option<String>)>> {
+pub async fn find<'e>(db: impl sqlx::PgExecutor<'e>, hash: &[u8]) -> Result<Option<Found>> {
     Ok(sqlx::query_as(concat!(
-        "SELECT t.id, u.id, u.role, u.attributes, u.guest_policy
+        "SELECT t.id, u.id, u.role, u.attributes, u.guest_policy,
+                LEAST(t.expires_at, u.access_expires_at)
          FROM tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1
            AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
