@@ -334,11 +334,7 @@ async fn concurrent_writers_on_two_replicas_are_delivered_in_one_order_and_resum
                         json!({"message": format!("w{i} n{n}")}),
                     )
                     .await;
-                assert_eq!(
-                    status,
-                    axum::http::StatusCode::CREATED,
-                    "{post}"
-                );
+                assert_eq!(status, axum::http::StatusCode::CREATED, "{post}");
             }
         }));
     }
