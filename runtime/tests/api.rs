@@ -322,6 +322,18 @@ async fn posts_threads_edits_reactions_pins_and_pagination() {
     );
 }
 
+/// The messages of a list of posts, sorted.
+fn sorted_messages(posts: &Value) -> Vec<String> {
+    let mut messages: Vec<String> = posts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap().to_string())
+        .collect();
+    messages.sort();
+    messages
+}
+
 fn counts(channels: &Value, id: &str) -> (i64, i64) {
     let channel = channels
         .as_array()
@@ -379,13 +391,7 @@ async fn posts_made_together_are_committed_together_and_refused_alone() {
         "some were committed together: {groups} groups"
     );
     let (_, page) = ws.get(&format!("{path}?limit=200"), &alice).await;
-    let mut messages: Vec<String> = page["posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["message"].as_str().unwrap().to_string())
-        .collect();
-    messages.sort();
+    let messages = sorted_messages(&page["posts"]);
     let mut expected: Vec<String> = (0..40)
         .filter(|i| !bad(*i))
         .map(|i| format!("post {i}"))
@@ -981,14 +987,7 @@ async fn search_finds_only_what_the_caller_may_read() {
         async move {
             let (status, body) = ws.get(&format!("/api/v1/search?q={q}"), &token).await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            let mut messages: Vec<String> = body
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["message"].as_str().unwrap().to_string())
-                .collect();
-            messages.sort();
-            messages
+            sorted_messages(&body)
         }
     };
     assert_eq!(

@@ -9,8 +9,8 @@ use std::{path::Path, time::Duration};
 
 use axum::http::{Method, StatusCode};
 use common::federation::{
-    carry_by_hand, converge, history, join_shared, pair, pair_tuned, pair_with, post, push_as,
-    Identity,
+    carry_by_hand, converge, event_by, history, join_shared, new_post, pair, pair_tuned, pair_with,
+    partner_user, post, push_as, Identity,
 };
 use serde_json::{json, Value};
 
@@ -191,7 +191,7 @@ async fn shared_channels_converge_both_ways_and_across_a_cut_link() {
 
 #[tokio::test]
 async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused() {
-    use entente_runtime::server::federation::proto::{event::Op, Event, PostCreated, Profile};
+    use entente_runtime::server::federation::proto::Profile;
     let pair = pair("security").await;
     let a_admin = pair.a.admin().await;
     let (alice_id, alice) = pair.a.user("alice", "member").await;
@@ -199,25 +199,10 @@ async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused
     pair.a.channel(&alice, "secret-stuff", "public").await;
     let b_config = pair.b.state.config();
     let to_a = b_config.federation.partners[0].clone();
-    let bob = Profile {
-        id: ulid::Ulid::new().to_string(),
-        username: "bob".into(),
-        display_name: "Bob".into(),
-        origin: "ws-b".into(),
-        guest: false,
-    };
-    let event = |channel: &str, origin: &str, author: &Profile, message: &str| Event {
-        id: ulid::Ulid::new().to_string(),
-        origin: origin.into(),
-        channel: channel.into(),
-        at_micros: chrono::Utc::now().timestamp_micros(),
-        author: Some(author.clone()),
-        op: Some(Op::PostCreated(PostCreated {
-            post_id: ulid::Ulid::new().to_string(),
-            root_id: String::new(),
-            message: message.into(),
-            files: Vec::new(),
-        })),
+    let bob = partner_user("bob", "ws-b");
+    let event = |channel: &str, origin: &str, author: &Profile, message: &str| {
+        let post_id = ulid::Ulid::new().to_string();
+        event_by(origin, channel, author, new_post(&post_id, "", message))
     };
     let mut impostor = bob.clone();
     impostor.id = alice_id.clone();
@@ -342,55 +327,33 @@ async fn partners_touch_only_what_is_shared_and_foreign_certificates_are_refused
 /// applied once, and a post id already taken is refused alone.
 #[tokio::test]
 async fn a_batch_lands_as_if_applied_event_by_event() {
-    use entente_runtime::server::federation::proto::{
-        event::Op, Event, Membership, PostCreated, PostEdited, Profile, Reaction,
-    };
+    use entente_runtime::server::federation::proto::{event::Op, Membership, PostEdited, Reaction};
     let pair = pair("batch").await;
     let (_, alice) = pair.a.user("alice", "member").await;
     let a_joint = join_shared(&pair.a, &alice, "joint").await;
     let b_config = pair.b.state.config();
     let to_a = b_config.federation.partners[0].clone();
-    let bob = Profile {
-        id: ulid::Ulid::new().to_string(),
-        username: "bob".into(),
-        display_name: "Bob".into(),
-        origin: "ws-b".into(),
-        guest: false,
-    };
-    let event = |op: Op| Event {
-        id: ulid::Ulid::new().to_string(),
-        origin: "ws-b".into(),
-        channel: "joint-ops".into(),
-        at_micros: chrono::Utc::now().timestamp_micros(),
-        author: Some(bob.clone()),
-        op: Some(op),
-    };
-    let new_post = |id: &str, root: &str, message: &str| {
-        event(Op::PostCreated(PostCreated {
-            post_id: id.into(),
-            root_id: root.into(),
-            message: message.into(),
-            files: Vec::new(),
-        }))
-    };
+    let bob = partner_user("bob", "ws-b");
+    let event = |op: Op| event_by("ws-b", "joint-ops", &bob, op);
+    let posted = |id: &str, root: &str, message: &str| event(new_post(id, root, message));
     let (first, reply, again) = (
         ulid::Ulid::new().to_string(),
         ulid::Ulid::new().to_string(),
         ulid::Ulid::new().to_string(),
     );
-    let created = new_post(&first, "", "first");
+    let created = posted(&first, "", "first");
     let ack = push_as(
         &b_config,
         &to_a,
         vec![
             created.clone(),
-            new_post(&reply, &first, "a reply in the same batch"),
+            posted(&reply, &first, "a reply in the same batch"),
             event(Op::MemberLeft(Membership {
                 member: Some(bob.clone()),
             })),
-            new_post(&again, "", "back again"),
+            posted(&again, "", "back again"),
             created,
-            new_post(&first, "", "a second post with the first one's id"),
+            posted(&first, "", "a second post with the first one's id"),
             event(Op::PostEdited(PostEdited {
                 post_id: first.clone(),
                 message: "first, edited".into(),

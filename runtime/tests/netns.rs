@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::federation::{carry_by_hand, push_as, Identity};
+use common::federation::{carry_by_hand, event_by, new_post, partner_user, push_as, Identity};
 use entente_e2e::{Postgres, S3Server};
 use serde_json::{json, Value};
 
@@ -778,33 +778,15 @@ async fn two_server_processes_converge_across_a_cut_veth_and_a_killed_receiver()
     //    has applied of B's stream past B's real outbox)'s listener: a foreign CA is refused before
     //    any gRPC, and a valid partner forging an origin or writing into an
     //    unshared channel is refused and audited.
-    use entente_runtime::server::federation::proto::{event::Op, Event, PostCreated, Profile};
     let mut b_config = entente_crds::config::RuntimeConfig::load(Path::new(&config_b)).unwrap();
     let mut to_a = b_config.federation.partners[0].clone();
     to_a.endpoint = format!("https://{MGMT_A}:{FED_PORT}");
-    let bob_profile = Profile {
-        id: ulid::Ulid::new().to_string(),
-        username: "bob".into(),
-        display_name: "Bob".into(),
-        origin: "ws-b".into(),
-        guest: false,
-    };
+    let bob_profile = partner_user("bob", "ws-b");
     let event = |channel: &str, origin: &str, message: &str| {
         let mut author = bob_profile.clone();
         author.origin = origin.into();
-        Event {
-            id: ulid::Ulid::new().to_string(),
-            origin: origin.into(),
-            channel: channel.into(),
-            at_micros: chrono::Utc::now().timestamp_micros(),
-            author: Some(author),
-            op: Some(Op::PostCreated(PostCreated {
-                post_id: ulid::Ulid::new().to_string(),
-                root_id: String::new(),
-                message: message.into(),
-                files: Vec::new(),
-            })),
-        }
+        let post_id = ulid::Ulid::new().to_string();
+        event_by(origin, channel, &author, new_post(&post_id, "", message))
     };
     let ack = push_as(
         &b_config,

@@ -16,6 +16,8 @@ use entente_crds::render::certs::{ensure, Wanted};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 
+use entente_runtime::server::federation::proto::{event::Op, Event, PostCreated, Profile};
+
 use super::Workspace;
 
 /// A TCP link between two hosts that can be cut: while it is down, bytes
@@ -395,6 +397,39 @@ pub async fn post(ws: &Workspace, token: &str, channel: &str, body: Value) -> Va
         .await;
     assert_eq!(status, StatusCode::CREATED, "{post}");
     post
+}
+
+/// A user of workspace `origin`, as a partner's events name them.
+pub fn partner_user(username: &str, origin: &str) -> Profile {
+    Profile {
+        id: ulid::Ulid::new().to_string(),
+        username: username.into(),
+        display_name: username.into(),
+        origin: origin.into(),
+        guest: false,
+    }
+}
+
+/// A new event of `origin` in `channel` by `author`, now.
+pub fn event_by(origin: &str, channel: &str, author: &Profile, op: Op) -> Event {
+    Event {
+        id: ulid::Ulid::new().to_string(),
+        origin: origin.into(),
+        channel: channel.into(),
+        at_micros: chrono::Utc::now().timestamp_micros(),
+        author: Some(author.clone()),
+        op: Some(op),
+    }
+}
+
+/// A new post (a reply when `root_id` is not empty), as an event's change.
+pub fn new_post(post_id: &str, root_id: &str, message: &str) -> Op {
+    Op::PostCreated(PostCreated {
+        post_id: post_id.into(),
+        root_id: root_id.into(),
+        message: message.into(),
+        files: Vec::new(),
+    })
 }
 
 /// Pushes `events` to A as whoever `config` makes us; returns the ack.
