@@ -45,6 +45,11 @@ fn entente(args: &[&str]) -> Command {
 
 /// `entente up --data-dir DATA --port PORT EXTRA… examples/edge-ddil`.
 fn up_command(data: &Path, port: u16, extra: &[&str]) -> Command {
+    up_command_for(data, port, extra, &example())
+}
+
+/// `entente up --data-dir DATA --port PORT EXTRA… MANIFESTS`.
+fn up_command_for(data: &Path, port: u16, extra: &[&str], manifests: &Path) -> Command {
     let mut command = entente(&[
         "up",
         "--data-dir",
@@ -52,14 +57,18 @@ fn up_command(data: &Path, port: u16, extra: &[&str]) -> Command {
         "--port",
         &port.to_string(),
     ]);
-    command.args(extra).arg(example());
+    command.args(extra).arg(manifests);
     command
 }
 
 fn up(data: &Path, port: u16) -> KillOnDrop {
-    let child = up_command(data, port, &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    up_for(data, port, &example())
+}
+
+fn up_for(data: &Path, port: u16, manifests: &Path) -> KillOnDrop {
+    let child = up_command_for(data, port, &[], manifests)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     KillOnDrop(child)
@@ -86,8 +95,17 @@ fn interrupt(mut process: KillOnDrop, port: u16) {
 }
 
 fn login(port: u16, data: &Path) -> String {
-    let password =
-        std::fs::read_to_string(data.join("workspaces/fob-north/secrets/admin/password")).unwrap();
+    login_to(port, data, "fob-north")
+}
+
+/// The admin's token on the server of Workspace `workspace`.
+fn login_to(port: u16, data: &Path, workspace: &str) -> String {
+    let password = std::fs::read_to_string(
+        data.join("workspaces")
+            .join(workspace)
+            .join("secrets/admin/password"),
+    )
+    .unwrap();
     let (status, body) = http(
         port,
         "POST",
@@ -187,10 +205,10 @@ fn check_prints_the_plan_and_starts_nothing() {
         )),
         "{stdout}"
     );
+    // The partner link to headquarters waits for HQ's CA bundle, and says where it goes.
     assert!(
-        stdout.contains(
-            "PartnerConnection \"fob-north-to-hq\": federation between workspaces is not built yet"
-        ),
+        stdout.contains("partner   \"fob-north\" -> hq: not linked: put hq's CA bundle")
+            && stdout.contains("secrets/hq-federation-ca/ca.crt"),
         "{stdout}"
     );
     assert!(stdout.contains("nothing was started"), "{stdout}");
@@ -358,4 +376,200 @@ fn a_data_directory_postgresql_cannot_reach_is_named() {
         stderr.contains(&format!("because {} is closed to it", closed.display())),
         "{stderr}"
     );
+}
+
+/// The id of channel `name` on the server at `port`, which the admin joins.
+fn join(port: u16, token: &str, name: &str) -> String {
+    let (status, channels) = http(port, "GET", "/api/v1/channels", Some(token), None).unwrap();
+    assert_eq!(status, 200, "{channels}");
+    let id = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no channel {name:?} in {channels}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/api/v1/channels/{id}/join"),
+        Some(token),
+        Some(json!({})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+/// The messages of `channel` on the server at `port`, oldest first.
+fn messages(port: u16, token: &str, channel: &str) -> Vec<String> {
+    let (status, page) = http(
+        port,
+        "GET",
+        &format!("/api/v1/channels/{channel}/posts?limit=200"),
+        Some(token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{page}");
+    let mut messages: Vec<String> = page["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap().to_string())
+        .collect();
+    messages.reverse();
+    messages
+}
+
+/// Waits until `channel` on the server at `port` holds `expected`, in order.
+fn until_messages(port: u16, token: &str, channel: &str, expected: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = messages(port, token, channel);
+        if now == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {expected:?}, have {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn say(port: u16, token: &str, channel: &str, message: &str, root: Option<&str>) -> String {
+    let (status, post) = http(
+        port,
+        "POST",
+        &format!("/api/v1/channels/{channel}/posts"),
+        Some(token),
+        Some(json!({"message": message, "rootId": root})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{post}");
+    post["id"].as_str().unwrap().to_string()
+}
+
+/// Two sites on one machine, as the README shows them: the example's two
+/// manifests, each site under its own `entente up` with its own data
+/// directory and ports. On first start each says where its partner's CA
+/// bundle goes; once each has the other's, posts and replies cross both
+/// ways, and a site that was stopped catches up when it runs again, every
+/// post once, in order.
+#[test]
+fn two_sites_federate_and_one_that_was_stopped_catches_up() {
+    let examples = example().join("../two-sites");
+    let manifests = tempfile::tempdir().unwrap();
+    let (a_data, b_data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a_port, b_port) = (base_port(), base_port());
+    // The example's manifests, with this run's ports for each other's
+    // federation listener (HTTP port + 2).
+    for (site, theirs, port) in [("alpha", 18202, b_port + 2), ("bravo", 18082, a_port + 2)] {
+        let text = std::fs::read_to_string(examples.join(format!("{site}.yaml"))).unwrap();
+        let text = text.replace(&format!("127.0.0.1:{theirs}"), &format!("127.0.0.1:{port}"));
+        std::fs::write(manifests.path().join(format!("{site}.yaml")), text).unwrap();
+    }
+    let alpha = manifests.path().join("alpha.yaml");
+    let bravo = manifests.path().join("bravo.yaml");
+
+    // First start: each writes its federation CA; neither trusts the other yet.
+    let a = up_for(a_data.path(), a_port, &alpha);
+    let b = up_for(b_data.path(), b_port, &bravo);
+    wait_ready(a_port);
+    wait_ready(b_port);
+    let check = |data: &Path, port: u16, manifests: &Path| {
+        let output = up_command_for(data, port, &["--check"], manifests)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    interrupt(a, a_port);
+    interrupt(b, b_port);
+    let plan = check(a_data.path(), a_port, &alpha);
+    let wanted = a_data
+        .path()
+        .join("workspaces/alpha/secrets/bravo-federation-ca/ca.crt");
+    assert!(
+        plan.contains("not linked: put bravo's CA bundle")
+            && plan.contains(&wanted.display().to_string()),
+        "{plan}"
+    );
+    // Each site's admin hands the other its CA bundle, at the path named.
+    for (from, to, file) in [
+        (&b_data, &wanted, "workspaces/bravo/federation-ca/ca.crt"),
+        (
+            &a_data,
+            &b_data
+                .path()
+                .join("workspaces/bravo/secrets/alpha-federation-ca/ca.crt"),
+            "workspaces/alpha/federation-ca/ca.crt",
+        ),
+    ] {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from.path().join(file), to).unwrap();
+    }
+    assert!(check(a_data.path(), a_port, &alpha).contains("-> bravo at https://127.0.0.1:"));
+
+    let a = up_for(a_data.path(), a_port, &alpha);
+    let b = up_for(b_data.path(), b_port, &bravo);
+    wait_ready(a_port);
+    wait_ready(b_port);
+    let (a_token, b_token) = (
+        login_to(a_port, a_data.path(), "alpha"),
+        login_to(b_port, b_data.path(), "bravo"),
+    );
+    let a_joint = join(a_port, &a_token, "joint");
+    let b_joint = join(b_port, &b_token, "joint");
+    let first = say(a_port, &a_token, &a_joint, "hello from alpha", None);
+    until_messages(b_port, &b_token, &b_joint, &["hello from alpha"]);
+    // A reply on bravo joins the same thread on alpha (a post keeps its id).
+    say(b_port, &b_token, &b_joint, "copy that, bravo", Some(&first));
+    until_messages(
+        a_port,
+        &a_token,
+        &a_joint,
+        &["hello from alpha", "copy that, bravo"],
+    );
+    let (status, thread) = http(
+        a_port,
+        "GET",
+        &format!("/api/v1/posts/{first}/thread"),
+        Some(&a_token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{thread}");
+    assert_eq!(thread.as_array().unwrap().len(), 2, "{thread}");
+
+    // Bravo is stopped; alpha keeps posting; bravo runs again and catches up.
+    interrupt(b, b_port);
+    for n in 1..=3 {
+        say(
+            a_port,
+            &a_token,
+            &a_joint,
+            &format!("while bravo was down {n}"),
+            None,
+        );
+    }
+    let b = up_for(b_data.path(), b_port, &bravo);
+    wait_ready(b_port);
+    let b_token = login_to(b_port, b_data.path(), "bravo");
+    until_messages(
+        b_port,
+        &b_token,
+        &b_joint,
+        &[
+            "hello from alpha",
+            "copy that, bravo",
+            "while bravo was down 1",
+            "while bravo was down 2",
+            "while bravo was down 3",
+        ],
+    );
+    interrupt(a, a_port);
+    interrupt(b, b_port);
 }

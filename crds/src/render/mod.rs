@@ -155,11 +155,11 @@ pub fn federation_identity(workspace: &Workspace) -> String {
         .federation
         .identity
         .clone()
-        .unwrap_or_else(|| {
-            format!(
-                "{}.{}.entente.local",
-                workspace.name_any(),
-                workspace.namespace().unwrap_or_default()
-            )
+        .unwrap_or_else(|| match workspace.namespace() {
+            Some(namespace) if !namespace.is_empty() => {
+                format!("{}.{namespace}.entente.local", workspace.name_any())
+            }
+            // `entente up` has no namespaces.
+            _ => format!("{}.entente.local", workspace.name_any()),
         })
 }

@@ -12,6 +12,7 @@
 mod database;
 mod files;
 mod objects;
+mod partners;
 pub mod plan;
 mod servers;
 
@@ -143,6 +144,7 @@ pub fn describe(plan: &Plan) -> String {
                 .map_or("off".into(), |m| format!("http://{m}/metrics")),
             local.dir.display()
         ));
+        out.push_str(&describe_federation(local, plan));
     }
     out.push_str(&match &plan.objects {
         plan::Objects::Local { .. } => {
@@ -152,6 +154,39 @@ pub fn describe(plan: &Plan) -> String {
     });
     for note in &plan.not_run {
         out.push_str(&format!("not run   {note}\n"));
+    }
+    out
+}
+
+/// What a partner's admin needs to link to `local` (its identity, endpoint
+/// and CA bundle), and what became of each of its PartnerConnections.
+fn describe_federation(local: &plan::LocalWorkspace, plan: &Plan) -> String {
+    let mut out = format!(
+        "federation {:?}: identity {}, endpoint https://{}, CA bundle for partners {}\n",
+        local.name(),
+        entente_crds::render::federation_identity(&local.workspace),
+        local.placement.listen.federation,
+        local.federation_ca().display()
+    );
+    let own_id = entente_crds::render::runtime_config::build(&local.workspace, &local.placement)
+        .map(|config| config.workspace.id)
+        .unwrap_or_default();
+    let secrets = partners::secrets(local, &plan.partners);
+    for link in partners::links(local, &own_id, &plan.partners, &secrets) {
+        out.push_str(&match link.shared {
+            Ok(channels) => format!(
+                "partner   {:?} -> {} at {}: sharing {}\n",
+                local.name(),
+                link.partner,
+                link.endpoint,
+                channels.join(", ")
+            ),
+            Err(why) => format!(
+                "partner   {:?} -> {}: not linked: {why}\n",
+                local.name(),
+                link.partner
+            ),
+        });
     }
     out
 }

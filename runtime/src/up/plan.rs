@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use entente_crds::config::Listen;
 use entente_crds::render::{paths, policies::access_problem, Placement};
-use entente_crds::{validate::Resource, AccessPolicy, GuestPolicy, Workspace};
+use entente_crds::{validate::Resource, AccessPolicy, GuestPolicy, PartnerConnection, Workspace};
 
 /// One workspace server to run.
 #[derive(Clone, Debug)]
@@ -63,6 +63,18 @@ impl LocalWorkspace {
     pub fn database(&self) -> String {
         format!("entente_{}", self.name().replace('-', "_"))
     }
+
+    /// Where `up` reads key `key` of the Secret `secret` a manifest names
+    /// (a partner's CA bundle): `secrets/<secret>/<key>`, as a Secret
+    /// mounted in a pod would be.
+    pub fn secret_file(&self, secret: &str, key: &str) -> PathBuf {
+        self.placement.secrets_dir.join(secret).join(key)
+    }
+
+    /// This workspace's federation CA: what its partners trust.
+    pub fn federation_ca(&self) -> PathBuf {
+        self.dir.join("federation-ca").join("ca.crt")
+    }
 }
 
 /// Where file contents go.
@@ -95,6 +107,10 @@ pub struct Plan {
     /// Rendered into the config of the Workspace each names, as the operator does.
     pub guest_policies: Vec<GuestPolicy>,
     pub access_policies: Vec<AccessPolicy>,
+    /// Rendered into the config of the Workspace each names, as the
+    /// operator does; each partner's CA bundle is read from
+    /// [`LocalWorkspace::secret_file`].
+    pub partners: Vec<PartnerConnection>,
 }
 
 /// Ports: workspace `i` serves HTTP on `base + 3i`, admin on `+1`,
@@ -124,15 +140,17 @@ pub fn plan(
     };
     let mut guest_policies = Vec::new();
     let mut access_policies = Vec::new();
+    let mut partners = Vec::new();
     for resource in resources {
         match resource {
             Resource::GuestPolicy(policy) => guest_policies.push((**policy).clone()),
             Resource::AccessPolicy(policy) => access_policies.push((**policy).clone()),
+            Resource::PartnerConnection(partner) => partners.push((**partner).clone()),
             _ => {}
         }
         if matches!(
             resource,
-            Resource::GuestPolicy(_) | Resource::AccessPolicy(_)
+            Resource::GuestPolicy(_) | Resource::AccessPolicy(_) | Resource::PartnerConnection(_)
         ) {
             continue;
         }
@@ -212,6 +230,13 @@ pub fn plan(
             &policy.spec.workspace_ref,
         )?;
     }
+    for partner in &partners {
+        named(
+            "PartnerConnection",
+            partner.metadata.name.as_ref(),
+            &partner.spec.workspace_ref,
+        )?;
+    }
     for policy in &access_policies {
         let workspace = named(
             "AccessPolicy",
@@ -232,14 +257,16 @@ pub fn plan(
         data_dir: data_dir.to_path_buf(),
         guest_policies,
         access_policies,
+        partners,
     })
 }
 
 /// Why a kind is not run locally yet.
 fn why_not(kind: &str) -> &'static str {
     match kind {
-        "PartnerConnection" => "federation between workspaces is not built yet; not run",
-        "CallsCluster" => "the SFU is not built yet; not run",
+        "CallsCluster" => {
+            "`entente up` does not start the SFU yet (it exists: `entente-sfu`, run under the operator); not run"
+        }
         "LanguageModel" => "model servers are not run by `entente up`; not run",
         "Bridge" => "bridges are not built yet; not run",
         "LegalHold" => "legal holds are not built yet; not applied",

@@ -93,14 +93,23 @@ pub(crate) async fn start_servers(
                 spec.object_storage.bucket
             ))
         })?;
-        // Rendered as the operator renders it. Partners and calls are not
-        // run by `entente up` yet (the plan says so), so none are attached.
+        // Rendered as the operator renders it, partners' CA bundles read
+        // from their files. Calls are not run by `entente up` yet (the plan
+        // says so), so none are attached.
+        let secrets = super::partners::secrets(local, &plan.partners);
+        let secret = |name: &str| {
+            secrets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name))
+        };
         let rendered = render::render(
             &local.workspace,
             &local.placement,
             Attached {
                 guest_policies: &plan.guest_policies,
                 access_policies: &plan.access_policies,
+                partners: &plan.partners,
+                secret: &secret,
                 ..Attached::none()
             },
         )
