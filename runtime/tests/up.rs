@@ -184,6 +184,37 @@ fn a_message_posted_survives_stopping_and_starting_again() {
         .collect();
     assert_eq!(messages, ["all quiet at the ford"]);
     interrupt(second, port);
+    // Each run appends to the logs: what an earlier run wrote is kept.
+    for log in ["workspaces/fob-north/server.log", "postgres/postgres.log"] {
+        let text = std::fs::read_to_string(data.path().join(log)).unwrap();
+        assert_eq!(
+            text.matches("--- entente up started this at").count(),
+            2,
+            "{log}: {text}"
+        );
+    }
+}
+
+/// A Workspace whose files must be locked is refused before anything
+/// starts when the store `entente up` serves cannot lock them, naming the
+/// field, instead of failing half-way with the store's error.
+#[test]
+fn object_lock_without_a_store_that_has_it_is_refused_naming_the_field() {
+    let data = tempfile::tempdir().unwrap();
+    let output = up_command_for(
+        data.path(),
+        base_port(),
+        &["--check"],
+        &example().join("../mission-partner"),
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("spec.objectStorage.objectLock is set") && stderr.contains("--s3-endpoint"),
+        "{stderr}"
+    );
 }
 
 #[test]

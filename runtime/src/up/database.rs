@@ -67,7 +67,7 @@ impl Database {
         cluster.hand_over(&socket_dir).map_err(|e| UpError(e.0))?;
         wait_for_previous_server(&cluster.data).await?;
         let log_path = root.join("postgres.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| io(&log_path, e))?;
+        let log = super::files::open_log(&log_path)?;
         let mut command = cluster.server(SOCKET_PORT, false, &socket_dir, true);
         command
             .stdin(Stdio::null())

@@ -37,3 +37,31 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), UpError>
         .map_err(fail)?;
     file.write_all(contents).map_err(fail)
 }
+
+/// A log past this size is moved aside (to `NAME.1`, replacing the one
+/// there) when a run starts.
+const LOG_ROTATE_BYTES: u64 = 64 << 20;
+
+/// The log at `path`, opened to append — what earlier runs wrote (the
+/// reason one crashed) is kept — after a line marking this run's start; a
+/// log past [`LOG_ROTATE_BYTES`] is moved aside first.
+pub(crate) fn open_log(path: &Path) -> Result<std::fs::File, UpError> {
+    let fail = |e: std::io::Error| UpError(format!("{}: {e}", path.display()));
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".1");
+        std::fs::rename(path, aside).map_err(fail)?;
+    }
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(fail)?;
+    writeln!(
+        log,
+        "--- entente up started this at {} ---",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+    .map_err(fail)?;
+    Ok(log)
+}

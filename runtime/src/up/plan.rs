@@ -201,6 +201,11 @@ pub fn plan(
             spec.object_storage.force_path_style = true;
         }
         spec.object_storage.ca_secret = None;
+        if spec.object_storage.object_lock && matches!(objects, Objects::Local { .. }) {
+            return Err(format!(
+                "Workspace {name:?}: spec.objectStorage.objectLock is set, and the object store `entente up` serves has no versioning or Object Lock; give --s3-endpoint a store that has them, or set objectLock: false for this site"
+            ));
+        }
         let provided = Provided::of(&workspace);
         workspaces.push(LocalWorkspace {
             workspace,

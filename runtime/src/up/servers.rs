@@ -120,8 +120,7 @@ pub(crate) async fn start_servers(
         write_private(&local.config_file(), rendered.config.to_yaml().as_bytes())?;
 
         let log_path = local.dir.join("server.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| UpError(format!("{}: {e}", log_path.display())))?;
+        let log = super::files::open_log(&log_path)?;
         let mut command = Command::new(server);
         die_with_parent(&mut command, libc::SIGTERM);
         let child = command
