@@ -2,10 +2,66 @@
 //! `spec.features.calls` names, its SFU nodes' signalling URLs, and the
 //! join-token key as a file beside the config.
 
+use kube::ResourceExt;
+
 use crate::{
-    config::{CallsConfig, RuntimeConfig, SecretSource},
+    config::{
+        CallsConfig, IceServerConfig, MediaConfig, RuntimeConfig, SecretSource, SfuConfig,
+        UdpPorts, MEDIA_CONFIG_VERSION,
+    },
     CallsCluster, Workspace,
 };
+
+/// The MediaConfig of one SFU node of `cc`, signalling on `listen`, reading
+/// the join-token key from `key_file`. Its UDP and TCP ports are the spec's,
+/// moved up by `port_offset`: a pod of its own has 0, and `entente up`,
+/// which runs every node on one machine, gives node `i` the offset `i`.
+pub fn media_config(
+    cc: &CallsCluster,
+    key_file: std::path::PathBuf,
+    listen: std::net::SocketAddr,
+    port_offset: u16,
+) -> MediaConfig {
+    let sfu = &cc.spec.sfu;
+    let udp = match &sfu.udp_port_range {
+        Some(range) => UdpPorts::Range {
+            min: range.min as u16,
+            max: range.max as u16,
+        },
+        None => UdpPorts::Mux(
+            sfu.udp_port
+                .unwrap_or(crate::calls_cluster::DEFAULT_MEDIA_PORT) as u16
+                + port_offset,
+        ),
+    };
+    MediaConfig {
+        version: MEDIA_CONFIG_VERSION,
+        cluster: cc.name_any(),
+        join_token_key: SecretSource::File(key_file),
+        sfu: Some(SfuConfig {
+            listen,
+            udp,
+            // The TCP fallback: TURN over TCP on the node, relaying to its UDP port.
+            tcp_port: sfu
+                .tcp_fallback
+                .then_some(sfu.tcp_port as u16 + port_offset),
+            advertised_addresses: sfu.advertised_addresses.clone(),
+            // STUN only: TURN credentials would need their Secrets mounted (not built yet).
+            ice_servers: sfu
+                .ice_servers
+                .iter()
+                .filter(|s| s.username.is_none())
+                .map(|s| IceServerConfig {
+                    urls: s.urls.clone(),
+                    username: None,
+                    credential: None,
+                })
+                .collect(),
+            max_participants_per_room: sfu.max_participants_per_room.max(2) as u32,
+        }),
+        offloader: None,
+    }
+}
 
 /// The key's file name, beside `runtime.yaml` in a workspace's runtime Secret.
 pub const KEY_FILE: &str = "calls-join-token.key";
