@@ -604,3 +604,159 @@ fn two_sites_federate_and_one_that_was_stopped_catches_up() {
     interrupt(a, a_port);
     interrupt(b, b_port);
 }
+
+/// A CallsCluster in the manifests: `entente up` starts its SFU node with
+/// the MediaConfig the operator would render and a join-token key made once,
+/// and points the workspace at it; two real WebRTC peers (aiortc) joining
+/// with the server's tickets hear each other through it.
+#[test]
+fn a_calls_cluster_runs_and_two_people_hear_each_other() {
+    let data = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let edge = std::fs::read_to_string(example().join("edge.yaml")).unwrap();
+    let edge = edge.replacen(
+        "  limits:\n",
+        "  features:\n    calls:\n      callsClusterRef: fob-calls\n  limits:\n",
+        1,
+    );
+    assert!(
+        edge.contains("callsClusterRef"),
+        "the example's Workspace moved"
+    );
+    std::fs::write(
+        manifests.path().join("edge.yaml"),
+        format!(
+            "{edge}---\napiVersion: entente.dev/v1alpha1\nkind: CallsCluster\nmetadata:\n  name: fob-calls\nspec:\n  sfu:\n    replicas: 1\n    udpPort: {udp}\n    tcpFallback: false\n"
+        ),
+    )
+    .unwrap();
+    let plan = up_command_for(data.path(), port, &["--check"], manifests.path())
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    let signalling = port + 200;
+    assert!(
+        plan.contains(&format!(
+            "calls     \"fob-calls\": 1 SFU node(s) signalling on http://127.0.0.1:{signalling}"
+        )),
+        "{plan}"
+    );
+    let running = up_for(data.path(), port, manifests.path());
+    wait_ready(port);
+    let key = data.path().join("calls/fob-calls/join-token.key");
+    let made = std::fs::read(&key).unwrap();
+    assert!(made.len() >= 48, "a long key");
+
+    let admin = login(port, data.path());
+    let channel = {
+        let (status, body) = http(
+            port,
+            "POST",
+            "/api/v1/channels",
+            Some(&admin),
+            Some(json!({"name": "net-call", "kind": "public"})),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    };
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"username": "bravo6", "password": "a long enough password", "role": "member"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "bravo6", "password": "a long enough password"})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let other = body["token"].as_str().unwrap().to_string();
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/api/v1/channels/{channel}/join"),
+        Some(&other),
+        Some(json!({})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let tickets: Vec<serde_json::Value> = [&admin, &other]
+        .iter()
+        .map(|token| {
+            let (status, ticket) = http(
+                port,
+                "POST",
+                &format!("/api/v1/channels/{channel}/call"),
+                Some(token),
+                Some(json!({})),
+            )
+            .unwrap();
+            assert_eq!(status, 200, "{ticket}");
+            assert!(
+                ticket["url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("ws://127.0.0.1:{signalling}/calls/")),
+                "{ticket}"
+            );
+            ticket
+        })
+        .collect();
+    let script = example().join("../../media/tests/peer.py");
+    let peers: Vec<Child> = tickets
+        .iter()
+        .zip([440, 660])
+        .map(|(ticket, freq)| {
+            Command::new(entente_e2e::python())
+                .arg(&script)
+                .args(["--url", ticket["url"].as_str().unwrap()])
+                .args(["--token", ticket["token"].as_str().unwrap()])
+                .args(["--freq", &freq.to_string(), "--seconds", "6"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let reports: Vec<serde_json::Value> = peers
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+            assert!(
+                output.status.success(),
+                "peer: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+        })
+        .collect();
+    for (report, heard) in reports.iter().zip([660.0, 440.0]) {
+        assert!(report["joined"].as_bool().unwrap(), "{report}");
+        let freq = report["tracks"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|t| t["kind"] == "audio")
+            .and_then(|t| t["freq"].as_f64())
+            .unwrap_or_else(|| panic!("heard nothing: {report}"));
+        assert!((freq - heard).abs() < 15.0, "heard {freq} Hz: {report}");
+    }
+    interrupt(running, port);
+    assert!(free(signalling), "the SFU stopped with it");
+    assert_eq!(std::fs::read(&key).unwrap(), made, "the key is kept");
+}

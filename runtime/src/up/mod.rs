@@ -19,7 +19,6 @@ mod servers;
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
-    process::Child,
     time::Duration,
 };
 
@@ -29,7 +28,7 @@ use entente_crds::validate::Resource;
 use self::{
     database::Database,
     plan::Plan,
-    servers::{server_binary, start_servers, stop_child},
+    servers::{server_binary, sfu_binary, start_servers, start_sfus, stop_child, Running},
 };
 
 pub use entente_crds::render::Placement;
@@ -146,6 +145,14 @@ pub fn describe(plan: &Plan) -> String {
         ));
         out.push_str(&describe_federation(local, plan));
     }
+    for calls in &plan.calls {
+        out.push_str(&format!(
+            "calls     {:?}: {} SFU node(s) signalling on {}\n",
+            calls.name(),
+            calls.nodes.len(),
+            calls.urls().join(", ")
+        ));
+    }
     out.push_str(&match &plan.objects {
         plan::Objects::Local { .. } => {
             format!("objects   local S3 endpoint {}\n", plan.objects.endpoint())
@@ -218,6 +225,35 @@ fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> 
             })?;
         }
     }
+    for calls in &plan.calls {
+        for (i, listen) in calls.nodes.iter().enumerate() {
+            std::net::TcpListener::bind(listen).map_err(|e| {
+                UpError(format!(
+                    "port {} (SFU node {i} of CallsCluster {:?}) is not free: {e}; choose other ports with --port",
+                    listen.port(),
+                    calls.name()
+                ))
+            })?;
+            let media = entente_crds::render::calls::media_config(
+                &calls.cluster,
+                calls.key_file(),
+                *listen,
+                i as u16,
+            );
+            if let Some(entente_crds::config::SfuConfig {
+                udp: entente_crds::config::UdpPorts::Mux(udp),
+                ..
+            }) = media.sfu
+            {
+                std::net::UdpSocket::bind(("0.0.0.0", udp)).map_err(|e| {
+                    UpError(format!(
+                        "UDP port {udp} (media of SFU node {i} of CallsCluster {:?}) is not free: {e}; set spec.sfu.udpPort (node i takes it + i)",
+                        calls.name()
+                    ))
+                })?;
+            }
+        }
+    }
     let plan::Objects::Local { port } = plan.objects else {
         return Ok(None);
     };
@@ -246,6 +282,11 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
     // Preflight: nothing starts unless everything can.
     let s3_listener = check_ports(&plan)?;
     let server = server_binary()?;
+    let sfu = if plan.calls.is_empty() {
+        None
+    } else {
+        Some(sfu_binary()?)
+    };
     Database::preflight()?;
     let data_dir = plan.data_dir.clone();
     for local in &plan.workspaces {
@@ -268,11 +309,19 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
         None => objects::from_environment()?,
     };
     let mut database = Database::start(&data_dir).await?;
-    let mut servers: Vec<(String, Child)> = Vec::new();
-    let started = start_servers(&plan, &server, &database, &credentials, &mut servers).await;
+    // The SFUs first: the servers' configs point at them.
+    let mut running: Vec<Running> = Vec::new();
+    let started = match &sfu {
+        Some(sfu) => start_sfus(&plan, sfu, &mut running).await,
+        None => Ok(()),
+    };
+    let started = match started {
+        Ok(()) => start_servers(&plan, &server, &database, &credentials, &mut running).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = started {
-        for (_, child) in &mut servers {
-            stop_child(child, libc::SIGTERM);
+        for process in running.iter_mut().rev() {
+            stop_child(&mut process.child, libc::SIGTERM);
         }
         database.stop();
         return Err(e);
@@ -299,18 +348,20 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
             _ = interrupt.recv() => break,
             _ = term.recv() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                if let Some((name, status)) = servers.iter_mut().find_map(|(name, child)| {
-                    child.try_wait().ok().flatten().map(|s| (name.clone(), s))
+                if let Some(message) = running.iter_mut().find_map(|process| {
+                    let status = process.child.try_wait().ok().flatten()?;
+                    Some(format!("{} exited ({status}); see {}", process.what, process.log.display()))
                 }) {
-                    exited = Some(format!("the server of Workspace {name:?} exited ({status}); see its server.log"));
+                    exited = Some(message);
                     break;
                 }
             }
         }
     }
     println!("stopping");
-    for (_, child) in &mut servers {
-        stop_child(child, libc::SIGTERM);
+    // The servers before the SFUs they point at.
+    for process in running.iter_mut().rev() {
+        stop_child(&mut process.child, libc::SIGTERM);
     }
     database.stop();
     match exited {

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use entente_crds::config::Listen;
 use entente_crds::render::{paths, policies::access_problem, Placement};
-use entente_crds::{validate::Resource, AccessPolicy, GuestPolicy, PartnerConnection, Workspace};
+use entente_crds::{
+    validate::Resource, AccessPolicy, CallsCluster, GuestPolicy, PartnerConnection, Workspace,
+};
 
 /// One workspace server to run.
 #[derive(Clone, Debug)]
@@ -77,6 +79,36 @@ impl LocalWorkspace {
     }
 }
 
+/// The SFU nodes of one CallsCluster, each an `entente-sfu` process.
+#[derive(Clone, Debug)]
+pub struct LocalCalls {
+    pub cluster: CallsCluster,
+    /// `<data>/calls/<name>`: its join-token key, and each node's config and log.
+    pub dir: PathBuf,
+    /// Each node's signalling address; node `i`'s media ports are the
+    /// spec's plus `i`.
+    pub nodes: Vec<std::net::SocketAddr>,
+}
+
+impl LocalCalls {
+    pub fn name(&self) -> String {
+        self.cluster.metadata.name.clone().unwrap_or_default()
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.join("join-token.key")
+    }
+
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node-{i}"))
+    }
+
+    /// The signalling URL of each node, as the workspace servers reach it.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("http://{n}")).collect()
+    }
+}
+
 /// Where file contents go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Objects {
@@ -111,11 +143,16 @@ pub struct Plan {
     /// operator does; each partner's CA bundle is read from
     /// [`LocalWorkspace::secret_file`].
     pub partners: Vec<PartnerConnection>,
+    /// The SFUs to start; a Workspace's `spec.features.calls` names one.
+    pub calls: Vec<LocalCalls>,
 }
 
-/// Ports: workspace `i` serves HTTP on `base + 3i`, admin on `+1`,
-/// federation on `+2`; the object store listens on `base + 100`.
+/// Ports: workspace `i` serves HTTP on `base + 4i`, admin on `+1`,
+/// federation on `+2`, metrics on `+3`; the object store listens on
+/// `base + 100`; SFU node `n` (counting every CallsCluster's) signals on
+/// `base + 200 + n`.
 pub const S3_OFFSET: u16 = 100;
+pub const CALLS_OFFSET: u16 = 200;
 
 pub fn plan(
     resources: &[Resource],
@@ -141,7 +178,18 @@ pub fn plan(
     let mut guest_policies = Vec::new();
     let mut access_policies = Vec::new();
     let mut partners = Vec::new();
+    let mut calls: Vec<LocalCalls> = Vec::new();
     for resource in resources {
+        if let Resource::CallsCluster(cc) = resource {
+            calls.push(local_calls(cc, data_dir, base, &calls)?);
+            if cc.spec.offloader.is_some() {
+                not_run.push(format!(
+                    "the offloader of CallsCluster {:?} (recording, transcription, captions): not built yet",
+                    cc.metadata.name.clone().unwrap_or_default()
+                ));
+            }
+            continue;
+        }
         match resource {
             Resource::GuestPolicy(policy) => guest_policies.push((**policy).clone()),
             Resource::AccessPolicy(policy) => access_policies.push((**policy).clone()),
@@ -235,6 +283,17 @@ pub fn plan(
             &policy.spec.workspace_ref,
         )?;
     }
+    for local in &workspaces {
+        if let Some(feature) = &local.workspace.spec.features.calls {
+            if !calls.iter().any(|c| c.name() == feature.calls_cluster_ref) {
+                return Err(format!(
+                    "Workspace {:?}: spec.features.calls.callsClusterRef names CallsCluster {:?}, which the manifests do not declare",
+                    local.name(),
+                    feature.calls_cluster_ref
+                ));
+            }
+        }
+    }
     for partner in &partners {
         named(
             "PartnerConnection",
@@ -263,15 +322,42 @@ pub fn plan(
         guest_policies,
         access_policies,
         partners,
+        calls,
+    })
+}
+
+/// Places the nodes of `cc` on this machine, after those of `earlier`.
+fn local_calls(
+    cc: &CallsCluster,
+    data_dir: &Path,
+    base: u16,
+    earlier: &[LocalCalls],
+) -> Result<LocalCalls, String> {
+    let name = cc.metadata.name.clone().unwrap_or_default();
+    let count = cc.spec.sfu.replicas.unwrap_or(2).max(1) as u16;
+    if count > 1 && cc.spec.sfu.udp_port_range.is_some() {
+        return Err(format!(
+            "CallsCluster {name:?}: spec.sfu.udpPortRange with {count} replicas: on one machine the nodes would share the range; give spec.sfu.udpPort (node i takes that port + i) or one replica"
+        ));
+    }
+    let first = earlier.iter().map(|c| c.nodes.len() as u16).sum::<u16>();
+    let nodes = (0..count)
+        .map(|i| {
+            base.checked_add(CALLS_OFFSET + first + i)
+                .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                .ok_or_else(|| format!("--port {base} leaves no room for the SFUs' ports"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(LocalCalls {
+        cluster: cc.clone(),
+        dir: data_dir.join("calls").join(&name),
+        nodes,
     })
 }
 
 /// Why a kind is not run locally yet.
 fn why_not(kind: &str) -> &'static str {
     match kind {
-        "CallsCluster" => {
-            "`entente up` does not start the SFU yet (it exists: `entente-sfu`, run under the operator); not run"
-        }
         "LanguageModel" => "model servers are not run by `entente up`; not run",
         "Bridge" => "bridges are not built yet; not run",
         "LegalHold" => "legal holds are not built yet; not applied",

@@ -19,17 +19,57 @@ use super::{
 
 /// `entente-server`, next to this binary.
 pub(crate) fn server_binary() -> Result<PathBuf, UpError> {
+    beside_this("entente-server", "entente-runtime")
+}
+
+/// `entente-sfu`, next to this binary.
+pub(crate) fn sfu_binary() -> Result<PathBuf, UpError> {
+    beside_this("entente-sfu", "entente-media")
+}
+
+fn beside_this(program: &str, package: &str) -> Result<PathBuf, UpError> {
     let exe =
         std::env::current_exe().map_err(|e| UpError(format!("cannot find this program: {e}")))?;
-    let server = exe.with_file_name("entente-server");
-    if server.is_file() {
-        Ok(server)
+    let path = exe.with_file_name(program);
+    if path.is_file() {
+        Ok(path)
     } else {
         Err(UpError(format!(
-            "{} not found; build it with `cargo build -p entente-runtime`",
-            server.display()
+            "{} not found; build it with `cargo build -p {package}`",
+            path.display()
         )))
     }
+}
+
+/// A process `entente up` started and watches.
+pub(crate) struct Running {
+    /// What it is, as messages name it: `the server of Workspace "x"`.
+    pub what: String,
+    pub log: PathBuf,
+    pub child: Child,
+}
+
+/// Starts `command` (its output appended to `log`) and waits until it
+/// answers 200 on `path` at `address`.
+pub(crate) async fn start(
+    what: String,
+    mut command: Command,
+    log: PathBuf,
+    address: std::net::SocketAddr,
+    path: &str,
+    running: &mut Vec<Running>,
+) -> Result<(), UpError> {
+    let file = super::files::open_log(&log)?;
+    die_with_parent(&mut command, libc::SIGTERM);
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(|e| UpError(e.to_string()))?)
+        .stderr(file)
+        .spawn()
+        .map_err(|e| UpError(format!("cannot start {what}: {e}")))?;
+    running.push(Running { what, log, child });
+    let process = running.last_mut().expect("just pushed");
+    wait_ready(process, address, path).await
 }
 
 /// Has `command`'s process receive `signal` if `entente up` dies without
@@ -46,7 +86,7 @@ pub(crate) async fn start_servers(
     server: &Path,
     database: &Database,
     credentials: &objects::Credentials,
-    servers: &mut Vec<(String, Child)>,
+    running: &mut Vec<Running>,
 ) -> Result<(), UpError> {
     for local in &plan.workspaces {
         let name = local.name();
@@ -93,14 +133,23 @@ pub(crate) async fn start_servers(
                 spec.object_storage.bucket
             ))
         })?;
-        // Rendered as the operator renders it, partners' CA bundles read
-        // from their files. Calls are not run by `entente up` yet (the plan
-        // says so), so none are attached.
+        // Rendered as the operator renders it: partners' CA bundles read
+        // from their files, the SFU nodes `entente up` started.
         let secrets = super::partners::secrets(local, &plan.partners);
         let secret = |name: &str| {
             secrets
                 .iter()
                 .find(|s| s.metadata.name.as_deref() == Some(name))
+        };
+        let calls = spec.features.calls.as_ref().and_then(|feature| {
+            plan.calls
+                .iter()
+                .find(|c| c.name() == feature.calls_cluster_ref)
+        });
+        let urls = calls.map(|c| c.urls()).unwrap_or_default();
+        let key = match calls {
+            Some(calls) => Some(secret_text(&calls.key_file(), 48)?),
+            None => None,
         };
         let rendered = render::render(
             &local.workspace,
@@ -110,7 +159,8 @@ pub(crate) async fn start_servers(
                 access_policies: &plan.access_policies,
                 partners: &plan.partners,
                 secret: &secret,
-                ..Attached::none()
+                calls: calls.map(|c| (&c.cluster, urls.as_slice())),
+                calls_key: key.as_deref().map(str::as_bytes),
             },
         )
         .map_err(|e| UpError(e.to_string()))?;
@@ -119,27 +169,50 @@ pub(crate) async fn start_servers(
         }
         write_private(&local.config_file(), rendered.config.to_yaml().as_bytes())?;
 
-        let log_path = local.dir.join("server.log");
-        let log = super::files::open_log(&log_path)?;
         let mut command = Command::new(server);
-        die_with_parent(&mut command, libc::SIGTERM);
-        let child = command
+        command
             .arg("serve")
             .arg("--config")
-            .arg(local.config_file())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| UpError(e.to_string()))?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| UpError(format!("cannot start {}: {e}", server.display())))?;
-        servers.push((name.clone(), child));
-        wait_ready(
-            &name,
+            .arg(local.config_file());
+        start(
+            format!("the server of Workspace {name:?}"),
+            command,
+            local.dir.join("server.log"),
             local.placement.listen.http,
-            &log_path,
-            &mut servers.last_mut().expect("just pushed").1,
+            "/readyz",
+            running,
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// Starts every SFU node of the plan, each with the MediaConfig the
+/// operator would give its pod (the join-token key made once and kept).
+pub(crate) async fn start_sfus(
+    plan: &Plan,
+    sfu: &Path,
+    running: &mut Vec<Running>,
+) -> Result<(), UpError> {
+    for calls in &plan.calls {
+        secret_text(&calls.key_file(), 48)?;
+        for (i, listen) in calls.nodes.iter().enumerate() {
+            let dir = calls.node_dir(i);
+            let media =
+                render::calls::media_config(&calls.cluster, calls.key_file(), *listen, i as u16);
+            write_private(&dir.join("media.yaml"), media.to_yaml().as_bytes())?;
+            let mut command = Command::new(sfu);
+            command.arg("--config").arg(dir.join("media.yaml"));
+            start(
+                format!("SFU node {i} of CallsCluster {:?}", calls.name()),
+                command,
+                dir.join("sfu.log"),
+                *listen,
+                "/healthz",
+                running,
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -178,39 +251,46 @@ fn federation_certificates(local: &plan::LocalWorkspace) -> Result<(), UpError> 
 }
 
 async fn wait_ready(
-    name: &str,
+    process: &mut Running,
     address: std::net::SocketAddr,
-    log: &Path,
-    child: &mut Child,
+    path: &str,
 ) -> Result<(), UpError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
+        if let Ok(Some(status)) = process.child.try_wait() {
+            // What this run wrote: the log keeps earlier runs too.
+            let log = std::fs::read_to_string(&process.log).unwrap_or_default();
+            let this_run = log
+                .rsplit("--- entente up started")
+                .next()
+                .unwrap_or_default();
             return Err(UpError(format!(
-                "the server of Workspace {name:?} exited ({status}):\n{log}"
+                "{} exited ({status}); from {}:\n--- entente up started{this_run}",
+                process.what,
+                process.log.display()
             )));
         }
-        if ready(address).await {
+        if ready(address, path).await {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(UpError(format!(
-                "the server of Workspace {name:?} did not become ready within 60 s; see {}",
-                log.display()
+                "{} did not become ready within 60 s; see {}",
+                process.what,
+                process.log.display()
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// `GET /readyz` answers 200.
-async fn ready(address: std::net::SocketAddr) -> bool {
+/// `GET path` answers 200.
+async fn ready(address: std::net::SocketAddr, path: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
         return false;
     };
-    let request = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;
     }
