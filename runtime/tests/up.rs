@@ -760,3 +760,128 @@ fn a_calls_cluster_runs_and_two_people_hear_each_other() {
     assert!(free(signalling), "the SFU stopped with it");
     assert_eq!(std::fs::read(&key).unwrap(), made, "the key is kept");
 }
+
+/// The children of process `parent` whose command line contains `name`.
+fn children_named(parent: u32, name: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid: u32 = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == parent && String::from_utf8_lossy(&cmdline).contains(name) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// What `entente up` started and then crashed is started again and says
+/// so: a server killed outright, and PostgreSQL killed outright (reaped,
+/// not left a zombie holding its lock files); posting works again after
+/// each, and nothing posted before is lost.
+#[test]
+fn a_crashed_server_or_database_is_started_again() {
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let out = data.path().join("up.out");
+    let child = up_command(data.path(), port, &[])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up_pid = child.id();
+    let running = KillOnDrop(child);
+    wait_ready(port);
+    let token = login(port, data.path());
+    let (status, channel) = http(
+        port,
+        "POST",
+        "/api/v1/channels",
+        Some(&token),
+        Some(json!({"name": "sitreps", "kind": "public"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{channel}");
+    let channel = channel["id"].as_str().unwrap().to_string();
+    let post = |message: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = http(
+                port,
+                "POST",
+                &format!("/api/v1/channels/{channel}/posts"),
+                Some(&token),
+                Some(json!({"message": message})),
+            );
+            if matches!(answer, Ok((201, _))) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never posted: {answer:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    post("before anything crashed");
+
+    let servers = children_named(up_pid, "entente-server");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(servers[0], libc::SIGKILL) };
+    post("after the server crashed");
+    let again = children_named(up_pid, "entente-server");
+    assert!(again.len() == 1 && again != servers, "{again:?}");
+
+    let postmaster: i32 = std::fs::read_to_string(data.path().join("postgres/data/postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(postmaster, libc::SIGKILL) };
+    post("after the database crashed");
+
+    // A connection the pool held when PostgreSQL died may still answer 503
+    // (retry later) once; then every post is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let (status, page) = http(
+            port,
+            "GET",
+            &format!("/api/v1/channels/{channel}/posts"),
+            Some(&token),
+            None,
+        )
+        .unwrap();
+        if status == 200 {
+            break page;
+        }
+        assert!(
+            status == 503 && std::time::Instant::now() < deadline,
+            "{status} {page}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(page["posts"].as_array().unwrap().len(), 3, "{page}");
+    let said = std::fs::read_to_string(&out).unwrap();
+    for expected in [
+        "the server of Workspace \"fob-north\" exited",
+        "the server of Workspace \"fob-north\" is running again",
+        "PostgreSQL exited",
+        "PostgreSQL is running again",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in:\n{said}");
+    }
+    interrupt(running, port);
+}

@@ -166,6 +166,15 @@ impl Database {
         })
     }
 
+    /// How a local cluster's postmaster ended, if it did (it is reaped: no
+    /// zombie keeps its PID in the lock files).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        match self {
+            Database::Local { child, .. } => child.try_wait().ok().flatten(),
+            Database::Given { .. } => None,
+        }
+    }
+
     /// Stops a local cluster (fast shutdown: sessions end, data is kept).
     pub fn stop(&mut self) {
         if let Database::Local { child, .. } = self {

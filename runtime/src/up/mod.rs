@@ -268,6 +268,72 @@ fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> 
         .map_err(|e| UpError(format!("cannot listen for the object store: {e}")))
 }
 
+/// When something `entente up` started exited: restarted 1 s later, then
+/// after twice as long each time it fails again, up to a minute; once it
+/// has run a minute, a crash starts the count afresh.
+#[derive(Default)]
+struct Restart {
+    /// When it is to be started again, while it is down.
+    due: Option<std::time::Instant>,
+    failures: u32,
+    since: Option<std::time::Instant>,
+}
+
+impl Restart {
+    const MAX: Duration = Duration::from_secs(60);
+
+    fn delay(&self) -> Duration {
+        Duration::from_secs(1 << self.failures.min(6)).min(Self::MAX)
+    }
+
+    /// Given whether it has exited: `None` while it runs, else whether a
+    /// restart is due now (announcing the exit once).
+    fn exited(
+        &mut self,
+        status: Option<std::process::ExitStatus>,
+        what: &str,
+        log: &str,
+    ) -> Option<bool> {
+        let status = status?;
+        let due = match self.due {
+            Some(due) => due,
+            None => {
+                if self.since.is_some_and(|since| since.elapsed() > Self::MAX) {
+                    self.failures = 0;
+                }
+                let due = std::time::Instant::now() + self.delay();
+                println!(
+                    "{what} exited ({status}); starting it again in {} s; see {log}",
+                    self.delay().as_secs()
+                );
+                let _ = std::io::stdout().flush();
+                self.due = Some(due);
+                due
+            }
+        };
+        Some(std::time::Instant::now() >= due)
+    }
+
+    fn running(&mut self, what: &str) {
+        println!("{what} is running again");
+        let _ = std::io::stdout().flush();
+        self.due = None;
+        self.failures += 1;
+        self.since = Some(std::time::Instant::now());
+    }
+
+    fn failed(&mut self, what: &str, error: &UpError) {
+        self.failures += 1;
+        self.due = Some(std::time::Instant::now() + self.delay());
+        println!(
+            "{what} did not start again ({}); next try in {} s",
+            error.0.lines().next().unwrap_or_default(),
+            self.delay().as_secs()
+        );
+        let _ = std::io::stdout().flush();
+    }
+}
+
 /// Runs the plan until Ctrl-C (or SIGTERM).
 pub async fn run(plan: Plan) -> Result<(), UpError> {
     // Watch for Ctrl-C and SIGTERM before starting anything, so one that
@@ -342,19 +408,46 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
     println!("running; Ctrl-C stops everything, and running again keeps the data");
     let _ = std::io::stdout().flush();
 
-    let mut exited = None;
-    loop {
+    // What crashed is started again, with backoff, until Ctrl-C.
+    let mut restarts: Vec<Restart> = running.iter().map(|_| Restart::default()).collect();
+    let mut database_restart = Restart::default();
+    'watch: loop {
         tokio::select! {
             _ = interrupt.recv() => break,
             _ = term.recv() => break,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                if let Some(message) = running.iter_mut().find_map(|process| {
-                    let status = process.child.try_wait().ok().flatten()?;
-                    Some(format!("{} exited ({status}); see {}", process.what, process.log.display()))
-                }) {
-                    exited = Some(message);
-                    break;
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if let Some(due) =
+            database_restart.exited(database.exited(), "PostgreSQL", "its postgres.log")
+        {
+            if due {
+                tokio::select! {
+                    _ = interrupt.recv() => break 'watch,
+                    _ = term.recv() => break 'watch,
+                    started = Database::start(&data_dir) => match started {
+                        Ok(again) => {
+                            database = again;
+                            database_restart.running("PostgreSQL");
+                        }
+                        Err(e) => database_restart.failed("PostgreSQL", &e),
+                    },
                 }
+            }
+            continue;
+        }
+        for (process, restart) in running.iter_mut().zip(restarts.iter_mut()) {
+            let status = process.child.try_wait().ok().flatten();
+            let log = process.log.display().to_string();
+            if restart.exited(status, &process.what, &log) != Some(true) {
+                continue;
+            }
+            tokio::select! {
+                _ = interrupt.recv() => break 'watch,
+                _ = term.recv() => break 'watch,
+                started = process.restart() => match started {
+                    Ok(()) => restart.running(&process.what),
+                    Err(e) => restart.failed(&process.what, &e),
+                },
             }
         }
     }
@@ -364,8 +457,5 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
         stop_child(&mut process.child, libc::SIGTERM);
     }
     database.stop();
-    match exited {
-        Some(message) => Err(UpError(message)),
-        None => Ok(()),
-    }
+    Ok(())
 }

@@ -41,35 +41,65 @@ fn beside_this(program: &str, package: &str) -> Result<PathBuf, UpError> {
     }
 }
 
-/// A process `entente up` started and watches.
+/// A process `entente up` started and watches, and how to start it again.
 pub(crate) struct Running {
     /// What it is, as messages name it: `the server of Workspace "x"`.
     pub what: String,
     pub log: PathBuf,
     pub child: Child,
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    /// Where it answers 200 once ready.
+    ready_at: (std::net::SocketAddr, &'static str),
 }
 
-/// Starts `command` (its output appended to `log`) and waits until it
-/// answers 200 on `path` at `address`.
-pub(crate) async fn start(
-    what: String,
-    mut command: Command,
-    log: PathBuf,
-    address: std::net::SocketAddr,
-    path: &str,
-    running: &mut Vec<Running>,
-) -> Result<(), UpError> {
-    let file = super::files::open_log(&log)?;
+/// Starts `program args`, its output appended to `log`.
+fn launch(
+    what: &str,
+    program: &Path,
+    args: &[std::ffi::OsString],
+    log: &Path,
+) -> Result<Child, UpError> {
+    let file = super::files::open_log(log)?;
+    let mut command = Command::new(program);
+    command.args(args);
     die_with_parent(&mut command, libc::SIGTERM);
-    let child = command
+    command
         .stdin(Stdio::null())
         .stdout(file.try_clone().map_err(|e| UpError(e.to_string()))?)
         .stderr(file)
         .spawn()
-        .map_err(|e| UpError(format!("cannot start {what}: {e}")))?;
-    running.push(Running { what, log, child });
-    let process = running.last_mut().expect("just pushed");
-    wait_ready(process, address, path).await
+        .map_err(|e| UpError(format!("cannot start {what}: {e}")))
+}
+
+impl Running {
+    /// Starts it again (after it exited) and waits until it is ready.
+    pub async fn restart(&mut self) -> Result<(), UpError> {
+        self.child = launch(&self.what, &self.program, &self.args, &self.log)?;
+        wait_ready(self).await
+    }
+}
+
+/// Starts `program args` (its output appended to `log`) and waits until it
+/// answers 200 on the path at the address of `ready_at`.
+pub(crate) async fn start(
+    what: String,
+    program: &Path,
+    args: Vec<std::ffi::OsString>,
+    log: PathBuf,
+    ready_at: (std::net::SocketAddr, &'static str),
+    running: &mut Vec<Running>,
+) -> Result<(), UpError> {
+    let child = launch(&what, program, &args, &log)?;
+    running.push(Running {
+        what,
+        log,
+        child,
+        program: program.to_path_buf(),
+        args,
+        ready_at,
+    });
+    wait_ready(running.last_mut().expect("just pushed")).await
 }
 
 /// Has `command`'s process receive `signal` if `entente up` dies without
@@ -169,17 +199,16 @@ pub(crate) async fn start_servers(
         }
         write_private(&local.config_file(), rendered.config.to_yaml().as_bytes())?;
 
-        let mut command = Command::new(server);
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(local.config_file());
         start(
             format!("the server of Workspace {name:?}"),
-            command,
+            server,
+            vec![
+                "serve".into(),
+                "--config".into(),
+                local.config_file().into(),
+            ],
             local.dir.join("server.log"),
-            local.placement.listen.http,
-            "/readyz",
+            (local.placement.listen.http, "/readyz"),
             running,
         )
         .await?;
@@ -201,14 +230,12 @@ pub(crate) async fn start_sfus(
             let media =
                 render::calls::media_config(&calls.cluster, calls.key_file(), *listen, i as u16);
             write_private(&dir.join("media.yaml"), media.to_yaml().as_bytes())?;
-            let mut command = Command::new(sfu);
-            command.arg("--config").arg(dir.join("media.yaml"));
             start(
                 format!("SFU node {i} of CallsCluster {:?}", calls.name()),
-                command,
+                sfu,
+                vec!["--config".into(), dir.join("media.yaml").into()],
                 dir.join("sfu.log"),
-                *listen,
-                "/healthz",
+                (*listen, "/healthz"),
                 running,
             )
             .await?;
@@ -250,11 +277,8 @@ fn federation_certificates(local: &plan::LocalWorkspace) -> Result<(), UpError> 
     write_private(&at(paths::FEDERATION_KEY), issued.server.key.as_bytes())
 }
 
-async fn wait_ready(
-    process: &mut Running,
-    address: std::net::SocketAddr,
-    path: &str,
-) -> Result<(), UpError> {
+async fn wait_ready(process: &mut Running) -> Result<(), UpError> {
+    let (address, path) = process.ready_at;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(Some(status)) = process.child.try_wait() {
