@@ -116,6 +116,26 @@ fn migrate_is_idempotent_and_bad_config_is_named() {
         .psql(url.rsplit('/').next().unwrap(), "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('users', 'channels', 'posts')")
         .unwrap();
     assert_eq!(tables, "3");
+    // A database a newer Entente migrated: this one refuses it, and says so.
+    let database = url.rsplit('/').next().unwrap();
+    Postgres::shared()
+        .psql(database, "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (29991231000000, 'from the future', true, '\\x00', 0)")
+        .unwrap();
+    for command in ["migrate", "serve"] {
+        let output = server(command, &config).output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("migrated by a newer Entente (migration 29991231000000"),
+            "{stderr}"
+        );
+    }
+    Postgres::shared()
+        .psql(
+            database,
+            "DELETE FROM _sqlx_migrations WHERE version = 29991231000000",
+        )
+        .unwrap();
 
     std::fs::write(dir.join("broken.yaml"), "version: 1\nworkspace: {}\n").unwrap();
     let output = server("serve", &dir.join("broken.yaml")).output().unwrap();

@@ -72,6 +72,8 @@ pub enum ServerError {
     Connect(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("this database was migrated by a newer Entente (migration {newest}, which this version does not know): run that version or a newer one; an older one never runs on newer data")]
+    NewerDatabase { newest: i64 },
     #[error("cannot create the bootstrap admin: {0}")]
     Bootstrap(db::Error),
     #[error("cannot create the channels shared with partners: {0}")]
@@ -111,6 +113,18 @@ pub async fn connect(config: &RuntimeConfig) -> Result<PgPool, ServerError> {
 /// Applies pending migrations (idempotent; safe with several replicas, which
 /// sqlx serialises with an advisory lock).
 pub async fn migrate(db: &PgPool) -> Result<(), ServerError> {
+    // Refused before anything is applied: an older binary on newer data.
+    let applied: Option<i64> = sqlx::query_scalar(
+        "SELECT max(version) FROM _sqlx_migrations WHERE success AND to_regclass('_sqlx_migrations') IS NOT NULL",
+    )
+    .fetch_optional(db)
+    .await
+    .ok()
+    .flatten();
+    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(newest) = applied.filter(|newest| *newest > known) {
+        return Err(ServerError::NewerDatabase { newest });
+    }
     MIGRATOR.run(db).await?;
     Ok(())
 }
