@@ -15,7 +15,7 @@ use std::{
 
 use axum::http::StatusCode;
 use common::Workspace;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const KEY: &str = "the-calls-cluster-join-token-key-0123456789";
 
@@ -79,32 +79,6 @@ async fn posts(ws: &Workspace, token: &str, channel: &str) -> Vec<String> {
         .iter()
         .map(|p| p["message"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// A peer process joining with the server's ticket; its report.
-fn peer(ticket: &Value, freq: u32, seconds: &str) -> Child {
-    let script =
-        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../media/tests/peer.py");
-    Command::new(entente_e2e::python())
-        .arg(script)
-        .args(["--url", ticket["url"].as_str().unwrap()])
-        .args(["--token", ticket["token"].as_str().unwrap()])
-        .args(["--freq", &freq.to_string(), "--seconds", seconds])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn report(child: Child) -> Value {
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "peer: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,12 +172,16 @@ async fn members_get_tokens_for_one_call_on_a_healthy_node_and_hear_each_other()
     let peers: Vec<Child> = tickets
         .iter()
         .zip([440, 660, 990])
-        .map(|(ticket, freq)| peer(ticket, freq, "8"))
+        .map(|(ticket, freq)| common::call_peer(ticket, freq, "8"))
         .collect();
-    let reports =
-        tokio::task::spawn_blocking(move || peers.into_iter().map(report).collect::<Vec<_>>())
-            .await
-            .unwrap();
+    let reports = tokio::task::spawn_blocking(move || {
+        peers
+            .into_iter()
+            .map(common::peer_report)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
     for (report, (me, others)) in reports.iter().zip([
         (&alice_id, [(&bob_id, 660.0), (&carol_id, 990.0)]),
         (&bob_id, [(&alice_id, 440.0), (&carol_id, 990.0)]),

@@ -126,16 +126,7 @@ fn a_message_posted_survives_stopping_and_starting_again() {
     let first = up(data.path(), port);
     wait_ready(port);
     let token = login(port, data.path());
-    let (status, channel) = http(
-        port,
-        "POST",
-        "/api/v1/channels",
-        Some(&token),
-        Some(json!({"name": "sitreps", "kind": "public"})),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{channel}");
-    let channel = channel["id"].as_str().unwrap().to_string();
+    let channel = public_channel(port, &token, "sitreps");
     let (status, post) = http(
         port,
         "POST",
@@ -409,6 +400,20 @@ fn a_data_directory_postgresql_cannot_reach_is_named() {
     );
 }
 
+/// A new public channel `name` on the server at `port`; its id.
+fn public_channel(port: u16, token: &str, name: &str) -> String {
+    let (status, channel) = http(
+        port,
+        "POST",
+        "/api/v1/channels",
+        Some(token),
+        Some(json!({"name": name, "kind": "public"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{channel}");
+    channel["id"].as_str().unwrap().to_string()
+}
+
 /// The id of channel `name` on the server at `port`, which the admin joins.
 fn join(port: u16, token: &str, name: &str) -> String {
     let (status, channels) = http(port, "GET", "/api/v1/channels", Some(token), None).unwrap();
@@ -422,6 +427,12 @@ fn join(port: u16, token: &str, name: &str) -> String {
         .as_str()
         .unwrap()
         .to_string();
+    join_id(port, token, &id);
+    id
+}
+
+/// The caller joins channel `id` on the server at `port`.
+fn join_id(port: u16, token: &str, id: &str) {
     let (status, body) = http(
         port,
         "POST",
@@ -431,7 +442,6 @@ fn join(port: u16, token: &str, name: &str) -> String {
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
-    id
 }
 
 /// The messages of `channel` on the server at `port`, oldest first.
@@ -654,18 +664,7 @@ fn a_calls_cluster_runs_and_two_people_hear_each_other() {
     assert!(made.len() >= 48, "a long key");
 
     let admin = login(port, data.path());
-    let channel = {
-        let (status, body) = http(
-            port,
-            "POST",
-            "/api/v1/channels",
-            Some(&admin),
-            Some(json!({"name": "net-call", "kind": "public"})),
-        )
-        .unwrap();
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    };
+    let channel = public_channel(port, &admin, "net-call");
     let (status, _) = http(
         port,
         "POST",
@@ -685,15 +684,7 @@ fn a_calls_cluster_runs_and_two_people_hear_each_other() {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     let other = body["token"].as_str().unwrap().to_string();
-    let (status, body) = http(
-        port,
-        "POST",
-        &format!("/api/v1/channels/{channel}/join"),
-        Some(&other),
-        Some(json!({})),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    join_id(port, &other, &channel);
     let tickets: Vec<serde_json::Value> = [&admin, &other]
         .iter()
         .map(|token| {
@@ -716,35 +707,12 @@ fn a_calls_cluster_runs_and_two_people_hear_each_other() {
             ticket
         })
         .collect();
-    let script = example().join("../../media/tests/peer.py");
     let peers: Vec<Child> = tickets
         .iter()
         .zip([440, 660])
-        .map(|(ticket, freq)| {
-            Command::new(entente_e2e::python())
-                .arg(&script)
-                .args(["--url", ticket["url"].as_str().unwrap()])
-                .args(["--token", ticket["token"].as_str().unwrap()])
-                .args(["--freq", &freq.to_string(), "--seconds", "6"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|(ticket, freq)| common::call_peer(ticket, freq, "6"))
         .collect();
-    let reports: Vec<serde_json::Value> = peers
-        .into_iter()
-        .map(|child| {
-            let output = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-            assert!(
-                output.status.success(),
-                "peer: {stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
-        })
-        .collect();
+    let reports: Vec<serde_json::Value> = peers.into_iter().map(common::peer_report).collect();
     for (report, heard) in reports.iter().zip([660.0, 440.0]) {
         assert!(report["joined"].as_bool().unwrap(), "{report}");
         let freq = report["tracks"]
@@ -801,16 +769,7 @@ fn a_crashed_server_or_database_is_started_again() {
     let running = KillOnDrop(child);
     wait_ready(port);
     let token = login(port, data.path());
-    let (status, channel) = http(
-        port,
-        "POST",
-        "/api/v1/channels",
-        Some(&token),
-        Some(json!({"name": "sitreps", "kind": "public"})),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{channel}");
-    let channel = channel["id"].as_str().unwrap().to_string();
+    let channel = public_channel(port, &token, "sitreps");
     let post = |message: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {

@@ -468,6 +468,34 @@ pub async fn serve_admin(ws: &Workspace) -> (String, tokio::task::JoinHandle<()>
     (url, task)
 }
 
+/// A call participant (`media/tests/peer.py`, a real WebRTC stack) joining
+/// with the server's `ticket` and sending a `freq` Hz tone for `seconds`.
+pub fn call_peer(ticket: &Value, freq: u32, seconds: &str) -> std::process::Child {
+    let script =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../media/tests/peer.py");
+    std::process::Command::new(entente_e2e::python())
+        .arg(script)
+        .args(["--url", ticket["url"].as_str().unwrap()])
+        .args(["--token", ticket["token"].as_str().unwrap()])
+        .args(["--freq", &freq.to_string(), "--seconds", seconds])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What a [`call_peer`] heard: its JSON report, once it has finished.
+pub fn peer_report(child: std::process::Child) -> Value {
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "peer: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
 /// A benchmark's `--name N` option, or `default`.
 pub fn bench_option(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
