@@ -611,6 +611,62 @@ fn two_sites_federate_and_one_that_was_stopped_catches_up() {
             "while bravo was down 3",
         ],
     );
+
+    // The offline path, against the running sites with no --config: a
+    // bundle from alpha is imported on bravo (everything in it was applied
+    // already, so nothing twice), and bravo's acknowledgement goes back.
+    let carried = tempfile::tempdir().unwrap();
+    let (bundle, ack) = (carried.path().join("bundle"), carried.path().join("ack"));
+    let admin = |data: &Path, args: &[&str]| {
+        let output = entente(&["admin", "federation"])
+            .args(args)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{args:?}: {said}");
+        said
+    };
+    let said = admin(
+        a_data.path(),
+        &[
+            "export",
+            "--partner",
+            "bravo",
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(said.contains("for \"bravo\""), "{said}");
+    let said = admin(
+        b_data.path(),
+        &[
+            "import",
+            "--in",
+            bundle.to_str().unwrap(),
+            "--ack-out",
+            ack.to_str().unwrap(),
+        ],
+    );
+    assert!(said.contains("from \"alpha\""), "{said}");
+    let said = admin(a_data.path(), &["import", "--in", ack.to_str().unwrap()]);
+    assert!(said.contains("\"bravo\" acknowledged"), "{said}");
+    until_messages(
+        b_port,
+        &b_token,
+        &b_joint,
+        &[
+            "hello from alpha",
+            "copy that, bravo",
+            "while bravo was down 1",
+            "while bravo was down 2",
+            "while bravo was down 3",
+        ],
+    );
     interrupt(a, a_port);
     interrupt(b, b_port);
 }

@@ -9,11 +9,14 @@ usage:
   entente validate PATH…      check manifests (files or directories) as the API server would
   entente up [--check] [--data-dir DIR] [--port N] PATH…
                               run manifests on this machine (DATABASE_URL: use that PostgreSQL)
-  entente admin federation export --config RUNTIME.yaml --partner ID --out FILE
+  entente admin federation export [SITE] --partner ID --out FILE
                               a signed bundle of everything the partner has not acknowledged
-  entente admin federation import --config RUNTIME.yaml --in FILE [--ack-out FILE]
+  entente admin federation import [SITE] --in FILE [--ack-out FILE]
                               apply a partner's bundle (writing the acknowledgement to carry
-                              back), or take a partner's acknowledgement";
+                              back), or take a partner's acknowledgement
+  SITE: --config RUNTIME.yaml (the server's RuntimeConfig), or the site `entente up` runs:
+        [--data-dir DIR] [--workspace NAME] (its default data directory and only workspace
+        unless given)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -99,11 +102,19 @@ fn admin(args: &[String]) -> ExitCode {
     ) else {
         return fail("give `federation export` or `federation import`".into());
     };
-    let Some(config_path) = flag(args, "--config") else {
-        return fail("--config RUNTIME.yaml is required (the server's RuntimeConfig)".into());
+    let config_path = match flag(args, "--config") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let data_dir = flag(args, "--data-dir")
+                .map(PathBuf::from)
+                .unwrap_or_else(up::default_data_dir);
+            match up::site_config(&data_dir, flag(args, "--workspace")) {
+                Ok(path) => path,
+                Err(message) => return fail(message),
+            }
+        }
     };
-    let config = match entente_crds::config::RuntimeConfig::load(std::path::Path::new(config_path))
-    {
+    let config = match entente_crds::config::RuntimeConfig::load(&config_path) {
         Ok(config) => config,
         Err(error) => return fail(error.to_string()),
     };

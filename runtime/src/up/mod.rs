@@ -96,7 +96,7 @@ impl Options {
 /// `$XDG_DATA_HOME/entente`, else `~/.local/share/entente`; for root,
 /// `/var/lib/entente` (root's home is closed to the `postgres` user that
 /// PostgreSQL then runs as).
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return PathBuf::from("/var/lib/entente");
@@ -106,6 +106,49 @@ fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."))
         .join("entente")
+}
+
+/// The RuntimeConfig `entente up` wrote for a workspace under `data_dir`:
+/// the one named, or the only one there.
+pub fn site_config(data_dir: &Path, workspace: Option<&str>) -> Result<PathBuf, String> {
+    let workspaces = data_dir.join("workspaces");
+    let mut found: Vec<String> = std::fs::read_dir(&workspaces)
+        .map_err(|e| {
+            format!(
+                "no site in {} ({e}): give --data-dir as for `entente up`, or --config RUNTIME.yaml",
+                data_dir.display()
+            )
+        })?
+        .flatten()
+        .filter(|entry| entry.path().join(paths::CONFIG_FILE).is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let name = match (workspace, found.as_slice()) {
+        (Some(name), _) if found.iter().any(|f| f == name) => name.to_string(),
+        (Some(name), _) => {
+            return Err(format!(
+                "no workspace {name:?} in {} (there: {})",
+                workspaces.display(),
+                found.join(", ")
+            ))
+        }
+        (None, [only]) => only.clone(),
+        (None, []) => {
+            return Err(format!(
+                "no workspace has run under {} yet: run `entente up` first",
+                workspaces.display()
+            ))
+        }
+        (None, several) => {
+            return Err(format!(
+                "{} holds several workspaces ({}): say which with --workspace NAME",
+                workspaces.display(),
+                several.join(", ")
+            ))
+        }
+    };
+    Ok(workspaces.join(name).join(paths::CONFIG_FILE))
 }
 
 /// Validates and plans; `--check` stops here.
