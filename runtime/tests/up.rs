@@ -612,6 +612,43 @@ fn two_sites_federate_and_one_that_was_stopped_catches_up() {
         ],
     );
 
+    // A file crosses with its post, and downloads the same on bravo.
+    let sitrep = "grid 4471 clear; convoy at 0600\n";
+    let file = upload(a_port, &a_token, &a_joint, "sitrep.txt", sitrep.as_bytes());
+    let (status, post) = http(
+        a_port,
+        "POST",
+        &format!("/api/v1/channels/{a_joint}/posts"),
+        Some(&a_token),
+        Some(json!({"message": "sitrep attached", "fileIds": [file]})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{post}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = http(
+            b_port,
+            "GET",
+            &format!("/api/v1/files/{file}"),
+            Some(&b_token),
+            None,
+        )
+        .unwrap();
+        if status == 200 {
+            assert_eq!(
+                body,
+                serde_json::Value::String(sitrep.into()),
+                "the same bytes"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file never arrived: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
     // The offline path, against the running sites with no --config: a
     // bundle from alpha is imported on bravo (everything in it was applied
     // already, so nothing twice), and bravo's acknowledgement goes back.
@@ -665,10 +702,30 @@ fn two_sites_federate_and_one_that_was_stopped_catches_up() {
             "while bravo was down 1",
             "while bravo was down 2",
             "while bravo was down 3",
+            "sitrep attached",
         ],
     );
     interrupt(a, a_port);
     interrupt(b, b_port);
+}
+
+/// Uploads `bytes` as file `name` to `channel` on the server at `port`; its id.
+fn upload(port: u16, token: &str, channel: &str, name: &str, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/channels/{channel}/files?name={name} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let body: serde_json::Value =
+        serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap();
+    body["id"].as_str().unwrap().to_string()
 }
 
 /// A CallsCluster in the manifests: `entente up` starts its SFU node with
