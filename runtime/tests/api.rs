@@ -1444,3 +1444,26 @@ async fn token_use_is_recorded_in_batches_off_the_request() {
         "written by the flush: {tokens}"
     );
 }
+
+/// A workspace without calls says what an admin sets up to have them.
+#[tokio::test]
+async fn calls_not_set_up_say_what_to_configure() {
+    let ws = Workspace::new().await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let channel = ws.channel(&alice, "ops", "public").await;
+    let (status, body) = ws
+        .post(
+            &format!("/api/v1/channels/{channel}/call"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.features.calls.callsClusterRef"),
+        "{body}"
+    );
+}

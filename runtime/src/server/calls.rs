@@ -39,7 +39,7 @@ pub struct Ticket {
 pub fn configured(state: &AppState) -> ApiResult<CallsConfig> {
     state.config().calls.clone().ok_or_else(|| {
         ApiError::forbidden(
-            "calls are not enabled in this workspace (Workspace spec.features.calls names a CallsCluster)",
+            "calls are not set up in this workspace: an admin names a CallsCluster in the Workspace's spec.features.calls.callsClusterRef (with `entente up`, a CallsCluster declared in the same manifests)",
         )
     })
 }
