@@ -574,6 +574,11 @@ fn two_sites_federate_and_one_that_was_stopped_catches_up() {
         &a_joint,
         &["hello from alpha", "copy that, bravo"],
     );
+    let report = site_status(a_data.path());
+    assert!(
+        report.contains("partner bravo: connected; 0 events"),
+        "{report}"
+    );
     let (status, thread) = http(
         a_port,
         "GET",
@@ -837,8 +842,24 @@ fn a_calls_cluster_runs_and_two_people_hear_each_other() {
             .unwrap_or_else(|| panic!("heard nothing: {report}"));
         assert!((freq - heard).abs() < 15.0, "heard {freq} Hz: {report}");
     }
+    let report = site_status(data.path());
+    for expected in [
+        format!("workspace \"fob-north\": ready at http://127.0.0.1:{port}"),
+        "SFU node-0 of CallsCluster \"fob-calls\": running".to_string(),
+        "PostgreSQL: running".to_string(),
+    ] {
+        assert!(report.contains(&expected), "{expected:?} not in:\n{report}");
+    }
     interrupt(running, port);
     assert!(free(signalling), "the SFU stopped with it");
+    let report = site_status(data.path());
+    for expected in [
+        "workspace \"fob-north\": not running",
+        "SFU node-0 of CallsCluster \"fob-calls\": not running",
+        "PostgreSQL: not running",
+    ] {
+        assert!(report.contains(expected), "{expected:?} not in:\n{report}");
+    }
     assert_eq!(std::fs::read(&key).unwrap(), made, "the key is kept");
 }
 
@@ -956,4 +977,17 @@ fn a_crashed_server_or_database_is_started_again() {
         assert!(said.contains(expected), "{expected:?} not in:\n{said}");
     }
     interrupt(running, port);
+}
+
+/// What `entente status --data-dir DATA` prints.
+fn site_status(data: &Path) -> String {
+    let output = entente(&["status", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -9,6 +9,9 @@ usage:
   entente validate PATH…      check manifests (files or directories) as the API server would
   entente up [--check] [--data-dir DIR] [--port N] PATH…
                               run manifests on this machine (DATABASE_URL: use that PostgreSQL)
+  entente status [--data-dir DIR]
+                              what a site `entente up` runs is doing: servers, partner links
+                              and queues, SFU nodes, PostgreSQL
   entente admin federation export [SITE] --partner ID --out FILE
                               a signed bundle of everything the partner has not acknowledged
   entente admin federation import [SITE] --in FILE [--ack-out FILE]
@@ -24,6 +27,7 @@ fn main() -> ExitCode {
         Some("validate") => validate(&args[1..]),
         Some("up") => up(&args[1..]),
         Some("admin") => admin(&args[1..]),
+        Some("status") => status(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -61,6 +65,24 @@ fn up(args: &[String]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("entente up: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `entente status`: the site under the data directory, as it runs now.
+fn status(args: &[String]) -> ExitCode {
+    let data_dir = flag(args, "--data-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(up::default_data_dir);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    match runtime.block_on(up::status(&data_dir)) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("entente status: {message}");
             ExitCode::FAILURE
         }
     }

@@ -15,6 +15,9 @@ mod objects;
 mod partners;
 pub mod plan;
 mod servers;
+mod status;
+
+pub use status::status;
 
 use std::{
     io::Write as _,

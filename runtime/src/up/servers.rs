@@ -310,15 +310,20 @@ async fn wait_ready(process: &mut Running) -> Result<(), UpError> {
 
 /// `GET path` answers 200.
 async fn ready(address: std::net::SocketAddr, path: &str) -> bool {
+    get_ok(address, path).await.is_some()
+}
+
+/// The body of `GET path` at `address`, if it answers 200.
+pub(crate) async fn get_ok(address: std::net::SocketAddr, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
-        return false;
-    };
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
-    response.starts_with(b"HTTP/1.1 200")
+    let response = String::from_utf8_lossy(&response);
+    if !response.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    Some(response.split_once("\r\n\r\n")?.1.to_string())
 }
