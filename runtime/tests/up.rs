@@ -991,3 +991,115 @@ fn site_status(data: &Path) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// A site is saved while it runs and brought back into a fresh data
+/// directory: `entente up` there finds every post, the file downloads the
+/// same, and the admin signs in with the same password.
+#[test]
+fn a_running_site_is_backed_up_and_restored_into_a_fresh_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let running = up(data.path(), port);
+    wait_ready(port);
+    let token = login(port, data.path());
+    let channel = public_channel(port, &token, "sitreps");
+    let note = "fuel 60%, water 3 days\n";
+    let file = upload(port, &token, &channel, "stock.txt", note.as_bytes());
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/api/v1/channels/{channel}/posts"),
+        Some(&token),
+        Some(json!({"message": "stock report", "fileIds": [file]})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    say(port, &token, &channel, "all quiet", None);
+
+    let saved = tempfile::tempdir().unwrap();
+    let backup = saved.path().join("backup");
+    let output = entente(&[
+        "backup",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--out",
+        backup.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    interrupt(running, port);
+    // A stopped site is saved too (its PostgreSQL started for the dump, and stopped).
+    let stopped = saved.path().join("stopped");
+    let output = entente(&[
+        "backup",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--out",
+        stopped.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stopped.join("databases/entente_fob_north.dump").is_file());
+    assert!(
+        !data.path().join("postgres/data/postmaster.pid").exists(),
+        "stopped again"
+    );
+
+    let fresh = tempfile::tempdir().unwrap();
+    let output = entente(&[
+        "restore",
+        "--in",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        fresh.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Restoring over a site is refused.
+    let output = entente(&[
+        "restore",
+        "--in",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        fresh.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already holds a site"));
+
+    let port = base_port();
+    let restored = up(fresh.path(), port);
+    wait_ready(port);
+    let token = login(port, fresh.path());
+    assert_eq!(
+        messages(port, &token, &channel),
+        ["stock report", "all quiet"]
+    );
+    let (status, body) = http(
+        port,
+        "GET",
+        &format!("/api/v1/files/{file}"),
+        Some(&token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, serde_json::Value::String(note.into()));
+    interrupt(restored, port);
+}

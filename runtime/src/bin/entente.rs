@@ -12,6 +12,10 @@ usage:
   entente status [--data-dir DIR]
                               what a site `entente up` runs is doing: servers, partner links
                               and queues, SFU nodes, PostgreSQL
+  entente backup [--data-dir DIR] --out NEWDIR
+                              save a site (running or stopped): databases, configs, secrets, files
+  entente restore --in DIR --data-dir NEWDIR
+                              bring a saved site back into a fresh data directory
   entente admin federation export [SITE] --partner ID --out FILE
                               a signed bundle of everything the partner has not acknowledged
   entente admin federation import [SITE] --in FILE [--ack-out FILE]
@@ -28,6 +32,8 @@ fn main() -> ExitCode {
         Some("up") => up(&args[1..]),
         Some("admin") => admin(&args[1..]),
         Some("status") => status(&args[1..]),
+        Some("backup") => backup(&args[1..]),
+        Some("restore") => backup(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -83,6 +89,39 @@ fn status(args: &[String]) -> ExitCode {
         }
         Err(message) => {
             eprintln!("entente status: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `entente backup` and `entente restore` (which `args` came after).
+fn backup(args: &[String]) -> ExitCode {
+    let restoring = std::env::args().nth(1).as_deref() == Some("restore");
+    let data_dir = flag(args, "--data-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(up::default_data_dir);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let result = if restoring {
+        match flag(args, "--in") {
+            Some(from) => runtime.block_on(up::restore(std::path::Path::new(from), &data_dir)),
+            None => Err(up::UpError("--in DIR (a backup) is required".into())),
+        }
+    } else {
+        match flag(args, "--out") {
+            Some(out) => runtime.block_on(up::backup(&data_dir, std::path::Path::new(out))),
+            None => Err(up::UpError("--out NEWDIR is required".into())),
+        }
+    };
+    match result {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "entente {}: {error}",
+                if restoring { "restore" } else { "backup" }
+            );
             ExitCode::FAILURE
         }
     }

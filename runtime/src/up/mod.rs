@@ -9,6 +9,7 @@
 //! (schema and CEL), free ports, the PostgreSQL binaries, `entente-server`
 //! beside this binary. Ctrl-C stops everything; running again reuses the data.
 
+mod backup;
 mod database;
 mod files;
 mod objects;
@@ -17,6 +18,7 @@ pub mod plan;
 mod servers;
 mod status;
 
+pub use backup::{backup, restore};
 pub use status::status;
 
 use std::{
