@@ -1122,3 +1122,85 @@ fn a_running_site_is_backed_up_and_restored_into_a_fresh_directory() {
     assert_eq!(body, serde_json::Value::String(note.into()));
     interrupt(restored, port);
 }
+
+/// `entente up` needs no root: run by an unprivileged user (as every test
+/// here is when the suite is not run as root; as `nobody` when it is), a
+/// site starts, serves, says what runs, and stops.
+#[test]
+fn an_unprivileged_user_runs_a_site() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // every other test here already runs without root
+    }
+    let nobody = 65534;
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    // The binaries and the example where `nobody` can read them.
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let here = Path::new(env!("CARGO_BIN_EXE_entente")).parent().unwrap();
+    for program in ["entente", "entente-server"] {
+        std::fs::copy(here.join(program), bin.join(program)).unwrap();
+    }
+    let manifest = root.join("edge.yaml");
+    std::fs::copy(example().join("edge.yaml"), &manifest).unwrap();
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for entry in [
+        root.to_path_buf(),
+        bin.clone(),
+        data.clone(),
+        manifest.clone(),
+    ]
+    .into_iter()
+    .chain(["entente", "entente-server"].map(|p| bin.join(p)))
+    {
+        let path = std::ffi::CString::new(entry.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::chown(path.as_ptr(), nobody, nobody) }, 0);
+    }
+    let port = base_port();
+    let as_nobody = |args: &[&str]| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin.join("entente"))
+            .args(args)
+            .env("HOME", root)
+            .env_remove("DATABASE_URL");
+        command
+    };
+    let running = KillOnDrop(
+        as_nobody(&[
+            "up",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+            manifest.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    wait_ready(port);
+    let token = login(port, &data);
+    let channel = public_channel(port, &token, "sitreps");
+    say(port, &token, &channel, "no root needed", None);
+    let report = as_nobody(&["status", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.contains("workspace \"fob-north\": ready"),
+        "{report}"
+    );
+    let postgres = std::fs::metadata(data.join("postgres/data")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&postgres),
+        nobody,
+        "PostgreSQL runs as the user"
+    );
+    interrupt(running, port);
+}
