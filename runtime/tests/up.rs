@@ -1037,37 +1037,23 @@ fn a_running_site_is_backed_up_and_restored_into_a_fresh_directory() {
 
     let saved = tempfile::tempdir().unwrap();
     let backup = saved.path().join("backup");
-    let output = entente(&[
+    succeeds(&[
         "backup",
         "--data-dir",
         data.path().to_str().unwrap(),
         "--out",
         backup.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ]);
     interrupt(running, port);
     // A stopped site is saved too (its PostgreSQL started for the dump, and stopped).
     let stopped = saved.path().join("stopped");
-    let output = entente(&[
+    succeeds(&[
         "backup",
         "--data-dir",
         data.path().to_str().unwrap(),
         "--out",
         stopped.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ]);
     assert!(stopped.join("databases/entente_fob_north.dump").is_file());
     assert!(
         !data.path().join("postgres/data/postmaster.pid").exists(),
@@ -1075,20 +1061,13 @@ fn a_running_site_is_backed_up_and_restored_into_a_fresh_directory() {
     );
 
     let fresh = tempfile::tempdir().unwrap();
-    let output = entente(&[
+    succeeds(&[
         "restore",
         "--in",
         backup.to_str().unwrap(),
         "--data-dir",
         fresh.path().to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ]);
     // Restoring over a site is refused.
     let output = entente(&[
         "restore",
@@ -1203,4 +1182,15 @@ fn an_unprivileged_user_runs_a_site() {
         "PostgreSQL runs as the user"
     );
     interrupt(running, port);
+}
+
+/// Runs `entente ARGS…`, which must succeed; what it printed.
+fn succeeds(args: &[&str]) -> String {
+    let output = entente(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "entente {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -113,14 +113,14 @@ pub fn default_data_dir() -> PathBuf {
         .join("entente")
 }
 
-/// The RuntimeConfig `entente up` wrote for a workspace under `data_dir`:
-/// the one named, or the only one there.
-pub fn site_config(data_dir: &Path, workspace: Option<&str>) -> Result<PathBuf, String> {
+/// The workspaces `entente up` has written a RuntimeConfig for under
+/// `data_dir`, by name.
+pub(crate) fn site_workspaces(data_dir: &Path) -> Result<Vec<String>, String> {
     let workspaces = data_dir.join("workspaces");
     let mut found: Vec<String> = std::fs::read_dir(&workspaces)
         .map_err(|e| {
             format!(
-                "no site in {} ({e}): give --data-dir as for `entente up`, or --config RUNTIME.yaml",
+                "no site in {} ({e}): give the --data-dir `entente up` was given",
                 data_dir.display()
             )
         })?
@@ -129,6 +129,14 @@ pub fn site_config(data_dir: &Path, workspace: Option<&str>) -> Result<PathBuf, 
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
+    Ok(found)
+}
+
+/// The RuntimeConfig `entente up` wrote for a workspace under `data_dir`:
+/// the one named, or the only one there.
+pub fn site_config(data_dir: &Path, workspace: Option<&str>) -> Result<PathBuf, String> {
+    let workspaces = data_dir.join("workspaces");
+    let found = site_workspaces(data_dir)?;
     let name = match (workspace, found.as_slice()) {
         (Some(name), _) if found.iter().any(|f| f == name) => name.to_string(),
         (Some(name), _) => {

@@ -310,7 +310,13 @@ async fn wait_ready(process: &mut Running) -> Result<(), UpError> {
 
 /// `GET path` answers 200.
 async fn ready(address: std::net::SocketAddr, path: &str) -> bool {
-    get_ok(address, path).await.is_some()
+    // A server that accepts but does not answer yet is not ready; it is
+    // asked again (and its deadline checked) rather than waited on.
+    tokio::time::timeout(Duration::from_secs(2), get_ok(address, path))
+        .await
+        .ok()
+        .flatten()
+        .is_some()
 }
 
 /// The body of `GET path` at `address`, if it answers 200.

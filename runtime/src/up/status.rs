@@ -20,18 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// The report for the site under `data_dir`.
 pub async fn status(data_dir: &Path) -> Result<String, String> {
     let workspaces = data_dir.join("workspaces");
-    let mut names: Vec<_> = std::fs::read_dir(&workspaces)
-        .map_err(|e| {
-            format!(
-                "no site in {} ({e}): give the --data-dir `entente up` was given",
-                data_dir.display()
-            )
-        })?
-        .flatten()
-        .filter(|e| e.path().join(paths::CONFIG_FILE).is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = super::site_workspaces(data_dir)?;
     let mut out = String::new();
     for name in names {
         let file = workspaces.join(&name).join(paths::CONFIG_FILE);
