@@ -482,12 +482,22 @@ fn until_messages(port: u16, token: &str, channel: &str, expected: &[&str]) {
 }
 
 fn say(port: u16, token: &str, channel: &str, message: &str, root: Option<&str>) -> String {
+    post_to(
+        port,
+        token,
+        channel,
+        json!({"message": message, "rootId": root}),
+    )
+}
+
+/// Posts `body` in `channel` on the server at `port`, which takes it; the post's id.
+fn post_to(port: u16, token: &str, channel: &str, body: serde_json::Value) -> String {
     let (status, post) = http(
         port,
         "POST",
         &format!("/api/v1/channels/{channel}/posts"),
         Some(token),
-        Some(json!({"message": message, "rootId": root})),
+        Some(body),
     )
     .unwrap();
     assert_eq!(status, 201, "{post}");
@@ -620,15 +630,12 @@ fn two_sites_federate_and_one_that_was_stopped_catches_up() {
     // A file crosses with its post, and downloads the same on bravo.
     let sitrep = "grid 4471 clear; convoy at 0600\n";
     let file = upload(a_port, &a_token, &a_joint, "sitrep.txt", sitrep.as_bytes());
-    let (status, post) = http(
+    post_to(
         a_port,
-        "POST",
-        &format!("/api/v1/channels/{a_joint}/posts"),
-        Some(&a_token),
-        Some(json!({"message": "sitrep attached", "fileIds": [file]})),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{post}");
+        &a_token,
+        &a_joint,
+        json!({"message": "sitrep attached", "fileIds": [file]}),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (status, body) = http(
@@ -1000,15 +1007,7 @@ fn a_crashed_server_or_database_is_started_again() {
 
 /// What `entente status --data-dir DATA` prints.
 fn site_status(data: &Path) -> String {
-    let output = entente(&["status", "--data-dir", data.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    succeeds(&["status", "--data-dir", data.to_str().unwrap()])
 }
 
 /// A site is saved while it runs and brought back into a fresh data
@@ -1024,15 +1023,12 @@ fn a_running_site_is_backed_up_and_restored_into_a_fresh_directory() {
     let channel = public_channel(port, &token, "sitreps");
     let note = "fuel 60%, water 3 days\n";
     let file = upload(port, &token, &channel, "stock.txt", note.as_bytes());
-    let (status, body) = http(
+    post_to(
         port,
-        "POST",
-        &format!("/api/v1/channels/{channel}/posts"),
-        Some(&token),
-        Some(json!({"message": "stock report", "fileIds": [file]})),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
+        &token,
+        &channel,
+        json!({"message": "stock report", "fileIds": [file]}),
+    );
     say(port, &token, &channel, "all quiet", None);
 
     let saved = tempfile::tempdir().unwrap();

@@ -10,48 +10,25 @@
 //! before the rows that name them). A stopped one gets its PostgreSQL
 //! started for the dump, and stopped again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use entente_postgres::USER;
 
-use super::{database::Database, UpError};
+use super::{
+    database::{running, Database},
+    UpError,
+};
 
 /// What a site keeps besides PostgreSQL's own files.
 const KEPT: [&str; 4] = ["workspaces", "calls", "s3", "objects"];
 
-/// The databases of the workspaces under `data_dir`.
+/// The databases of the workspaces `entente up` ran under `data_dir`.
 fn databases(data_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(data_dir.join("workspaces"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| {
-            format!(
-                "entente_{}",
-                e.file_name().to_string_lossy().replace('-', "_")
-            )
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-/// The running cluster's socket and password, if it runs.
-fn running(data_dir: &Path) -> Option<(PathBuf, String)> {
-    let root = data_dir.join("postgres");
-    let pid: i32 = std::fs::read_to_string(root.join("data/postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()?;
-    // SAFETY: signal 0 only checks that the process exists.
-    if unsafe { libc::kill(pid, 0) } != 0 {
-        return None;
-    }
-    let password = std::fs::read_to_string(root.join("password")).ok()?;
-    Some((root.join("socket"), password.trim().to_string()))
+    super::site_workspaces(data_dir)
+        .unwrap_or_default()
+        .iter()
+        .map(|name| super::plan::database_name(name))
+        .collect()
 }
 
 /// Runs `program` (`pg_dump`, `pg_restore`) against the cluster.
@@ -120,33 +97,13 @@ pub async fn backup(data_dir: &Path, out: &Path) -> Result<String, UpError> {
     }
     let dumps = out.join("databases");
     std::fs::create_dir_all(&dumps).map_err(|e| UpError(format!("{}: {e}", dumps.display())))?;
-    let mut started = None;
-    let (socket, password) = match running(data_dir) {
-        Some(running) => running,
-        None => {
-            started = Some(Database::start(data_dir).await?);
-            running(data_dir).ok_or_else(|| UpError("PostgreSQL did not start".into()))?
-        }
+    // A stopped site's cluster runs for the dump only.
+    let mut started = match running(data_dir) {
+        Some(_) => None,
+        None => Some(Database::start(data_dir).await?),
     };
-    let mut dumped = Ok(());
-    for name in &names {
-        let file = dumps.join(format!("{name}.dump"));
-        dumped = run(
-            "pg_dump",
-            &socket,
-            &password,
-            &[
-                "--format=custom".as_ref(),
-                "--file".as_ref(),
-                file.as_os_str(),
-                name.as_ref(),
-            ],
-        );
-        if dumped.is_err() {
-            break;
-        }
-    }
-    if let Some(mut database) = started {
+    let dumped = dump(data_dir, &names, &dumps);
+    if let Some(database) = started.as_mut() {
         database.stop();
     }
     dumped?;
@@ -162,6 +119,59 @@ pub async fn backup(data_dir: &Path, out: &Path) -> Result<String, UpError> {
         data_dir.display(),
         out.display()
     ))
+}
+
+/// `pg_dump`s each of `names` into `dumps`, from the cluster running under `data_dir`.
+fn dump(data_dir: &Path, names: &[String], dumps: &Path) -> Result<(), UpError> {
+    let (socket, password) =
+        running(data_dir).ok_or_else(|| UpError("PostgreSQL is not running".into()))?;
+    for name in names {
+        let file = dumps.join(format!("{name}.dump"));
+        run(
+            "pg_dump",
+            &socket,
+            &password,
+            &[
+                "--format=custom".as_ref(),
+                "--file".as_ref(),
+                file.as_os_str(),
+                name.as_ref(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Creates each saved database in `database` (running under `data_dir`)
+/// and `pg_restore`s its dump from `from`; how many.
+async fn restore_databases(
+    from: &Path,
+    data_dir: &Path,
+    database: &Database,
+) -> Result<usize, UpError> {
+    let (socket, password) =
+        running(data_dir).ok_or_else(|| UpError("PostgreSQL is not running".into()))?;
+    let mut restored = 0;
+    for name in databases(data_dir) {
+        let file = from.join("databases").join(format!("{name}.dump"));
+        if !file.is_file() {
+            continue;
+        }
+        database.database(&name).await?;
+        run(
+            "pg_restore",
+            &socket,
+            &password,
+            &[
+                "--no-owner".as_ref(),
+                "--dbname".as_ref(),
+                name.as_ref(),
+                file.as_os_str(),
+            ],
+        )?;
+        restored += 1;
+    }
+    Ok(restored)
 }
 
 /// Brings the site saved in `from` back into the fresh data directory `data_dir`.
@@ -184,33 +194,7 @@ pub async fn restore(from: &Path, data_dir: &Path) -> Result<String, UpError> {
         }
     }
     let mut database = Database::start(data_dir).await?;
-    let (socket, password) =
-        running(data_dir).ok_or_else(|| UpError("PostgreSQL did not start".into()))?;
-    let mut restored = Ok(0);
-    for name in databases(data_dir) {
-        let file = from.join("databases").join(format!("{name}.dump"));
-        if !file.is_file() {
-            continue;
-        }
-        restored = match database.database(&name).await {
-            Ok(_) => run(
-                "pg_restore",
-                &socket,
-                &password,
-                &[
-                    "--no-owner".as_ref(),
-                    "--dbname".as_ref(),
-                    name.as_ref(),
-                    file.as_os_str(),
-                ],
-            )
-            .map(|()| restored.unwrap_or(0) + 1),
-            Err(e) => Err(e),
-        };
-        if restored.is_err() {
-            break;
-        }
-    }
+    let restored = restore_databases(from, data_dir, &database).await;
     database.stop();
     let restored = restored?;
     Ok(format!(

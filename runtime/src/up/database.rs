@@ -16,6 +16,32 @@ use super::{files::secret_text, UpError};
 /// The socket's port number names the socket file (`.s.PGSQL.5432`).
 const SOCKET_PORT: u16 = 5432;
 
+/// Where `entente up` keeps its cluster under a data directory.
+pub(crate) fn root(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("postgres")
+}
+
+/// The pid of the cluster's postmaster under `data_dir`, if one runs (its
+/// lock file names a live process).
+pub(crate) fn postmaster(data_dir: &Path) -> Option<i32> {
+    let pid = std::fs::read_to_string(root(data_dir).join("data/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: signal 0 only checks that the process exists.
+    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+}
+
+/// The running cluster's socket directory and password, if it runs.
+pub(crate) fn running(data_dir: &Path) -> Option<(std::path::PathBuf, String)> {
+    postmaster(data_dir)?;
+    let password = std::fs::read_to_string(root(data_dir).join("password")).ok()?;
+    Some((root(data_dir).join("socket"), password.trim().to_string()))
+}
+
 pub enum Database {
     Local {
         child: Child,
@@ -48,7 +74,7 @@ impl Database {
                 .map_err(|e| UpError(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
             return Ok(Database::Given { options, url });
         }
-        let root = data_dir.join("postgres");
+        let root = root(data_dir);
         let socket_dir = root.join("socket");
         std::fs::create_dir_all(&socket_dir).map_err(|e| io(&socket_dir, e))?;
         let cluster = Cluster::at(root.join("data")).map_err(|e| UpError(e.0))?;
@@ -65,7 +91,7 @@ impl Database {
             result.map_err(|e| UpError(e.0))?;
         }
         cluster.hand_over(&socket_dir).map_err(|e| UpError(e.0))?;
-        wait_for_previous_server(&cluster.data).await?;
+        wait_for_previous_server(data_dir, &cluster.data).await?;
         let log_path = root.join("postgres.log");
         let log = super::files::open_log(&log_path)?;
         let mut command = cluster.server(SOCKET_PORT, false, &socket_dir, true);
@@ -217,17 +243,9 @@ fn reachable_by(uid: u32, dir: &Path) -> Result<(), UpError> {
 /// A server of this cluster from an earlier run may still be shutting down
 /// (its `entente up` was killed, and it got the parent-death signal): wait
 /// for it, and name it if it does not go.
-async fn wait_for_previous_server(data: &Path) -> Result<(), UpError> {
-    let Some(pid) = std::fs::read_to_string(data.join("postmaster.pid"))
-        .ok()
-        .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
-    else {
-        return Ok(());
-    };
-    // SAFETY: signal 0 only checks that the process exists.
-    let alive = || unsafe { libc::kill(pid, 0) } == 0;
+async fn wait_for_previous_server(data_dir: &Path, data: &Path) -> Result<(), UpError> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while alive() {
+    while let Some(pid) = postmaster(data_dir) {
         if Instant::now() > deadline {
             return Err(UpError(format!(
                 "PostgreSQL (pid {pid}) is still running on {}; stop it, or use another --data-dir",

@@ -290,12 +290,7 @@ fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> 
                     calls.name()
                 ))
             })?;
-            let media = entente_crds::render::calls::media_config(
-                &calls.cluster,
-                calls.key_file(),
-                *listen,
-                i as u16,
-            );
+            let media = calls.media_config(i);
             if let Some(entente_crds::config::SfuConfig {
                 udp: entente_crds::config::UdpPorts::Mux(udp),
                 ..

@@ -53,6 +53,11 @@ impl Provided {
     }
 }
 
+/// The database of Workspace `workspace` in the cluster `entente up` runs.
+pub fn database_name(workspace: &str) -> String {
+    format!("entente_{}", workspace.replace('-', "_"))
+}
+
 impl LocalWorkspace {
     pub fn name(&self) -> String {
         self.workspace.metadata.name.clone().unwrap_or_default()
@@ -63,7 +68,7 @@ impl LocalWorkspace {
     }
 
     pub fn database(&self) -> String {
-        format!("entente_{}", self.name().replace('-', "_"))
+        database_name(&self.name())
     }
 
     /// Where `up` reads key `key` of the Secret `secret` a manifest names
@@ -101,6 +106,16 @@ impl LocalCalls {
 
     pub fn node_dir(&self, i: usize) -> PathBuf {
         self.dir.join(format!("node-{i}"))
+    }
+
+    /// The MediaConfig of node `i`, as the operator renders one for a pod.
+    pub fn media_config(&self, i: usize) -> entente_crds::config::MediaConfig {
+        entente_crds::render::calls::media_config(
+            &self.cluster,
+            self.key_file(),
+            self.nodes[i],
+            i as u16,
+        )
     }
 
     /// The signalling URL of each node, as the workspace servers reach it.

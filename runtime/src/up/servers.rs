@@ -227,8 +227,7 @@ pub(crate) async fn start_sfus(
         secret_text(&calls.key_file(), 48)?;
         for (i, listen) in calls.nodes.iter().enumerate() {
             let dir = calls.node_dir(i);
-            let media =
-                render::calls::media_config(&calls.cluster, calls.key_file(), *listen, i as u16);
+            let media = calls.media_config(i);
             write_private(&dir.join("media.yaml"), media.to_yaml().as_bytes())?;
             start(
                 format!("SFU node {i} of CallsCluster {:?}", calls.name()),

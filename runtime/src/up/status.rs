@@ -150,19 +150,13 @@ async fn sfu((label, config): &(String, MediaConfig)) -> String {
 }
 
 fn database(data_dir: &Path) -> String {
-    let pid_file = data_dir.join("postgres/data/postmaster.pid");
-    let pid = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
-    match pid {
-        // SAFETY: signal 0 only checks that the process exists.
-        Some(pid) if unsafe { libc::kill(pid, 0) } == 0 => {
-            format!(
-                "PostgreSQL: running (pid {pid}), data in {}\n",
-                data_dir.join("postgres/data").display()
-            )
-        }
-        Some(_) | None if data_dir.join("postgres").exists() => "PostgreSQL: not running\n".into(),
-        _ => String::new(),
+    let root = super::database::root(data_dir);
+    match super::database::postmaster(data_dir) {
+        Some(pid) => format!(
+            "PostgreSQL: running (pid {pid}), data in {}\n",
+            root.join("data").display()
+        ),
+        None if root.exists() => "PostgreSQL: not running\n".into(),
+        None => String::new(),
     }
 }
