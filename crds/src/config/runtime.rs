@@ -48,6 +48,9 @@ pub struct RuntimeConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legal_holds: Vec<LegalHoldConfig>,
     pub limits: LimitsConfig,
+    /// The web client: who may frame it.
+    #[serde(default, skip_serializing_if = "WebConfig::is_default")]
+    pub web: WebConfig,
 }
 
 impl RuntimeConfig {
@@ -386,6 +389,22 @@ pub struct CallsConfig {
 pub struct PushConfig {
     pub mode: PushMode,
     pub proxy_url: String,
+}
+
+/// The web client the server serves at `/`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebConfig {
+    /// Origins allowed to frame the client (its `frame-ancestors`); empty:
+    /// none may.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frame_ancestors: Vec<String>,
+}
+
+impl WebConfig {
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

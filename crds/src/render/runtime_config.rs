@@ -133,5 +133,6 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
             connections: Default::default(),
             password_workers: 0,
         },
+        web: Default::default(),
     })
 }

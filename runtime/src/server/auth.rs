@@ -33,6 +33,96 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The cookie a browser's session token travels in: `HttpOnly`, so no
+/// script in the page (an injected one included) can read it.
+pub const SESSION_COOKIE: &str = "entente_session";
+/// The header a request authenticated by [`SESSION_COOKIE`] must carry,
+/// unless it is a `GET` or `HEAD`: the [`csrf_token`] its sign-in returned.
+/// A page of another site can make the browser send the cookie (were it not
+/// `SameSite=Strict`), but it cannot know this value.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A cookie's value, from the request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name && !value.is_empty()).then_some(value)
+        })
+}
+
+/// The CSRF token of a cookie session: derived from its session token, so
+/// nothing is stored and nobody without the token can compute it.
+pub fn csrf_token(session_token: &str) -> String {
+    Sha256::digest(format!("entente csrf\0{session_token}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The token a request is made with: `Authorization: Bearer …`, else the
+/// session cookie, which for anything but `GET` and `HEAD` must come with
+/// its [`CSRF_HEADER`].
+pub fn credential<'h>(
+    method: &axum::http::Method,
+    headers: &'h axum::http::HeaderMap,
+) -> ApiResult<Option<&'h str>> {
+    if let Some(token) = bearer(headers) {
+        return Ok(Some(token));
+    }
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    if !method.is_safe() {
+        let expected = csrf_token(token);
+        let given = headers.get(CSRF_HEADER).map(|v| v.as_bytes());
+        // Compared in full whatever differs first: timing tells nothing.
+        let matches = given.is_some_and(|given| {
+            given.len() == expected.len()
+                && given
+                    .iter()
+                    .zip(expected.as_bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        if !matches {
+            return Err(ApiError::forbidden(
+                "a request signed in with the session cookie needs the X-CSRF-Token header \
+                 set to the csrfToken its sign-in returned",
+            ));
+        }
+    }
+    Ok(Some(token))
+}
+
+/// The `Set-Cookie` value that keeps `token` in the browser (or, with no
+/// token, forgets it): `HttpOnly`, `SameSite=Strict`, and `Secure` when the
+/// workspace is reached over HTTPS.
+pub fn session_cookie(token: Option<&str>, secure: bool) -> axum::http::HeaderValue {
+    let (value, age) = match token {
+        Some(token) => (token, SESSION_LIFETIME.num_seconds()),
+        None => ("", 0),
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    axum::http::HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .expect("a hex token is header text")
+}
+
+/// Whether the browser reached the workspace over HTTPS: the site URL says
+/// so, or the proxy in front of it does.
+pub fn over_https(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    state.config().workspace.site_url.starts_with("https://")
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
 /// The address a request came from, for throttling: the last address in
 /// `X-Forwarded-For` (the one the nearest proxy, such as the Ingress,
 /// appended), else the connection's peer. Behind an Ingress every peer is
@@ -119,7 +209,8 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
+        let token =
+            credential(&parts.method, &parts.headers)?.ok_or_else(ApiError::unauthenticated)?;
         let caller = authenticate(state, token).await?;
         state.rate_limit().check(&caller.user_id, &state.metrics)?;
         Ok(caller)
@@ -265,6 +356,11 @@ pub struct LoginRequest {
     pub username: String,
     #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
+    /// For a browser: keep the session in an `HttpOnly` cookie instead of
+    /// returning its token, and return the `csrfToken` other requests
+    /// than `GET` must send as `X-CSRF-Token`.
+    #[serde(default)]
+    pub cookie: bool,
 }
 
 impl Valid for LoginRequest {
@@ -287,9 +383,34 @@ pub(crate) fn password_length(password: &str) -> ApiResult<()> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
-    pub token: String,
+    /// The bearer token; absent when the session is kept in a cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     pub user: User,
+    /// For a cookie session: the `X-CSRF-Token` its requests send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
+impl LoginResponse {
+    /// A new session's answer, its token in the body.
+    pub fn bearer(token: String, user: User) -> Self {
+        LoginResponse {
+            token: Some(token),
+            user,
+            csrf_token: None,
+        }
+    }
+
+    /// The answer to a browser that asked for a cookie: the token moves to
+    /// a `Set-Cookie` header (returned), the body keeps its CSRF token.
+    pub fn into_cookie(mut self, secure: bool) -> (axum::http::HeaderValue, Self) {
+        let token = self.token.take().unwrap_or_default();
+        self.csrf_token = Some(csrf_token(&token));
+        (session_cookie(Some(&token), secure), self)
+    }
 }
 
 /// Signs a local user in with their password: a new session. Throttled per
@@ -340,7 +461,7 @@ pub async fn login(
     }
     let token = start_session(&state.db, &user_id).await?;
     let user = find_user(&state.db, &user_id).await?.ok_or_else(refused)?;
-    Ok(LoginResponse { token, user })
+    Ok(LoginResponse::bearer(token, user))
 }
 
 /// When tokens were last used, kept in memory and written in one statement

@@ -278,7 +278,7 @@ async fn say(
 }
 
 /// `ws://` or `wss://` for a node's `http://` or `https://` URL.
-fn websocket_base(node: &str) -> String {
+pub(crate) fn websocket_base(node: &str) -> String {
     let node = node.trim_end_matches('/');
     if let Some(rest) = node.strip_prefix("https://") {
         format!("wss://{rest}")

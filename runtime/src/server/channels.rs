@@ -49,9 +49,28 @@ pub struct Channel {
     /// Of those, the ones that mention the caller.
     #[sqlx(default)]
     pub mentions: i64,
+    /// The organisations of the partner workspaces this channel is shared
+    /// with (empty: only this workspace's).
+    #[sqlx(default)]
+    pub shared_with: Vec<String>,
 }
 
 impl Channel {
+    /// The channel with [`Channel::shared_with`] filled in from the
+    /// partners `config` declares.
+    pub fn with_partners(mut self, config: &entente_crds::config::RuntimeConfig) -> Self {
+        if let Some(name) = &self.name {
+            self.shared_with = config
+                .federation
+                .partners
+                .iter()
+                .filter(|p| p.channels.iter().any(|c| c.name.eq_ignore_ascii_case(name)))
+                .map(|p| p.organisation.clone())
+                .collect();
+        }
+        self
+    }
+
     pub fn labels(&self) -> BTreeMap<String, String> {
         serde_json::from_value(self.labels.clone()).unwrap_or_default()
     }
@@ -78,7 +97,8 @@ pub async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<Channel>> 
                               AND p.deleted_at IS NULL AND p.user_id <> $1), 0) AS "unread!",
                   COALESCE((SELECT count(*) FROM posts p JOIN mentions x ON x.post_id = p.id AND x.user_id = $1
                             WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
-                              AND p.deleted_at IS NULL), 0) AS "mentions!"
+                              AND p.deleted_at IS NULL), 0) AS "mentions!",
+                  ARRAY[]::text[] AS "shared_with!"
            FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
            WHERE m.user_id IS NOT NULL OR (c.kind = 'public' AND $2)
            ORDER BY c.created_at, c.id"#,
@@ -88,9 +108,11 @@ pub async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<Channel>> 
     .fetch_all(&state.db)
     .await?;
     let subject = caller.subject();
+    let config = state.config();
     Ok(channels
         .into_iter()
         .filter(|c| verdict(state, &subject, c).allowed())
+        .map(|c| c.with_partners(&config))
         .collect())
 }
 

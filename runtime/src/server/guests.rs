@@ -179,6 +179,9 @@ pub struct Redeem {
     #[serde(default)]
     #[schema(format = "line", min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
+    /// For a browser: the session in a cookie, as at sign-in.
+    #[serde(default)]
+    pub cookie: bool,
 }
 
 impl Valid for Redeem {
@@ -341,7 +344,8 @@ async fn redeem_checked(state: &AppState, request: Redeem) -> ApiResult<LoginRes
     let named = sqlx::query_as!(
         channels::Channel,
         r#"SELECT id, kind, name, display_name, purpose, header, created_at, archived_at, labels,
-                  false AS "member!", 0::bigint AS "unread!", 0::bigint AS "mentions!"
+                  false AS "member!", 0::bigint AS "unread!", 0::bigint AS "mentions!",
+                  ARRAY[]::text[] AS "shared_with!"
            FROM channels WHERE lower(name) = ANY($1) AND archived_at IS NULL"#,
         &rules
             .channels
@@ -396,7 +400,7 @@ async fn redeem_checked(state: &AppState, request: Redeem) -> ApiResult<LoginRes
         .await
         .map_err(ApiError::after_commit)?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(LoginResponse { token, user })
+    Ok(LoginResponse::bearer(token, user))
 }
 
 #[cfg(test)]

@@ -49,6 +49,31 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod throttle;
+pub mod web;
+
+/// What unit tests across the server share.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use entente_crds::config::RuntimeConfig;
+
+    /// A small valid RuntimeConfig.
+    pub fn config() -> RuntimeConfig {
+        RuntimeConfig::parse(
+            r#"
+version: 1
+workspace: {id: w, displayName: W, organisation: O, siteUrl: "http://x"}
+listen: {http: "127.0.0.1:8080", federation: "127.0.0.1:8443", admin: "127.0.0.1:9090"}
+database: {url: {env: DB}, poolSize: 5}
+objectStorage: {endpoint: "http://s3", region: r, bucket: b, forcePathStyle: true, accessKeyId: {env: K}, secretAccessKey: {env: S}}
+identity: {local: {enabled: true, adminUsername: admin, adminPassword: {env: P}, minPasswordLength: 12}}
+federation: {tls: {certFile: /c, keyFile: /k, caFile: /a}}
+limits: {maxUploadBytes: 100, maxRequestBodyBytes: 100, requestsPerMinute: 60}
+"#,
+            "test",
+        )
+        .unwrap()
+    }
+}
 
 use std::time::Duration;
 
@@ -259,6 +284,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::auth::login))
         .routes(routes!(api::auth::logout))
+        .routes(routes!(api::auth::session))
         .routes(routes!(api::users::list, api::auth::create_user))
         .routes(routes!(api::users::change_password))
         .routes(routes!(api::users::deactivate))
@@ -329,7 +355,7 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(document.as_ref().clone()) }
             }),
         )
-        .fallback(api::extract::no_route)
+        .fallback(web::serve)
         .method_not_allowed_fallback(api::extract::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

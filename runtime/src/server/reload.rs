@@ -63,23 +63,7 @@ pub async fn watch(state: AppState, path: PathBuf, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config() -> RuntimeConfig {
-        RuntimeConfig::parse(
-            r#"
-version: 1
-workspace: {id: w, displayName: W, organisation: O, siteUrl: "http://x"}
-listen: {http: "127.0.0.1:8080", federation: "127.0.0.1:8443", admin: "127.0.0.1:9090"}
-database: {url: {env: DB}, poolSize: 5}
-objectStorage: {endpoint: "http://s3", region: r, bucket: b, forcePathStyle: true, accessKeyId: {env: K}, secretAccessKey: {env: S}}
-identity: {local: {enabled: true, adminUsername: admin, adminPassword: {env: P}, minPasswordLength: 12}}
-federation: {tls: {certFile: /c, keyFile: /k, caFile: /a}}
-limits: {maxUploadBytes: 100, maxRequestBodyBytes: 100, requestsPerMinute: 60}
-"#,
-            "test",
-        )
-        .unwrap()
-    }
+    use crate::server::tests_support::config;
 
     #[test]
     fn live_sections_apply_and_the_rest_waits_for_a_restart() {

@@ -1,6 +1,10 @@
 //! Accounts and sign-in over HTTP ([`crate::server::auth`]).
 
-use axum::{extract::State, http::StatusCode, Json};
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    Json,
+};
 
 use crate::server::{
     api::extract::{Body, Path},
@@ -18,16 +22,70 @@ use crate::server::{
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     Body(request): Body<LoginRequest>,
-) -> ApiResult<Json<LoginResponse>> {
-    Ok(Json(auth::login(&state, request, address).await?))
+) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
+    let cookie = request.cookie;
+    let session = auth::login(&state, request, address).await?;
+    Ok(signed_in(&state, &headers, cookie, session))
 }
 
-/// Revokes the token the request was made with.
+/// A new session as its client asked for it: the bearer token in the body,
+/// or for a browser ([`LoginRequest::cookie`]) in an `HttpOnly` cookie,
+/// with the CSRF token in the body.
+pub(crate) fn signed_in(
+    state: &AppState,
+    request: &HeaderMap,
+    cookie: bool,
+    session: LoginResponse,
+) -> (HeaderMap, Json<LoginResponse>) {
+    let mut headers = HeaderMap::new();
+    if !cookie {
+        return (headers, Json(session));
+    }
+    let (set_cookie, session) = session.into_cookie(auth::over_https(state, request));
+    headers.insert(header::SET_COOKIE, set_cookie);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (headers, Json(session))
+}
+
+/// Revokes the token the request was made with (and a browser forgets its
+/// session cookie).
 #[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204, description = "session revoked"), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
-pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+) -> ApiResult<(StatusCode, HeaderMap)> {
     auth::logout(&state, &caller).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut out = HeaderMap::new();
+    if auth::cookie(&headers, auth::SESSION_COOKIE).is_some() {
+        let secure = auth::over_https(&state, &headers);
+        out.insert(header::SET_COOKIE, auth::session_cookie(None, secure));
+    }
+    Ok((StatusCode::NO_CONTENT, out))
+}
+
+/// The caller's session: who they are and, for a session kept in a
+/// cookie, the CSRF token its other requests send. A browser asks on load.
+#[utoipa::path(get, path = "/api/v1/auth/session", responses((status = 200, body = LoginResponse), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]
+pub async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+) -> ApiResult<Json<LoginResponse>> {
+    let user = auth::find_user(&state.db, &caller.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let csrf_token = match auth::bearer(&headers) {
+        Some(_) => None,
+        None => auth::cookie(&headers, auth::SESSION_COOKIE).map(auth::csrf_token),
+    };
+    Ok(Json(LoginResponse {
+        token: None,
+        user,
+        csrf_token,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/me", responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]

@@ -1,9 +1,13 @@
 //! Guest invitations over HTTP ([`crate::server::guests`]).
 
-use axum::{extract::State, http::StatusCode, Json};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    Json,
+};
 
 use crate::server::{
-    api::extract::Body,
+    api::{auth::signed_in, extract::Body},
     auth::{Caller, ClientAddress, LoginResponse},
     error::{ApiError, ApiResult},
     guests::{self, Invitation, Invite, Redeem},
@@ -28,10 +32,11 @@ pub async fn invite(
 pub async fn redeem(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     Body(request): Body<Redeem>,
-) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(guests::redeem(&state, request, address).await?),
-    ))
+) -> ApiResult<(StatusCode, HeaderMap, Json<LoginResponse>)> {
+    let cookie = request.cookie;
+    let session = guests::redeem(&state, request, address).await?;
+    let (headers, body) = signed_in(&state, &headers, cookie, session);
+    Ok((StatusCode::CREATED, headers, body))
 }

@@ -36,7 +36,7 @@ use axum::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
         State,
     },
-    http::HeaderMap,
+    http::{HeaderMap, HeaderValue},
     response::Response,
 };
 use serde::Deserialize;
@@ -79,9 +79,22 @@ pub async fn connect(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let token = auth::bearer(&headers)
-        .or_else(|| protocol_token(&headers))
-        .ok_or_else(ApiError::unauthenticated)?;
+    let token = match auth::bearer(&headers).or_else(|| protocol_token(&headers)) {
+        Some(token) => token,
+        None => {
+            // The session cookie: any page can open a WebSocket to any
+            // site, and the browser sends the cookie along; only the
+            // client's own page may use it.
+            let token = auth::cookie(&headers, auth::SESSION_COOKIE)
+                .ok_or_else(ApiError::unauthenticated)?;
+            if !same_origin(&headers) {
+                return Err(ApiError::forbidden(
+                    "the session cookie opens the live stream only from the workspace's own pages",
+                ));
+            }
+            token
+        }
+    };
     let caller = auth::authenticate(&state, token).await?;
     state.rate_limit().check(&caller.user_id, &state.metrics)?;
     // Clients send little (typing, auth): a small read buffer instead of the
@@ -103,6 +116,18 @@ struct DecOnDrop<'a>(&'a prometheus_client::metrics::gauge::Gauge);
 impl Drop for DecOnDrop<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// Whether the `Origin` a browser sent is the host it asked: the page
+/// opening the socket is the workspace's own.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    match (text(axum::http::header::ORIGIN), text(axum::http::header::HOST)) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
+        _ => false,
     }
 }
 

@@ -57,7 +57,9 @@ pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResu
             member: false,
             unread: 0,
             mentions: 0,
-        };
+            shared_with: Vec::new(),
+        }
+        .with_partners(&state.config());
         (channel, r.member_role)
     });
     let (mut channel, member_role) = row.ok_or_else(|| ApiError::not_found("channel"))?;

@@ -1,0 +1,2 @@
+import { render } from "preact";
+render(<p>Entente</p>, document.getElementById("app"));
