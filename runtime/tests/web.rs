@@ -1,0 +1,244 @@
+//! The web client in a real browser: Debian's Chromium, driven by
+//! playwright-core from `web/tests/*.mjs`, against servers this test starts
+//! (in this process, on loopback). Each scenario is a Node.js script that
+//! exits non-zero on failure; its screenshots are left in
+//! `$CARGO_TARGET_TMPDIR/web-artefacts/<scenario>/`.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::http::{header, Method, Request, StatusCode};
+use common::Workspace;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+fn artefacts(scenario: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("web-artefacts")
+        .join(scenario.trim_end_matches(".mjs"))
+}
+
+/// Runs `web/tests/<script>` with `env`; fails with what it printed unless
+/// it passes within three minutes.
+async fn scenario(script: &str, env: Vec<(&'static str, String)>) {
+    let script = script.to_string();
+    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(std::env::var("ENTENTE_NODE").unwrap_or("node".into()))
+            .arg(web_dir().join("tests").join(&script))
+            .env("ENTENTE_ARTEFACTS", artefacts(&script))
+            .envs(env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs (scripts/setup installs it)");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let read = |pipe: Option<&mut dyn std::io::Read>| {
+            let mut text = String::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        };
+        let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn std::io::Read));
+        let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn std::io::Read));
+        (status, stdout, stderr)
+    })
+    .await
+    .unwrap();
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    match status {
+        Some(status) => assert!(status.success(), "the browser scenario failed: {stderr}"),
+        None => panic!("the browser scenario did not finish in 3 minutes:\n{stdout}\n{stderr}"),
+    }
+}
+
+/// A TCP link to the server that the scenario can cut (every connection
+/// through it closed, new ones refused) and restore, through a control
+/// address: a browser losing its network, with the server still up.
+struct Link {
+    port: u16,
+    control: u16,
+}
+
+impl Link {
+    async fn to(upstream: u16) -> Link {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let (cut, _) = tokio::sync::broadcast::channel::<()>(4);
+        {
+            let (down, cut) = (down.clone(), cut.clone());
+            tokio::spawn(async move {
+                loop {
+                    let (mut client, _) = listener.accept().await.unwrap();
+                    if down.load(Ordering::SeqCst) {
+                        continue; // dropped: the connection is refused
+                    }
+                    let mut cut = cut.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)).await
+                        else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.recv() => {}
+                        }
+                    });
+                }
+            });
+        }
+        let app = axum::Router::new()
+            .route(
+                "/cut",
+                axum::routing::post({
+                    let down = down.clone();
+                    move || async move {
+                        down.store(true, Ordering::SeqCst);
+                        let _ = cut.send(());
+                    }
+                }),
+            )
+            .route(
+                "/restore",
+                axum::routing::post(move || async move { down.store(false, Ordering::SeqCst) }),
+            );
+        let control = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let control_port = control.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(control, app).await.unwrap() });
+        Link {
+            port,
+            control: control_port,
+        }
+    }
+}
+
+/// Creates `username` with the password the scenarios sign in with.
+async fn person(ws: &Workspace, admin: &str, username: &str, display: &str) -> String {
+    let (status, body) = ws
+        .post(
+            "/api/v1/users",
+            admin,
+            json!({"username": username, "password": format!("{username}-password-long"), "displayName": display}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    ws.login(username, &format!("{username}-password-long"))
+        .await
+}
+
+async fn join(ws: &Workspace, token: &str, channel: &str) {
+    let (status, body) = ws
+        .post(&format!("/api/v1/channels/{channel}/join"), token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_people_chat_reply_react_share_files_and_resume_after_a_drop() {
+    let ws = Workspace::new().await;
+    let admin = ws.admin().await;
+    let alice = person(&ws, &admin, "alice", "Alice").await;
+    let bob = person(&ws, &admin, "bob", "Bob").await;
+    let ops = ws.channel(&alice, "ops", "public").await;
+    let random = ws.channel(&alice, "random", "public").await;
+    join(&ws, &bob, &ops).await;
+    join(&ws, &bob, &random).await;
+    let port = common::serve(&ws).await;
+    let link = Link::to(port).await;
+    scenario(
+        "chat.mjs",
+        vec![
+            ("ENTENTE_URL", format!("http://127.0.0.1:{port}")),
+            ("ENTENTE_PROXY_URL", format!("http://127.0.0.1:{}", link.port)),
+            ("ENTENTE_CONTROL", format!("http://127.0.0.1:{}", link.control)),
+        ],
+    )
+    .await;
+}
+
+/// The page and its assets as a browser gets them: compressed, cached by
+/// content hash, under a policy that allows no inline script and no framing.
+#[tokio::test]
+async fn the_client_is_served_compressed_cached_and_locked_down() {
+    let ws = Workspace::new().await;
+    let get = |path: &str, encoding: &str| {
+        Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(header::ACCEPT_ENCODING, encoding)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let page = ws.request(get("/c/some-channel", "gzip, br")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert_eq!(headers[header::CONTENT_ENCODING], "br");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = ws.request(get("/", "identity")).await;
+    let html = axum::body::to_bytes(html.into_body(), 1 << 20).await.unwrap();
+    let html = String::from_utf8(html.to_vec()).unwrap();
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page names its script");
+    assert!(script.starts_with("/assets/main-"), "{script}");
+
+    let asset = ws.request(get(script, "gzip")).await;
+    assert_eq!(asset.status(), StatusCode::OK);
+    assert_eq!(asset.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(
+        asset.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = asset.headers()[header::ETAG].clone();
+    let again = ws
+        .request(
+            Request::builder()
+                .uri(script)
+                .header(header::IF_NONE_MATCH, etag)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // The API keeps its JSON answers.
+    let (status, body) = ws.get("/api/v1/nothing-here", "x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        ws.request(get("/assets/main-OLDBUILD.js", "br"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

@@ -1,0 +1,445 @@
+// The client's state, one object, and the actions that change it. Views
+// re-render on every change (`useStore`); the state is small enough.
+
+import { useEffect, useState } from "preact/hooks";
+import * as http from "./api.js";
+import { connect } from "./live.js";
+
+export const state = {
+  me: null,
+  status: "connecting",
+  channels: {}, // id -> Channel
+  posts: {}, // channel id -> { list (oldest first), next (older cursor), done, loading, firstUnread }
+  threads: {}, // root id -> posts, oldest first
+  users: {}, // id -> User
+  members: {}, // channel id -> Member[]
+  typing: {}, // channel id -> { user id: until (ms) }
+  calls: {}, // channel id -> Call
+  route: parseRoute(location.hash),
+  panel: null, // { kind: "thread", rootId } | { kind: "members" } | { kind: "pinned" }
+  error: null,
+};
+
+const listeners = new Set();
+let scheduled = false;
+
+/** Applies `change` to the state and re-renders once per frame. */
+export function update(change) {
+  if (change) change(state);
+  if (scheduled) return;
+  scheduled = true;
+  queueMicrotask(() => {
+    scheduled = false;
+    for (const listener of listeners) listener();
+  });
+}
+
+export function useStore() {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const listener = () => setTick((n) => n + 1);
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  }, []);
+  return state;
+}
+
+export function fail(error) {
+  update((s) => {
+    s.error = error?.message || String(error);
+  });
+}
+
+// Routes live in the fragment: #/c/<channel>, #/browse, #/search/<q>,
+// #/admin/<page>, #/invite.
+export function parseRoute(hash) {
+  const [, kind = "", ...rest] = (hash || "").replace(/^#/, "").split("/");
+  return { kind, arg: rest.map(decodeURIComponent).join("/") };
+}
+
+export function navigate(hash) {
+  if (location.hash !== hash) location.hash = hash;
+  else update((s) => (s.route = parseRoute(hash)));
+}
+
+window.addEventListener("hashchange", () => {
+  update((s) => {
+    s.route = parseRoute(location.hash);
+    s.panel = null;
+  });
+  const id = state.route.kind === "c" ? state.route.arg : null;
+  if (id) openChannel(id);
+});
+
+// --- session ---------------------------------------------------------------
+
+let live = null;
+
+export async function restoreSession() {
+  try {
+    const session = await http.get("/api/v1/auth/session");
+    signedIn(session);
+  } catch (e) {
+    update((s) => {
+      s.me = false;
+      if (e.status !== 401) s.error = e.message;
+    });
+  }
+}
+
+export function signedIn(session) {
+  http.setCsrf(session.csrfToken);
+  update((s) => {
+    s.me = session.user;
+    s.users[session.user.id] = session.user;
+  });
+  live?.close();
+  live = connect({
+    onEvent: handle,
+    onStatus: (status) => update((s) => (s.status = status)),
+    onHello: () => loadChannels(),
+  });
+}
+
+export async function signIn(username, password) {
+  signedIn(await http.post("/api/v1/auth/login", { username, password, cookie: true }));
+}
+
+export async function redeem(token, username, password, displayName) {
+  signedIn(
+    await http.post("/api/v1/guests/redeem", {
+      token,
+      username,
+      password,
+      displayName: displayName || undefined,
+      cookie: true,
+    }),
+  );
+  navigate("#/");
+}
+
+export async function signOut() {
+  try {
+    await http.post("/api/v1/auth/logout");
+  } finally {
+    live?.close();
+    live = null;
+    http.setCsrf(null);
+    update((s) => {
+      s.me = false;
+      s.channels = {};
+      s.posts = {};
+      s.threads = {};
+      s.members = {};
+      s.calls = {};
+    });
+  }
+}
+
+// --- channels --------------------------------------------------------------
+
+/** Loads the sidebar; on a reconnection, also what the open channel missed. */
+export async function loadChannels() {
+  try {
+    const list = await http.get("/api/v1/channels");
+    update((s) => {
+      s.channels = Object.fromEntries(list.map((c) => [c.id, c]));
+    });
+    const id = state.route.kind === "c" ? state.route.arg : null;
+    if (id) openChannel(id);
+    else if (state.route.kind === "") {
+      const first = list.find((c) => c.member);
+      if (first) navigate(`#/c/${first.id}`);
+    }
+  } catch (e) {
+    fail(e);
+  }
+}
+
+export function channelName(channel) {
+  if (!channel) return "";
+  if (channel.kind === "direct" || channel.kind === "group") {
+    const others = (state.members[channel.id] || [])
+      .filter((m) => m.id !== state.me?.id)
+      .map((m) => m.displayName || m.username);
+    return others.length ? others.join(", ") : channel.displayName;
+  }
+  return channel.displayName || channel.name;
+}
+
+export function channelByName(name) {
+  const lower = name.toLowerCase();
+  return Object.values(state.channels).find((c) => c.name && c.name.toLowerCase() === lower);
+}
+
+export async function openChannel(id) {
+  let channel = state.channels[id];
+  if (!channel) {
+    try {
+      channel = await http.get(`/api/v1/channels/${id}`);
+      update((s) => (s.channels[id] = channel));
+    } catch (e) {
+      return fail(e);
+    }
+  }
+  loadMembers(id);
+  if (channel.member) loadCall(id);
+  const page = state.posts[id];
+  if (!page) {
+    update((s) => {
+      s.posts[id] = { list: [], next: null, done: false, loading: false, firstUnread: null };
+    });
+    await loadOlder(id, channel.unread);
+  } else {
+    await catchUp(id);
+  }
+  markRead(id);
+}
+
+/** Posts newer than those shown (after a reconnection the stream replays
+ * them too; this covers a channel opened while the socket was away). */
+async function catchUp(id) {
+  const page = state.posts[id];
+  if (!page || page.list.length === 0) return;
+  try {
+    const result = await http.get(http.path(`/api/v1/channels/${id}/posts`, { limit: 200 }));
+    update((s) => mergePosts(s, id, result.posts));
+  } catch (e) {
+    fail(e);
+  }
+}
+
+export async function loadOlder(id, unread = 0) {
+  const page = state.posts[id];
+  if (!page || page.loading || page.done) return;
+  update(() => (page.loading = true));
+  try {
+    const result = await http.get(
+      http.path(`/api/v1/channels/${id}/posts`, { before: page.next ?? undefined, limit: 50 }),
+    );
+    update((s) => {
+      mergePosts(s, id, result.posts);
+      page.next = result.next ?? null;
+      page.done = result.next === undefined || result.next === null;
+      if (unread > 0 && page.firstUnread === null) {
+        // The oldest of the `unread` newest posts by others.
+        const others = page.list.filter((p) => p.userId !== s.me.id);
+        const first = others[Math.max(0, others.length - unread)];
+        page.firstUnread = first ? first.seq : null;
+      }
+    });
+  } catch (e) {
+    fail(e);
+  } finally {
+    update(() => (page.loading = false));
+  }
+}
+
+function mergePosts(s, channelId, posts) {
+  const page = s.posts[channelId];
+  if (!page) return;
+  const byId = new Map(page.list.map((p) => [p.id, p]));
+  for (const p of posts) if (!p.deletedAt) byId.set(p.id, p);
+  page.list = [...byId.values()].sort((a, b) => a.seq - b.seq);
+}
+
+let readTimer = null;
+export function markRead(id) {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    const channel = state.channels[id];
+    if (!channel?.member || document.hidden) return;
+    try {
+      await http.post(`/api/v1/channels/${id}/read`, {});
+      update((s) => {
+        if (s.channels[id]) {
+          s.channels[id].unread = 0;
+          s.channels[id].mentions = 0;
+        }
+      });
+    } catch {
+      /* the next view retries */
+    }
+  }, 300);
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && state.route.kind === "c") markRead(state.route.arg);
+});
+
+export async function loadMembers(id) {
+  try {
+    const members = await http.get(`/api/v1/channels/${id}/members`);
+    update((s) => {
+      s.members[id] = members;
+      for (const m of members) s.users[m.id] = m;
+    });
+  } catch {
+    /* not a member of a private channel: nothing to show */
+  }
+}
+
+async function loadCall(id) {
+  try {
+    const call = await http.get(`/api/v1/channels/${id}/call`);
+    update((s) => (s.calls[id] = call));
+  } catch {
+    update((s) => delete s.calls[id]);
+  }
+}
+
+export async function loadThread(rootId) {
+  try {
+    const posts = await http.get(`/api/v1/posts/${rootId}/thread`);
+    update((s) => (s.threads[rootId] = posts));
+  } catch (e) {
+    fail(e);
+  }
+}
+
+export async function joinChannel(id) {
+  const channel = await http.post(`/api/v1/channels/${id}/join`);
+  update((s) => (s.channels[id] = { ...channel, member: true }));
+  navigate(`#/c/${id}`);
+}
+
+export async function leaveChannel(id) {
+  await http.post(`/api/v1/channels/${id}/leave`);
+  update((s) => {
+    delete s.posts[id];
+    if (s.channels[id]) s.channels[id].member = false;
+  });
+  navigate("#/");
+}
+
+// --- posting ---------------------------------------------------------------
+
+export async function send(channelId, message, rootId, files) {
+  const fileIds = [];
+  for (const file of files || []) {
+    const uploaded = await http.api(
+      "POST",
+      http.path(`/api/v1/channels/${channelId}/files`, { name: file.name || "pasted" }),
+      file,
+    );
+    fileIds.push(uploaded.id);
+  }
+  const post = await http.post(`/api/v1/channels/${channelId}/posts`, {
+    message,
+    rootId: rootId || undefined,
+    fileIds,
+  });
+  update((s) => place(s, post));
+  return post;
+}
+
+export const edit = (id, message) => http.patch(`/api/v1/posts/${id}`, { message });
+export const remove = (id) => http.del(`/api/v1/posts/${id}`);
+export const pin = (post) => (post.pinned ? http.del : http.post)(`/api/v1/posts/${post.id}/pin`);
+
+export function toggleReaction(post, emoji) {
+  const mine = post.reactions.some(([e, u]) => e === emoji && u === state.me.id);
+  const url = `/api/v1/posts/${post.id}/reactions/${encodeURIComponent(emoji)}`;
+  return mine ? http.del(url) : http.put(url);
+}
+
+export function typing(channelId, rootId) {
+  live?.send({ type: "typing", channelId, rootId: rootId || undefined });
+}
+
+// --- live events -------------------------------------------------------------
+
+/** Puts a post where it is shown: its channel's list and its thread. */
+function place(s, post) {
+  const page = s.posts[post.channelId];
+  if (page) mergePosts(s, post.channelId, [post]);
+  const root = post.rootId || post.id;
+  if (s.threads[root]) {
+    const list = s.threads[root].filter((p) => p.id !== post.id);
+    s.threads[root] = [...list, post].sort((a, b) => a.seq - b.seq);
+  }
+}
+
+function unplace(s, post) {
+  const page = s.posts[post.channelId];
+  if (page) page.list = page.list.filter((p) => p.id !== post.id);
+  for (const [root, list] of Object.entries(s.threads))
+    s.threads[root] = list.filter((p) => p.id !== post.id);
+}
+
+function mentionsMe(message) {
+  const me = state.me?.username;
+  return !!me && new RegExp(`(^|[\\s(])@${me.replace(/[.]/g, "\\.")}(?![\\w.-])`, "i").test(message);
+}
+
+export function handle(event) {
+  const data = event.data;
+  switch (event.type) {
+    case "posted":
+      update((s) => {
+        place(s, data);
+        const channel = s.channels[data.channelId];
+        const viewing = s.route.kind === "c" && s.route.arg === data.channelId && !document.hidden;
+        if (channel && data.userId !== s.me.id) {
+          if (viewing) markRead(data.channelId);
+          else {
+            channel.unread += 1;
+            if (mentionsMe(data.message)) channel.mentions += 1;
+          }
+        }
+        if (s.typing[data.channelId]) delete s.typing[data.channelId][data.userId];
+        if (!s.users[data.userId]) loadMembers(data.channelId);
+      });
+      break;
+    case "edited":
+    case "reaction_added":
+    case "reaction_removed":
+    case "files_changed":
+      update((s) => place(s, data));
+      break;
+    case "deleted":
+      update((s) => unplace(s, data));
+      break;
+    case "member_added":
+      if (data.userId === state.me?.id) loadChannels();
+      else loadMembers(data.channelId);
+      break;
+    case "member_removed":
+      if (data.userId === state.me?.id) {
+        update((s) => {
+          delete s.channels[data.channelId];
+          delete s.posts[data.channelId];
+        });
+        if (state.route.arg === data.channelId) navigate("#/");
+        loadChannels();
+      } else loadMembers(data.channelId);
+      break;
+    case "channel_archived":
+      update((s) => {
+        const c = s.channels[data.channelId];
+        if (c) c.archivedAt = new Date().toISOString();
+      });
+      break;
+    case "channel_updated":
+      update((s) => {
+        const c = s.channels[data.channelId];
+        if (c) Object.assign(c, { name: data.name, displayName: data.displayName, purpose: data.purpose, header: data.header });
+      });
+      break;
+    case "call_started":
+    case "call_updated":
+      update((s) => (s.calls[data.channelId] = data));
+      break;
+    case "call_ended":
+      update((s) => delete s.calls[data.channelId]);
+      break;
+    case "typing":
+      if (data.userId === state.me?.id) break;
+      update((s) => {
+        const channel = (s.typing[data.channelId] ||= {});
+        channel[data.userId] = Date.now() + 5000;
+      });
+      setTimeout(() => update(), 5100);
+      break;
+  }
+}
