@@ -159,24 +159,138 @@ async fn join(ws: &Workspace, token: &str, channel: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// The workspace the scenarios start from: alice and bob in `ops` and
+/// `random`, a `secret` channel only alice is in, and a guest policy
+/// (`liaison`) that admits partner.example to `ops`.
+struct Team {
+    ws: Workspace,
+    admin: String,
+    alice: String,
+    bob: String,
+    ops: String,
+    secret: String,
+    port: u16,
+}
+
+impl Team {
+    async fn new() -> Team {
+        let ws = Workspace::with_config(|yaml| {
+            format!("{yaml}\nguests:\n  - policy: liaison\n    domains: [partner.example]\n    channels: [ops]\n    invitationLifetimeSeconds: 3600\n    uploadFiles: true\n    directMessages: false\n")
+        })
+        .await;
+        let admin = ws.admin().await;
+        let alice = person(&ws, &admin, "alice", "Alice").await;
+        let bob = person(&ws, &admin, "bob", "Bob").await;
+        let ops = ws.channel(&alice, "ops", "public").await;
+        let random = ws.channel(&alice, "random", "public").await;
+        let secret = ws.channel(&alice, "secret", "private").await;
+        join(&ws, &bob, &ops).await;
+        join(&ws, &bob, &random).await;
+        let port = common::serve(&ws).await;
+        Team {
+            ws,
+            admin,
+            alice,
+            bob,
+            ops,
+            secret,
+            port,
+        }
+    }
+
+    fn url(&self) -> (&'static str, String) {
+        ("ENTENTE_URL", format!("http://127.0.0.1:{}", self.port))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_people_chat_reply_react_share_files_and_resume_after_a_drop() {
-    let ws = Workspace::new().await;
-    let admin = ws.admin().await;
-    let alice = person(&ws, &admin, "alice", "Alice").await;
-    let bob = person(&ws, &admin, "bob", "Bob").await;
-    let ops = ws.channel(&alice, "ops", "public").await;
-    let random = ws.channel(&alice, "random", "public").await;
-    join(&ws, &bob, &ops).await;
-    join(&ws, &bob, &random).await;
-    let port = common::serve(&ws).await;
-    let link = Link::to(port).await;
+    let team = Team::new().await;
+    let link = Link::to(team.port).await;
     scenario(
         "chat.mjs",
         vec![
-            ("ENTENTE_URL", format!("http://127.0.0.1:{port}")),
+            team.url(),
             ("ENTENTE_PROXY_URL", format!("http://127.0.0.1:{}", link.port)),
             ("ENTENTE_CONTROL", format!("http://127.0.0.1:{}", link.control)),
+        ],
+    )
+    .await;
+}
+
+/// Messages and file names written to attack whoever reads them.
+const HOSTILE: &[&str] = &[
+    "<script>window.__pwned=1</script>",
+    "<img src=x onerror=\"window.__pwned=2\">",
+    "[click me](javascript:window.__pwned=3)",
+    "[again](JaVaScRiPt:alert(4))",
+    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCg1KTwvc2NyaXB0Pg==)",
+    "**<svg onload=alert(6)>** and `<b>code</b>`",
+    "<a href=\"javascript:alert(7)\">html link</a>",
+    "<iframe srcdoc=\"<script>parent.__pwned=8</script>\"></iframe>",
+    "```\n</code></pre><script>window.__pwned=10</script>\n```",
+    "> <style>body{display:none}</style>\n- <object data=x></object>",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_markdown_and_file_names_render_inert() {
+    let team = Team::new().await;
+    for message in HOSTILE {
+        team.ws.say(&team.alice, &team.ops, message).await;
+    }
+    let (status, file) = team
+        .ws
+        .upload(
+            &team.alice,
+            &team.ops,
+            "%22%3E%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D9%3E.txt",
+            b"hello".to_vec(),
+            "text/plain",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let (status, body) = team
+        .ws
+        .post(
+            &format!("/api/v1/channels/{}/posts", team.ops),
+            &team.alice,
+            json!({"message": "a file", "fileIds": [file["id"]]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    scenario("hostile.mjs", vec![team.url()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_sees_only_the_channels_their_policy_grants() {
+    let team = Team::new().await;
+    team.ws
+        .guest(&team.admin, "liaison", "officer@partner.example", "liaison")
+        .await;
+    scenario(
+        "guest.mjs",
+        vec![team.url(), ("ENTENTE_SECRET_CHANNEL", team.secret.clone())],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_works_on_a_phone_in_french_in_the_dark_and_from_the_keyboard() {
+    let team = Team::new().await;
+    team.ws
+        .say(&team.bob, &team.ops, "A long line that must wrap on a narrow screen: https://example.org/a/very/long/path/that/does/not/break/easily/at/all")
+        .await;
+    scenario("layout.mjs", vec![team.url()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_manages_people_guests_audit_and_policies_in_the_browser() {
+    let team = Team::new().await;
+    scenario(
+        "admin.mjs",
+        vec![
+            team.url(),
+            ("ENTENTE_ADMIN_PASSWORD", common::ADMIN_PASSWORD.to_string()),
         ],
     )
     .await;

@@ -56,7 +56,8 @@ function Users() {
   }, []);
   async function create(e) {
     e.preventDefault();
-    const f = new FormData(e.currentTarget);
+    const form = e.currentTarget;
+    const f = new FormData(form);
     try {
       await http.post("/api/v1/users", {
         username: f.get("username"),
@@ -66,7 +67,7 @@ function Users() {
         role: f.get("role"),
         attributes: parseAttributes(f.get("attributes") || ""),
       });
-      e.currentTarget.reset();
+      form.reset();
       setError(null);
       reload();
     } catch (err) {
@@ -78,7 +79,7 @@ function Users() {
       <form class="card" onSubmit={create} aria-labelledby="new-user">
         <h2 id="new-user">{t("admin.newUser")}</h2>
         <Field label={t("login.username")} id="username" required />
-        <Field label={t("invite.displayName")} id="displayName" />
+        <Field label={t("create.displayName")} id="displayName" />
         <Field label={t("admin.email")} id="email" type="email" />
         <Field label={t("login.password")} id="password" type="password" required autocomplete="new-password" />
         <div class="field">

@@ -16,6 +16,12 @@ const artefacts = process.env.ENTENTE_ARTEFACTS || "/tmp/entente-web";
 mkdirSync(artefacts, { recursive: true });
 
 const problems = [];
+const tolerated = [];
+
+/** Page errors matching `pattern` are expected (a test provoking them). */
+export function tolerate(pattern) {
+  tolerated.push(pattern);
+}
 
 export async function launch() {
   return chromium.launch({
@@ -62,7 +68,9 @@ export async function signIn(browser, username, password, { url = base, viewport
 export function watch(page, who) {
   page.on("pageerror", (e) => problems.push(`${who}: page error: ${e.message}`));
   page.on("console", (m) => {
-    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(`${who}: console: ${m.text()}`);
+    const text = m.text();
+    if (m.type() !== "error" || /Failed to load resource/.test(text)) return;
+    if (!tolerated.some((p) => p.test(text))) problems.push(`${who}: console: ${text}`);
   });
 }
 
