@@ -7,66 +7,11 @@
 
 mod common;
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::Workspace;
+use common::{start_sfu, Workspace};
 use serde_json::json;
-
-const KEY: &str = "the-calls-cluster-join-token-key-0123456789";
-
-/// The `entente-sfu` built beside this test (`cargo test --workspace`
-/// builds every package's binaries).
-fn sfu_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().unwrap().parent().unwrap().join("entente-sfu");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build -p entente-media` (scripts/test builds everything)",
-        binary.display()
-    );
-    binary
-}
-
-struct Sfu(Child);
-
-impl Drop for Sfu {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sfu(dir: &std::path::Path) -> (Sfu, u16) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("join-key"), KEY).unwrap();
-    let (port, udp) = (entente_e2e::free_port(), entente_e2e::free_port());
-    std::fs::write(
-        dir.join("media.yaml"),
-        format!(
-            "version: 1\ncluster: calls\njoinTokenKey: {{file: {}}}\nsfu: {{listen: \"127.0.0.1:{port}\", udp: {{mux: {udp}}}, maxParticipantsPerRoom: 8}}\n",
-            dir.join("join-key").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(sfu_binary())
-        .arg("--config")
-        .arg(dir.join("media.yaml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !entente_e2e::port_is_open(port) {
-        assert!(Instant::now() < deadline, "entente-sfu did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Sfu(child), port)
-}
 
 async fn posts(ws: &Workspace, token: &str, channel: &str) -> Vec<String> {
     let (status, page) = ws
@@ -146,7 +91,7 @@ async fn members_get_tokens_for_one_call_on_a_healthy_node_and_hear_each_other()
             "the healthy node, for everyone"
         );
         let claims = entente_crds::join_token::verify(
-            KEY.as_bytes(),
+            common::SFU_KEY.as_bytes(),
             ticket["token"].as_str().unwrap(),
             &call_id,
             chrono::Utc::now().timestamp(),
@@ -169,7 +114,7 @@ async fn members_get_tokens_for_one_call_on_a_healthy_node_and_hear_each_other()
     assert_eq!(posts(&ws, &bob, &channel).await, ["📞 started a call"]);
 
     // The three, through the SFU, with the server's tokens.
-    let peers: Vec<Child> = tickets
+    let peers: Vec<std::process::Child> = tickets
         .iter()
         .zip([440, 660, 990])
         .map(|(ticket, freq)| common::call_peer(ticket, freq, "8"))

@@ -174,8 +174,13 @@ struct Team {
 
 impl Team {
     async fn new() -> Team {
-        let ws = Workspace::with_config(|yaml| {
-            format!("{yaml}\nguests:\n  - policy: liaison\n    domains: [partner.example]\n    channels: [ops]\n    invitationLifetimeSeconds: 3600\n    uploadFiles: true\n    directMessages: false\n")
+        Team::with(String::new()).await
+    }
+
+    /// The team on a workspace whose config has `extra` appended.
+    async fn with(extra: String) -> Team {
+        let ws = Workspace::with_config(move |yaml| {
+            format!("{yaml}{extra}\nguests:\n  - policy: liaison\n    domains: [partner.example]\n    channels: [ops]\n    invitationLifetimeSeconds: 3600\n    uploadFiles: true\n    directMessages: false\n")
         })
         .await;
         let admin = ws.admin().await;
@@ -355,4 +360,12 @@ async fn the_client_is_served_compressed_cached_and_locked_down() {
             .status(),
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_browsers_hear_each_other_and_share_a_screen_through_the_sfu() {
+    let dir = std::env::temp_dir().join(format!("entente-web-calls-{}", std::process::id()));
+    let (_sfu, sfu_port) = common::start_sfu(&dir);
+    let team = Team::with(common::calls_section(&dir, &[sfu_port])).await;
+    scenario("call.mjs", vec![team.url()]).await;
 }

@@ -81,6 +81,74 @@ pub fn create_bucket_blocking(config: &Path) {
         .block_on(create_bucket(config));
 }
 
+pub const SFU_KEY: &str = "the-calls-cluster-join-token-key-0123456789";
+
+/// The `entente-sfu` built beside this test (`cargo test --workspace`
+/// builds every package's binaries).
+pub fn sfu_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().unwrap().parent().unwrap().join("entente-sfu");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p entente-media` (scripts/test builds everything)",
+        binary.display()
+    );
+    binary
+}
+
+/// An `entente-sfu` process, killed when dropped.
+pub struct Sfu(pub std::process::Child);
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts an `entente-sfu` on loopback, its join-token key in `dir/join-key`;
+/// returns it and its signalling port.
+pub fn start_sfu(dir: &std::path::Path) -> (Sfu, u16) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("join-key"), SFU_KEY).unwrap();
+    let (port, udp) = (entente_e2e::free_port(), entente_e2e::free_port());
+    std::fs::write(
+        dir.join("media.yaml"),
+        format!(
+            "version: 1\ncluster: calls\njoinTokenKey: {{file: {}}}\nsfu: {{listen: \"127.0.0.1:{port}\", udp: {{mux: {udp}}}, maxParticipantsPerRoom: 8}}\n",
+            dir.join("join-key").display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(sfu_binary())
+        .arg("--config")
+        .arg(dir.join("media.yaml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !entente_e2e::port_is_open(port) {
+        assert!(std::time::Instant::now() < deadline, "entente-sfu did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Sfu(child), port)
+}
+
+/// The RuntimeConfig `calls` section for SFU nodes on `ports`, with the
+/// key [`start_sfu`] wrote into `dir`.
+pub fn calls_section(dir: &Path, ports: &[u16]) -> String {
+    let nodes: Vec<String> = ports
+        .iter()
+        .map(|p| format!("\"http://127.0.0.1:{p}\""))
+        .collect();
+    format!(
+        "calls: {{sfuNodes: [{}], joinTokenKey: {{file: {}}}, joinTokenTtlSeconds: 60, recording: false}}\n",
+        nodes.join(", "),
+        dir.join("join-key").display()
+    )
+}
+
 pub struct Workspace {
     pub router: Router,
     pub state: server::AppState,
