@@ -369,3 +369,21 @@ async fn two_browsers_hear_each_other_and_share_a_screen_through_the_sfu() {
     let team = Team::with(common::calls_section(&dir, &[sfu_port])).await;
     scenario("call.mjs", vec![team.url()]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_in_a_shared_channel_appears_in_the_partner_workspace_browser() {
+    let pair = common::federation::pair("web").await;
+    let alice = person(&pair.a, &pair.a.admin().await, "alice", "Alice").await;
+    let bob = person(&pair.b, &pair.b.admin().await, "bob", "Bob").await;
+    common::federation::join_shared(&pair.a, &alice, "joint").await;
+    common::federation::join_shared(&pair.b, &bob, "joint-ops").await;
+    let (a, b) = (common::serve(&pair.a).await, common::serve(&pair.b).await);
+    scenario(
+        "federation.mjs",
+        vec![
+            ("ENTENTE_URL", format!("http://127.0.0.1:{a}")),
+            ("ENTENTE_PARTNER_URL", format!("http://127.0.0.1:{b}")),
+        ],
+    )
+    .await;
+}
