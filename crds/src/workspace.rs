@@ -93,6 +93,43 @@ pub struct WorkspaceSpec {
     pub limits: LimitsSpec,
     #[serde(default)]
     pub features: FeaturesSpec,
+    /// The web client the server serves at `/`: where it may be embedded.
+    #[serde(default, skip_serializing_if = "WebSpec::is_default")]
+    pub web: WebSpec,
+}
+
+/// The web client.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSpec {
+    /// Embeds the client in Microsoft Teams, Outlook and the Microsoft 365
+    /// app as a personal tab: those origins may frame it (no other may),
+    /// and admins can download the Teams app package
+    /// (`GET /api/v1/admin/teams-app.zip`). Absent: no site may frame it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microsoft365: Option<Microsoft365Spec>,
+}
+
+impl WebSpec {
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// The Teams app that carries the client into Microsoft 365.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Microsoft365Spec {
+    /// The Teams app's id (a GUID you choose once and keep: Teams knows the
+    /// app by it).
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
+    pub app_id: String,
+    /// The Entra ID application (client) id the workspace signs users in
+    /// with, for Teams single sign-on (`webApplicationInfo`). Absent: users
+    /// sign in inside the tab as in a browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
+    pub entra_application_id: Option<String>,
 }
 
 fn default_replicas() -> i32 {

@@ -142,6 +142,16 @@ fn the_config_carries_the_spec() {
     assert!(config.identity.oidc.is_some() && !config.identity.local.enabled);
     assert_eq!(config.retention.message_days, Some(365));
     assert!(config.object_storage.object_lock);
+    let teams = config.web.teams.as_ref().expect("embedded in Microsoft 365");
+    assert_eq!(teams.app_id, "5d0e8c3a-7b1f-4c2e-9a6d-3f4b5c6d7e8f");
+    assert!(config
+        .web
+        .frame_ancestors
+        .contains(&"https://teams.microsoft.com".to_string()));
+    assert!(config
+        .web
+        .frame_ancestors
+        .contains(&"https://outlook.office.com".to_string()));
     assert!(
         config.database.ca_file.is_some(),
         "the external database's CA is passed on"
@@ -153,6 +163,10 @@ fn the_config_carries_the_spec() {
     )
     .unwrap();
     assert_eq!(config.identity.ranked_attributes["clearance"][3], "SECRET");
+    assert!(
+        config.web.frame_ancestors.is_empty() && config.web.teams.is_none(),
+        "not embedded: nothing may frame the client"
+    );
     assert_eq!(config.limits.max_upload_bytes, 100 << 20);
     assert_eq!(config.listen.http.port(), layout::HTTP_PORT);
 }

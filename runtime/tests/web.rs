@@ -387,3 +387,79 @@ async fn a_post_in_a_shared_channel_appears_in_the_partner_workspace_browser() {
     )
     .await;
 }
+
+/// The Teams app package validates against Microsoft's schema, and only
+/// Microsoft 365's origins may frame the client of a workspace embedded there.
+#[tokio::test]
+async fn the_teams_package_validates_and_only_microsoft_365_may_frame_the_client() {
+    let app_id = "6f1b3b0e-2a6c-4c55-9f7e-0a1b2c3d4e5f";
+    let entra = "0d5e2f8a-1b3c-4d5e-8f9a-abcdefabcdef";
+    let team = Team::with(format!(
+        "web: {{frameAncestors: [\"https://teams.microsoft.com\", \"https://*.cloud.microsoft\"], teams: {{appId: {app_id}, entraApplicationId: {entra}}}}}\n"
+    ))
+    .await;
+    let request = |token: &str| {
+        Request::builder()
+            .uri("/api/v1/admin/teams-app.zip")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        team.ws.request(request(&team.alice)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let response = team.ws.request(request(&team.admin)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/zip");
+    let zip = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let dir = team.ws.dir.join("teams-app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("package.zip"), &zip).unwrap();
+    // Unpacked by Python's zipfile: a reader that is not ours.
+    let unzip = Command::new("python3")
+        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; z.extractall(sys.argv[2]); print(z.namelist())"])
+        .arg(dir.join("package.zip"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(unzip.status.success(), "{}", String::from_utf8_lossy(&unzip.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["id"], app_id);
+    assert_eq!(manifest["webApplicationInfo"]["id"], entra);
+    assert_eq!(manifest["staticTabs"][0]["scopes"], json!(["personal"]));
+    assert_eq!(manifest["validDomains"], json!(["127.0.0.1"]));
+    let validate = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(web_dir().join("tests/teams-manifest.mjs"))
+            .arg(&dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    println!("{}", String::from_utf8_lossy(&validate.stdout));
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+
+    let page = team
+        .ws
+        .request(Request::builder().uri("/").body(axum::body::Body::empty()).unwrap())
+        .await;
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.ends_with("frame-ancestors https://teams.microsoft.com https://*.cloud.microsoft"),
+        "{csp}"
+    );
+
+    // Without the embedding, there is no package to download.
+    let plain = Team::new().await;
+    let response = plain.ws.request(request(&plain.admin)).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+}

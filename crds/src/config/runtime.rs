@@ -399,7 +399,33 @@ pub struct WebConfig {
     /// none may.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frame_ancestors: Vec<String>,
+    /// The Teams app package the server generates, when the workspace is
+    /// embedded in Microsoft 365.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<TeamsAppConfig>,
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TeamsAppConfig {
+    pub app_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra_application_id: Option<String>,
+}
+
+/// The origins Microsoft Teams, Outlook and the Microsoft 365 app frame a
+/// personal tab from (Microsoft's list for tabs extended across Microsoft 365).
+pub const MICROSOFT_365_FRAME_ANCESTORS: &[&str] = &[
+    "teams.microsoft.com",
+    "*.teams.microsoft.com",
+    "*.skype.com",
+    "teams.cloud.microsoft",
+    "*.cloud.microsoft",
+    "*.office.com",
+    "outlook.office.com",
+    "outlook.office365.com",
+    "*.microsoft365.com",
+];
 
 impl WebConfig {
     pub fn is_default(&self) -> bool {

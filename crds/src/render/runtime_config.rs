@@ -14,7 +14,8 @@ use crate::{
     config::{
         DatabaseConfig, FederationConfig, IdentityConfig, LimitsConfig, LocalIdentityConfig,
         ObjectStorageConfig, OidcConfig, PushConfig, RetentionConfig, RuntimeConfig, SamlConfig,
-        SecretSource, TlsFiles, WorkspaceIdentity, RUNTIME_CONFIG_VERSION,
+        SecretSource, TeamsAppConfig, TlsFiles, WebConfig, WorkspaceIdentity,
+        MICROSOFT_365_FRAME_ANCESTORS, RUNTIME_CONFIG_VERSION,
     },
     Workspace,
 };
@@ -133,6 +134,18 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
             connections: Default::default(),
             password_workers: 0,
         },
-        web: Default::default(),
+        web: WebConfig {
+            frame_ancestors: match &spec.web.microsoft365 {
+                Some(_) => MICROSOFT_365_FRAME_ANCESTORS
+                    .iter()
+                    .map(|origin| format!("https://{origin}"))
+                    .collect(),
+                None => Vec::new(),
+            },
+            teams: spec.web.microsoft365.as_ref().map(|m| TeamsAppConfig {
+                app_id: m.app_id.clone(),
+                entra_application_id: m.entra_application_id.clone(),
+            }),
+        },
     })
 }

@@ -48,6 +48,7 @@ pub mod search;
 pub mod sessions;
 pub mod state;
 pub mod store;
+pub mod teams;
 pub mod throttle;
 pub mod web;
 
@@ -305,6 +306,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::access_admin::set_labels))
         .routes(routes!(api::access_admin::simulate))
         .routes(routes!(api::audit::list))
+        .routes(routes!(api::teams::package))
         .routes(routes!(api::guests::invite))
         .routes(routes!(api::guests::redeem))
         .routes(routes!(api::calls::get, api::calls::join))

@@ -15,5 +15,6 @@ pub mod guests;
 pub mod health;
 pub mod posts;
 pub mod search;
+pub mod teams;
 pub mod users;
 pub mod ws;
