@@ -20,6 +20,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use common::Workspace;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
@@ -462,4 +463,160 @@ async fn the_teams_package_validates_and_only_microsoft_365_may_frame_the_client
     let plain = Team::new().await;
     let response = plain.ws.request(request(&plain.admin)).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
+}
+
+/// A browser's session: an HttpOnly, SameSite cookie the page's script
+/// cannot read; changes need the CSRF token the sign-in returned; the live
+/// stream takes the cookie only from the workspace's own pages.
+#[tokio::test]
+async fn a_cookie_session_needs_its_csrf_token_and_its_own_origin() {
+    let team = Team::new().await;
+    let login = team
+        .ws
+        .request(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/auth/login")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(
+                    json!({"username": "bob", "password": "bob-password-long", "cookie": true})
+                        .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let set_cookie = login.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain HTTP here: a Secure cookie would never come back"
+    );
+    let body = axum::body::to_bytes(login.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(body.get("token").is_none(), "no token for script to read: {body}");
+    let csrf = body["csrfToken"].as_str().unwrap().to_string();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+
+    let request = |method: Method, path: &str, csrf: Option<&str>, body: serde_json::Value| {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::COOKIE, &cookie)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(csrf) = csrf {
+            builder = builder.header("x-csrf-token", csrf);
+        }
+        builder
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap()
+    };
+    let post = format!("/api/v1/channels/{}/posts", team.ops);
+    let session = team
+        .ws
+        .request(request(Method::GET, "/api/v1/auth/session", None, json!(null)))
+        .await;
+    assert_eq!(session.status(), StatusCode::OK, "reads need no CSRF token");
+    for wrong in [None, Some("0".repeat(64)), Some(csrf[..63].to_string())] {
+        let refused = team
+            .ws
+            .request(request(
+                Method::POST,
+                &post,
+                wrong.as_deref(),
+                json!({"message": "forged"}),
+            ))
+            .await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{wrong:?}");
+    }
+    let accepted = team
+        .ws
+        .request(request(
+            Method::POST,
+            &post,
+            Some(&csrf),
+            json!({"message": "from the page"}),
+        ))
+        .await;
+    assert_eq!(accepted.status(), StatusCode::CREATED);
+
+    // The live stream: from another site's page, refused before any upgrade.
+    let port = team.port;
+    let upgrade = |origin: &str| {
+        let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert(header::COOKIE, cookie.parse().unwrap());
+        request
+            .headers_mut()
+            .insert(header::ORIGIN, origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    match upgrade("http://evil.example").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!("a foreign page opened the stream: {:?}", other.map(|_| ())),
+    }
+    let (mut socket, _) = upgrade(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("the workspace's own page opens it");
+    let hello = common::next(&mut socket).await;
+    assert_eq!(hello["type"], "hello");
+
+    // Signing out revokes the session and clears the cookie.
+    let out = team
+        .ws
+        .request(request(Method::POST, "/api/v1/auth/logout", Some(&csrf), json!({})))
+        .await;
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert!(out.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let after = team
+        .ws
+        .request(request(Method::GET, "/api/v1/auth/session", None, json!(null)))
+        .await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_edits_pins_deletes_search_channels_and_direct_messages() {
+    let team = Team::new().await;
+    for n in 1..=120 {
+        team.ws
+            .say(&team.bob, &team.ops, &format!("backlog message {n}"))
+            .await;
+    }
+    let (status, channels) = team.ws.get("/api/v1/channels", &team.bob).await;
+    assert_eq!(status, StatusCode::OK);
+    let random = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "random")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    team.ws
+        .say(&team.bob, &random, "rendezvous at the bridge")
+        .await;
+    team.ws
+        .say(&team.bob, &team.ops, "rendezvous moved (not in random)")
+        .await;
+    team.ws
+        .channel(&team.admin, "announcements", "public")
+        .await;
+    scenario("features.mjs", vec![team.url()]).await;
 }

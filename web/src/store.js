@@ -145,6 +145,9 @@ export async function loadChannels() {
     update((s) => {
       s.channels = Object.fromEntries(list.map((c) => [c.id, c]));
     });
+    // Conversations are named after the people in them.
+    for (const c of list)
+      if (c.member && (c.kind === "direct" || c.kind === "group") && !state.members[c.id]) loadMembers(c.id);
     const id = state.route.kind === "c" ? state.route.arg : null;
     if (id) openChannel(id);
     else if (state.route.kind === "") {
