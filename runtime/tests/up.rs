@@ -1190,3 +1190,48 @@ fn succeeds(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// What `entente up` tells a newcomer is enough: the address it prints
+/// opens the web client, and the account it names signs in there.
+#[test]
+fn the_printed_address_opens_the_web_client_and_the_printed_account_signs_in() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let port = base_port();
+    let mut child = up_command(data.path(), port, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let process = KillOnDrop(child);
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let open = loop {
+        let line = received
+            .recv_timeout(Duration::from_secs(120))
+            .expect("entente up printed where to open the client");
+        if line.starts_with("open ") {
+            break line;
+        }
+    };
+    // open      http://ADDRESS/ in a browser: "NAME"'s web client; sign in as "USER" with the password in FILE
+    let url = open.split_whitespace().nth(1).unwrap().trim_end_matches('/');
+    let user = open.split('"').nth(3).unwrap();
+    let file = open.rsplit(" in ").next().unwrap();
+    let password = std::fs::read_to_string(file).unwrap();
+    wait_ready(port);
+    common::browser::scenario_blocking(
+        "newcomer.mjs",
+        vec![
+            ("ENTENTE_URL", url.to_string()),
+            ("ENTENTE_USER", user.to_string()),
+            ("ENTENTE_PASSWORD", password.trim().to_string()),
+        ],
+    );
+    interrupt(process, port);
+}

@@ -7,76 +7,21 @@
 mod common;
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::{Duration, Instant},
 };
 
 use axum::http::{header, Method, Request, StatusCode};
-use common::Workspace;
+use common::{
+    browser::{scenario, web_dir},
+    Workspace,
+};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
-
-fn artefacts(scenario: &str) -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("web-artefacts")
-        .join(scenario.trim_end_matches(".mjs"))
-}
-
-/// Runs `web/tests/<script>` with `env`; fails with what it printed unless
-/// it passes within three minutes.
-async fn scenario(script: &str, env: Vec<(&'static str, String)>) {
-    let script = script.to_string();
-    let (status, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(std::env::var("ENTENTE_NODE").unwrap_or("node".into()))
-            .arg(web_dir().join("tests").join(&script))
-            .env("ENTENTE_ARTEFACTS", artefacts(&script))
-            .envs(env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node runs (scripts/setup installs it)");
-        let deadline = Instant::now() + Duration::from_secs(180);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let read = |pipe: Option<&mut dyn std::io::Read>| {
-            let mut text = String::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        };
-        let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn std::io::Read));
-        let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn std::io::Read));
-        (status, stdout, stderr)
-    })
-    .await
-    .unwrap();
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    match status {
-        Some(status) => assert!(status.success(), "the browser scenario failed: {stderr}"),
-        None => panic!("the browser scenario did not finish in 3 minutes:\n{stdout}\n{stderr}"),
-    }
-}
 
 /// A TCP link to the server that the scenario can cut (every connection
 /// through it closed, new ones refused) and restore, through a control

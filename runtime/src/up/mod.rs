@@ -448,9 +448,9 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
     for local in &plan.workspaces {
         if local.workspace.spec.identity.local.enabled {
             println!(
-                "login     {:?} on {}: user {:?}, password in {}",
-                local.name(),
+                "open      http://{}/ in a browser: {:?}'s web client; sign in as {:?} with the password in {}",
                 local.placement.listen.http,
+                local.name(),
                 local.workspace.spec.identity.local.admin.username,
                 local.placement.secret(paths::ADMIN_PASSWORD).display()
             );

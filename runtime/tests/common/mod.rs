@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod browser;
 pub mod federation;
 
 use std::path::{Path, PathBuf};
