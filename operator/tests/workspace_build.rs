@@ -142,7 +142,11 @@ fn the_config_carries_the_spec() {
     assert!(config.identity.oidc.is_some() && !config.identity.local.enabled);
     assert_eq!(config.retention.message_days, Some(365));
     assert!(config.object_storage.object_lock);
-    let teams = config.web.teams.as_ref().expect("embedded in Microsoft 365");
+    let teams = config
+        .web
+        .teams
+        .as_ref()
+        .expect("embedded in Microsoft 365");
     assert_eq!(teams.app_id, "5d0e8c3a-7b1f-4c2e-9a6d-3f4b5c6d7e8f");
     assert!(config
         .web

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use axum::http::StatusCode;
 use common::{start_sfu, Workspace};
 use serde_json::json;

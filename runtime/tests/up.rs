@@ -1207,7 +1207,10 @@ fn the_printed_address_opens_the_web_client_and_the_printed_account_signs_in() {
     let process = KillOnDrop(child);
     let (lines, received) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = lines.send(line);
         }
     });
@@ -1220,7 +1223,11 @@ fn the_printed_address_opens_the_web_client_and_the_printed_account_signs_in() {
         }
     };
     // open      http://ADDRESS/ in a browser: "NAME"'s web client; sign in as "USER" with the password in FILE
-    let url = open.split_whitespace().nth(1).unwrap().trim_end_matches('/');
+    let url = open
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/');
     let user = open.split('"').nth(3).unwrap();
     let file = open.rsplit(" in ").next().unwrap();
     let password = std::fs::read_to_string(file).unwrap();

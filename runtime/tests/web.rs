@@ -100,7 +100,11 @@ async fn person(ws: &Workspace, admin: &str, username: &str, display: &str) -> S
 
 async fn join(ws: &Workspace, token: &str, channel: &str) {
     let (status, body) = ws
-        .post(&format!("/api/v1/channels/{channel}/join"), token, json!({}))
+        .post(
+            &format!("/api/v1/channels/{channel}/join"),
+            token,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -162,8 +166,14 @@ async fn two_people_chat_reply_react_share_files_and_resume_after_a_drop() {
         "chat.mjs",
         vec![
             team.url(),
-            ("ENTENTE_PROXY_URL", format!("http://127.0.0.1:{}", link.port)),
-            ("ENTENTE_CONTROL", format!("http://127.0.0.1:{}", link.control)),
+            (
+                "ENTENTE_PROXY_URL",
+                format!("http://127.0.0.1:{}", link.port),
+            ),
+            (
+                "ENTENTE_CONTROL",
+                format!("http://127.0.0.1:{}", link.control),
+            ),
         ],
     )
     .await;
@@ -266,10 +276,15 @@ async fn the_client_is_served_compressed_cached_and_locked_down() {
     assert_eq!(headers[header::CONTENT_ENCODING], "br");
     assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
     let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = ws.request(get("/", "identity")).await;
-    let html = axum::body::to_bytes(html.into_body(), 1 << 20).await.unwrap();
+    let html = axum::body::to_bytes(html.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let html = String::from_utf8(html.to_vec()).unwrap();
     let script = html
         .split("src=\"")
@@ -371,7 +386,11 @@ async fn the_teams_package_validates_and_only_microsoft_365_may_frame_the_client
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(unzip.status.success(), "{}", String::from_utf8_lossy(&unzip.stderr));
+    assert!(
+        unzip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unzip.stderr)
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["id"], app_id);
@@ -396,9 +415,16 @@ async fn the_teams_package_validates_and_only_microsoft_365_may_frame_the_client
 
     let page = team
         .ws
-        .request(Request::builder().uri("/").body(axum::body::Body::empty()).unwrap())
+        .request(
+            Request::builder()
+                .uri("/")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
         .await;
-    let csp = page.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
     assert!(
         csp.ends_with("frame-ancestors https://teams.microsoft.com https://*.cloud.microsoft"),
         "{csp}"
@@ -446,7 +472,10 @@ async fn a_cookie_session_needs_its_csrf_token_and_its_own_origin() {
         .await
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert!(body.get("token").is_none(), "no token for script to read: {body}");
+    assert!(
+        body.get("token").is_none(),
+        "no token for script to read: {body}"
+    );
     let csrf = body["csrfToken"].as_str().unwrap().to_string();
     let cookie = set_cookie.split(';').next().unwrap().to_string();
 
@@ -466,7 +495,12 @@ async fn a_cookie_session_needs_its_csrf_token_and_its_own_origin() {
     let post = format!("/api/v1/channels/{}/posts", team.ops);
     let session = team
         .ws
-        .request(request(Method::GET, "/api/v1/auth/session", None, json!(null)))
+        .request(request(
+            Method::GET,
+            "/api/v1/auth/session",
+            None,
+            json!(null),
+        ))
         .await;
     assert_eq!(session.status(), StatusCode::OK, "reads need no CSRF token");
     for wrong in [None, Some("0".repeat(64)), Some(csrf[..63].to_string())] {
@@ -521,7 +555,12 @@ async fn a_cookie_session_needs_its_csrf_token_and_its_own_origin() {
     // Signing out revokes the session and clears the cookie.
     let out = team
         .ws
-        .request(request(Method::POST, "/api/v1/auth/logout", Some(&csrf), json!({})))
+        .request(request(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&csrf),
+            json!({}),
+        ))
         .await;
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
     assert!(out.headers()[header::SET_COOKIE]
@@ -530,7 +569,12 @@ async fn a_cookie_session_needs_its_csrf_token_and_its_own_origin() {
         .contains("Max-Age=0"));
     let after = team
         .ws
-        .request(request(Method::GET, "/api/v1/auth/session", None, json!(null)))
+        .request(request(
+            Method::GET,
+            "/api/v1/auth/session",
+            None,
+            json!(null),
+        ))
         .await;
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
@@ -563,5 +607,12 @@ async fn history_edits_pins_deletes_search_channels_and_direct_messages() {
     team.ws
         .channel(&team.admin, "announcements", "public")
         .await;
-    scenario("features.mjs", vec![team.url()]).await;
+    scenario(
+        "features.mjs",
+        vec![
+            team.url(),
+            ("ENTENTE_ADMIN_PASSWORD", common::ADMIN_PASSWORD.to_string()),
+        ],
+    )
+    .await;
 }

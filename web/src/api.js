@@ -3,6 +3,12 @@
 // the CSRF token the sign-in returned (kept in memory only).
 
 let csrf = null;
+let unauthenticated = () => {};
+
+/** What to do when the server no longer knows the session. */
+export function onUnauthenticated(handler) {
+  unauthenticated = handler;
+}
 
 export function setCsrf(token) {
   csrf = token || null;
@@ -36,6 +42,7 @@ export async function api(method, path, body) {
   }
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
+  if (response.status === 401 && !path.startsWith("/api/v1/auth/")) unauthenticated();
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }

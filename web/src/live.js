@@ -3,7 +3,7 @@
 // event seen, so nothing is missed; the delay grows to 15 s while the
 // server stays away.
 
-export function connect({ onEvent, onStatus, onHello }) {
+export function connect({ onEvent, onStatus, onHello, onRefused }) {
   let since = null;
   let socket = null;
   let delay = 500;
@@ -15,6 +15,7 @@ export function connect({ onEvent, onStatus, onHello }) {
     const query = since === null ? "" : `?since=${since}`;
     onStatus(since === null ? "connecting" : "reconnecting");
     socket = new WebSocket(`${scheme}://${location.host}/api/v1/ws${query}`);
+    let greeted = false;
     socket.onmessage = (message) => {
       let event;
       try {
@@ -23,6 +24,7 @@ export function connect({ onEvent, onStatus, onHello }) {
         return;
       }
       if (event.type === "hello") {
+        greeted = true;
         const first = since === null;
         since = event.seq;
         delay = 500;
@@ -40,6 +42,9 @@ export function connect({ onEvent, onStatus, onHello }) {
     socket.onclose = () => {
       socket = null;
       if (stopped) return;
+      // Closed before it said hello: the server may have refused the
+      // session (signed out elsewhere, deactivated, a guest's time up).
+      if (!greeted) onRefused?.();
       onStatus("reconnecting");
       timer = setTimeout(open, delay);
       delay = Math.min(delay * 2, 15000);

@@ -37,7 +37,8 @@ export function safeUrl(url) {
 // Earliest match wins; on a tie, the first pattern listed.
 const INLINE = [
   ["code", /`([^`\n]+)`/],
-  ["link", /\[([^\]\n]+)\]\(([^)\s]+)\)/],
+  // A target may hold one level of parentheses (Wikipedia's do).
+  ["link", /\[([^\]\n]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)/],
   ["url", /\b(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/],
   ["bold", /\*\*([^*\n]+?)\*\*/],
   ["strike", /~~([^~\n]+?)~~/],

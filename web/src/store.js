@@ -87,6 +87,31 @@ export async function restoreSession() {
   }
 }
 
+/** Whether the session still stands; if not, back to the sign-in page. */
+async function checkSession() {
+  try {
+    await http.get("/api/v1/auth/session");
+  } catch (e) {
+    if (e.status === 401) signedOut();
+  }
+}
+
+function signedOut() {
+  live?.close();
+  live = null;
+  http.setCsrf(null);
+  update((s) => {
+    s.me = false;
+    s.channels = {};
+    s.posts = {};
+    s.threads = {};
+    s.members = {};
+    s.calls = {};
+  });
+}
+
+http.onUnauthenticated(() => signedOut());
+
 export function signedIn(session) {
   http.setCsrf(session.csrfToken);
   update((s) => {
@@ -98,6 +123,7 @@ export function signedIn(session) {
     onEvent: handle,
     onStatus: (status) => update((s) => (s.status = status)),
     onHello: () => loadChannels(),
+    onRefused: () => checkSession(),
   });
 }
 
@@ -122,17 +148,7 @@ export async function signOut() {
   try {
     await http.post("/api/v1/auth/logout");
   } finally {
-    live?.close();
-    live = null;
-    http.setCsrf(null);
-    update((s) => {
-      s.me = false;
-      s.channels = {};
-      s.posts = {};
-      s.threads = {};
-      s.members = {};
-      s.calls = {};
-    });
+    signedOut();
   }
 }
 

@@ -80,6 +80,21 @@ await scenario(async (browser) => {
   await bob.locator("nav.sidebar section", { hasText: "Direct messages" }).locator("a", { hasText: "Alice" }).click();
   await bob.locator(".history article.post", { hasText: "Private word, bob" }).waitFor();
 
+  step("bob's account is deactivated: his open page returns to the sign-in page");
+  const admin = await fetch(`${process.env.ENTENTE_URL}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password: process.env.ENTENTE_ADMIN_PASSWORD }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${admin.token}` };
+  const found = await fetch(`${process.env.ENTENTE_URL}/api/v1/users?q=bob`, { headers: auth }).then((r) => r.json());
+  const deactivated = await fetch(`${process.env.ENTENTE_URL}/api/v1/users/${found.users[0].id}/deactivate`, {
+    method: "POST",
+    headers: auth,
+  });
+  assert.equal(deactivated.status, 204);
+  await bob.getByRole("button", { name: "Sign in" }).waitFor({ timeout: 20000 });
+
   step("browse and join a public channel");
   await alice.getByRole("link", { name: "Browse channels" }).click();
   await alice.getByRole("button", { name: "Join announcements" }).click();

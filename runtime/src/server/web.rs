@@ -207,7 +207,11 @@ mod tests {
     fn the_page_and_its_assets_are_embedded() {
         let page = std::str::from_utf8(index().identity).unwrap();
         for asset in ASSETS.iter().filter(|a| a.immutable) {
-            assert!(page.contains(asset.url) || asset.url.ends_with(".svg"), "{}", asset.url);
+            assert!(
+                page.contains(asset.url) || asset.url.ends_with(".svg"),
+                "{}",
+                asset.url
+            );
             assert!(asset.brotli.len() < asset.identity.len() || asset.identity.len() < 100);
         }
         assert!(!page.contains("<script>"), "no inline script");

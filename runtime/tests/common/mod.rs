@@ -130,7 +130,10 @@ pub fn start_sfu(dir: &std::path::Path) -> (Sfu, u16) {
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !entente_e2e::port_is_open(port) {
-        assert!(std::time::Instant::now() < deadline, "entente-sfu did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entente-sfu did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     (Sfu(child), port)

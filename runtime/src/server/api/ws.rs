@@ -122,8 +122,15 @@ impl Drop for DecOnDrop<'_> {
 /// Whether the `Origin` a browser sent is the host it asked: the page
 /// opening the socket is the workspace's own.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    match (text(axum::http::header::ORIGIN), text(axum::http::header::HOST)) {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    match (
+        text(axum::http::header::ORIGIN),
+        text(axum::http::header::HOST),
+    ) {
         (Some(origin), Some(host)) => origin
             .split_once("://")
             .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
