@@ -11,6 +11,8 @@ use common::Workspace;
 const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/auth/session"),
+    ("get", "/api/v1/admin/teams-app.zip"),
     ("post", "/api/v1/users"),
     ("get", "/api/v1/users/me"),
     ("get", "/api/v1/users/me/tokens"),

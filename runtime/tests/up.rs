@@ -945,7 +945,15 @@ fn a_crashed_server_or_database_is_started_again() {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "never posted: {answer:?}"
+                "never posted: {answer:?}\nentente up said:\n{}\nthe server logged:\n{}",
+                std::fs::read_to_string(&out).unwrap_or_default(),
+                std::fs::read_to_string(data.path().join("workspaces/fob-north/server.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             std::thread::sleep(Duration::from_millis(250));
         }

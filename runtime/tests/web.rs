@@ -270,7 +270,7 @@ async fn the_client_is_served_compressed_cached_and_locked_down() {
             .body(axum::body::Body::empty())
             .unwrap()
     };
-    let page = ws.request(get("/c/some-channel", "gzip, br")).await;
+    let page = ws.request(get("/", "gzip, br")).await;
     assert_eq!(page.status(), StatusCode::OK);
     let headers = page.headers().clone();
     assert_eq!(headers[header::CONTENT_ENCODING], "br");

@@ -159,7 +159,7 @@ function Sidebar({ open, close }) {
   ];
   const current = s.route.kind === "c" ? s.route.arg : null;
   return (
-    <nav class={open ? "sidebar open" : "sidebar"} aria-label={t("sidebar.label")} onClick={close}>
+    <nav class={open ? "sidebar open" : "sidebar"} aria-label={t("sidebar.label")} aria-busy={!s.loaded} onClick={close}>
       {groups.map(([title, list]) => (
         <section key={title} aria-label={title}>
           <h2>{title}</h2>

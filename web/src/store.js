@@ -15,6 +15,7 @@ export const state = {
   members: {}, // channel id -> Member[]
   typing: {}, // channel id -> { user id: until (ms) }
   calls: {}, // channel id -> Call
+  loaded: false, // the channel list has come
   route: parseRoute(location.hash),
   panel: null, // { kind: "thread", rootId } | { kind: "members" } | { kind: "pinned" }
   error: null,
@@ -102,6 +103,7 @@ function signedOut() {
   http.setCsrf(null);
   update((s) => {
     s.me = false;
+    s.loaded = false;
     s.channels = {};
     s.posts = {};
     s.threads = {};
@@ -160,6 +162,7 @@ export async function loadChannels() {
     const list = await http.get("/api/v1/channels");
     update((s) => {
       s.channels = Object.fromEntries(list.map((c) => [c.id, c]));
+      s.loaded = true;
     });
     // Conversations are named after the people in them.
     for (const c of list)

@@ -60,7 +60,8 @@ export async function signIn(browser, username, password, { url = base, viewport
   await page.getByLabel(/username|utilisateur/i).fill(username);
   await page.getByLabel(/password|mot de passe/i).fill(password);
   await page.getByRole("button", { name: /sign in|se connecter/i }).click();
-  await page.locator("nav.sidebar").waitFor();
+  // Signed in, and the channel list has come.
+  await page.locator('nav.sidebar[aria-busy="false"]').waitFor();
   return page;
 }
 

@@ -1,8 +1,8 @@
 //! The web client, served from the binary (`web/`, built by `build.rs`).
 //!
 //! `/assets/…` are content-hashed, so they are cached for a year and never
-//! revalidated; every other path that is not the API's is the client's own
-//! page (`index.html`, never cached), which routes in the browser. Each
+//! revalidated; `/` is the client's page (`index.html`, never cached),
+//! which routes in the fragment (`/#/c/…`), so no other path is its. Each
 //! asset is stored three times, as is and compressed with gzip and brotli,
 //! and sent in the best form the browser accepts.
 
@@ -34,7 +34,8 @@ fn asset(url: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|asset| asset.url == url)
 }
 
-/// The page every client path loads.
+/// The client's page.
+#[cfg(test)]
 fn index() -> &'static Asset {
     asset("/").expect("build.rs embeds index.html at /")
 }
@@ -92,7 +93,7 @@ fn encoding(headers: &HeaderMap) -> Option<&'static str> {
         .find(|wanted| accepted.iter().any(|(name, ok)| *ok && name == wanted))
 }
 
-/// Serves the client for a `GET` or `HEAD` outside `/api/`; anything else
+/// Serves the client's page and assets for a `GET` or `HEAD`; anything else
 /// no route takes is the API's JSON 404.
 pub async fn serve(
     State(state): State<AppState>,
@@ -101,16 +102,13 @@ pub async fn serve(
     headers: HeaderMap,
 ) -> Response {
     let path = uri.path();
-    if !(method == Method::GET || method == Method::HEAD) || path.starts_with("/api/") {
-        return no_route().await.into_response();
-    }
     let asset = match asset(path) {
-        Some(asset) => asset,
-        // A hashed name that is not ours (an old build's): no page instead.
+        Some(asset) if method == Method::GET || method == Method::HEAD => asset,
+        // A hashed name that is not ours (an old build's, say).
         None if path.starts_with("/assets/") => {
             return (StatusCode::NOT_FOUND, "no such asset").into_response()
         }
-        None => index(),
+        _ => return no_route().await.into_response(),
     };
     let mut response = if headers
         .get(header::IF_NONE_MATCH)
