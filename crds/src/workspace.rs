@@ -406,15 +406,31 @@ pub enum OidcProvider {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.provider != 'EntraId' || has(self.tenantId)").message("identity.oidc.tenantId is required when provider is EntraId"))]
+#[x_kube(validation = Rule::new("self.provider == 'EntraId' || has(self.issuerUrl)").message("identity.oidc.issuerUrl is required unless provider is EntraId (whose issuer comes from tenantId)"))]
 pub struct OidcSpec {
     #[serde(default)]
     pub provider: OidcProvider,
     /// Issuer URL; discovery is read from `<issuerUrl>/.well-known/openid-configuration`.
+    /// For `EntraId`, absent means `https://login.microsoftonline.com/<tenantId>/v2.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("isURL(self) && self.startsWith('https://')").message("identity.oidc.issuerUrl must be an https URL"))]
-    pub issuer_url: String,
+    pub issuer_url: Option<String>,
+    /// For `EntraId`: the directory (tenant) id users sign in from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// For `EntraId` with a multi-tenant app: the other tenants whose users
+    /// may sign in (`tenantId`'s always may). A user from any other tenant
+    /// is refused, and told so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub allowed_tenants: Vec<String>,
+    /// Groups (ids, as the `groups` claim carries them) whose members are
+    /// system admins; checked at every sign-in. Empty: nobody is made an
+    /// admin by the identity provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub admin_groups: Vec<String>,
     #[schemars(length(min = 1, max = 256))]
     pub client_id: String,
     pub client_secret: SecretKeyRef,

@@ -4,6 +4,7 @@ import { Admin } from "./admin.jsx";
 import { ChannelView } from "./channel.jsx";
 import { languages, language, setLanguage, t } from "./i18n.js";
 import { Browse, CreateChannel, NewMessage, SearchResults } from "./pages.jsx";
+import { get } from "./api.js";
 import { Field } from "./ui.jsx";
 import {
   channelName,
@@ -35,8 +36,13 @@ function toggleTheme() {
 // --- sign-in -------------------------------------------------------------------
 
 function Login() {
+  const s = useStore();
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
+  const [error, setError] = useState(s.route.kind === "signin-error" ? s.route.arg : null);
+  const [providers, setProviders] = useState(null);
+  useEffect(() => {
+    get("/api/v1/auth/providers").then(setProviders, () => setProviders({ local: true }));
+  }, []);
   async function submit(e) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
@@ -54,14 +60,23 @@ function Login() {
     <main class="login" id="main">
       <form class="card" onSubmit={submit} aria-labelledby="login-title">
         <h1 id="login-title">{t("login.title", { workspace: t("app.name") })}</h1>
-        <Field label={t("login.username")} id="username" autocomplete="username" required autofocus />
-        <Field label={t("login.password")} id="password" type="password" autocomplete="current-password" required />
         {error && (
           <p class="error" role="alert">
             {error}
           </p>
         )}
-        <button type="submit" class="primary" disabled={busy}>
+        {providers?.oidc && (
+          <p>
+            {/* A full page load: the identity provider takes over. */}
+            <a class="button primary sso" href={providers.oidc.url}>
+              {providers.oidc.text}
+            </a>
+          </p>
+        )}
+        {providers?.oidc && <p class="or">{t(providers.local ? "login.or" : "login.breakGlass")}</p>}
+        <Field label={t("login.username")} id="username" autocomplete="username" required autofocus={!providers?.oidc} />
+        <Field label={t("login.password")} id="password" type="password" autocomplete="current-password" required />
+        <button type="submit" class={providers?.oidc ? "" : "primary"} disabled={busy}>
           {busy ? t("login.busy") : t("login.submit")}
         </button>
         <p>

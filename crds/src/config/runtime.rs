@@ -219,7 +219,17 @@ pub struct LocalIdentityConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OidcConfig {
+    #[serde(default)]
+    pub provider: crate::workspace::OidcProvider,
     pub issuer_url: String,
+    /// Entra ID: the workspace's own tenant, and the others allowed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tenants: Vec<String>,
+    /// Groups whose members are system admins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_groups: Vec<String>,
     pub client_id: String,
     pub client_secret: SecretSource,
     pub scopes: Vec<String>,

@@ -74,7 +74,16 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
                 min_password_length: local.min_password_length as u32,
             },
             oidc: spec.identity.oidc.as_ref().map(|oidc| OidcConfig {
-                issuer_url: oidc.issuer_url.clone(),
+                provider: oidc.provider,
+                issuer_url: oidc.issuer_url.clone().unwrap_or_else(|| {
+                    format!(
+                        "https://login.microsoftonline.com/{}/v2.0",
+                        oidc.tenant_id.as_deref().unwrap_or("common")
+                    )
+                }),
+                tenant_id: oidc.tenant_id.clone(),
+                allowed_tenants: oidc.allowed_tenants.clone(),
+                admin_groups: oidc.admin_groups.clone(),
                 client_id: oidc.client_id.clone(),
                 client_secret: file(paths::OIDC_CLIENT_SECRET),
                 scopes: oidc.scopes.clone(),

@@ -37,6 +37,13 @@ pub mod kind {
     pub const USER_REACTIVATED: &str = "user.reactivated";
     /// A channel was renamed, or its purpose or header changed.
     pub const CHANNEL_UPDATED: &str = "channel.updated";
+    /// Someone signed in through the identity provider (and, the first
+    /// time, got an account).
+    pub const SSO_SIGNED_IN: &str = "auth.sso_signed_in";
+    /// The identity provider vouched for someone this workspace refused
+    /// (another tenant, groups it could not read), or the sign-in failed
+    /// a check (a token that does not verify, a replayed code).
+    pub const SSO_REFUSED: &str = "auth.sso_refused";
 }
 
 pub use super::db::audit::{record, Entry};

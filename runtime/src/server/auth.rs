@@ -428,7 +428,7 @@ pub async fn login(
     );
     attempt.allowed(&state.throttle)?;
     let row = sqlx::query!(
-        "SELECT id, password_hash,
+        "SELECT id, password_hash, role,
                 CASE WHEN expired_at IS NOT NULL OR access_expires_at <= now()
                      THEN COALESCE(least(expired_at, access_expires_at), now()) END AS ended
          FROM users WHERE lower(username) = lower($1) AND deactivated_at IS NULL",
@@ -436,7 +436,7 @@ pub async fn login(
     )
     .fetch_optional(&state.db)
     .await?
-    .map(|row| (row.id, row.password_hash, row.ended));
+    .map(|row| (row.id, row.password_hash, row.ended, row.role));
     // The same answer for an unknown user and a wrong password.
     let refused = || ApiError {
         status: axum::http::StatusCode::UNAUTHORIZED,
@@ -445,13 +445,20 @@ pub async fn login(
         field: None,
         retry_after: None,
     };
-    let hash = row.as_ref().and_then(|(_, hash, _)| hash.as_deref());
+    let hash = row.as_ref().and_then(|(_, hash, _, _)| hash.as_deref());
     let matches = state.passwords.verify(&request.password, hash).await?;
-    let Some((user_id, _, ended)) = row.filter(|_| matches) else {
+    let Some((user_id, _, ended, role)) = row.filter(|_| matches) else {
         attempt.failed(state).await?;
         return Err(refused());
     };
     attempt.succeeded(&state.throttle);
+    // With local sign-in off, passwords are for a break-glass system admin
+    // alone (the identity provider may be down when one is needed).
+    if !state.config().identity.local.enabled && role != Role::SystemAdmin.as_str() {
+        return Err(ApiError::forbidden(
+            "password sign-in is off in this workspace: sign in through your organisation's identity provider",
+        ));
+    }
     if let Some(ended) = ended {
         // Only someone who knows the password learns this.
         return Err(ApiError::forbidden(format!(
@@ -727,6 +734,25 @@ pub async fn set_attributes(
     user_id: &str,
     attributes: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<User> {
+    replace_attributes(
+        state,
+        actor,
+        user_id,
+        attributes,
+        "a system admin set the user's attributes",
+    )
+    .await
+}
+
+/// Replaces a user's attributes, recording `reason` if they changed; the
+/// channels they no longer admit are left at once.
+pub(crate) async fn replace_attributes(
+    state: &AppState,
+    actor: &str,
+    user_id: &str,
+    attributes: serde_json::Map<String, serde_json::Value>,
+    reason: &str,
+) -> ApiResult<User> {
     let mut tx = state.db.begin().await?;
     let before = sqlx::query_scalar!(
         "SELECT attributes FROM users WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE",
@@ -746,7 +772,7 @@ pub async fn set_attributes(
                 kind: audit::kind::ATTRIBUTES_CHANGED,
                 actor_id: Some(actor),
                 user_id: Some(user_id),
-                reason: "a system admin set the user's attributes".into(),
+                reason: reason.into(),
                 data: serde_json::json!({"before": before, "after": after}),
                 ..Default::default()
             },

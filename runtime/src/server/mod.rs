@@ -40,6 +40,7 @@ pub mod files;
 pub mod guests;
 pub mod input;
 pub mod listen;
+pub mod oidc;
 pub mod ops;
 pub mod passwords;
 pub mod posts;
@@ -113,6 +114,8 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("identity.oidc: {0}")]
+    Oidc(String),
 }
 
 /// The embedded migrations; `entente-server migrate` and start-up apply them.
@@ -173,18 +176,19 @@ pub async fn open(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let db = connect(&config).await?;
     migrate(&db).await?;
     let local = &config.identity.local;
-    if local.enabled {
-        let password = local
-            .admin_password
-            .as_ref()
-            .ok_or(ServerError::Config(
-                "identity.local.adminPassword is required when local login is enabled",
-            ))?
-            .read()
-            .map_err(|source| ServerError::Secret {
-                what: "the admin password",
-                source,
-            })?;
+    // With local sign-in off, an admin password given still makes the
+    // bootstrap admin: the break-glass account for when the identity
+    // provider is away.
+    if local.enabled && local.admin_password.is_none() {
+        return Err(ServerError::Config(
+            "identity.local.adminPassword is required when local login is enabled",
+        ));
+    }
+    if let Some(secret) = &local.admin_password {
+        let password = secret.read().map_err(|source| ServerError::Secret {
+            what: "the admin password",
+            source,
+        })?;
         if auth::bootstrap_admin(
             &db,
             &local.admin_username,
@@ -205,7 +209,13 @@ pub async fn open(config: RuntimeConfig) -> Result<AppState, ServerError> {
     let hub = events::Hub::start(db.clone(), sessions.clone())
         .await
         .map_err(ServerError::Connect)?;
-    Ok(AppState::new(db, store, config, hub, sessions))
+    let oidc = match &config.identity.oidc {
+        Some(oidc) => Some(std::sync::Arc::new(
+            oidc::Oidc::new(oidc, &config.workspace.site_url).map_err(ServerError::Oidc)?,
+        )),
+        None => None,
+    };
+    Ok(AppState::new(db, store, config, hub, sessions, oidc))
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -286,6 +296,9 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::auth::login))
         .routes(routes!(api::auth::logout))
         .routes(routes!(api::auth::session))
+        .routes(routes!(api::auth::providers))
+        .routes(routes!(api::auth::oidc_start))
+        .routes(routes!(api::auth::oidc_callback))
         .routes(routes!(api::users::list, api::auth::create_user))
         .routes(routes!(api::users::change_password))
         .routes(routes!(api::users::deactivate))

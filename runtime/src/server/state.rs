@@ -49,6 +49,9 @@ pub struct AppState {
     /// Per partner, when the link towards it is next free under its
     /// bandwidth cap: events and files share one budget.
     pub pacers: Arc<std::sync::Mutex<std::collections::HashMap<String, super::federation::Pacer>>>,
+    /// The OpenID Connect provider users sign in through, if configured
+    /// (`identity.oidc`; a change needs a restart).
+    pub oidc: Option<Arc<super::oidc::Oidc>>,
 }
 
 struct Live {
@@ -65,6 +68,7 @@ impl AppState {
         config: RuntimeConfig,
         hub: Hub,
         sessions: Arc<super::sessions::Sessions>,
+        oidc: Option<Arc<super::oidc::Oidc>>,
     ) -> AppState {
         let (shutdown_sender, shutdown) = watch::channel(false);
         let findings = Recorder::start(db.clone());
@@ -92,6 +96,7 @@ impl AppState {
             session_cache: sessions,
             paused_partners: Default::default(),
             pacers: Default::default(),
+            oidc,
         }
     }
 

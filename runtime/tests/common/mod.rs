@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod federation;
+pub mod idp;
 
 use std::path::{Path, PathBuf};
 
@@ -450,7 +451,14 @@ pub type Socket =
 
 /// Serves `ws` on a free port in this process and returns the port.
 pub async fn serve(ws: &Workspace) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(ws, 0).await
+}
+
+/// Serves `ws` on `port` (0: any free one) in this process; returns the port.
+pub async fn serve_on(ws: &Workspace, port: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let state = ws.state.clone();
     tokio::spawn(entente_runtime::server::serve(

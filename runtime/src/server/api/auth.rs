@@ -15,6 +15,7 @@ use crate::server::{
     authz::roles::Role,
     db,
     error::{ApiError, ApiResult},
+    oidc,
     state::AppState,
 };
 
@@ -153,4 +154,162 @@ pub async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     auth::revoke_token(&state, &caller, &token_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How people sign in here, for the sign-in page: passwords, and the
+/// identity provider's button if there is one.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Providers {
+    /// Whether accounts sign in with a password (when single sign-on is
+    /// on, only a break-glass system admin may, if local sign-in is off).
+    pub local: bool,
+    /// The OpenID Connect provider's button.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<ProviderButton>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderButton {
+    pub text: String,
+    /// Where the button goes (a full page load).
+    pub url: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/providers", responses((status = 200, body = Providers)))]
+pub async fn providers(State(state): State<AppState>) -> Json<Providers> {
+    let config = state.config();
+    Json(Providers {
+        local: config.identity.local.enabled,
+        oidc: config.identity.oidc.as_ref().map(|oidc| ProviderButton {
+            text: oidc
+                .button_text
+                .clone()
+                .unwrap_or_else(|| "Sign in with your organisation".into()),
+            url: "/api/v1/auth/oidc/start".into(),
+        }),
+    })
+}
+
+/// Sends the browser to the identity provider, with a cookie that ties the
+/// sign-in to it.
+#[utoipa::path(get, path = "/api/v1/auth/oidc/start", responses((status = 303, description = "to the identity provider"), (status = 404, description = "no OpenID Connect provider is configured", body = ApiError), (status = 503, description = "the identity provider cannot be reached (Retry-After)", body = ApiError)))]
+pub async fn oidc_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, HeaderMap)> {
+    let oidc = state
+        .oidc
+        .clone()
+        .ok_or_else(|| ApiError::not_found("OpenID Connect provider"))?;
+    let (url, flow) = oidc.begin(&state).await?;
+    let mut out = HeaderMap::new();
+    out.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&url).map_err(|_| ApiError::not_found("provider URL"))?,
+    );
+    out.insert(
+        header::SET_COOKIE,
+        flow_cookie(Some(&flow), auth::over_https(&state, &headers)),
+    );
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((StatusCode::SEE_OTHER, out))
+}
+
+/// The cookie of a sign-in under way: `SameSite=Lax`, as the provider
+/// sends the browser back from another site, and only for the callback.
+fn flow_cookie(state: Option<&str>, secure: bool) -> HeaderValue {
+    let (value, age) = state.map_or(("", 0), |s| {
+        (s, crate::server::db::sso::FLOW_LIFETIME_SECONDS)
+    });
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{}={value}; Path={}; Max-Age={age}; HttpOnly; SameSite=Lax{secure}",
+        oidc::FLOW_COOKIE,
+        oidc::CALLBACK_PATH
+    ))
+    .expect("a random state is header text")
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// The provider's refusal (the person cancelled, or was not allowed).
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Where the identity provider sends the browser back: signed in (a
+/// session cookie) and on to the client, or to the sign-in page with why not.
+#[utoipa::path(get, path = "/api/v1/auth/oidc/callback", params(Callback), responses((status = 303, description = "to the web client, signed in, or to its sign-in page with the reason")))]
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(callback): axum::extract::Query<Callback>,
+) -> (StatusCode, HeaderMap) {
+    let secure = auth::over_https(&state, &headers);
+    let mut out = HeaderMap::new();
+    out.append(header::SET_COOKIE, flow_cookie(None, secure));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let result = match (&state.oidc, &callback) {
+        (None, _) => Err("no OpenID Connect provider is configured".to_string()),
+        (
+            _,
+            Callback {
+                error: Some(error),
+                error_description,
+                ..
+            },
+        ) => Err(format!(
+            "the identity provider refused: {}",
+            error_description.as_deref().unwrap_or(error)
+        )),
+        (
+            Some(oidc),
+            Callback {
+                code: Some(code),
+                state: Some(returned),
+                ..
+            },
+        ) => oidc
+            .finish(
+                &state,
+                code,
+                returned,
+                auth::cookie(&headers, oidc::FLOW_COOKIE),
+            )
+            .await
+            .map_err(|e| e.message),
+        _ => Err("the identity provider's answer has no code".to_string()),
+    };
+    let location = match result {
+        Ok(session) => {
+            let (cookie, _) = session.into_cookie(secure);
+            out.append(header::SET_COOKIE, cookie);
+            "/".to_string()
+        }
+        Err(why) => {
+            oidc::record_refusal(&state, &why).await;
+            format!("/#/signin-error/{}", percent(&why))
+        }
+    };
+    out.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("percent-encoded"),
+    );
+    (StatusCode::SEE_OTHER, out)
+}
+
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -18,6 +18,7 @@ pub mod files;
 pub mod invitations;
 pub mod members;
 pub mod posts;
+pub mod sso;
 pub mod tokens;
 pub mod users;
 
@@ -43,6 +44,8 @@ pub const WRITERS: &[(&str, &str)] = &[
     ("federation_peers", "db/federation.rs"),
     ("federation_applied", "db/federation.rs"),
     ("events", "events.rs"),
+    ("user_identities", "db/sso.rs"),
+    ("sso_flows", "db/sso.rs"),
 ];
 
 /// What went wrong in the database, as callers need to tell it apart.

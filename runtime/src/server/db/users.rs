@@ -109,6 +109,56 @@ pub async fn upsert_remote<'e>(
     Ok(row.is_some())
 }
 
+/// Creates an account whose owner signs in through an identity provider
+/// (no password); `false` if the username or the email is taken.
+pub async fn insert_external<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    username: &str,
+    email: Option<&str>,
+    display_name: &str,
+    role: &str,
+) -> Result<bool> {
+    let row = sqlx::query_scalar!(
+        "INSERT INTO users (id, username, email, display_name, role, attributes)
+         VALUES ($1, $2, $3, $4, $5, '{}'::jsonb)
+         ON CONFLICT DO NOTHING RETURNING id",
+        id,
+        username,
+        email,
+        display_name,
+        role
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// What the identity provider says of a user now: their name, their email
+/// (kept as it was if another account has it) and their role.
+pub async fn set_profile<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    display_name: &str,
+    email: Option<&str>,
+    role: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE users SET display_name = $2, role = $4,
+             email = CASE WHEN $3::text IS NULL OR EXISTS (
+                 SELECT 1 FROM users o WHERE lower(o.email) = lower($3) AND o.id <> $1)
+               THEN email ELSE $3 END
+         WHERE id = $1",
+        user_id,
+        display_name,
+        email,
+        role
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Replaces a user's attributes.
 pub async fn set_attributes<'e>(
     db: impl sqlx::PgExecutor<'e>,

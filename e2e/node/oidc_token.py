@@ -1,0 +1,48 @@
+"""Gets an ID token from the test identity provider for its client, as the
+workspace would (code flow with PKCE), and prints it.
+
+    python3 oidc_token.py ISSUER LOGIN CLIENT_ID CLIENT_SECRET REDIRECT_URI NONCE
+
+For tests that check tokens directly: the redirect is not followed, the
+code is exchanged here.
+"""
+import base64
+import hashlib
+import re
+import secrets
+import sys
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
+
+import requests
+
+issuer, login, client_id, client_secret, redirect, nonce = sys.argv[1:7]
+config = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
+verifier = secrets.token_urlsafe(48)
+challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+query = urlencode({
+    "response_type": "code", "client_id": client_id, "redirect_uri": redirect,
+    "scope": "openid email profile entra", "state": "s", "nonce": nonce,
+    "code_challenge": challenge, "code_challenge_method": "S256",
+})
+session = requests.Session()
+url, method, data = f"{config['authorization_endpoint']}?{query}", "GET", None
+for _ in range(20):
+    if url.startswith(redirect):
+        break
+    response = session.request(method, url, data=data, allow_redirects=False, timeout=10)
+    if response.status_code in (301, 302, 303, 307, 308):
+        url, method, data = urljoin(url, response.headers["location"]), "GET", None
+        continue
+    form = re.search(r'<form[^>]*action="([^"]+)"', response.text)
+    if not form:
+        sys.exit(f"{response.status_code} at {url}: {response.text[:300]}")
+    url, method, data = urljoin(url, form.group(1)), "POST", {"login": login, "password": "any", "prompt": "login"}
+code = parse_qs(urlparse(url).query)["code"][0]
+token = requests.post(
+    config["token_endpoint"],
+    data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "code_verifier": verifier},
+    auth=(client_id, client_secret),
+    timeout=10,
+)
+token.raise_for_status()
+print(token.json()["id_token"])
