@@ -139,7 +139,14 @@ fn the_config_carries_the_spec() {
     )
     .unwrap();
     assert_eq!(config.workspace.id, "agency");
-    assert!(config.identity.oidc.is_some() && !config.identity.local.enabled);
+    let oidc = config.identity.oidc.as_ref().expect("Entra ID");
+    assert!(!config.identity.local.enabled);
+    assert_eq!(
+        oidc.issuer_url,
+        "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0",
+        "derived from the tenant"
+    );
+    assert_eq!(oidc.admin_groups, ["22222222-2222-2222-2222-222222222222"]);
     assert_eq!(config.retention.message_days, Some(365));
     assert!(config.object_storage.object_lock);
     let teams = config

@@ -527,3 +527,9 @@ async fn tokens_that_do_not_verify_are_refused_for_what_is_wrong() {
         "an unknown key is told apart, so the keys are fetched again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sign_in_page_signs_in_through_the_provider_in_a_browser() {
+    let site = Site::new("").await;
+    common::browser::scenario("sso.mjs", vec![("ENTENTE_URL", site.url(""))]).await;
+}
