@@ -12,6 +12,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/auth/session"),
+    ("get", "/api/v1/auth/providers"),
+    ("get", "/api/v1/auth/oidc/start"),
+    ("get", "/api/v1/auth/oidc/callback"),
     ("get", "/api/v1/admin/teams-app.zip"),
     ("post", "/api/v1/users"),
     ("get", "/api/v1/users/me"),
@@ -65,6 +68,9 @@ const OPERATIONS: &[(&str, &str)] = &[
 
 const PUBLIC: &[&str] = &[
     "/api/v1/auth/login",
+    "/api/v1/auth/providers",
+    "/api/v1/auth/oidc/start",
+    "/api/v1/auth/oidc/callback",
     "/api/v1/guests/redeem",
     "/healthz",
     "/readyz",
