@@ -211,6 +211,39 @@ async fn a_person_signs_in_through_the_provider_and_keeps_one_account() {
         "{kinds:?}"
     );
     assert!(kinds.iter().any(|(_, r)| r.contains("account created")));
+    assert_eq!(
+        again["identityProvider"], "oidc",
+        "its sign-out ends the provider's session"
+    );
+
+    // An admin ends every session of hers: the cookie stands for nothing.
+    let answer = site.sign_in("alice").await;
+    site.session(&answer).await;
+    let (status, ended) = site
+        .ws
+        .post(
+            &format!(
+                "/api/v1/users/{}/sessions/end",
+                user["id"].as_str().unwrap()
+            ),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    assert_eq!(ended["sessionsEnded"], 3);
+    let cookie = answer["cookies"]["entente_session"].as_str().unwrap();
+    let after = site
+        .ws
+        .request(
+            Request::builder()
+                .uri("/api/v1/auth/session")
+                .header(header::COOKIE, format!("entente_session={cookie}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -444,14 +477,16 @@ async fn with_local_sign_in_off_only_a_break_glass_admin_uses_a_password() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_that_do_not_verify_are_refused_for_what_is_wrong() {
     use entente_runtime::server::oidc::{verify, verify_within, Http, VerifyError};
-    use openidconnect::{core::CoreProviderMetadata, ClientId, ClientSecret, IssuerUrl, Nonce};
+    use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce, ProviderMetadataWithLogout};
 
     let mut site = Site::new("").await;
     let http = Http::new().unwrap();
-    let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(site.idp.issuer()).unwrap(), &http)
-            .await
-            .unwrap();
+    let metadata = ProviderMetadataWithLogout::discover_async(
+        IssuerUrl::new(site.idp.issuer()).unwrap(),
+        &http,
+    )
+    .await
+    .unwrap();
     let client_for = |id: &str| {
         openidconnect::core::CoreClient::from_provider_metadata(
             metadata.clone(),
@@ -499,10 +534,12 @@ async fn tokens_that_do_not_verify_are_refused_for_what_is_wrong() {
     // tolerance two seconds later.
     site.idp.set("idTokenTtl", json!(1));
     site.idp.restart(None, None);
-    let metadata_now =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(site.idp.issuer()).unwrap(), &http)
-            .await
-            .unwrap();
+    let metadata_now = ProviderMetadataWithLogout::discover_async(
+        IssuerUrl::new(site.idp.issuer()).unwrap(),
+        &http,
+    )
+    .await
+    .unwrap();
     let client_now = openidconnect::core::CoreClient::from_provider_metadata(
         metadata_now,
         ClientId::new(idp::CLIENT_ID.into()),

@@ -117,7 +117,7 @@ http.onUnauthenticated(() => signedOut());
 export function signedIn(session) {
   http.setCsrf(session.csrfToken);
   update((s) => {
-    s.me = session.user;
+    s.me = { ...session.user, identityProvider: session.identityProvider };
     s.users[session.user.id] = session.user;
   });
   live?.close();
@@ -147,11 +147,15 @@ export async function redeem(token, username, password, displayName) {
 }
 
 export async function signOut() {
+  const viaProvider = state.me?.identityProvider === "oidc";
   try {
     await http.post("/api/v1/auth/logout");
   } finally {
     signedOut();
   }
+  // The identity provider's session ends too, or its button would sign
+  // the next person at this browser straight back in.
+  if (viaProvider) location.assign("/api/v1/auth/oidc/logout");
 }
 
 // --- channels --------------------------------------------------------------

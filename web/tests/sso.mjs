@@ -26,9 +26,13 @@ await scenario(async (browser) => {
   assert.ok(!page.url().includes("code="), "no code left in the address");
   await shot(page, "sso-signed-in");
 
-  step("signing out ends the session here");
+  step("signing out ends the session here and at the provider");
   await page.getByRole("button", { name: "Sign out" }).click();
-  await page.getByRole("link", { name: "Sign in with Agency ID" }).waitFor();
+  // The provider asks whether to end its session too.
+  await page.getByRole("button", { name: /sign me out/i }).click();
+  await page.getByRole("link", { name: "Sign in with Agency ID" }).click();
+  // Its session is gone: it asks who this is again.
+  await page.locator('input[name="login"]').waitFor();
 
   step("someone from a tenant not allowed is told why on the sign-in page");
   const other = await (await browser.newContext()).newPage();

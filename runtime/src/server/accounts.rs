@@ -206,6 +206,40 @@ pub async fn reactivate(state: &AppState, actor: &Caller, user_id: &str) -> ApiR
     set_active(state, actor, user_id, true).await
 }
 
+/// `actor` (a system admin) ends every login session of a user (their
+/// open pages and live streams with them; personal access tokens stay);
+/// how many ended. They sign in again, through the identity provider or
+/// with their password.
+pub async fn end_sessions(state: &AppState, actor: &Caller, user_id: &str) -> ApiResult<u64> {
+    actor.require_admin()?;
+    let mut tx = state.db.begin().await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT true AS "exists!" FROM users WHERE id = $1 AND origin IS NULL"#,
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if exists.is_none() {
+        return Err(ApiError::not_found("user"));
+    }
+    let ended = db::tokens::revoke_sessions_but(&mut *tx, user_id, "").await?;
+    sessions::changed(&state.session_cache, &mut *tx, user_id).await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            kind: audit::kind::SESSIONS_ENDED,
+            actor_id: Some(&actor.user_id),
+            user_id: Some(user_id),
+            reason: format!("a system admin ended the user's {ended} sessions"),
+            data: serde_json::json!({"sessionsEnded": ended}),
+            ..Default::default()
+        },
+    )
+    .await?;
+    db::commit(tx).await?;
+    Ok(ended)
+}
+
 async fn set_active(
     state: &AppState,
     actor: &Caller,

@@ -35,6 +35,8 @@ pub mod kind {
     /// reactivated one.
     pub const USER_DEACTIVATED: &str = "user.deactivated";
     pub const USER_REACTIVATED: &str = "user.reactivated";
+    /// A system admin ended every login session of a user.
+    pub const SESSIONS_ENDED: &str = "user.sessions_ended";
     /// A channel was renamed, or its purpose or header changed.
     pub const CHANNEL_UPDATED: &str = "channel.updated";
     /// Someone signed in through the identity provider (and, the first

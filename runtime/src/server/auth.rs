@@ -392,6 +392,11 @@ pub struct LoginResponse {
     /// For a cookie session: the `X-CSRF-Token` its requests send.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
+    /// `oidc` when the account signs in through the identity provider:
+    /// signing out ends the provider's session too
+    /// (`/api/v1/auth/oidc/logout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<String>,
 }
 
 impl LoginResponse {
@@ -401,6 +406,7 @@ impl LoginResponse {
             token: Some(token),
             user,
             csrf_token: None,
+            identity_provider: None,
         }
     }
 

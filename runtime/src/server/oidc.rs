@@ -24,10 +24,10 @@ use axum::body::Bytes;
 use entente_crds::{config::OidcConfig, workspace::OidcProvider};
 use http_body_util::{BodyExt, Full, Limited};
 use openidconnect::{
-    core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
+    core::{CoreAuthenticationFlow, CoreClient},
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    SignatureVerificationError, TokenResponse,
+    JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde_json::{Map, Value};
 
@@ -122,7 +122,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
 }
 
 struct Discovered {
-    metadata: CoreProviderMetadata,
+    metadata: ProviderMetadataWithLogout,
     fetched: Instant,
     keys_fetched: Instant,
 }
@@ -176,7 +176,7 @@ impl Oidc {
     }
 
     /// The provider's metadata, read again after [`METADATA_LIFETIME`].
-    async fn metadata(&self) -> ApiResult<CoreProviderMetadata> {
+    async fn metadata(&self) -> ApiResult<ProviderMetadataWithLogout> {
         let mut discovered = self.discovered.lock().await;
         if let Some(d) = discovered
             .as_ref()
@@ -185,7 +185,7 @@ impl Oidc {
             return Ok(d.metadata.clone());
         }
         let issuer = IssuerUrl::new(self.config.issuer_url.clone()).map_err(unavailable)?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| unavailable(format!("discovery: {e}")))?;
         *discovered = Some(Discovered {
@@ -216,7 +216,7 @@ impl Oidc {
 
     fn client(
         &self,
-        metadata: CoreProviderMetadata,
+        metadata: ProviderMetadataWithLogout,
     ) -> openidconnect::core::CoreClient<
         openidconnect::EndpointSet,
         openidconnect::EndpointNotSet,
@@ -231,6 +231,24 @@ impl Oidc {
             Some(ClientSecret::new(self.secret.clone())),
         )
         .set_redirect_uri(self.redirect.clone())
+    }
+
+    /// Where to send the browser so the provider ends its own session too
+    /// (RP-initiated logout), coming back to the workspace's page; `None`
+    /// if the provider offers no such endpoint.
+    pub async fn end_session_url(&self, site_url: &str) -> ApiResult<Option<String>> {
+        let metadata = self.metadata().await?;
+        let Some(endpoint) = &metadata.additional_metadata().end_session_endpoint else {
+            return Ok(None);
+        };
+        let mut url = endpoint.url().clone();
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair(
+                "post_logout_redirect_uri",
+                &format!("{}/", site_url.trim_end_matches('/')),
+            );
+        Ok(Some(url.to_string()))
     }
 
     /// Where to send the browser to sign in, and the `state` its cookie

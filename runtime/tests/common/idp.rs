@@ -55,6 +55,7 @@ impl Idp {
                 "clientId": CLIENT_ID,
                 "clientSecret": CLIENT_SECRET,
                 "redirectUris": [redirect],
+                "postLogoutRedirectUris": [format!("{}/", redirect.split("/api/").next().unwrap())],
                 "keys": keys,
                 "users": users,
             }),

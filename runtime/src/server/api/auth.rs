@@ -82,11 +82,38 @@ pub async fn session(
         Some(_) => None,
         None => auth::cookie(&headers, auth::SESSION_COOKIE).map(auth::csrf_token),
     };
+    let identity_provider = db::sso::linked(&state.db, &caller.user_id)
+        .await?
+        .then(|| "oidc".to_string());
     Ok(Json(LoginResponse {
         token: None,
         user,
         csrf_token,
+        identity_provider,
     }))
+}
+
+/// After signing out here, ends the identity provider's session too
+/// (RP-initiated logout): to the provider's end-session endpoint, which
+/// sends the browser back to the workspace's page; straight to the page
+/// when the provider has none.
+#[utoipa::path(get, path = "/api/v1/auth/oidc/logout", responses((status = 303, description = "to the identity provider's end-session endpoint, or back to the client"), (status = 404, description = "no OpenID Connect provider is configured", body = ApiError), (status = 503, description = "the identity provider cannot be reached (Retry-After)", body = ApiError)))]
+pub async fn oidc_logout(State(state): State<AppState>) -> ApiResult<(StatusCode, HeaderMap)> {
+    let oidc = state
+        .oidc
+        .clone()
+        .ok_or_else(|| ApiError::not_found("OpenID Connect provider"))?;
+    let site = state.config().workspace.site_url.clone();
+    let location = oidc
+        .end_session_url(&site)
+        .await?
+        .unwrap_or_else(|| "/".into());
+    let mut out = HeaderMap::new();
+    out.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(|_| ApiError::not_found("end-session URL"))?,
+    );
+    Ok((StatusCode::SEE_OTHER, out))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/me", responses((status = 200, body = User), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError)), security(("bearer" = [])))]

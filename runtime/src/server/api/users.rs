@@ -44,6 +44,26 @@ pub async fn deactivate(
     Ok(Json(accounts::deactivate(&state, &caller, &id).await?))
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsEnded {
+    pub sessions_ended: u64,
+}
+
+/// A system admin ends every login session of a user: their open pages
+/// return to the sign-in page and their live streams close. Personal
+/// access tokens stay (revoke those, or deactivate the account).
+#[utoipa::path(post, path = "/api/v1/users/{id}/sessions/end", params(("id" = String, Path)), responses((status = 200, body = SessionsEnded), (status = 400, description = "invalid input", body = ApiError), (status = 401, description = "not logged in", body = ApiError), (status = 403, description = "not a system admin", body = ApiError), (status = 404, description = "no such local user", body = ApiError)), security(("bearer" = [])))]
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionsEnded>> {
+    Ok(Json(SessionsEnded {
+        sessions_ended: accounts::end_sessions(&state, &caller, &id).await?,
+    }))
+}
+
 /// A system admin reactivates a user, who signs in again with their password.
 #[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", params(("id" = String, Path)), responses((status = 200, body = User), (status = 403, description = "not a system admin", body = ApiError), (status = 404, description = "no such local user", body = ApiError), (status = 409, description = "one cannot reactivate oneself", body = ApiError)), security(("bearer" = [])))]
 pub async fn reactivate(

@@ -62,6 +62,16 @@ pub async fn user_of<'e>(
     .await?)
 }
 
+/// Whether `user_id` signs in through an identity provider.
+pub async fn linked(db: &sqlx::PgPool, user_id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM user_identities WHERE user_id = $1) AS "linked!""#,
+        user_id
+    )
+    .fetch_one(db)
+    .await?)
+}
+
 /// Links `user_id` to `subject` at `provider`.
 pub async fn link<'e>(
     db: impl sqlx::PgExecutor<'e>,
