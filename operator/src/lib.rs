@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod calls;
 pub mod error;
+pub mod identity;
 pub mod labels;
 pub mod leader;
 pub mod partners;

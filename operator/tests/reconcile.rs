@@ -1445,3 +1445,98 @@ mod calls_cluster {
         );
     }
 }
+
+/// The identity provider, started from `e2e/node` (npm's oidc-provider)
+/// on `port`; killed when dropped.
+struct Provider(std::process::Child);
+
+impl Provider {
+    fn start(port: u16) -> Provider {
+        let node = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/node");
+        let key = std::process::Command::new("node")
+            .arg(node.join("key.mjs"))
+            .output()
+            .unwrap();
+        let config =
+            std::env::temp_dir().join(format!("entente-idp-{}-{port}.json", std::process::id()));
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"port": {port}, "clientId": "c", "clientSecret": "s", "redirectUris": ["https://chat.example.org/cb"], "keys": [{}], "users": {{}}}}"#,
+                String::from_utf8(key.stdout).unwrap().trim()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("node")
+            .arg(node.join("oidc.mjs"))
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !entente_e2e::port_is_open(port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the provider did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Provider(child)
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_identity_provider_is_read_as_the_servers_will_and_a_wrong_one_is_named() {
+    let bucket = bucket("identity");
+    let mut ws = workspace(&bucket);
+    let port = entente_e2e::free_port();
+    ws.spec.identity.oidc = Some(
+        serde_json::from_value(serde_json::json!({
+            "issuerUrl": format!("http://127.0.0.1:{port}"),
+            "clientId": "c",
+            "clientSecret": {"name": "edge-oidc", "key": "secret"},
+        }))
+        .unwrap(),
+    );
+    let client = cluster(
+        Some(&ws),
+        vec![s3_secret(), secret("edge-oidc", &[("secret", "s")])],
+        Options::default(),
+    )
+    .await;
+    settle(&client, "fob-north").await;
+    let down = status(&client, "fob-north").await;
+    let reachable = condition(&down, "IdentityProviderReachable");
+    assert_eq!(reachable.status, "False");
+    assert_eq!(reachable.reason, "Unreachable");
+    assert!(
+        reachable.message.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        reachable.message
+    );
+
+    let _provider = Provider::start(port);
+    reconcile(&client, "fob-north").await;
+    let up = status(&client, "fob-north").await;
+    assert_eq!(condition(&up, "IdentityProviderReachable").status, "True");
+
+    // An issuer URL that is not the provider's own name for itself.
+    patch_spec(
+        &client,
+        "fob-north",
+        serde_json::json!({"identity": {"oidc": {"issuerUrl": format!("http://localhost:{port}")}}}),
+    )
+    .await;
+    reconcile(&client, "fob-north").await;
+    let wrong = status(&client, "fob-north").await;
+    let reachable = condition(&wrong, "IdentityProviderReachable");
+    assert_eq!(reachable.reason, "IssuerMismatch", "{}", reachable.message);
+}

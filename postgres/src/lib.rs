@@ -91,7 +91,12 @@ impl Cluster {
             ))
             .arg("-c")
             .arg(format!("unix_socket_directories={}", socket_dir.display()))
-            .args(["-c", "max_connections=300"]);
+            .args(["-c", "max_connections=300"])
+            // A client that dies while its backend waits (on a lock, in a
+            // long statement) is noticed within a second, and what that
+            // backend held is let go: a crashed server's restart is not
+            // left waiting behind its own ghost.
+            .args(["-c", "client_connection_check_interval=1s"]);
         if !durable {
             command.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
         }

@@ -928,6 +928,19 @@ fn a_crashed_server_or_database_is_started_again() {
     let up_pid = child.id();
     let running = KillOnDrop(child);
     wait_ready(port);
+    // The server answering is not yet entente up watching it: until it
+    // says it runs, a server that dies is a failed start, not a crash.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("running; Ctrl-C")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entente up never said it runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let token = login(port, data.path());
     let channel = public_channel(port, &token, "sitreps");
     let post = |message: &str| {

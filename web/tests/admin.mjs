@@ -19,8 +19,10 @@ await scenario(async (browser) => {
 
   step("change her attributes");
   await row.locator("textarea").fill("nation=DE");
-  await row.getByRole("button", { name: "Save" }).click();
-  await admin.waitForResponse((r) => r.url().includes("/attributes") && r.status() === 200);
+  await Promise.all([
+    admin.waitForResponse((r) => r.url().includes("/attributes") && r.status() === 200),
+    row.getByRole("button", { name: "Save" }).click(),
+  ]);
 
   step("invite a guest");
   await admin.getByRole("link", { name: "Guest invitations" }).click();

@@ -257,6 +257,11 @@ async fn apply(
         )
         .await;
     }
+    // The identity provider, as the servers will reach it.
+    let identity = match &config.identity.oidc {
+        Some(oidc) => Some(crate::identity::probe(&oidc.issuer_url).await),
+        None => None,
+    };
     report(
         api,
         workspace,
@@ -264,6 +269,7 @@ async fn apply(
         verdict.status,
         verdict.health,
         verdict.database_ready,
+        identity,
     )
     .await?;
 
@@ -411,6 +417,7 @@ async fn report(
     status: entente_crds::WorkspaceStatus,
     health: Health,
     database_ready: Option<(bool, String, String)>,
+    identity: Option<(bool, String, String)>,
 ) -> Result<(), Error> {
     let warning = matches!(health, Health::Degraded { .. });
     let (reason, message) = match &health {
@@ -422,8 +429,12 @@ async fn report(
         Health::NotImplemented { message } => ("NotImplemented".into(), message.clone()),
     };
     let extra = database_ready
-        .map(|(ready, reason, message)| vec![("DatabaseReady", ready, reason, message)])
-        .unwrap_or_default();
+        .map(|(ready, reason, message)| ("DatabaseReady", ready, reason, message))
+        .into_iter()
+        .chain(identity.map(|(reachable, reason, message)| {
+            ("IdentityProviderReachable", reachable, reason, message)
+        }))
+        .collect();
     let ready_changed = status::write(
         api,
         workspace,
@@ -450,7 +461,7 @@ async fn report_problem(
     health: Health,
 ) -> Result<(), Error> {
     let previous = workspace.status.clone().unwrap_or_default();
-    report(api, workspace, ctx, previous, health, None).await
+    report(api, workspace, ctx, previous, health, None, None).await
 }
 
 fn now() -> i64 {
