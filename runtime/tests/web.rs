@@ -84,6 +84,11 @@ impl Link {
     }
 }
 
+/// The bootstrap admin's password, for scenarios that sign in as admin.
+fn admin_password() -> (&'static str, String) {
+    ("ENTENTE_ADMIN_PASSWORD", common::ADMIN_PASSWORD.to_string())
+}
+
 /// Creates `username` with the password the scenarios sign in with.
 async fn person(ws: &Workspace, admin: &str, username: &str, display: &str) -> String {
     let (status, body) = ws
@@ -247,14 +252,7 @@ async fn the_client_works_on_a_phone_in_french_in_the_dark_and_from_the_keyboard
 #[tokio::test(flavor = "multi_thread")]
 async fn an_admin_manages_people_guests_audit_and_policies_in_the_browser() {
     let team = Team::new().await;
-    scenario(
-        "admin.mjs",
-        vec![
-            team.url(),
-            ("ENTENTE_ADMIN_PASSWORD", common::ADMIN_PASSWORD.to_string()),
-        ],
-    )
-    .await;
+    scenario("admin.mjs", vec![team.url(), admin_password()]).await;
 }
 
 /// The page and its assets as a browser gets them: compressed, cached by
@@ -607,12 +605,5 @@ async fn history_edits_pins_deletes_search_channels_and_direct_messages() {
     team.ws
         .channel(&team.admin, "announcements", "public")
         .await;
-    scenario(
-        "features.mjs",
-        vec![
-            team.url(),
-            ("ENTENTE_ADMIN_PASSWORD", common::ADMIN_PASSWORD.to_string()),
-        ],
-    )
-    .await;
+    scenario("features.mjs", vec![team.url(), admin_password()]).await;
 }

@@ -320,7 +320,7 @@ impl Oidc {
     /// The ID token's claims, if it verifies against the keys held now.
     async fn verify(&self, raw: &str, nonce: &Nonce) -> Result<Map<String, Value>, VerifyError> {
         let client = self.client(self.metadata().await.map_err(VerifyError::Provider)?);
-        verify(&client, raw, nonce)
+        verify(&client, raw, nonce, CLOCK_SKEW)
     }
 }
 
@@ -335,26 +335,9 @@ pub enum VerifyError {
 }
 
 /// Checks `raw` with `client`'s keys, issuer and audience, and `nonce`,
-/// tolerating [`CLOCK_SKEW`]; its claims, all of them (Entra ID's `tid`,
-/// `oid`, `groups` among them).
+/// tolerating `skew` of clock difference ([`CLOCK_SKEW`] for sign-ins);
+/// its claims, all of them (Entra ID's `tid`, `oid`, `groups` among them).
 pub fn verify<AS, DS, IS, RS, TS, US>(
-    client: &openidconnect::core::CoreClient<AS, DS, IS, RS, TS, US>,
-    raw: &str,
-    nonce: &Nonce,
-) -> Result<Map<String, Value>, VerifyError>
-where
-    AS: openidconnect::EndpointState,
-    DS: openidconnect::EndpointState,
-    IS: openidconnect::EndpointState,
-    RS: openidconnect::EndpointState,
-    TS: openidconnect::EndpointState,
-    US: openidconnect::EndpointState,
-{
-    verify_within(client, raw, nonce, CLOCK_SKEW)
-}
-
-/// [`verify`] with another tolerance for clock differences.
-pub fn verify_within<AS, DS, IS, RS, TS, US>(
     client: &openidconnect::core::CoreClient<AS, DS, IS, RS, TS, US>,
     raw: &str,
     nonce: &Nonce,

@@ -320,7 +320,10 @@ pub async fn oidc_callback(
         }
         Err(why) => {
             oidc::record_refusal(&state, &why).await;
-            format!("/#/signin-error/{}", percent(&why))
+            format!(
+                "/#/signin-error/{}",
+                crate::server::api::files::percent_encode(&why)
+            )
         }
     };
     out.insert(
@@ -328,15 +331,4 @@ pub async fn oidc_callback(
         HeaderValue::from_str(&location).expect("percent-encoded"),
     );
     (StatusCode::SEE_OTHER, out)
-}
-
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

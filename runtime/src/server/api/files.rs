@@ -110,7 +110,8 @@ pub async fn download(
     Ok(response)
 }
 
-fn percent_encode(name: &str) -> String {
+/// `text` with everything but unreserved URL characters percent-encoded.
+pub(crate) fn percent_encode(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
