@@ -56,6 +56,9 @@ function Login() {
       setBusy(false);
     }
   }
+  // The form appears once the page knows how people sign in here, so
+  // focus lands on the right first control (the button or the username).
+  if (providers === null) return <p class="loading">{t("status.connecting")}</p>;
   return (
     <main class="login" id="main">
       <form class="card" onSubmit={submit} aria-labelledby="login-title">
@@ -68,13 +71,19 @@ function Login() {
         {providers?.oidc && (
           <p>
             {/* A full page load: the identity provider takes over. */}
-            <a class="button primary sso" href={providers.oidc.url}>
+            <a class="button primary sso" href={providers.oidc.url} autofocus>
               {providers.oidc.text}
             </a>
           </p>
         )}
         {providers?.oidc && <p class="or">{t(providers.local ? "login.or" : "login.breakGlass")}</p>}
-        <Field label={t("login.username")} id="username" autocomplete="username" required autofocus={!providers?.oidc} />
+        <Field
+          label={t("login.username")}
+          id="username"
+          autocomplete="username"
+          required
+          autofocus={!providers.oidc}
+        />
         <Field label={t("login.password")} id="password" type="password" autocomplete="current-password" required />
         <button type="submit" class={providers?.oidc ? "" : "primary"} disabled={busy}>
           {busy ? t("login.busy") : t("login.submit")}
@@ -296,7 +305,7 @@ function App() {
     return () => clearTimeout(timer);
   }, [s.error]);
   if (s.me === null) return <p class="loading">{t("status.connecting")}</p>;
-  if (s.me === false) return s.route.kind === "invite" ? <Invite /> : <Login />;
+  if (s.me === false) return s.route.kind === "invite" ? <Invite /> : <Login key="login" />;
   return (
     <div class="layout">
       <a class="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById("composer")?.focus())}>

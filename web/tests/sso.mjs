@@ -12,6 +12,7 @@ await scenario(async (browser) => {
   step("the sign-in page offers the provider");
   const button = page.getByRole("link", { name: "Sign in with Agency ID" });
   await button.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Sign in with Agency ID", "focus starts on the button");
   await shot(page, "sso-sign-in-page");
   await button.click();
 
