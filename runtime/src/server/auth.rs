@@ -103,15 +103,30 @@ pub fn credential<'h>(
 /// token, forgets it): `HttpOnly`, `SameSite=Strict`, and `Secure` when the
 /// workspace is reached over HTTPS.
 pub fn session_cookie(token: Option<&str>, secure: bool) -> axum::http::HeaderValue {
-    let (value, age) = match token {
-        Some(token) => (token, SESSION_LIFETIME.num_seconds()),
-        None => ("", 0),
-    };
+    http_only_cookie(
+        SESSION_COOKIE,
+        token.map(|t| (t, SESSION_LIFETIME.num_seconds())),
+        "/",
+        "Strict",
+        secure,
+    )
+}
+
+/// The `Set-Cookie` value of an `HttpOnly` cookie `name` on `path`: set to
+/// `value` for its lifetime in seconds, or, with none, forgotten now.
+pub fn http_only_cookie(
+    name: &str,
+    value: Option<(&str, i64)>,
+    path: &str,
+    same_site: &str,
+    secure: bool,
+) -> axum::http::HeaderValue {
+    let (value, age) = value.unwrap_or(("", 0));
     let secure = if secure { "; Secure" } else { "" };
     axum::http::HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={age}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={value}; Path={path}; Max-Age={age}; HttpOnly; SameSite={same_site}{secure}"
     ))
-    .expect("a hex token is header text")
+    .expect("tokens and paths are header text")
 }
 
 /// Whether the browser reached the workspace over HTTPS: the site URL says

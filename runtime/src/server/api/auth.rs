@@ -247,16 +247,13 @@ pub async fn oidc_start(
 /// The cookie of a sign-in under way: `SameSite=Lax`, as the provider
 /// sends the browser back from another site, and only for the callback.
 fn flow_cookie(state: Option<&str>, secure: bool) -> HeaderValue {
-    let (value, age) = state.map_or(("", 0), |s| {
-        (s, crate::server::db::sso::FLOW_LIFETIME_SECONDS)
-    });
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{}={value}; Path={}; Max-Age={age}; HttpOnly; SameSite=Lax{secure}",
+    auth::http_only_cookie(
         oidc::FLOW_COOKIE,
-        oidc::CALLBACK_PATH
-    ))
-    .expect("a random state is header text")
+        state.map(|s| (s, i64::from(crate::server::db::sso::FLOW_LIFETIME_SECONDS))),
+        oidc::CALLBACK_PATH,
+        "Lax",
+        secure,
+    )
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
