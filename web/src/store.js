@@ -210,29 +210,15 @@ export async function openChannel(id) {
   }
   loadMembers(id);
   if (channel.member) loadCall(id);
-  const page = state.posts[id];
-  if (!page) {
+  // A channel loaded before is kept current by the live stream (which
+  // replays what a dropped connection missed); only a new one is fetched.
+  if (!state.posts[id]) {
     update((s) => {
       s.posts[id] = { list: [], next: null, done: false, loading: false, firstUnread: null };
     });
     await loadOlder(id, channel.unread);
-  } else {
-    await catchUp(id);
   }
   markRead(id);
-}
-
-/** Posts newer than those shown (after a reconnection the stream replays
- * them too; this covers a channel opened while the socket was away). */
-async function catchUp(id) {
-  const page = state.posts[id];
-  if (!page || page.list.length === 0) return;
-  try {
-    const result = await http.get(http.path(`/api/v1/channels/${id}/posts`, { limit: 200 }));
-    update((s) => mergePosts(s, id, result.posts));
-  } catch (e) {
-    fail(e);
-  }
 }
 
 export async function loadOlder(id, unread = 0) {
