@@ -8,12 +8,13 @@ code is exchanged here.
 """
 import base64
 import hashlib
-import re
 import secrets
 import sys
-from urllib.parse import parse_qs, urlencode, urljoin, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
+
+from idp_browser import follow_to
 
 issuer, login, client_id, client_secret, redirect, nonce = sys.argv[1:7]
 config = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
@@ -25,18 +26,7 @@ query = urlencode({
     "code_challenge": challenge, "code_challenge_method": "S256",
 })
 session = requests.Session()
-url, method, data = f"{config['authorization_endpoint']}?{query}", "GET", None
-for _ in range(20):
-    if url.startswith(redirect):
-        break
-    response = session.request(method, url, data=data, allow_redirects=False, timeout=10)
-    if response.status_code in (301, 302, 303, 307, 308):
-        url, method, data = urljoin(url, response.headers["location"]), "GET", None
-        continue
-    form = re.search(r'<form[^>]*action="([^"]+)"', response.text)
-    if not form:
-        sys.exit(f"{response.status_code} at {url}: {response.text[:300]}")
-    url, method, data = urljoin(url, form.group(1)), "POST", {"login": login, "password": "any", "prompt": "login"}
+url = follow_to(session, f"{config['authorization_endpoint']}?{query}", login, redirect)
 code = parse_qs(urlparse(url).query)["code"][0]
 token = requests.post(
     config["token_endpoint"],
