@@ -689,11 +689,54 @@ pub struct AiFeature {
     pub language_model_ref: String,
     #[serde(default = "default_true")]
     pub summaries: bool,
-    #[serde(default)]
-    pub agents: bool,
-    /// Partner users in shared channels may use the model too.
+    /// Bot users that answer when mentioned in a channel or messaged
+    /// directly, through this model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub agents: Vec<AgentSpec>,
+    /// Partner users in shared channels may use the agents too (their
+    /// context is only ever the shared channel they asked in).
     #[serde(default)]
     pub allow_partner_users: bool,
+    /// Requests to the model at once from one server; more wait, and are
+    /// told the model is busy after 30 s.
+    #[serde(default = "default_ai_concurrency")]
+    #[schemars(range(min = 1, max = 256))]
+    pub max_concurrent_requests: i32,
+}
+
+fn default_ai_concurrency() -> i32 {
+    4
+}
+
+/// An agent: a bot user answering through the workspace's model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// Its username (people mention it as `@name`).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub display_name: Option<String>,
+    /// Its system instructions.
+    #[schemars(length(max = 8192))]
+    pub instructions: String,
+    /// A model name other than the LanguageModel's `chatModel`, served by
+    /// the same endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Channels (by name) it answers in; empty: any channel. Direct
+    /// messages to it are always answered (for users it serves).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// Usernames it answers; empty: anyone who may read the channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Offer the model tools (search posts, read a thread, list channel
+    /// members), run with the asking user's permissions.
+    #[serde(default = "default_true")]
+    pub tools: bool,
 }
 
 /// Automatic translation of messages in channels with several languages.

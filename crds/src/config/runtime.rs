@@ -376,11 +376,34 @@ pub struct AiConfig {
     pub azure_api_version: Option<String>,
     pub timeout_seconds: u32,
     pub summaries: bool,
-    pub agents: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentConfig>,
     pub allow_partner_users: bool,
+    /// Requests to the model at once from this server.
+    pub max_concurrent_requests: u32,
     /// Languages offered for translation; empty: no translation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub translation_languages: Vec<String>,
+}
+
+/// An agent: a bot user answering through the model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Its username.
+    pub name: String,
+    pub display_name: String,
+    pub instructions: String,
+    /// The model it asks; absent: `chatModel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Channel names it answers in; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// Usernames it answers; empty: anyone who may read the channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    pub tools: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 //! ([`paths`]), the federation certificates ([`certs`]), and Kubernetes
 //! quantities ([`quantity`]).
 
+pub mod ai;
 pub mod calls;
 pub mod certs;
 pub mod partners;
@@ -26,7 +27,7 @@ use kube::ResourceExt;
 
 use crate::{
     config::{Listen, RuntimeConfig},
-    AccessPolicy, CallsCluster, GuestPolicy, PartnerConnection, Workspace,
+    AccessPolicy, CallsCluster, GuestPolicy, LanguageModel, PartnerConnection, Workspace,
 };
 
 /// Where a workspace's server runs: the one thing that differs between a
@@ -82,6 +83,8 @@ pub struct Attached<'a> {
     pub calls: Option<(&'a CallsCluster, &'a [String])>,
     /// The join-token key, once the CallsCluster has made it.
     pub calls_key: Option<&'a [u8]>,
+    /// The LanguageModel `spec.features.ai` names, if it exists.
+    pub language_model: Option<&'a LanguageModel>,
 }
 
 impl<'a> Attached<'a> {
@@ -94,6 +97,7 @@ impl<'a> Attached<'a> {
             secret: &|_| None,
             calls: None,
             calls_key: None,
+            language_model: None,
         }
     }
 }
@@ -145,6 +149,12 @@ pub fn render(
         attached.calls_key,
         &placement.config_dir,
     ));
+    ai::attach(
+        &mut config,
+        workspace,
+        attached.language_model,
+        placement.secret(paths::AI_API_KEY),
+    );
     Ok(Rendered { config, files })
 }
 

@@ -1,8 +1,8 @@
 //! The RuntimeConfig of a workspace's servers.
 //!
 //! Built from the Workspace alone; [`super::render`] adds what is attached
-//! to it (policies, partners, calls). Legal holds and the AI endpoint come
-//! with their controllers' issues (empty or absent sections until then).
+//! to it (policies, partners, calls, the language model). Legal holds come
+//! with their controller's issue (an empty section until then).
 
 use kube::ResourceExt;
 

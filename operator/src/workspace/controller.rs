@@ -119,6 +119,7 @@ async fn apply(
         calls_key: workspace.spec.features.calls.as_ref().and_then(|calls| {
             refs.secret_value(&crate::calls::token_secret(&calls.calls_cluster_ref), "key")
         }),
+        language_model: refs.language_model.as_ref(),
     };
     let Rendered {
         config,

@@ -61,6 +61,8 @@ pub struct Refs {
     /// signalling URLs of its SFU nodes.
     pub calls_cluster: Option<CallsCluster>,
     pub calls_nodes: Vec<String>,
+    /// The LanguageModel `spec.features.ai` names, if it exists.
+    pub language_model: Option<LanguageModel>,
 }
 
 impl Refs {
@@ -184,6 +186,7 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             .items,
         calls_cluster: None,
         calls_nodes: Vec::new(),
+        language_model: None,
     };
 
     // Secrets the operator makes itself: read to keep what they hold.
@@ -256,6 +259,11 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             "spec.features.translation.languageModelRef",
         ));
     }
+    let ai_model = spec
+        .features
+        .ai
+        .as_ref()
+        .map(|ai| ai.language_model_ref.as_str());
     for (kind, name, field) in needs {
         let found = if kind == "CallsCluster" {
             Api::<CallsCluster>::namespaced(client.clone(), &namespace)
@@ -269,7 +277,13 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             Api::<LanguageModel>::namespaced(client.clone(), &namespace)
                 .get_opt(name)
                 .await
-                .map(|o| o.is_some())
+                .map(|found| {
+                    let exists = found.is_some();
+                    if Some(name) == ai_model {
+                        refs.language_model = found;
+                    }
+                    exists
+                })
         }
         .map_err(read_error(format!("{kind} {name:?}")))?;
         if !found {

@@ -29,6 +29,8 @@ use super::db::{calls::Call, posts::Post};
 const EVENTS_CHANNEL: &str = "entente_events";
 /// The `NOTIFY` channel for typing indicators, which are never stored.
 const TYPING_CHANNEL: &str = "entente_typing";
+/// The `NOTIFY` channel for an agent's answer as it is written, never stored.
+const STREAMING_CHANNEL: &str = "entente_streaming";
 /// The `NOTIFY` channel saying a user's tokens were revoked (the payload is
 /// the user id): their open WebSockets check theirs, and close if it is gone.
 const REVOKED_CHANNEL: &str = "entente_revoked";
@@ -83,6 +85,10 @@ pub enum Change {
     CallEnded(Call),
     /// Someone is typing; never stored, so never replayed.
     Typing(Typing),
+    /// More of an agent's answer, as the model writes it; never stored.
+    /// The answer arrives as a `posted` event with the same `postId` once
+    /// it is complete.
+    Streaming(Streaming),
 }
 
 /// The `type` of a [`Change::MemberAdded`].
@@ -129,6 +135,22 @@ pub struct Typing {
     pub root_id: Option<String>,
 }
 
+/// A piece of an agent's answer being written.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Streaming {
+    pub channel_id: String,
+    /// The id the answer will have when it is posted.
+    pub post_id: String,
+    /// The thread it answers in.
+    pub root_id: Option<String>,
+    /// The agent.
+    pub user_id: String,
+    /// 0, 1, 2, …: pieces in order; `text` is appended to the pieces before it.
+    pub index: u32,
+    pub text: String,
+}
+
 impl Change {
     /// The channel whose members receive it.
     pub fn channel_id(&self) -> &str {
@@ -144,6 +166,7 @@ impl Change {
             Change::ChannelUpdated(c) => &c.channel_id,
             Change::CallStarted(c) | Change::CallUpdated(c) | Change::CallEnded(c) => &c.channel_id,
             Change::Typing(t) => &t.channel_id,
+            Change::Streaming(s) => &s.channel_id,
         }
     }
 
@@ -339,6 +362,15 @@ pub async fn typing(db: &PgPool, typing: Typing) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Announces a piece of an agent's answer to every replica.
+pub async fn streaming(db: &PgPool, piece: &Streaming) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_string(piece).expect("streaming serializes");
+    sqlx::query!("SELECT pg_notify($1, $2)", STREAMING_CHANNEL, payload)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Events recorded after `since`, in order, at most `limit`.
 /// Tells every replica, when `executor`'s transaction commits, that some
 /// of `user_id`'s tokens were revoked.
@@ -431,7 +463,12 @@ impl Hub {
         let (sender, _) = broadcast::channel(4096);
         let mut listener = PgListener::connect_with(&db).await?;
         listener
-            .listen_all([EVENTS_CHANNEL, TYPING_CHANNEL, REVOKED_CHANNEL])
+            .listen_all([
+                EVENTS_CHANNEL,
+                TYPING_CHANNEL,
+                STREAMING_CHANNEL,
+                REVOKED_CHANNEL,
+            ])
             .await?;
         let mut cursor = latest(&db).await?;
         let hub = Hub {
@@ -448,6 +485,12 @@ impl Hub {
                         Ok(n) if n.channel() == TYPING_CHANNEL => {
                             if let Ok(typing) = serde_json::from_str::<Typing>(n.payload()) {
                                 let _ = fanout.send(Fanned::new(Change::Typing(typing).unsequenced()));
+                            }
+                            continue;
+                        }
+                        Ok(n) if n.channel() == STREAMING_CHANNEL => {
+                            if let Ok(piece) = serde_json::from_str::<Streaming>(n.payload()) {
+                                let _ = fanout.send(Fanned::new(Change::Streaming(piece).unsequenced()));
                             }
                             continue;
                         }
@@ -536,6 +579,7 @@ mod tests {
             "call_updated",
             "call_ended",
             "typing",
+            "streaming",
         ] {
             assert!(
                 change.contains(&format!("\"{kind}\"")),

@@ -26,6 +26,7 @@
 pub mod access_admin;
 pub mod accounts;
 pub mod admin;
+pub mod ai;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -116,6 +117,8 @@ pub enum ServerError {
     Store(#[from] store::StoreError),
     #[error("identity.oidc: {0}")]
     Oidc(String),
+    #[error("ai: {0}")]
+    Ai(String),
 }
 
 /// The embedded migrations; `entente-server migrate` and start-up apply them.
@@ -167,6 +170,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     tokio::spawn(calls::sweep(state.clone()));
     tokio::spawn(auth::TokenUsage::run(state.clone()));
     tokio::spawn(events::Sequencer::run(state.db.clone()));
+    tokio::spawn(ai::agents::run(state.clone()));
     Ok(state)
 }
 
@@ -215,7 +219,13 @@ pub async fn open(config: RuntimeConfig) -> Result<AppState, ServerError> {
         )),
         None => None,
     };
-    Ok(AppState::new(db, store, config, hub, sessions, oidc))
+    let ai = match &config.ai {
+        Some(ai) => Some(std::sync::Arc::new(
+            ai::Ai::start(&db, ai).await.map_err(ServerError::Ai)?,
+        )),
+        None => None,
+    };
+    Ok(AppState::new(db, store, config, hub, sessions, oidc, ai))
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -337,6 +347,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::files::upload))
         .routes(routes!(api::files::download))
         .routes(routes!(api::search::search))
+        .routes(routes!(api::ai::summarise))
+        .routes(routes!(api::ai::agents))
+        .routes(routes!(api::ai::usage))
+        .routes(routes!(api::ai::status))
         .routes(routes!(api::ws::connect))
         .routes(routes!(api::health::healthz))
         .routes(routes!(api::health::readyz));

@@ -33,6 +33,22 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AiLabels {
+    model: String,
+    /// `agent` or `summary`.
+    purpose: String,
+    /// `ok` or `failed`.
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AiTokenLabels {
+    model: String,
+    /// `prompt` or `completion`.
+    kind: String,
+}
+
 /// This replica's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -53,6 +69,10 @@ pub struct Metrics {
     /// (their ratio is the mean group size).
     pub post_groups: Counter,
     pub posts_grouped: Counter,
+    ai_requests: Family<AiLabels, Counter>,
+    ai_tokens: Family<AiTokenLabels, Counter>,
+    ai_first_token: Histogram,
+    ai_duration: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -128,7 +148,39 @@ impl Default for Metrics {
             "Local posts written in those groups",
             posts_grouped.clone(),
         );
+        let ai_requests = Family::<AiLabels, Counter>::default();
+        registry.register(
+            "ai_requests",
+            "Requests to the language model, by model, purpose and outcome",
+            ai_requests.clone(),
+        );
+        let ai_tokens = Family::<AiTokenLabels, Counter>::default();
+        registry.register(
+            "ai_tokens",
+            "Tokens the language model read (prompt) and wrote (completion)",
+            ai_tokens.clone(),
+        );
+        let ai_first_token = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.05, 2.0, 12),
+        );
+        registry.register(
+            "ai_first_token_seconds",
+            "Time from a request to the model's first token",
+            ai_first_token.clone(),
+        );
+        let ai_duration = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.05, 2.0, 14),
+        );
+        registry.register(
+            "ai_request_duration_seconds",
+            "Time from a request to the model's whole answer",
+            ai_duration.clone(),
+        );
         Metrics {
+            ai_requests,
+            ai_tokens,
+            ai_first_token,
+            ai_duration,
             registry,
             post_groups,
             posts_grouped,
@@ -146,6 +198,44 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one request to the model.
+    pub fn ai_request(
+        &self,
+        model: &str,
+        purpose: &str,
+        ok: bool,
+        usage: super::ai::client::Usage,
+        reply: Option<&super::ai::client::Reply>,
+    ) {
+        if model.is_empty() {
+            return;
+        }
+        self.ai_requests
+            .get_or_create(&AiLabels {
+                model: model.into(),
+                purpose: purpose.into(),
+                outcome: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
+        for (kind, tokens) in [
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+        ] {
+            self.ai_tokens
+                .get_or_create(&AiTokenLabels {
+                    model: model.into(),
+                    kind: kind.into(),
+                })
+                .inc_by(tokens.max(0) as u64);
+        }
+        if let Some(reply) = reply {
+            if let Some(first) = reply.first_token {
+                self.ai_first_token.observe(first.as_secs_f64());
+            }
+            self.ai_duration.observe(reply.elapsed.as_secs_f64());
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

@@ -52,6 +52,9 @@ pub struct AppState {
     /// The OpenID Connect provider users sign in through, if configured
     /// (`identity.oidc`; a change needs a restart).
     pub oidc: Option<Arc<super::oidc::Oidc>>,
+    /// The language model and its agents, if configured (`ai`; a change
+    /// needs a restart).
+    pub ai: Option<Arc<super::ai::Ai>>,
 }
 
 struct Live {
@@ -69,6 +72,7 @@ impl AppState {
         hub: Hub,
         sessions: Arc<super::sessions::Sessions>,
         oidc: Option<Arc<super::oidc::Oidc>>,
+        ai: Option<Arc<super::ai::Ai>>,
     ) -> AppState {
         let (shutdown_sender, shutdown) = watch::channel(false);
         let findings = Recorder::start(db.clone());
@@ -97,6 +101,7 @@ impl AppState {
             paused_partners: Default::default(),
             pacers: Default::default(),
             oidc,
+            ai,
         }
     }
 

@@ -191,6 +191,7 @@ pub(crate) async fn start_servers(
                 secret: &secret,
                 calls: calls.map(|c| (&c.cluster, urls.as_slice())),
                 calls_key: key.as_deref().map(str::as_bytes),
+                language_model: None,
             },
         )
         .map_err(|e| UpError(e.to_string()))?;

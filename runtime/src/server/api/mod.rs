@@ -4,6 +4,7 @@
 //! [`crate::server::db`].
 
 pub mod access_admin;
+pub mod ai;
 pub mod audit;
 pub mod auth;
 pub mod calls;

@@ -9,6 +9,8 @@ pub enum Role {
     SystemAdmin,
     Member,
     Guest,
+    /// An agent: posts and is messaged, never signs in.
+    Bot,
 }
 
 impl Role {
@@ -17,6 +19,7 @@ impl Role {
             "system_admin" => Some(Role::SystemAdmin),
             "member" => Some(Role::Member),
             "guest" => Some(Role::Guest),
+            "bot" => Some(Role::Bot),
             _ => None,
         }
     }
@@ -26,6 +29,7 @@ impl Role {
             Role::SystemAdmin => "system_admin",
             Role::Member => "member",
             Role::Guest => "guest",
+            Role::Bot => "bot",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! operation composes several writes into one transaction. They return
 //! [`Error`], never an HTTP type: the API maps it once.
 
+pub mod ai;
 pub mod audit;
 pub mod calls;
 pub mod channels;
@@ -46,6 +47,8 @@ pub const WRITERS: &[(&str, &str)] = &[
     ("events", "events.rs"),
     ("user_identities", "db/sso.rs"),
     ("sso_flows", "db/sso.rs"),
+    ("agent_requests", "db/ai.rs"),
+    ("ai_usage", "db/ai.rs"),
 ];
 
 /// What went wrong in the database, as callers need to tell it apart.
@@ -120,8 +123,10 @@ pub async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
     tx.commit()
         .await
         .map_err(|e| Error::from(e).after_commit())?;
-    // Events it wrote are numbered now, not at the sequencer's next look.
+    // Events it wrote are numbered now, not at the sequencer's next look,
+    // and questions to agents it queued are taken at once.
     super::events::written();
+    super::ai::agents::wake();
     Ok(())
 }
 

@@ -109,6 +109,28 @@ pub async fn upsert_remote<'e>(
     Ok(row.is_some())
 }
 
+/// Creates an agent's bot user, or renames the one that exists; its id,
+/// or `None` when a person already has the username.
+pub async fn upsert_bot<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    username: &str,
+    display_name: &str,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar!(
+        "INSERT INTO users (id, username, display_name, role, attributes)
+         VALUES ($1, $2, $3, 'bot', '{}'::jsonb)
+         ON CONFLICT ((lower(username))) DO UPDATE SET display_name = EXCLUDED.display_name
+             WHERE users.role = 'bot'
+         RETURNING id",
+        id,
+        username,
+        display_name
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
 /// Creates an account whose owner signs in through an identity provider
 /// (no password); `false` if the username or the email is taken.
 pub async fn insert_external<'e>(
@@ -203,7 +225,7 @@ pub async fn set_password<'e>(
     hash: &str,
 ) -> Result<()> {
     sqlx::query!(
-        "UPDATE users SET password_hash = $2 WHERE id = $1 AND origin IS NULL",
+        "UPDATE users SET password_hash = $2 WHERE id = $1 AND origin IS NULL AND role <> 'bot'",
         user_id,
         hash
     )

@@ -284,6 +284,9 @@ async fn write(
         .map(Change::Posted)
         .collect();
     events::record_many(tx, &written).await?;
+    // Posts that ask an agent are queued with them, whoever wrote them.
+    let new_posts: Vec<&Post> = posts.iter().flatten().collect();
+    super::ai::agents::queue(tx, config, &new_posts).await?;
     // Posting marks the channel read up to one's own post. (A partner's
     // user never reads here: their read marker is not kept.)
     let read: Vec<(&str, &str, i64)> = news
