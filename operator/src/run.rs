@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::{
     calls,
     leader::LeaseLock,
-    partners, pending, policies,
+    models, partners, pending, policies,
     reconcile::{controller, metrics::Metrics, Context, Scope},
     startup, workspace,
 };
@@ -181,6 +181,7 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
                 ApiResource::erase::<AccessPolicy>(&()),
                 ApiResource::erase::<PartnerConnection>(&()),
                 ApiResource::erase::<CallsCluster>(&()),
+                ApiResource::erase::<LanguageModel>(&()),
             ],
             workspace::controller::reconcile,
             stop.clone(),
@@ -234,10 +235,14 @@ pub async fn run(flags: Flags) -> Result<(), RunError> {
         controller::run::<LanguageModel, _, _>(
             ctx.clone(),
             scope,
-            vec![],
+            vec![
+                ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+                ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+                ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+            ],
             None,
             vec![],
-            pending::reconcile::<LanguageModel>,
+            models::reconcile,
             stop.clone(),
         )
         .boxed(),

@@ -1540,3 +1540,250 @@ async fn the_identity_provider_is_read_as_the_servers_will_and_a_wrong_one_is_na
     let reachable = condition(&wrong, "IdentityProviderReachable");
     assert_eq!(reachable.reason, "IssuerMismatch", "{}", reachable.message);
 }
+
+mod language_model {
+    use super::*;
+    use entente_crds::{
+        config::SecretSource,
+        validate::Resource as Manifest,
+        workspace::{AgentSpec, AiFeature},
+        LanguageModel, LanguageModelStatus,
+    };
+    use entente_e2e::{model, ModelServer};
+
+    fn sovereign() -> LanguageModel {
+        let mut lm = common::example("mission-partner/llm.yaml", |r| match r {
+            Manifest::LanguageModel(lm) => Some(*lm),
+            _ => None,
+        });
+        lm.metadata.namespace = Some(NAMESPACE.into());
+        lm
+    }
+
+    async fn judge(client: &Client, name: &str) -> LanguageModelStatus {
+        let models = api::<LanguageModel>(client);
+        let lm = models.get(name).await.unwrap();
+        entente_operator::models::reconcile(Arc::new(lm), context(client))
+            .await
+            .unwrap();
+        models.get(name).await.unwrap().status.unwrap()
+    }
+
+    fn ready(status: &LanguageModelStatus) -> (String, String, String) {
+        let ready = status.condition("Ready").unwrap();
+        (
+            ready.status.clone(),
+            ready.reason.clone(),
+            ready.message.clone(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_self_hosted_model_runs_and_its_workspaces_get_its_endpoint_key_and_egress() {
+        let bucket = bucket("model");
+        let mut ws = workspace(&bucket);
+        ws.spec.network.policies = true;
+        ws.spec.features.ai = Some(AiFeature {
+            language_model_ref: "sovereign-llm".into(),
+            summaries: true,
+            agents: vec![AgentSpec {
+                name: "assistant".into(),
+                display_name: Some("Assistant".into()),
+                instructions: "Help.".into(),
+                model: None,
+                channels: vec![],
+                users: vec![],
+                tools: true,
+            }],
+            allow_partner_users: false,
+            max_concurrent_requests: 4,
+        });
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        api::<LanguageModel>(&client)
+            .create(&Default::default(), &sovereign())
+            .await
+            .unwrap();
+
+        let status = judge(&client, "sovereign-llm").await;
+        assert_eq!(
+            status.endpoint.as_deref(),
+            Some("http://sovereign-llm.edge.svc:8000")
+        );
+        let (state, reason, _) = ready(&status);
+        assert_eq!((state.as_str(), reason.as_str()), ("False", "Starting"));
+        let deployment = api::<Deployment>(&client)
+            .get("sovereign-llm-model")
+            .await
+            .unwrap();
+        let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+        assert_eq!(
+            container.image.as_deref(),
+            Some("registry.mission.example/vllm/vllm-openai:v0.8.5")
+        );
+        assert!(exists::<Service>(&client, "sovereign-llm").await);
+        let key = api::<Secret>(&client)
+            .get("sovereign-llm-api-key")
+            .await
+            .unwrap()
+            .data
+            .unwrap()["api-key"]
+            .0
+            .clone();
+        assert_eq!(key.len(), 48);
+
+        // Up, but not reachable from here: said, with where it was asked.
+        deployment_is_up(&client, "sovereign-llm-model", 1).await;
+        let status = judge(&client, "sovereign-llm").await;
+        assert_eq!(status.ready_replicas, Some(1));
+        let (state, reason, message) = ready(&status);
+        assert_eq!(
+            (state.as_str(), reason.as_str()),
+            ("False", "EndpointUnreachable")
+        );
+        assert!(
+            message.contains("http://sovereign-llm.edge.svc:8000/v1/models"),
+            "{message}"
+        );
+        let again = api::<Secret>(&client)
+            .get("sovereign-llm-api-key")
+            .await
+            .unwrap()
+            .data
+            .unwrap()["api-key"]
+            .0
+            .clone();
+        assert_eq!(key, again, "the key is made once");
+
+        // The workspace: the model in its config, the key beside it, and
+        // a way out to the model server and nowhere else of it.
+        reconcile(&client, "fob-north").await;
+        let runtime = api::<Secret>(&client)
+            .get("fob-north-runtime")
+            .await
+            .unwrap();
+        let data = runtime.data.unwrap();
+        let text = String::from_utf8(data["runtime.yaml"].0.clone()).unwrap();
+        let config = RuntimeConfig::parse(&text, "fob-north-runtime").unwrap();
+        let ai = config.ai.expect("an ai section");
+        assert_eq!(ai.base_url, "http://sovereign-llm.edge.svc:8000");
+        assert_eq!(ai.chat_model, "mistral-small-instruct");
+        assert_eq!(
+            ai.api_key,
+            Some(SecretSource::File("/etc/entente/runtime/ai-api-key".into()))
+        );
+        assert_eq!(ai.agents[0].name, "assistant");
+        assert_eq!(data["ai-api-key"].0, key);
+        assert!(!text.contains(std::str::from_utf8(&key).unwrap()));
+        let policy = api::<NetworkPolicy>(&client)
+            .get("fob-north-allow")
+            .await
+            .unwrap();
+        let egress = policy.spec.unwrap().egress.unwrap();
+        let to_model = egress
+            .iter()
+            .find(|rule| {
+                rule.to.iter().flatten().any(|peer| {
+                    peer.pod_selector
+                        .as_ref()
+                        .and_then(|s| s.match_labels.as_ref())
+                        .is_some_and(|l| {
+                            l.get("app.kubernetes.io/component").map(String::as_str)
+                                == Some("model")
+                        })
+                })
+            })
+            .expect("an egress rule to the model server");
+        let ports: Vec<i32> = to_model
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| match p.port {
+                Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ports, [8000]);
+    }
+
+    #[tokio::test]
+    async fn an_external_endpoint_is_asked_what_it_serves_with_its_key() {
+        let server = ModelServer::shared();
+        let external = |chat: &str| -> LanguageModel {
+            serde_json::from_value(json!({
+                "apiVersion": "entente.dev/v1alpha1",
+                "kind": "LanguageModel",
+                "metadata": {"name": "local", "namespace": NAMESPACE},
+                "spec": {"chatModel": chat, "external": {
+                    "url": server.endpoint(),
+                    "apiKeySecret": {"name": "model-key", "key": "key"},
+                }},
+            }))
+            .unwrap()
+        };
+        let client = cluster(None, vec![], Options::default()).await;
+        let models = api::<LanguageModel>(&client);
+        models
+            .create(&Default::default(), &external(model::MODEL_NAME))
+            .await
+            .unwrap();
+
+        let status = judge(&client, "local").await;
+        let (state, reason, message) = ready(&status);
+        assert_eq!(
+            (state.as_str(), reason.as_str()),
+            ("False", "SecretNotFound"),
+            "{message}"
+        );
+
+        api::<Secret>(&client)
+            .create(
+                &Default::default(),
+                &secret("model-key", &[("key", "wrong")]),
+            )
+            .await
+            .unwrap();
+        let status = judge(&client, "local").await;
+        let (_, reason, message) = ready(&status);
+        assert_eq!(reason, "EndpointUnreachable");
+        assert!(message.contains("401"), "a wrong key is told: {message}");
+
+        api::<Secret>(&client)
+            .replace(
+                "model-key",
+                &Default::default(),
+                &secret("model-key", &[("key", model::API_KEY)]),
+            )
+            .await
+            .unwrap();
+        let status = judge(&client, "local").await;
+        assert_eq!(status.endpoint, Some(server.endpoint()));
+        assert_eq!(status.models, [model::MODEL_NAME]);
+        assert!(status.ready_replicas.is_none());
+        let (state, _, message) = ready(&status);
+        assert_eq!(state, "True", "{message}");
+        assert!(
+            !exists::<Deployment>(&client, "local-model").await,
+            "nothing runs for an external endpoint"
+        );
+
+        models
+            .replace("local", &Default::default(), &{
+                let mut lm = external("gpt-9");
+                lm.metadata.resource_version =
+                    models.get("local").await.unwrap().metadata.resource_version;
+                lm
+            })
+            .await
+            .unwrap();
+        let status = judge(&client, "local").await;
+        let (state, reason, message) = ready(&status);
+        assert_eq!(
+            (state.as_str(), reason.as_str()),
+            ("False", "ModelNotServed")
+        );
+        assert!(
+            message.contains("smollm2"),
+            "what it does serve is said: {message}"
+        );
+    }
+}

@@ -333,6 +333,7 @@ mod network {
             &Operator {
                 namespace: "entente-system".into(),
             },
+            None,
         )
     }
 
@@ -487,7 +488,8 @@ mod network {
             &workspace,
             &Operator {
                 namespace: "x".into()
-            }
+            },
+            None
         )
         .is_empty());
     }

@@ -83,8 +83,9 @@ pub struct Attached<'a> {
     pub calls: Option<(&'a CallsCluster, &'a [String])>,
     /// The join-token key, once the CallsCluster has made it.
     pub calls_key: Option<&'a [u8]>,
-    /// The LanguageModel `spec.features.ai` names, if it exists.
-    pub language_model: Option<&'a LanguageModel>,
+    /// The LanguageModel `spec.features.ai` names, if it exists, and its
+    /// API key once read.
+    pub language_model: Option<(&'a LanguageModel, Option<&'a [u8]>)>,
 }
 
 impl<'a> Attached<'a> {
@@ -149,12 +150,12 @@ pub fn render(
         attached.calls_key,
         &placement.config_dir,
     ));
-    ai::attach(
+    files.extend(ai::attach(
         &mut config,
         workspace,
         attached.language_model,
-        placement.secret(paths::AI_API_KEY),
-    );
+        &placement.config_dir,
+    ));
     Ok(Rendered { config, files })
 }
 

@@ -26,8 +26,6 @@ pub const S3_CA: (&str, &str) = ("s3", "ca.crt");
 pub const ADMIN_PASSWORD: (&str, &str) = ("admin", "password");
 pub const OIDC_CLIENT_SECRET: (&str, &str) = ("oidc", "client-secret");
 pub const SAML_METADATA: (&str, &str) = ("saml", "metadata.xml");
-/// The key requests to the workspace's LanguageModel carry.
-pub const AI_API_KEY: (&str, &str) = ("ai", "api-key");
 pub const FEDERATION_CERT: (&str, &str) = ("federation", "tls.crt");
 pub const FEDERATION_KEY: (&str, &str) = ("federation", "tls.key");
 pub const FEDERATION_CA: (&str, &str) = ("federation", "ca.crt");

@@ -99,7 +99,8 @@ async fn apply(
     ctx: &Context,
 ) -> Result<Action, Error> {
     // 1. Dereference.
-    let refs = dereference::dereference(&ctx.client, workspace).await?;
+    // Boxed: its future is large, and reconciles run on small stacks.
+    let refs = Box::pin(dereference::dereference(&ctx.client, workspace)).await?;
 
     // 2. Validate: anything missing is for a person to fix.
     if !refs.problems.is_empty() {
@@ -119,7 +120,11 @@ async fn apply(
         calls_key: workspace.spec.features.calls.as_ref().and_then(|calls| {
             refs.secret_value(&crate::calls::token_secret(&calls.calls_cluster_ref), "key")
         }),
-        language_model: refs.language_model.as_ref(),
+        language_model: refs.language_model.as_ref().map(|lm| {
+            let key = entente_crds::render::ai::api_key_secret(lm, &lm.name_any())
+                .and_then(|key| refs.secret_value(&key.name, &key.key));
+            (lm, key)
+        }),
     };
     let Rendered {
         config,
@@ -389,7 +394,7 @@ fn build_children(
     let operator = Operator {
         namespace: operator_namespace.to_string(),
     };
-    for policy in build::network_policy::build(workspace, &operator) {
+    for policy in build::network_policy::build(workspace, &operator, refs.language_model.as_ref()) {
         children.add(&policy);
     }
     // Database objects last: if CloudNativePG is missing, everything else is in place.
@@ -587,7 +592,8 @@ async fn cleanup(workspace: &Workspace, ctx: &Context) -> Result<Action, Error> 
         .await;
         return Ok(Action::await_change());
     }
-    let refs = dereference::dereference(&ctx.client, workspace).await?;
+    // Boxed: its future is large, and reconciles run on small stacks.
+    let refs = Box::pin(dereference::dereference(&ctx.client, workspace)).await?;
     let outcome = match connection(workspace, &refs) {
         Ok(connection) => match connection.client() {
             Ok(client) => entente_s3::delete_bucket(&client, &storage.bucket).await,

@@ -140,6 +140,13 @@ pub fn secrets_read(workspace: &Workspace) -> Vec<String> {
     if let Some(calls) = &workspace.spec.features.calls {
         names.push(crate::calls::token_secret(&calls.calls_cluster_ref));
     }
+    // The key of a self-hosted model (made by its controller); a key a
+    // person made changes with its LanguageModel, which is watched.
+    if let Some(ai) = &workspace.spec.features.ai {
+        names.push(entente_crds::render::ai::generated_key_secret(
+            &ai.language_model_ref,
+        ));
+    }
     names.sort();
     names.dedup();
     names
@@ -290,6 +297,22 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             refs.problems.push(format!(
                 "{kind} {name:?} ({field}) not found in namespace {namespace:?}"
             ));
+        }
+    }
+
+    // The model's API key (a person's Secret, or the one its controller
+    // made): copied beside the config, as the calls key is.
+    if let Some(key) = refs
+        .language_model
+        .as_ref()
+        .and_then(|lm| entente_crds::render::ai::api_key_secret(lm, &lm.name_any()))
+    {
+        if let Some(secret) = secret_api
+            .get_opt(&key.name)
+            .await
+            .map_err(read_error(format!("Secret {:?}", key.name)))?
+        {
+            refs.secrets.insert(key.name.clone(), secret);
         }
     }
 

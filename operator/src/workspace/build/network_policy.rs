@@ -1,12 +1,13 @@
 //! The network boundary of a workspace (the DMZ of the reference
 //! architecture): deny by default, then open exactly clients → HTTP,
 //! partners' networks → federation, the operator → admin, and egress to DNS,
-//! the database, declared networks (object store, model, external database)
-//! and the partners.
+//! the database, declared networks (object store, external database), the
+//! language model (its server's pods, or an external endpoint's declared
+//! networks, on its port) and the partners.
 
 use std::collections::BTreeMap;
 
-use entente_crds::Workspace;
+use entente_crds::{LanguageModel, Workspace};
 use k8s_openapi::{
     api::networking::v1::{
         IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
@@ -55,7 +56,44 @@ fn matching(labels: BTreeMap<String, String>) -> Option<LabelSelector> {
     })
 }
 
-pub fn build(workspace: &Workspace, operator: &Operator) -> Vec<NetworkPolicy> {
+/// The rule letting the server reach its model and nothing else of it:
+/// the model server's pods on their port, or an external endpoint's
+/// declared networks on the URL's port.
+fn model_egress(model: &LanguageModel) -> Option<NetworkPolicyEgressRule> {
+    if let Some(hosted) = &model.spec.self_hosted {
+        return Some(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                pod_selector: matching(labels::selector(
+                    &kube::ResourceExt::name_any(model),
+                    crate::models::build::COMPONENT,
+                )),
+                ..Default::default()
+            }]),
+            ports: Some(vec![port(hosted.port as u16, "TCP")]),
+        });
+    }
+    let external = model.spec.external.as_ref()?;
+    if external.cidrs.is_empty() {
+        return None;
+    }
+    let url: Option<axum::http::Uri> = external.url.parse().ok();
+    let number = url.as_ref().and_then(|u| u.port_u16()).unwrap_or(
+        match url.as_ref().and_then(|u| u.scheme_str()) {
+            Some("http") => 80,
+            _ => 443,
+        },
+    );
+    Some(NetworkPolicyEgressRule {
+        to: Some(cidrs(&external.cidrs)),
+        ports: Some(vec![port(number, "TCP")]),
+    })
+}
+
+pub fn build(
+    workspace: &Workspace,
+    operator: &Operator,
+    model: Option<&LanguageModel>,
+) -> Vec<NetworkPolicy> {
     let network = &workspace.spec.network;
     if !network.policies {
         return Vec::new();
@@ -159,6 +197,7 @@ pub fn build(workspace: &Workspace, operator: &Operator) -> Vec<NetworkPolicy> {
             ports: Some(vec![port(5432, "TCP")]),
         });
     }
+    egress.extend(model.and_then(model_egress));
     let outside: Vec<String> = network
         .egress_cidrs
         .iter()

@@ -12,7 +12,7 @@ use axum::{
     body::Bytes,
     http::{header, HeaderValue, Method, Request, StatusCode, Uri},
 };
-use entente_crds::{config::AiConfig, language_model::ModelProvider};
+use entente_crds::config::AiConfig;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
 use tokio::{sync::Semaphore, time::Instant};
@@ -116,33 +116,12 @@ pub struct Model {
 
 impl Model {
     pub fn new(config: &AiConfig) -> Result<Model, String> {
-        let base = config.base_url.trim_end_matches('/');
-        let (chat, models) = match config.provider {
-            ModelProvider::OpenAI => {
-                let base = if base.ends_with("/v1") {
-                    base.to_string()
-                } else {
-                    format!("{base}/v1")
-                };
-                (format!("{base}/chat/completions"), format!("{base}/models"))
-            }
-            ModelProvider::AzureOpenAI => {
-                let deployment = config
-                    .azure_deployment
-                    .as_deref()
-                    .ok_or("ai.azureDeployment is required for Azure OpenAI")?;
-                let version = config
-                    .azure_api_version
-                    .as_deref()
-                    .ok_or("ai.azureApiVersion is required for Azure OpenAI")?;
-                (
-                    format!(
-                        "{base}/openai/deployments/{deployment}/chat/completions?api-version={version}"
-                    ),
-                    format!("{base}/openai/models?api-version={version}"),
-                )
-            }
-        };
+        let urls = config.provider.urls(
+            &config.base_url,
+            config.azure_deployment.as_deref(),
+            config.azure_api_version.as_deref(),
+        )?;
+        let base = &config.base_url;
         let uri = |text: String| {
             text.parse::<Uri>()
                 .map_err(|e| format!("ai.baseUrl {base:?} gives no valid URL: {e}"))
@@ -159,14 +138,11 @@ impl Model {
         };
         let auth = match key {
             Some(key) => {
-                let (name, value) = match config.provider {
-                    ModelProvider::OpenAI => (header::AUTHORIZATION, format!("Bearer {key}")),
-                    ModelProvider::AzureOpenAI => (header::HeaderName::from_static("api-key"), key),
-                };
+                let (name, value) = config.provider.key_header(&key);
                 let mut value = HeaderValue::from_str(&value)
                     .map_err(|_| "ai.apiKey holds characters a header cannot carry".to_string())?;
                 value.set_sensitive(true);
-                Some((name, value))
+                Some((header::HeaderName::from_static(name), value))
             }
             None => None,
         };
@@ -183,8 +159,8 @@ impl Model {
         let capacity = config.max_concurrent_requests.max(1) as usize;
         Ok(Model {
             http,
-            chat_url: uri(chat)?,
-            models_url: uri(models)?,
+            chat_url: uri(urls.chat)?,
+            models_url: uri(urls.models)?,
             auth,
             default_model: config.chat_model.clone(),
             timeout: Duration::from_secs(config.timeout_seconds.max(1) as u64),
@@ -497,6 +473,7 @@ fn cause(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use entente_crds::language_model::ModelProvider;
 
     #[test]
     fn events_are_split_across_reads_and_line_endings() {
