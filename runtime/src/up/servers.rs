@@ -177,6 +177,21 @@ pub(crate) async fn start_servers(
                 .find(|c| c.name() == feature.calls_cluster_ref)
         });
         let urls = calls.map(|c| c.urls()).unwrap_or_default();
+        let model = spec.features.ai.as_ref().and_then(|feature| {
+            plan.models
+                .iter()
+                .find(|m| m.name() == feature.language_model_ref)
+        });
+        let model_key = match model.and_then(|m| m.key_file()) {
+            Some(file) => Some(std::fs::read(&file).map_err(|e| {
+                UpError(format!(
+                    "the API key of LanguageModel {:?} ({}): {e}",
+                    model.map(|m| m.name()).unwrap_or_default(),
+                    file.display()
+                ))
+            })?),
+            None => None,
+        };
         let key = match calls {
             Some(calls) => Some(secret_text(&calls.key_file(), 48)?),
             None => None,
@@ -191,7 +206,7 @@ pub(crate) async fn start_servers(
                 secret: &secret,
                 calls: calls.map(|c| (&c.cluster, urls.as_slice())),
                 calls_key: key.as_deref().map(str::as_bytes),
-                language_model: None,
+                language_model: model.map(|m| (&m.model, model_key.as_deref())),
             },
         )
         .map_err(|e| UpError(e.to_string()))?;
@@ -210,6 +225,48 @@ pub(crate) async fn start_servers(
             ],
             local.dir.join("server.log"),
             (local.placement.listen.http, "/readyz"),
+            running,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The launcher of llama.cpp's server (xllamacpp): the tests' model peer
+/// runs through it too.
+const MODEL_SERVER: &str = include_str!("model_server.py");
+
+/// Starts a model server for every LanguageModel `up` runs (its key made
+/// once and kept), each as the operator's Deployment would serve it: the
+/// spec's chat model name, its key required.
+pub(crate) async fn start_models(plan: &Plan, running: &mut Vec<Running>) -> Result<(), UpError> {
+    let python = std::env::var_os("ENTENTE_PYTHON").unwrap_or_else(|| "python3".into());
+    for model in &plan.models {
+        let (Some(listen), Some(hosted)) = (model.listen, &model.model.spec.self_hosted) else {
+            continue;
+        };
+        let key = model.key_file().expect("a model server always has a key");
+        secret_text(&key, 48)?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+        start(
+            format!("the model server of LanguageModel {:?}", model.name()),
+            Path::new(&python),
+            vec![
+                "-c".into(),
+                MODEL_SERVER.into(),
+                "--model".into(),
+                hosted.local_model.clone().unwrap_or_default().into(),
+                "--port".into(),
+                listen.port().to_string().into(),
+                "--alias".into(),
+                model.model.spec.chat_model.clone().into(),
+                "--api-key-file".into(),
+                key.into(),
+                "--threads".into(),
+                threads.to_string().into(),
+            ],
+            model.dir.join("model-server.log"),
+            (listen, "/health"),
             running,
         )
         .await?;
