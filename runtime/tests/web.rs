@@ -607,3 +607,38 @@ async fn history_edits_pins_deletes_search_channels_and_direct_messages() {
         .await;
     scenario("features.mjs", vec![team.url(), admin_password()]).await;
 }
+
+/// The workspace's model in Chromium: llama.cpp's server (xllamacpp)
+/// serving SmolLM2-135M behind the recording proxy.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agents_answer_streams_in_and_a_summary_stays_private_until_posted() {
+    let proxy = common::model::Proxy::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let team = Team::with(common::model::ai_section(&proxy, dir.path())).await;
+    for line in [
+        "The convoy leaves at 0600 from gate 4.",
+        "Fuel at depot 3 is short until Thursday.",
+    ] {
+        team.ws.say(&team.bob, &team.ops, line).await;
+    }
+    let (_, agents) = team.ws.get("/api/v1/ai/agents", &team.alice).await;
+    let (status, direct) = team
+        .ws
+        .post(
+            "/api/v1/channels/direct",
+            &team.alice,
+            json!({"userId": agents[0]["userId"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    scenario(
+        "ai.mjs",
+        vec![
+            team.url(),
+            ("ENTENTE_DIRECT", direct["id"].as_str().unwrap().to_string()),
+        ],
+    )
+    .await;
+    // What the page showed came from the model, once per request.
+    assert_eq!(proxy.prompts().len(), 2, "one answer, one summary");
+}

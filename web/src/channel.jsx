@@ -19,6 +19,7 @@ import {
   pin,
   remove,
   send,
+  summarise,
   state,
   toggleReaction,
   typing,
@@ -123,7 +124,12 @@ function Post({ post, replies, inThread }) {
     }
   }
   return (
-    <article class="post" data-post={post.id} aria-label={`${nameOf(post.userId)}, ${time(post.createdAt)}`}>
+    <article
+      class={post.streaming ? "post streaming" : "post"}
+      data-post={post.id}
+      aria-busy={post.streaming ? "true" : undefined}
+      aria-label={`${nameOf(post.userId)}, ${time(post.createdAt)}`}
+    >
       <header>
         <strong class="author">{nameOf(post.userId)}</strong>
         <Affiliation user={author} />
@@ -497,6 +503,56 @@ function Members({ channelId }) {
   );
 }
 
+const SPANS = { day: 24, week: 24 * 7, month: 24 * 30 };
+
+/** A summary of the channel by the workspace's model, the reader's alone
+ * until they post it. */
+function Summary({ channelId }) {
+  const [span, setSpan] = useState("day");
+  const [summary, setSummary] = useState(null);
+  const [problem, setProblem] = useState(null);
+  useEffect(() => {
+    setSummary(null);
+    setProblem(null);
+    const since = new Date(Date.now() - SPANS[span] * 3600 * 1000).toISOString();
+    summarise(channelId, since).then(setSummary, (err) => setProblem(err.message));
+  }, [channelId, span]);
+  return (
+    <aside class="panel" aria-labelledby="summary-title">
+      <PanelHeader id="summary-title" title={t("summary.title")} />
+      <div class="panel-body summary" aria-busy={!summary && !problem ? "true" : undefined}>
+        <label>
+          {t("summary.since")}{" "}
+          <select value={span} onChange={(e) => setSpan(e.currentTarget.value)}>
+            {Object.keys(SPANS).map((k) => (
+              <option value={k} key={k}>
+                {t(`summary.${k}`)}
+              </option>
+            ))}
+          </select>
+        </label>
+        {problem && <p role="alert">{problem}</p>}
+        {!summary && !problem && <p class="loading">{t("summary.loading")}</p>}
+        {summary && (
+          <Fragment>
+            <Markdown text={summary.summary} ctx={{ me: state.me.username, channelByName }} />
+            <p class="note">{t("summary.note", { model: summary.model, posts: summary.posts })}</p>
+            <button
+              onClick={() =>
+                send(channelId, `**${t("summary.title")}** (${summary.model}):\n\n${summary.summary}`)
+                  .then(() => update((s) => (s.panel = null)))
+                  .catch(fail)
+              }
+            >
+              {t("summary.post")}
+            </button>
+          </Fragment>
+        )}
+      </div>
+    </aside>
+  );
+}
+
 function Pinned({ channelId }) {
   const [posts, setPosts] = useState(null);
   useEffect(() => {
@@ -535,6 +591,9 @@ export function ChannelView({ id }) {
               👥 {(s.members[id] || []).length}
             </button>
             <button onClick={() => update((st) => (st.panel = { kind: "pinned" }))}>📌 {t("channel.pinned")}</button>
+            {s.agents.length > 0 && (
+              <button onClick={() => update((st) => (st.panel = { kind: "summary" }))}>✨ {t("channel.summarise")}</button>
+            )}
             {channel.member && (channel.kind === "public" || channel.kind === "private") && (
               <button onClick={() => leaveChannel(id).catch(fail)}>{t("channel.leave")}</button>
             )}
@@ -560,6 +619,7 @@ export function ChannelView({ id }) {
       {panel?.kind === "thread" && <Thread rootId={panel.rootId} channelId={id} />}
       {panel?.kind === "members" && <Members channelId={id} />}
       {panel?.kind === "pinned" && <Pinned channelId={id} />}
+      {panel?.kind === "summary" && <Summary channelId={id} key={id} />}
     </div>
   );
 }

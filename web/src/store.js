@@ -15,6 +15,8 @@ export const state = {
   members: {}, // channel id -> Member[]
   typing: {}, // channel id -> { user id: until (ms) }
   calls: {}, // channel id -> Call
+  streams: {}, // post id -> the text of an agent's answer so far
+  agents: [], // the agents the user may ask
   loaded: false, // the channel list has come
   route: parseRoute(location.hash),
   panel: null, // { kind: "thread", rootId } | { kind: "members" } | { kind: "pinned" }
@@ -120,6 +122,10 @@ export function signedIn(session) {
     s.me = { ...session.user, identityProvider: session.identityProvider };
     s.users[session.user.id] = session.user;
   });
+  http
+    .get("/api/v1/ai/agents")
+    .then((agents) => update((s) => (s.agents = agents)))
+    .catch(() => {});
   live?.close();
   live = connect({
     onEvent: handle,
@@ -355,6 +361,9 @@ export function toggleReaction(post, emoji) {
   return mine ? http.del(url) : http.put(url);
 }
 
+/** A summary of the channel since `since` (ISO time), the caller's alone. */
+export const summarise = (channelId, since) => http.post("/api/v1/ai/summaries", { channelId, since });
+
 export function typing(channelId, rootId) {
   live?.send({ type: "typing", channelId, rootId: rootId || undefined });
 }
@@ -389,6 +398,7 @@ export function handle(event) {
   switch (event.type) {
     case "posted":
       update((s) => {
+        delete s.streams[data.id];
         place(s, data);
         const channel = s.channels[data.channelId];
         const viewing = s.route.kind === "c" && s.route.arg === data.channelId && !document.hidden;
@@ -444,6 +454,28 @@ export function handle(event) {
       break;
     case "call_ended":
       update((s) => delete s.calls[data.channelId]);
+      break;
+    case "streaming":
+      // An agent's answer as it is written: shown in place until the
+      // answer itself (the same id) is posted.
+      update((s) => {
+        const text = (s.streams[data.postId] || "") + data.text;
+        s.streams[data.postId] = text;
+        place(s, {
+          id: data.postId,
+          seq: Number.MAX_SAFE_INTEGER,
+          channelId: data.channelId,
+          userId: data.userId,
+          rootId: data.rootId,
+          message: text,
+          pinned: false,
+          createdAt: new Date().toISOString(),
+          reactions: [],
+          files: [],
+          streaming: true,
+        });
+        if (!s.users[data.userId]) loadMembers(data.channelId);
+      });
       break;
     case "typing":
       if (data.userId === state.me?.id) break;

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod federation;
 pub mod idp;
+pub mod model;
 
 use std::path::{Path, PathBuf};
 
