@@ -726,21 +726,29 @@ impl Stream {
     fn start(db: sqlx::PgPool, mut piece: Streaming) -> Stream {
         let (sender, mut pieces) = tokio::sync::mpsc::unbounded_channel::<String>();
         let flusher = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(STREAM_EVERY);
+            // The first piece goes at once; then what arrives is sent at
+            // most every STREAM_EVERY, and the rest as soon as the answer ends.
+            let mut last = tokio::time::Instant::now() - STREAM_EVERY;
             let mut open = true;
             while open {
-                ticker.tick().await;
-                let mut text = String::new();
+                let Some(first) = pieces.recv().await else {
+                    break;
+                };
+                let mut text = first;
+                let due = last + STREAM_EVERY;
                 loop {
-                    match pieces.try_recv() {
-                        Ok(more) => text.push_str(&more),
-                        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-                        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                            open = false;
-                            break;
-                        }
+                    tokio::select! {
+                        more = pieces.recv() => match more {
+                            Some(more) => text.push_str(&more),
+                            None => {
+                                open = false;
+                                break;
+                            }
+                        },
+                        _ = tokio::time::sleep_until(due) => break,
                     }
                 }
+                last = tokio::time::Instant::now();
                 while !text.is_empty() {
                     let mut end = text.len().min(MAX_PIECE_BYTES);
                     while !text.is_char_boundary(end) {
