@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 /// One HTTP request, off the async threads.
 async fn http(
@@ -61,14 +61,7 @@ fn line(name: &str, mut values: Vec<f64>) {
 
 /// (to the first streamed piece, to the answer) for one question, in ms.
 async fn ask(port: u16, token: &str, channel: &str, agent: &str, round: u64) -> (f64, f64) {
-    let mut request = format!("ws://127.0.0.1:{port}/api/v1/ws")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let _hello = socket.next().await;
+    let (mut socket, _) = common::connect(port, token, None).await;
     let sent = Instant::now();
     let (status, _) = http(
         port,

@@ -381,6 +381,44 @@ async fn what_the_asker_may_not_read_never_reaches_the_model() {
         .await
         .contains("error"));
 
+    // The tool round, end to end: the model (scripted here: none that runs
+    // here calls tools) asks to search for the vault; the server runs the
+    // search as the asker and asks the real model again with the result.
+    ws.post(
+        &format!("/api/v1/channels/{random}/join"),
+        &alice,
+        json!({}),
+    )
+    .await;
+    proxy.script_tool_call("search_posts", json!({"query": "vault"}));
+    let before = proxy.prompts().len();
+    for (token, may_read) in [(&bob, false), (&alice, true)] {
+        let mut socket = connect(port, token, None).await.0;
+        ws.say(token, &random, "@assistant find the vault code")
+            .await;
+        answer_on(&mut socket, &agent).await;
+        let asked = proxy.seen();
+        let last = asked.last().unwrap();
+        let messages = last.body["messages"].as_array().unwrap();
+        let result = messages
+            .iter()
+            .find(|m| m["role"] == "tool")
+            .expect("the tool's result went back to the model");
+        assert_eq!(result["tool_call_id"], "call_1");
+        let call = messages
+            .iter()
+            .find(|m| m["role"] == "assistant" && m["tool_calls"].is_array())
+            .expect("with the call it answers");
+        assert_eq!(call["tool_calls"][0]["function"]["name"], "search_posts");
+        assert_eq!(
+            result["content"].as_str().unwrap().contains("swordfish"),
+            may_read,
+            "the search ran as the asker: {result}"
+        );
+    }
+    assert_eq!(proxy.prompts().len() - before, 4, "two rounds per question");
+    proxy.stop_scripting();
+
     // An agent refuses whom and where it does not serve, and says so,
     // without asking the model.
     let before = proxy.seen().len();

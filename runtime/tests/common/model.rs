@@ -3,6 +3,13 @@
 //! a proxy that records each request the workspace sends it (path, key,
 //! body, and when its answer began and ended), and can make the model
 //! unreachable or overloaded.
+//!
+//! One thing is scripted, and only on request ([`Proxy::script_tool_call`]):
+//! no model that can run here emits OpenAI tool calls (SmolLM2-135M does
+//! not), so to exercise the agents' tool round the proxy answers the first
+//! request offering tools with a tool call itself; what follows — the
+//! server running the tool and asking again with its result — goes to the
+//! real model.
 
 use std::{
     sync::{Arc, Mutex},
@@ -42,6 +49,9 @@ struct ProxyState {
     target: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     overloaded: Arc<Mutex<bool>>,
+    /// A tool call (name, arguments) to answer requests offering tools
+    /// with, until the conversation holds a tool's result.
+    tool_call: Arc<Mutex<Option<(String, String)>>>,
 }
 
 /// The recording proxy in front of the model.
@@ -60,6 +70,7 @@ impl Proxy {
             target: model.port(),
             seen: Default::default(),
             overloaded: Default::default(),
+            tool_call: Default::default(),
         };
         let (mode, mut modes) = tokio::sync::watch::channel(Mode::Forward);
         let app = Router::new().fallback(forward).with_state(state.clone());
@@ -99,6 +110,17 @@ impl Proxy {
     pub fn set(&self, mode: Mode) {
         *self.state.overloaded.lock().unwrap() = mode == Mode::Overloaded;
         self.mode.send_replace(mode);
+    }
+
+    /// Answers each request offering tools whose conversation has no
+    /// tool result yet with a call of `name` with `arguments` (JSON).
+    pub fn script_tool_call(&self, name: &str, arguments: Value) {
+        *self.state.tool_call.lock().unwrap() = Some((name.into(), arguments.to_string()));
+    }
+
+    /// Every request goes to the model again.
+    pub fn stop_scripting(&self) {
+        *self.state.tool_call.lock().unwrap() = None;
     }
 
     pub fn endpoint(&self) -> String {
@@ -152,6 +174,21 @@ async fn forward(State(state): State<ProxyState>, request: axum::extract::Reques
         });
         seen.len() - 1
     };
+    let offered = parsed_tools(&state, index);
+    if let Some((name, arguments)) = offered {
+        let call = serde_json::json!({"choices": [{"index": 0, "finish_reason": null, "delta": {
+            "role": "assistant", "content": null,
+            "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                            "function": {"name": name, "arguments": arguments}}]}}]});
+        let end = serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+                                     "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from(format!(
+                "data: {call}\n\ndata: {end}\n\ndata: [DONE]\n\n"
+            )))
+            .unwrap();
+    }
     if *state.overloaded.lock().unwrap() {
         return Response::builder()
             .status(StatusCode::SERVICE_UNAVAILABLE)
@@ -192,6 +229,21 @@ async fn forward(State(state): State<ProxyState>, request: axum::extract::Reques
         chunk
     });
     Response::from_parts(parts, Body::from_stream(timed))
+}
+
+/// The scripted tool call for request `index`, if one is set, the request
+/// offers tools, and its conversation holds no tool result yet.
+fn parsed_tools(state: &ProxyState, index: usize) -> Option<(String, String)> {
+    let script = state.tool_call.lock().unwrap().clone()?;
+    let seen = state.seen.lock().unwrap();
+    let body = &seen[index].body;
+    let offers = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    let answered = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|m| m["role"] == "tool");
+    (offers && !answered).then_some(script)
 }
 
 /// The `ai` section of a RuntimeConfig whose model is `proxy`, its key in
