@@ -1280,14 +1280,28 @@ fn a_language_model_runs_on_the_site_and_an_agent_answers_through_it() {
         1,
     );
     assert!(edge.contains("field-llm"), "the example's Workspace moved");
-    std::fs::write(
-        manifests.path().join("edge.yaml"),
-        format!(
-            "{edge}---\napiVersion: entente.dev/v1alpha1\nkind: LanguageModel\nmetadata:\n  name: field-llm\nspec:\n  chatModel: smollm2\n  selfHosted:\n    modelSource:\n      persistentVolumeClaim:\n        claimName: model-weights\n    args: [-m, /models/smollm2.gguf, --port, \"8000\"]\n    pod:\n      image: ghcr.io/ggml-org/llama.cpp:server\n    localModel: \"{}\"\n",
-            entente_e2e::model::SMOLLM2
-        ),
-    )
-    .unwrap();
+    let site = |model: &str| {
+        std::fs::write(
+            manifests.path().join("edge.yaml"),
+            format!(
+                "{edge}---\napiVersion: entente.dev/v1alpha1\nkind: LanguageModel\nmetadata:\n  name: field-llm\nspec:\n  chatModel: smollm2\n  selfHosted:\n    modelSource:\n      persistentVolumeClaim:\n        claimName: model-weights\n    args: [-m, /models/smollm2.gguf, --port, \"8000\"]\n    pod:\n      image: ghcr.io/ggml-org/llama.cpp:server\n    localModel: \"{model}\"\n"
+            ),
+        )
+        .unwrap()
+    };
+    // A model file that is not there stops everything before it starts.
+    site("/nowhere/model.gguf");
+    let refused = up_command_for(data.path(), port, &[], manifests.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("LanguageModel \"field-llm\" cannot be served here: model '/nowhere/model.gguf': no such file"),
+        "{stderr}"
+    );
+    assert!(free(port), "nothing started");
+    site(entente_e2e::model::SMOLLM2);
     let plan = up_command_for(data.path(), port, &["--check"], manifests.path())
         .output()
         .unwrap();

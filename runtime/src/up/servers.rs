@@ -236,6 +236,36 @@ pub(crate) async fn start_servers(
 /// runs through it too.
 const MODEL_SERVER: &str = include_str!("model_server.py");
 
+/// Whether every model server `up` would run can run here: its Python
+/// has xllamacpp, and its model file is there. Checked before anything starts.
+pub(crate) fn check_models(plan: &Plan) -> Result<(), UpError> {
+    let python = std::env::var_os("ENTENTE_PYTHON").unwrap_or_else(|| "python3".into());
+    for model in &plan.models {
+        let Some(hosted) = model
+            .model
+            .spec
+            .self_hosted
+            .as_ref()
+            .filter(|_| model.listen.is_some())
+        else {
+            continue;
+        };
+        let output = Command::new(&python)
+            .args(["-c", MODEL_SERVER, "--check", "--port", "0", "--model"])
+            .arg(hosted.local_model.clone().unwrap_or_default())
+            .output()
+            .map_err(|e| UpError(format!("cannot run {}: {e}", Path::new(&python).display())))?;
+        if !output.status.success() {
+            return Err(UpError(format!(
+                "LanguageModel {:?} cannot be served here: {}",
+                model.name(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Starts a model server for every LanguageModel `up` runs (its key made
 /// once and kept), each as the operator's Deployment would serve it: the
 /// spec's chat model name, its key required.
