@@ -15,11 +15,13 @@
 //! SIGKILL leaves no server running; its leftover directory is removed by the
 //! next run.
 
+pub mod apertium;
 pub mod model;
 mod postgres;
 mod process;
 mod s3;
 
+pub use apertium::ApertiumServer;
 pub use model::ModelServer;
 pub use postgres::{Postgres, Statement};
 pub use process::{free_port, port_is_open, HarnessError};

@@ -41,6 +41,9 @@ pub struct RuntimeConfig {
     pub ai: Option<AiConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<CallsConfig>,
+    /// Translation of posts into their readers' languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<TranslationConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushConfig>,
     #[serde(default)]
@@ -122,6 +125,7 @@ impl RuntimeConfig {
             ("federation.tls", json(&self.federation.tls)),
             ("ai", json(&self.ai)),
             ("calls", json(&self.calls)),
+            ("translation", json(&self.translation)),
             ("push", json(&self.push)),
             // The body limit is built into the HTTP stack when it starts.
             (
@@ -384,6 +388,35 @@ pub struct AiConfig {
     /// Languages offered for translation; empty: no translation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub translation_languages: Vec<String>,
+}
+
+/// Translation: who translates, and into what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TranslationConfig {
+    pub provider: TranslationProvider,
+    /// Languages readers may choose (BCP 47: `en`, `es`, …).
+    pub languages: Vec<String>,
+    /// The language of a post whose author has chosen none.
+    pub default_language: String,
+    /// Translations asked of the provider at once.
+    pub concurrency: u32,
+}
+
+/// The one place a workspace's text is sent to be translated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum TranslationProvider {
+    /// Apertium's HTTP service (APY): rule-based, offline.
+    Apertium { url: String },
+    /// A LibreTranslate-compatible API (`POST /translate`).
+    LibreTranslate {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key: Option<SecretSource>,
+    },
+    /// The workspace's language model (`ai`).
+    LanguageModel,
 }
 
 /// An agent: a bot user answering through the model.

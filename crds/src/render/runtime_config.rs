@@ -118,6 +118,7 @@ pub fn build(workspace: &Workspace, placement: &Placement) -> Result<RuntimeConf
         access: Default::default(),
         ai: None,
         calls: None,
+        translation: None,
         push: spec.push.as_ref().map(|push| PushConfig {
             mode: push.mode,
             proxy_url: push.proxy_url.clone(),

@@ -85,6 +85,8 @@ pub enum Change {
     CallEnded(Call),
     /// Someone is typing; never stored, so never replayed.
     Typing(Typing),
+    /// A post translated into a language its readers read (or why not).
+    Translated(super::translate::Translation),
     /// More of an agent's answer, as the model writes it; never stored.
     /// The answer arrives as a `posted` event with the same `postId` once
     /// it is complete.
@@ -167,6 +169,7 @@ impl Change {
             Change::CallStarted(c) | Change::CallUpdated(c) | Change::CallEnded(c) => &c.channel_id,
             Change::Typing(t) => &t.channel_id,
             Change::Streaming(s) => &s.channel_id,
+            Change::Translated(t) => &t.channel_id,
         }
     }
 
@@ -580,6 +583,7 @@ mod tests {
             "call_ended",
             "typing",
             "streaming",
+            "translated",
         ] {
             assert!(
                 change.contains(&format!("\"{kind}\"")),

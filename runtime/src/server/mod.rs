@@ -52,6 +52,7 @@ pub mod state;
 pub mod store;
 pub mod teams;
 pub mod throttle;
+pub mod translate;
 pub mod web;
 
 /// What unit tests across the server share.
@@ -119,6 +120,8 @@ pub enum ServerError {
     Oidc(String),
     #[error("ai: {0}")]
     Ai(String),
+    #[error("translation: {0}")]
+    Translation(String),
 }
 
 /// The embedded migrations; `entente-server migrate` and start-up apply them.
@@ -171,6 +174,7 @@ pub async fn prepare(config: RuntimeConfig) -> Result<AppState, ServerError> {
     tokio::spawn(auth::TokenUsage::run(state.clone()));
     tokio::spawn(events::Sequencer::run(state.db.clone()));
     tokio::spawn(ai::agents::run(state.clone()));
+    tokio::spawn(translate::run(state.clone()));
     Ok(state)
 }
 
@@ -225,7 +229,16 @@ pub async fn open(config: RuntimeConfig) -> Result<AppState, ServerError> {
         )),
         None => None,
     };
-    Ok(AppState::new(db, store, config, hub, sessions, oidc, ai))
+    let translator = match &config.translation {
+        Some(translation) => Some(std::sync::Arc::new(
+            translate::Translator::new(translation, ai.clone())
+                .map_err(ServerError::Translation)?,
+        )),
+        None => None,
+    };
+    let mut state = AppState::new(db, store, config, hub, sessions, oidc, ai);
+    state.translator = translator;
+    Ok(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -351,6 +364,10 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::ai::agents))
         .routes(routes!(api::ai::usage))
         .routes(routes!(api::ai::status))
+        .routes(routes!(api::translation::set_language))
+        .routes(routes!(api::translation::set_channel))
+        .routes(routes!(api::translation::set_mine))
+        .routes(routes!(api::translation::status))
         .routes(routes!(api::ws::connect))
         .routes(routes!(api::health::healthz))
         .routes(routes!(api::health::readyz));

@@ -43,6 +43,13 @@ struct AiLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TranslationLabels {
+    provider: String,
+    /// `ok`, `unsupported` or `unavailable`.
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AiTokenLabels {
     model: String,
     /// `prompt` or `completion`.
@@ -73,6 +80,8 @@ pub struct Metrics {
     ai_tokens: Family<AiTokenLabels, Counter>,
     ai_first_token: Histogram,
     ai_duration: Histogram,
+    translations: Family<TranslationLabels, Counter>,
+    translation_duration: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -176,7 +185,23 @@ impl Default for Metrics {
             "Time from a request to the model's whole answer",
             ai_duration.clone(),
         );
+        let translations = Family::<TranslationLabels, Counter>::default();
+        registry.register(
+            "translations",
+            "Posts translated into a language, by provider and outcome",
+            translations.clone(),
+        );
+        let translation_duration = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 14),
+        );
+        registry.register(
+            "translation_duration_seconds",
+            "Time a provider took to translate a post",
+            translation_duration.clone(),
+        );
         Metrics {
+            translations,
+            translation_duration,
             ai_requests,
             ai_tokens,
             ai_first_token,
@@ -234,6 +259,28 @@ impl Metrics {
             }
             self.ai_duration.observe(reply.elapsed.as_secs_f64());
         }
+    }
+
+    /// Counts one post's translation.
+    pub fn translation(
+        &self,
+        provider: &str,
+        result: &Result<String, super::translate::providers::TranslateError>,
+        took: std::time::Duration,
+    ) {
+        use super::translate::providers::TranslateError;
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(TranslateError::Unsupported(_)) => "unsupported",
+            Err(TranslateError::Unavailable(_)) => "unavailable",
+        };
+        self.translations
+            .get_or_create(&TranslationLabels {
+                provider: provider.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.translation_duration.observe(took.as_secs_f64());
     }
 
     pub fn render(&self) -> String {

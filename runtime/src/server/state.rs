@@ -55,6 +55,9 @@ pub struct AppState {
     /// The language model and its agents, if configured (`ai`; a change
     /// needs a restart).
     pub ai: Option<Arc<super::ai::Ai>>,
+    /// The translation provider, if configured (`translation`; a change
+    /// needs a restart).
+    pub translator: Option<Arc<super::translate::Translator>>,
 }
 
 struct Live {
@@ -102,6 +105,7 @@ impl AppState {
             pacers: Default::default(),
             oidc,
             ai,
+            translator: None,
         }
     }
 

@@ -17,5 +17,6 @@ pub mod health;
 pub mod posts;
 pub mod search;
 pub mod teams;
+pub mod translation;
 pub mod users;
 pub mod ws;

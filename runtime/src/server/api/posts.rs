@@ -129,6 +129,10 @@ pub struct PostPage {
     /// Cursor for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<i64>,
+    /// Translations of these posts into the language the caller reads,
+    /// where the channel translates and the caller has not opted out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub translations: Vec<crate::server::translate::Translation>,
 }
 
 /// A channel's posts, newest first, in pages of `limit` (default 50, at most 200).
@@ -154,7 +158,13 @@ pub async fn list(
     } else {
         None
     };
-    Ok(Json(PostPage { posts, next }))
+    let ids: Vec<String> = posts.iter().map(|p| p.id.clone()).collect();
+    let translations = crate::server::translate::for_reader(&state, &caller.user_id, &ids).await?;
+    Ok(Json(PostPage {
+        posts,
+        next,
+        translations,
+    }))
 }
 
 /// A thread: its first post and every reply, oldest first.

@@ -137,3 +137,19 @@ pub async fn describe<'e>(
         .await,
     )
 }
+
+/// Turns translation on or off in a channel.
+pub async fn set_translation<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    enabled: bool,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE channels SET translation = $2 WHERE id = $1",
+        id,
+        enabled
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -93,3 +93,22 @@ pub async fn channels_of(db: &sqlx::PgPool, user_id: &str) -> Result<Vec<String>
     .fetch_all(db)
     .await?)
 }
+
+/// Whether a member has posts of a channel translated for them; `false`
+/// if they are not a member.
+pub async fn set_translate<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    channel_id: &str,
+    user_id: &str,
+    translate: bool,
+) -> Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE channel_members SET translate = $3 WHERE channel_id = $1 AND user_id = $2",
+        channel_id,
+        user_id,
+        translate
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -21,6 +21,7 @@ pub mod members;
 pub mod posts;
 pub mod sso;
 pub mod tokens;
+pub mod translations;
 pub mod users;
 
 /// Which module owns the writes of each table (paths under `src/server/`).
@@ -49,6 +50,8 @@ pub const WRITERS: &[(&str, &str)] = &[
     ("sso_flows", "db/sso.rs"),
     ("agent_requests", "db/ai.rs"),
     ("ai_usage", "db/ai.rs"),
+    ("translation_jobs", "db/translations.rs"),
+    ("post_translations", "db/translations.rs"),
 ];
 
 /// What went wrong in the database, as callers need to tell it apart.
@@ -127,6 +130,7 @@ pub async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
     // and questions to agents it queued are taken at once.
     super::events::written();
     super::ai::agents::wake();
+    super::translate::wake();
     Ok(())
 }
 

@@ -251,3 +251,19 @@ pub async fn set_deactivated<'e>(
     .await?;
     Ok(changed.rows_affected() == 1)
 }
+
+/// The language a local user reads and writes; `None`: the workspace's default.
+pub async fn set_language<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    language: Option<&str>,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE users SET language = $2 WHERE id = $1 AND origin IS NULL",
+        user_id,
+        language
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -287,6 +287,9 @@ async fn write(
     // Posts that ask an agent are queued with them, whoever wrote them.
     let new_posts: Vec<&Post> = posts.iter().flatten().collect();
     super::ai::agents::queue(tx, config, &new_posts).await?;
+    // And translated for their readers, off the write's path.
+    let ids = new_posts.iter().map(|p| p.id.clone()).collect();
+    super::translate::queue(tx, config, ids).await?;
     // Posting marks the channel read up to one's own post. (A partner's
     // user never reads here: their read marker is not kept.)
     let read: Vec<(&str, &str, i64)> = news
@@ -404,6 +407,8 @@ pub async fn edit(
         return Ok(None);
     }
     let post = announce(tx, Change::Edited, post_id).await?;
+    // Its translations are of the old text: translated again.
+    super::translate::queue(tx, config, vec![post_id.to_string()]).await?;
     if let By::Local = by {
         let op = Op::PostEdited(proto::PostEdited {
             post_id: post_id.to_string(),
@@ -429,6 +434,7 @@ pub async fn delete(
         return Ok(None);
     }
     let deleted = announce(tx, Change::Deleted, post_id).await?;
+    db::translations::forget(&mut **tx, post_id).await?;
     if matches!(by, By::Local) && deleted.user_id == deleter_id {
         let op = Op::PostDeleted(proto::PostDeleted {
             post_id: post_id.to_string(),

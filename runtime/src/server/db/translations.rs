@@ -1,0 +1,125 @@
+//! Writes of `translation_jobs` (posts to translate, queued with the write
+//! that made or changed them) and `post_translations` (the results).
+
+use super::Result;
+
+/// Queues `posts` for translation into the languages of the members of
+/// their channels who want it: channels with translation on, members who
+/// have not opted out and read another language than the post's author
+/// (`default_language` for whoever chose none). An edited post is queued
+/// again; its old translations go.
+pub async fn queue<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    posts: &[String],
+    default_language: &str,
+) -> Result<()> {
+    if posts.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "WITH wanted AS (
+             SELECT DISTINCT p.id AS post_id, COALESCE(r.language, $2) AS language
+             FROM posts p
+             JOIN channels c ON c.id = p.channel_id AND c.translation
+             JOIN users a ON a.id = p.user_id
+             JOIN channel_members m ON m.channel_id = p.channel_id AND m.translate
+             JOIN users r ON r.id = m.user_id AND r.origin IS NULL AND r.role <> 'bot'
+             WHERE p.id = ANY($1) AND p.deleted_at IS NULL
+               AND COALESCE(r.language, $2) <> COALESCE(a.language, $2)),
+         cleared AS (DELETE FROM post_translations WHERE post_id = ANY($1))
+         INSERT INTO translation_jobs (post_id, language)
+         SELECT post_id, language FROM wanted
+         ON CONFLICT (post_id, language) DO UPDATE SET queued_at = now(), attempts = 0, claimed_at = NULL",
+        posts,
+        default_language
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A job claimed by this server.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub post_id: String,
+    pub language: String,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` jobs: queued ones, or ones a stopped server claimed
+/// `stale_seconds` ago.
+pub async fn claim(db: &sqlx::PgPool, limit: i64, stale_seconds: f64) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as!(
+        Job,
+        "UPDATE translation_jobs j SET claimed_at = now(), attempts = j.attempts + 1
+         FROM (SELECT post_id, language FROM translation_jobs
+               WHERE claimed_at IS NULL OR claimed_at < now() - make_interval(secs => $2)
+               ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED) c
+         WHERE j.post_id = c.post_id AND j.language = c.language
+         RETURNING j.post_id, j.language, j.attempts",
+        limit,
+        stale_seconds
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// A translation, or why there is none.
+pub struct Done<'a> {
+    pub post_id: &'a str,
+    pub language: &'a str,
+    pub source: &'a str,
+    pub provider: &'a str,
+    pub text: Option<&'a str>,
+    pub problem: Option<&'a str>,
+}
+
+/// Stores what became of a job and ends it.
+pub async fn finish<'e>(db: impl sqlx::PgExecutor<'e>, done: Done<'_>) -> Result<()> {
+    sqlx::query!(
+        "WITH ended AS (DELETE FROM translation_jobs WHERE post_id = $1 AND language = $2)
+         INSERT INTO post_translations (post_id, language, source, provider, text, problem)
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM posts WHERE id = $1 AND deleted_at IS NULL)
+         ON CONFLICT (post_id, language) DO UPDATE SET source = EXCLUDED.source,
+             provider = EXCLUDED.provider, text = EXCLUDED.text, problem = EXCLUDED.problem,
+             created_at = now()",
+        done.post_id,
+        done.language,
+        done.source,
+        done.provider,
+        done.text,
+        done.problem
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Gives a job back to the queue (the provider failed; try again later).
+pub async fn release<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    post_id: &str,
+    language: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE translation_jobs SET claimed_at = NULL, queued_at = now() + make_interval(secs => 5 * attempts)
+         WHERE post_id = $1 AND language = $2",
+        post_id,
+        language
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Forgets a deleted post's translations and jobs.
+pub async fn forget<'e>(db: impl sqlx::PgExecutor<'e>, post_id: &str) -> Result<()> {
+    sqlx::query!(
+        "WITH jobs AS (DELETE FROM translation_jobs WHERE post_id = $1)
+         DELETE FROM post_translations WHERE post_id = $1",
+        post_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! The providers a workspace may declare, each reached only at its own
+//! URL: Apertium's HTTP service (APY), a LibreTranslate-compatible API,
+//! or the workspace's language model. Each says which language pairs it
+//! offers, and a pair it does not is refused, never passed through.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::Bytes,
+    http::{header, HeaderValue, Method, Request, Uri},
+};
+use entente_crds::config::{TranslationConfig, TranslationProvider};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{json, Value};
+
+use crate::server::ai::{client::Chat, Ai};
+
+/// Why a text was not translated.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TranslateError {
+    /// The provider cannot do this pair: final, and said to readers.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The provider failed now: tried again later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Language pairs as (from, to) BCP 47 tags.
+type Pairs = Vec<(String, String)>;
+
+type Https = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// A workspace's translation provider.
+pub struct Provider {
+    kind: Kind,
+    http: Https,
+    /// The pairs it offers, as (from, to) BCP 47 tags, read when it starts
+    /// and again every 5 minutes.
+    pairs: tokio::sync::Mutex<Option<(tokio::time::Instant, Pairs)>>,
+    languages: Vec<String>,
+}
+
+enum Kind {
+    Apertium { base: String },
+    LibreTranslate { base: String, key: Option<String> },
+    LanguageModel(Arc<Ai>),
+}
+
+/// ISO 639-3 codes Apertium names languages by, for the BCP 47 tags
+/// people choose.
+const ISO639_3: &[(&str, &str)] = &[
+    ("en", "eng"),
+    ("es", "spa"),
+    ("fr", "fra"),
+    ("de", "deu"),
+    ("it", "ita"),
+    ("pt", "por"),
+    ("ca", "cat"),
+    ("nl", "nld"),
+    ("pl", "pol"),
+    ("uk", "ukr"),
+    ("ru", "rus"),
+    ("ro", "ron"),
+    ("gl", "glg"),
+    ("eu", "eus"),
+    ("ar", "ara"),
+    ("sv", "swe"),
+    ("da", "dan"),
+    ("nb", "nob"),
+    ("nn", "nno"),
+    ("cy", "cym"),
+];
+
+fn to_apertium(tag: &str) -> String {
+    let primary = tag.split('-').next().unwrap_or(tag).to_ascii_lowercase();
+    ISO639_3
+        .iter()
+        .find(|(two, _)| *two == primary)
+        .map_or(primary, |(_, three)| three.to_string())
+}
+
+fn from_apertium(code: &str) -> String {
+    let code = code.split(['_', '-']).next().unwrap_or(code);
+    ISO639_3
+        .iter()
+        .find(|(_, three)| *three == code)
+        .map_or(code.to_string(), |(two, _)| two.to_string())
+}
+
+impl Provider {
+    pub fn new(config: &TranslationConfig, ai: Option<Arc<Ai>>) -> Result<Provider, String> {
+        let kind = match &config.provider {
+            TranslationProvider::Apertium { url } => Kind::Apertium {
+                base: url.trim_end_matches('/').to_string(),
+            },
+            TranslationProvider::LibreTranslate { url, api_key } => Kind::LibreTranslate {
+                base: url.trim_end_matches('/').to_string(),
+                key: match api_key {
+                    Some(key) => Some(
+                        key.read()
+                            .map_err(|e| format!("translation.provider.libreTranslate.apiKey: {e}"))?
+                            .trim()
+                            .to_string(),
+                    ),
+                    None => None,
+                },
+            },
+            TranslationProvider::LanguageModel => Kind::LanguageModel(ai.ok_or(
+                "translation.provider is languageModel, and the workspace has no language model (ai)",
+            )?),
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .map_err(|e| format!("TLS roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Provider {
+            kind,
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector),
+            pairs: Default::default(),
+            languages: config.languages.clone(),
+        })
+    }
+
+    /// The provider's name, as readers are told it.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Apertium { .. } => "apertium",
+            Kind::LibreTranslate { .. } => "libretranslate",
+            Kind::LanguageModel(_) => "language-model",
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> Result<Value, TranslateError> {
+        let unavailable =
+            |why: String| TranslateError::Unavailable(format!("{}: {why}", self.name()));
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| unavailable(format!("{url}: {e}")))?;
+        let mut request = Request::builder().method(method).uri(uri);
+        let body = match body {
+            Some(body) => {
+                request = request.header(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                Full::new(Bytes::from(body.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let response = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.http
+                .request(request.body(body).expect("a valid request")),
+        )
+        .await
+        .map_err(|_| unavailable("no answer in 30 s".into()))?
+        .map_err(|e| {
+            let mut inner: &dyn std::error::Error = &e;
+            while let Some(source) = inner.source() {
+                inner = source;
+            }
+            unavailable(inner.to_string())
+        })?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), 4 << 20)
+            .collect()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .to_bytes();
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| unavailable(format!("HTTP {status}: not JSON")))?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(TranslateError::Unsupported(format!(
+                "{} refused it (HTTP {status}: {})",
+                self.name(),
+                value["error"]
+                    .as_str()
+                    .or(value["responseDetails"].as_str())
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(value)
+    }
+
+    /// The pairs the provider offers, as (from, to) tags.
+    pub async fn pairs(&self) -> Result<Vec<(String, String)>, TranslateError> {
+        let mut cached = self.pairs.lock().await;
+        if let Some((at, pairs)) = cached.as_ref() {
+            if at.elapsed() < Duration::from_secs(300) {
+                return Ok(pairs.clone());
+            }
+        }
+        let pairs: Vec<(String, String)> = match &self.kind {
+            Kind::Apertium { base } => self
+                .call(Method::GET, &format!("{base}/listPairs"), None)
+                .await?["responseData"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        from_apertium(p["sourceLanguage"].as_str().unwrap_or_default()),
+                        from_apertium(p["targetLanguage"].as_str().unwrap_or_default()),
+                    )
+                })
+                .collect(),
+            Kind::LibreTranslate { base, .. } => self
+                .call(Method::GET, &format!("{base}/languages"), None)
+                .await?
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|l| {
+                    let from = l["code"].as_str().unwrap_or_default().to_string();
+                    l["targets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.as_str())
+                        .filter(|t| *t != from)
+                        .map(|t| (from.clone(), t.to_string()))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            // A model is asked for any pair of the languages offered.
+            Kind::LanguageModel(_) => self
+                .languages
+                .iter()
+                .flat_map(|a| {
+                    self.languages
+                        .iter()
+                        .filter(move |b| *b != a)
+                        .map(move |b| (a.clone(), b.clone()))
+                })
+                .collect(),
+        };
+        let mut pairs = pairs;
+        pairs.sort();
+        pairs.dedup();
+        *cached = Some((tokio::time::Instant::now(), pairs.clone()));
+        Ok(pairs)
+    }
+
+    fn primary(tag: &str) -> String {
+        tag.split('-').next().unwrap_or(tag).to_ascii_lowercase()
+    }
+
+    /// `text` from `from` into `to`; a pair the provider does not offer is
+    /// refused, saying so.
+    pub async fn translate(
+        &self,
+        text: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<String, TranslateError> {
+        let (from, to) = (Self::primary(from), Self::primary(to));
+        if !self
+            .pairs()
+            .await?
+            .iter()
+            .any(|(a, b)| *a == from && *b == to)
+        {
+            return Err(TranslateError::Unsupported(format!(
+                "{from}→{to} is not a pair {} offers here",
+                self.name()
+            )));
+        }
+        match &self.kind {
+            Kind::Apertium { base } => {
+                let url = format!(
+                    "{base}/translate?markUnknown=no&langpair={}%7C{}&q={}",
+                    to_apertium(&from),
+                    to_apertium(&to),
+                    crate::server::api::files::percent_encode(text)
+                );
+                let answer = self.call(Method::GET, &url, None).await?;
+                answer["responseData"]["translatedText"]
+                    .as_str()
+                    .map(String::from)
+                    .ok_or_else(|| {
+                        TranslateError::Unavailable("apertium: no translatedText".into())
+                    })
+            }
+            Kind::LibreTranslate { base, key } => {
+                let mut body = json!({"q": text, "source": from, "target": to, "format": "text"});
+                if let Some(key) = key {
+                    body["api_key"] = json!(key);
+                }
+                let answer = self
+                    .call(Method::POST, &format!("{base}/translate"), Some(body))
+                    .await?;
+                answer["translatedText"]
+                    .as_str()
+                    .map(String::from)
+                    .ok_or_else(|| {
+                        TranslateError::Unavailable("libretranslate: no translatedText".into())
+                    })
+            }
+            Kind::LanguageModel(ai) => {
+                let messages = [
+                    json!({"role": "system", "content": format!(
+                        "Translate the user's message from the language tagged {from} into the language tagged {to}. Reply with the translation only."
+                    )}),
+                    json!({"role": "user", "content": text}),
+                ];
+                let reply = ai
+                    .model
+                    .chat(
+                        Chat {
+                            model: &ai.config.chat_model,
+                            messages: &messages,
+                            tools: &[],
+                            max_tokens: 1024,
+                        },
+                        &mut |_| {},
+                    )
+                    .await
+                    .map_err(|e| TranslateError::Unavailable(e.to_string()))?;
+                Ok(reply.content.trim().to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_apertium_codes_map_both_ways() {
+        assert_eq!(to_apertium("en-GB"), "eng");
+        assert_eq!(to_apertium("es"), "spa");
+        assert_eq!(from_apertium("eng_US"), "en");
+        assert_eq!(from_apertium("xyz"), "xyz");
+    }
+}

@@ -1,0 +1,256 @@
+//! Translation against a real provider: Apertium's HTTP service (Debian's
+//! apertium-apy, English–Spanish), started once for this binary. The tests
+//! assert on structure — what is translated, for whom, what is kept as
+//! written — not on Apertium's wording.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::{connect, serve, Socket, Workspace};
+use entente_e2e::ApertiumServer;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+fn section() -> String {
+    format!(
+        "\ntranslation:\n  provider: {{apertium: {{url: \"{}\"}}}}\n  languages: [en, es, fr]\n  defaultLanguage: en\n  concurrency: 2\n",
+        ApertiumServer::shared().endpoint()
+    )
+}
+
+async fn put(ws: &Workspace, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    ws.call(Method::PUT, path, Some(token), Some(body)).await
+}
+
+/// The next `translated` event for `post` in `language` on `socket`.
+async fn translated(socket: &mut Socket, post: &str, language: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a translation in time")
+            .expect("the socket is open")
+            .unwrap();
+        let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&text).unwrap();
+        if event["type"] == "translated"
+            && event["data"]["postId"] == post
+            && event["data"]["language"] == language
+        {
+            return event["data"].clone();
+        }
+    }
+}
+
+/// The languages `post` is stored translated into, sorted.
+async fn languages(ws: &Workspace, post: &str) -> Vec<String> {
+    let mut rows: Vec<(String,)> =
+        sqlx::query_as("SELECT language FROM post_translations WHERE post_id = $1")
+            .bind(post)
+            .fetch_all(&ws.state.db)
+            .await
+            .unwrap();
+    rows.sort();
+    rows.into_iter().map(|(l,)| l).collect()
+}
+
+/// Waits until nothing is queued.
+async fn drained(ws: &Workspace) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM translation_jobs")
+            .fetch_one(&ws.state.db)
+            .await
+            .unwrap();
+        if queued == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "translations still queued"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn posts_are_translated_for_each_reader_keeping_code_links_and_mentions() {
+    let section = section();
+    let ws = Workspace::with_config(move |yaml| format!("{yaml}{section}")).await;
+    let port = serve(&ws).await;
+    let admin = ws.admin().await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let (_, bob) = ws.user("bob", "member").await;
+    let (_, carol) = ws.user("carol", "member").await;
+    let (_, dave) = ws.user("dave", "member").await;
+    let ops = ws.channel(&alice, "ops", "public").await;
+    for token in [&bob, &carol, &dave] {
+        ws.post(&format!("/api/v1/channels/{ops}/join"), token, json!({}))
+            .await;
+    }
+
+    // Each reader's language, among those the workspace offers.
+    for (token, language) in [(&bob, "es"), (&dave, "fr")] {
+        let (status, body) = put(
+            &ws,
+            "/api/v1/users/me/language",
+            token,
+            json!({"language": language}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let (status, body) = put(
+        &ws,
+        "/api/v1/users/me/language",
+        &carol,
+        json!({"language": "de"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("en, es, fr"),
+        "{body}"
+    );
+    let (status, body) = put(
+        &ws,
+        "/api/v1/users/me/language",
+        &carol,
+        json!({"language": "e"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("language"))
+    );
+
+    // Only the channel's admins turn it on.
+    let path = format!("/api/v1/channels/{ops}/translation");
+    let (status, _) = put(&ws, &path, &bob, json!({"enabled": true})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = put(&ws, &path, &alice, json!({"enabled": true})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let (mut bob_socket, _) = connect(port, &bob, None).await;
+    let (mut dave_socket, _) = connect(port, &dave, None).await;
+    let message = "The convoy leaves at dawn from the north gate. @bob see https://ops.example/plan?x=1 and run `make deploy` :+1:\n```\nconvoy --dawn\n```";
+    let post = ws.say(&alice, &ops, message).await;
+    let id = post["id"].as_str().unwrap();
+
+    // Bob reads Spanish: the words are translated, the rest kept as written.
+    let spanish = translated(&mut bob_socket, id, "es").await;
+    assert_eq!(spanish["provider"], "apertium");
+    assert_eq!(spanish["source"], "en");
+    let text = spanish["text"].as_str().unwrap();
+    assert_ne!(text, message);
+    for kept in [
+        "@bob",
+        "https://ops.example/plan?x=1",
+        "`make deploy`",
+        ":+1:",
+        "\n```\nconvoy --dawn\n```",
+    ] {
+        assert!(text.contains(kept), "{kept:?} kept in {text:?}");
+    }
+    assert!(!text.contains("convoy leaves"), "translated: {text}");
+    // Dave reads French, a pair this Apertium does not have: said, not faked.
+    let french = translated(&mut dave_socket, id, "fr").await;
+    assert_eq!(french.get("text"), None, "{french}");
+    assert_eq!(
+        french["problem"], "en→fr is not a pair apertium offers here",
+        "{french}"
+    );
+    // Carol reads what alice writes: nothing for her.
+    drained(&ws).await;
+    assert_eq!(languages(&ws, id).await, ["es", "fr"]);
+
+    // Beside the posts, each reader gets their own language's.
+    let page = |token: String| {
+        let (ws, ops) = (&ws, ops.clone());
+        async move {
+            let (status, page) = ws
+                .get(&format!("/api/v1/channels/{ops}/posts"), &token)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page["translations"].clone()
+        }
+    };
+    let bobs = page(bob.clone()).await;
+    assert_eq!(bobs[0]["language"], "es", "{bobs}");
+    assert_eq!(bobs[0]["text"], text, "{bobs}");
+    assert_eq!(page(carol.clone()).await, Value::Null, "nothing for carol");
+
+    // An edit is translated again.
+    let (status, _) = ws
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/posts/{id}"),
+            Some(&alice),
+            Some(json!({"message": "The convoy leaves at noon."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = translated(&mut bob_socket, id, "es").await;
+    assert_ne!(again["text"], spanish["text"], "{again}");
+
+    // Bob opts out in ~ops: nothing more is translated for him there.
+    let (status, _) = put(&ws, &format!("{path}/me"), &bob, json!({"enabled": false})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let later = ws.say(&alice, &ops, "The bridge is open.").await;
+    let later = later["id"].as_str().unwrap();
+    translated(&mut dave_socket, later, "fr").await;
+    drained(&ws).await;
+    assert_eq!(languages(&ws, later).await, ["fr"]);
+    assert_eq!(
+        page(bob.clone()).await,
+        Value::Null,
+        "opted out: none shown"
+    );
+
+    // A delete takes the translations with it.
+    let (status, _) = ws
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/posts/{id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(languages(&ws, id).await.is_empty());
+
+    // Admins see the provider and what it cannot do.
+    let (status, report) = ws.get("/api/v1/admin/translation", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["provider"], "apertium");
+    let pairs: Vec<&str> = report["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        pairs.contains(&"en→es") && pairs.contains(&"es→en"),
+        "{report}"
+    );
+    assert!(
+        report["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "en→fr"),
+        "{report}"
+    );
+    let metrics = ws.state.metrics.render();
+    assert!(
+        metrics.contains(r#"entente_translations_total{provider="apertium",outcome="ok"}"#)
+            && metrics.contains(
+                r#"entente_translations_total{provider="apertium",outcome="unsupported"}"#
+            ),
+        "{metrics}"
+    );
+}
