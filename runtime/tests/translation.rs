@@ -254,3 +254,58 @@ async fn posts_are_translated_for_each_reader_keeping_code_links_and_mentions() 
         "{metrics}"
     );
 }
+
+/// In a channel shared with a partner, each side translates for its own
+/// people with its own provider: a partner's post is translated here for
+/// the reader here, and the partner (which declares no provider) sends
+/// nothing anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_shared_channel_each_side_translates_for_its_own_people() {
+    let pair = common::federation::pair_with("translation", &section()).await;
+    let (_, alice) = pair.a.user("alice", "member").await;
+    let (_, bob) = pair.b.user("bob", "member").await;
+    let (status, _) = put(
+        &pair.a,
+        "/api/v1/users/me/language",
+        &alice,
+        json!({"language": "es"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let a_joint = common::federation::join_shared(&pair.a, &alice, "joint").await;
+    let b_joint = common::federation::join_shared(&pair.b, &bob, "joint-ops").await;
+    // The shared channel's admin here is whoever the server made it for: an admin.
+    let admin = pair.a.admin().await;
+    let (status, body) = put(
+        &pair.a,
+        &format!("/api/v1/channels/{a_joint}/translation"),
+        &admin,
+        json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let a_port = serve(&pair.a).await;
+    let (mut socket, _) = connect(a_port, &alice, None).await;
+    let post = common::federation::post(
+        &pair.b,
+        &bob,
+        &b_joint,
+        json!({"message": "The patrol returns at midnight."}),
+    )
+    .await;
+    let id = post["id"].as_str().unwrap();
+    let spanish = translated(&mut socket, id, "es").await;
+    assert_eq!(spanish["provider"], "apertium");
+    assert_ne!(spanish["text"], "The patrol returns at midnight.");
+    // Only alice's language: bob is the partner's, translated for there.
+    drained(&pair.a).await;
+    assert_eq!(languages(&pair.a, id).await, ["es"]);
+    let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM translation_jobs")
+        .fetch_one(&pair.b.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        queued, 0,
+        "the partner declares no provider and queues nothing"
+    );
+}
