@@ -658,7 +658,7 @@ fn default_requests_per_minute() -> i32 {
 /// Optional capabilities, each backed by another Entente resource.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.translation) || has(self.translation.languageModelRef) || has(self.ai)").message("features.translation needs a languageModelRef, or features.ai to take its model from"))]
+#[x_kube(validation = Rule::new("!has(self.translation) || has(self.translation.provider) || has(self.translation.languageModelRef) || has(self.ai)").message("features.translation needs a provider (apertium or libreTranslate), or a language model: a languageModelRef, or features.ai to take its model from"))]
 pub struct FeaturesSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls: Option<CallsFeature>,
@@ -749,6 +749,52 @@ pub struct TranslationFeature {
     /// Languages offered, as BCP 47 tags such as `en`, `fr`, `de`.
     #[schemars(length(min = 1, max = 32))]
     pub languages: Vec<String>,
+    /// The language of posts whose author chose none; absent: the first
+    /// of `languages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_language: Option<String>,
+    /// Who translates; absent: the language model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<TranslationProviderSpec>,
+    /// Translations asked of the provider at once, per server.
+    #[serde(default = "default_translation_concurrency")]
+    #[schemars(range(min = 1, max = 64))]
+    pub concurrency: i32,
+}
+
+fn default_translation_concurrency() -> i32 {
+    4
+}
+
+/// A translation service the workspace's text may be sent to; nothing is
+/// sent anywhere else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.apertium) != has(self.libreTranslate)").message("provider needs exactly one of apertium or libreTranslate"))]
+pub struct TranslationProviderSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apertium: Option<ApertiumSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libre_translate: Option<LibreTranslateSpec>,
+}
+
+/// Apertium's HTTP service (APY): rule-based, offline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApertiumSpec {
+    /// Its base URL. Absent: `entente up` runs one (Debian's apertium-apy
+    /// with the pairs installed); the operator does not yet, and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// A LibreTranslate-compatible API (`POST /translate`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LibreTranslateSpec {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<SecretKeyRef>,
 }
 
 status_struct! {

@@ -1787,3 +1787,100 @@ mod language_model {
         );
     }
 }
+
+mod translation {
+    use super::*;
+    use entente_crds::{
+        config::{SecretSource, TranslationProvider},
+        workspace::{
+            ApertiumSpec, LibreTranslateSpec, TranslationFeature, TranslationProviderSpec,
+        },
+    };
+
+    fn feature(provider: TranslationProviderSpec) -> TranslationFeature {
+        TranslationFeature {
+            language_model_ref: None,
+            languages: vec!["en".into(), "es".into()],
+            default_language: None,
+            provider: Some(provider),
+            concurrency: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_libretranslate_provider_is_rendered_with_its_key_beside_the_config() {
+        let bucket = bucket("translate");
+        let mut ws = workspace(&bucket);
+        ws.spec.features.translation = Some(feature(TranslationProviderSpec {
+            apertium: None,
+            libre_translate: Some(LibreTranslateSpec {
+                url: "https://translate.agency.example".into(),
+                api_key_secret: Some(entente_crds::common::SecretKeyRef {
+                    name: "translate-key".into(),
+                    key: "key".into(),
+                }),
+            }),
+        }));
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        settle(&client, "fob-north").await;
+        let first = status(&client, "fob-north").await;
+        let stalled = condition(&first, "Stalled");
+        assert!(
+            stalled.message.contains("Secret \"translate-key\" with key \"key\" (spec.features.translation.provider.libreTranslate.apiKeySecret) not found"),
+            "{}",
+            stalled.message
+        );
+
+        api::<Secret>(&client)
+            .create(
+                &Default::default(),
+                &secret("translate-key", &[("key", "lt-secret")]),
+            )
+            .await
+            .unwrap();
+        settle(&client, "fob-north").await;
+        let runtime = api::<Secret>(&client)
+            .get("fob-north-runtime")
+            .await
+            .unwrap();
+        let data = runtime.data.unwrap();
+        let text = String::from_utf8(data["runtime.yaml"].0.clone()).unwrap();
+        let translation = RuntimeConfig::parse(&text, "runtime")
+            .unwrap()
+            .translation
+            .expect("a translation section");
+        assert_eq!(
+            translation.provider,
+            TranslationProvider::LibreTranslate {
+                url: "https://translate.agency.example".into(),
+                api_key: Some(SecretSource::File(
+                    "/etc/entente/runtime/translation-api-key".into()
+                )),
+            }
+        );
+        assert_eq!(translation.default_language, "en");
+        assert_eq!(data["translation-api-key"].0, b"lt-secret");
+        assert!(!text.contains("lt-secret"));
+    }
+
+    #[tokio::test]
+    async fn apertium_without_a_url_is_said_to_need_one() {
+        let bucket = bucket("apertium");
+        let mut ws = workspace(&bucket);
+        ws.spec.features.translation = Some(feature(TranslationProviderSpec {
+            apertium: Some(ApertiumSpec { url: None }),
+            libre_translate: None,
+        }));
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        settle(&client, "fob-north").await;
+        let first = status(&client, "fob-north").await;
+        let stalled = condition(&first, "Stalled");
+        assert!(
+            stalled
+                .message
+                .contains("the operator does not run Apertium's service yet; give the URL of one"),
+            "{}",
+            stalled.message
+        );
+    }
+}

@@ -1359,3 +1359,105 @@ fn a_language_model_runs_on_the_site_and_an_agent_answers_through_it() {
     interrupt(site, port);
     assert!(free(port + 300), "the model server stopped with it");
 }
+
+/// A site that translates offline: a Workspace whose translation names
+/// Apertium without a URL gets Apertium's service (Debian's apertium-apy)
+/// started beside it, and a reader of Spanish reads an English post in
+/// Spanish.
+#[test]
+fn a_site_translates_through_the_apertium_service_it_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    let port = base_port();
+    assert!(free(port + 400), "Apertium's port is free");
+    let edge = std::fs::read_to_string(example().join("edge.yaml")).unwrap();
+    let edge = edge.replacen(
+        "  limits:\n",
+        "  features:\n    translation:\n      languages: [en, es]\n      provider:\n        apertium: {}\n  limits:\n",
+        1,
+    );
+    assert!(
+        edge.contains("apertium: {}"),
+        "the example's Workspace moved"
+    );
+    std::fs::write(manifests.path().join("edge.yaml"), edge).unwrap();
+    let plan = up_command_for(data.path(), port, &["--check"], manifests.path())
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(
+        plan.contains(&format!(
+            "translate Apertium's service (apertium-apy) on http://127.0.0.1:{}",
+            port + 400
+        )),
+        "{plan}"
+    );
+
+    let site = up_for(data.path(), port, manifests.path());
+    wait_ready(port);
+    let admin = login(port, data.path());
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"username": "bob", "password": "bob-password-long", "role": "member"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (_, login) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "bob", "password": "bob-password-long"})),
+    )
+    .unwrap();
+    let bob = login["token"].as_str().unwrap().to_string();
+    let (status, _) = http(
+        port,
+        "PUT",
+        "/api/v1/users/me/language",
+        Some(&bob),
+        Some(json!({"language": "es"})),
+    )
+    .unwrap();
+    assert_eq!(status, 204);
+    let ops = public_channel(port, &admin, "ops");
+    join_id(port, &bob, &ops);
+    let (status, _) = http(
+        port,
+        "PUT",
+        &format!("/api/v1/channels/{ops}/translation"),
+        Some(&admin),
+        Some(json!({"enabled": true})),
+    )
+    .unwrap();
+    assert_eq!(status, 204);
+    say(port, &admin, &ops, "The convoy leaves at dawn.", None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let translation = loop {
+        let (status, page) = http(
+            port,
+            "GET",
+            &format!("/api/v1/channels/{ops}/posts"),
+            Some(&bob),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{page}");
+        if let Some(translation) = page["translations"].get(0) {
+            break translation.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no translation: {page}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(translation["language"], "es", "{translation}");
+    assert_eq!(translation["provider"], "apertium", "{translation}");
+    assert_ne!(translation["text"], "The convoy leaves at dawn.");
+    interrupt(site, port);
+    assert!(free(port + 400), "Apertium stopped with it");
+}

@@ -19,6 +19,7 @@ pub mod paths;
 pub mod policies;
 pub mod quantity;
 pub mod runtime_config;
+pub mod translation;
 
 use std::path::PathBuf;
 
@@ -86,6 +87,10 @@ pub struct Attached<'a> {
     /// The LanguageModel `spec.features.ai` names, if it exists, and its
     /// API key once read.
     pub language_model: Option<(&'a LanguageModel, Option<&'a [u8]>)>,
+    /// The Apertium service `entente up` runs, for a provider naming none.
+    pub apertium_url: Option<&'a str>,
+    /// The LibreTranslate key, once read.
+    pub translation_key: Option<&'a [u8]>,
 }
 
 impl<'a> Attached<'a> {
@@ -99,6 +104,8 @@ impl<'a> Attached<'a> {
             calls: None,
             calls_key: None,
             language_model: None,
+            apertium_url: None,
+            translation_key: None,
         }
     }
 }
@@ -154,6 +161,14 @@ pub fn render(
         &mut config,
         workspace,
         attached.language_model,
+        &placement.config_dir,
+    ));
+    // After the model: translation through it needs it rendered.
+    files.extend(translation::attach(
+        &mut config,
+        workspace,
+        attached.apertium_url,
+        attached.translation_key,
         &placement.config_dir,
     ));
     Ok(Rendered { config, files })

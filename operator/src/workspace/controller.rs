@@ -125,6 +125,9 @@ async fn apply(
                 .and_then(|key| refs.secret_value(&key.name, &key.key));
             (lm, key)
         }),
+        apertium_url: None,
+        translation_key: dereference::translation_key(workspace)
+            .and_then(|key| refs.secret_value(&key.name, &key.key)),
     };
     let Rendered {
         config,

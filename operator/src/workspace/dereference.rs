@@ -132,6 +132,9 @@ pub fn referenced_secrets(workspace: &Workspace) -> Vec<(String, String, String)
 
 /// The names of the Secrets a Workspace reads but does not own: a change to
 /// one of them should wake its reconcile.
+/// The LibreTranslate key Secret `spec.features.translation` names.
+pub use entente_crds::render::translation::key_secret as translation_key;
+
 pub fn secrets_read(workspace: &Workspace) -> Vec<String> {
     let mut names: Vec<String> = referenced_secrets(workspace)
         .into_iter()
@@ -139,6 +142,9 @@ pub fn secrets_read(workspace: &Workspace) -> Vec<String> {
         .collect();
     if let Some(calls) = &workspace.spec.features.calls {
         names.push(crate::calls::token_secret(&calls.calls_cluster_ref));
+    }
+    if let Some(key) = translation_key(workspace) {
+        names.push(key.name);
     }
     // The key of a self-hosted model (made by its controller); a key a
     // person made changes with its LanguageModel, which is watched.
@@ -215,6 +221,10 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
     if let Some(calls) = &spec.features.calls {
         lookups.push(crate::calls::token_secret(&calls.calls_cluster_ref));
     }
+    // A LibreTranslate key: a person's, and the workspace cannot translate without it.
+    if let Some(key) = translation_key(workspace) {
+        lookups.push(key.name);
+    }
     lookups.sort();
     lookups.dedup();
     for name in lookups {
@@ -235,6 +245,17 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             refs.problems
                 .push(format!("Secret {name:?} ({field}) has no key {key:?}"));
         }
+    }
+    if let Some(key) = translation_key(workspace) {
+        if refs.secret_value(&key.name, &key.key).is_none() {
+            refs.problems.push(format!(
+                "Secret {:?} with key {:?} (spec.features.translation.provider.libreTranslate.apiKeySecret) not found in namespace {namespace:?}",
+                key.name, key.key
+            ));
+        }
+    }
+    if let Some(problem) = entente_crds::render::translation::problem(workspace, None) {
+        refs.problems.push(problem);
     }
     refs.problems.dedup();
 

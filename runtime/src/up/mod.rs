@@ -34,7 +34,8 @@ use self::{
     database::Database,
     plan::Plan,
     servers::{
-        server_binary, sfu_binary, start_models, start_servers, start_sfus, stop_child, Running,
+        server_binary, sfu_binary, start_apertium, start_models, start_servers, start_sfus,
+        stop_child, Running,
     },
 };
 
@@ -203,6 +204,11 @@ pub fn describe(plan: &Plan) -> String {
         ));
         out.push_str(&describe_federation(local, plan));
     }
+    if let Some(apertium) = plan.apertium {
+        out.push_str(&format!(
+            "translate Apertium's service (apertium-apy) on http://{apertium}\n"
+        ));
+    }
     for model in &plan.models {
         out.push_str(&match (&model.listen, &model.model.spec.self_hosted) {
             (Some(listen), Some(hosted)) => format!(
@@ -321,6 +327,14 @@ fn check_ports(plan: &Plan) -> Result<Option<tokio::net::TcpListener>, UpError> 
                 })?;
             }
         }
+    }
+    if let Some(apertium) = plan.apertium {
+        std::net::TcpListener::bind(apertium).map_err(|e| {
+            UpError(format!(
+                "port {} (Apertium's translation service) is not free: {e}; choose other ports with --port",
+                apertium.port()
+            ))
+        })?;
     }
     for model in &plan.models {
         if let Some(listen) = model.listen {
@@ -475,9 +489,13 @@ pub async fn run(plan: Plan) -> Result<(), UpError> {
         Some(sfu) => start_sfus(&plan, sfu, &mut running).await,
         None => Ok(()),
     };
-    // The model servers too: the servers' configs point at them.
+    // The model servers and Apertium too: the servers' configs point at them.
     let started = match started {
         Ok(()) => start_models(&plan, &mut running).await,
+        Err(e) => Err(e),
+    };
+    let started = match started {
+        Ok(()) => start_apertium(&plan, &mut running).await,
         Err(e) => Err(e),
     };
     let started = match started {

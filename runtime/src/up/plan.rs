@@ -194,6 +194,9 @@ pub struct Plan {
     pub calls: Vec<LocalCalls>,
     /// The language models; a Workspace's `spec.features.ai` names one.
     pub models: Vec<LocalModel>,
+    /// Where Apertium's service listens, when a Workspace's translation
+    /// asks `up` to run one.
+    pub apertium: Option<std::net::SocketAddr>,
 }
 
 /// Ports: workspace `i` serves HTTP on `base + 4i`, admin on `+1`,
@@ -203,6 +206,8 @@ pub struct Plan {
 pub const S3_OFFSET: u16 = 100;
 pub const CALLS_OFFSET: u16 = 200;
 pub const MODELS_OFFSET: u16 = 300;
+/// Apertium's service listens on `base + 400`.
+pub const APERTIUM_OFFSET: u16 = 400;
 
 pub fn plan(
     resources: &[Resource],
@@ -366,6 +371,25 @@ pub fn plan(
             }
         }
     }
+    let apertium = match workspaces
+        .iter()
+        .any(|w| entente_crds::render::translation::wants_local_apertium(&w.workspace))
+    {
+        true => Some(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            base.checked_add(APERTIUM_OFFSET)
+                .ok_or_else(|| format!("--port {base} leaves no room for Apertium's port"))?,
+        ))),
+        false => None,
+    };
+    for local in &workspaces {
+        if let Some(problem) = entente_crds::render::translation::problem(
+            &local.workspace,
+            apertium.map(|_| "started by entente up"),
+        ) {
+            return Err(format!("Workspace {:?}: {problem}", local.name()));
+        }
+    }
     for partner in &partners {
         named(
             "PartnerConnection",
@@ -396,6 +420,7 @@ pub fn plan(
         partners,
         calls,
         models,
+        apertium,
     })
 }
 

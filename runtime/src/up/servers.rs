@@ -177,6 +177,22 @@ pub(crate) async fn start_servers(
                 .find(|c| c.name() == feature.calls_cluster_ref)
         });
         let urls = calls.map(|c| c.urls()).unwrap_or_default();
+        let apertium_url = plan.apertium.map(|a| format!("http://{a}"));
+        let translation_key = match entente_crds::render::translation::key_secret(&local.workspace)
+        {
+            Some(key) => {
+                let file = local.secret_file(&key.name, &key.key);
+                Some(std::fs::read(&file).map_err(|e| {
+                    UpError(format!(
+                        "Workspace {name:?} needs the secret file {} (it holds Secret {:?} key {:?} in a cluster): {e}",
+                        file.display(),
+                        key.name,
+                        key.key
+                    ))
+                })?)
+            }
+            None => None,
+        };
         let model = spec.features.ai.as_ref().and_then(|feature| {
             plan.models
                 .iter()
@@ -207,6 +223,8 @@ pub(crate) async fn start_servers(
                 calls: calls.map(|c| (&c.cluster, urls.as_slice())),
                 calls_key: key.as_deref().map(str::as_bytes),
                 language_model: model.map(|m| (&m.model, model_key.as_deref())),
+                apertium_url: apertium_url.as_deref(),
+                translation_key: translation_key.as_deref(),
             },
         )
         .map_err(|e| UpError(e.to_string()))?;
@@ -302,6 +320,33 @@ pub(crate) async fn start_models(plan: &Plan, running: &mut Vec<Running>) -> Res
         .await?;
     }
     Ok(())
+}
+
+/// The launcher of Apertium's service (Debian's apertium-apy) on one address.
+const APERTIUM_SERVER: &str = include_str!("apertium_server.py");
+
+/// Starts Apertium's service when a Workspace's translation asks for one
+/// without naming it.
+pub(crate) async fn start_apertium(plan: &Plan, running: &mut Vec<Running>) -> Result<(), UpError> {
+    let Some(listen) = plan.apertium else {
+        return Ok(());
+    };
+    let dir = plan.data_dir.join("apertium");
+    std::fs::create_dir_all(&dir).map_err(|e| UpError(format!("{}: {e}", dir.display())))?;
+    start(
+        "Apertium's translation service".into(),
+        Path::new("/usr/bin/python3"),
+        vec![
+            "-c".into(),
+            APERTIUM_SERVER.into(),
+            listen.ip().to_string().into(),
+            listen.port().to_string().into(),
+        ],
+        dir.join("apertium.log"),
+        (listen, "/listPairs"),
+        running,
+    )
+    .await
 }
 
 /// Starts every SFU node of the plan, each with the MediaConfig the
