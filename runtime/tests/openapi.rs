@@ -66,6 +66,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("put", "/api/v1/channels/{id}/translation"),
     ("put", "/api/v1/channels/{id}/translation/me"),
     ("get", "/api/v1/admin/translation"),
+    ("get", "/api/v1/translation"),
     ("get", "/api/v1/users"),
     ("post", "/api/v1/users/me/password"),
     ("post", "/api/v1/users/{id}/deactivate"),

@@ -642,3 +642,25 @@ async fn an_agents_answer_streams_in_and_a_summary_stays_private_until_posted() 
     // What the page showed came from the model, once per request.
     assert_eq!(proxy.prompts().len(), 2, "one answer, one summary");
 }
+
+/// A channel read in one's own language, in Chromium, through Apertium's
+/// service (Debian's apertium-apy).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_chooses_a_language_and_reads_posts_translated_with_the_original_at_hand() {
+    let team = Team::with(format!(
+        "\ntranslation:\n  provider: {{apertium: {{url: \"{}\"}}}}\n  languages: [en, es]\n  defaultLanguage: en\n  concurrency: 2\n",
+        entente_e2e::ApertiumServer::shared().endpoint()
+    ))
+    .await;
+    let (status, body) = team
+        .ws
+        .call(
+            Method::PUT,
+            &format!("/api/v1/channels/{}/translation", team.ops),
+            Some(&team.alice),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    scenario("translation.mjs", vec![team.url()]).await;
+}

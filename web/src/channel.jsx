@@ -107,6 +107,33 @@ function Reactions({ post }) {
   );
 }
 
+/** A post in the language the reader reads, the original one click away. */
+function Translated({ post, ctx }) {
+  const [original, setOriginal] = useState(false);
+  const translation = state.translations[post.id];
+  if (!translation) return <Markdown text={post.message} ctx={ctx} />;
+  if (!translation.text)
+    return (
+      <Fragment>
+        <Markdown text={post.message} ctx={ctx} />
+        <p class="translation-note">{t("translation.failed", { problem: translation.problem })}</p>
+      </Fragment>
+    );
+  return (
+    <Fragment>
+      <Markdown text={original ? post.message : translation.text} ctx={ctx} />
+      <p class="translation-note">
+        {original
+          ? t("translation.original", { language: translation.source })
+          : t("translation.by", { language: translation.source, provider: translation.provider })}{" "}
+        <button class="link" onClick={() => setOriginal((v) => !v)}>
+          {original ? t("translation.showTranslation") : t("translation.showOriginal")}
+        </button>
+      </p>
+    </Fragment>
+  );
+}
+
 function Post({ post, replies, inThread }) {
   const [editing, setEditing] = useState(false);
   const [picking, setPicking] = useState(false);
@@ -157,7 +184,7 @@ function Post({ post, replies, inThread }) {
           </button>
         </form>
       ) : (
-        <Markdown text={post.message} ctx={ctx} />
+        <Translated post={post} ctx={ctx} />
       )}
       {post.files.length > 0 && <FileList files={post.files} />}
       <Reactions post={post} />

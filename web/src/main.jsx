@@ -8,9 +8,11 @@ import { get } from "./api.js";
 import { Field } from "./ui.jsx";
 import {
   channelName,
+  fail,
   navigate,
   redeem,
   restoreSession,
+  setReadingLanguage,
   signIn,
   signOut,
   update,
@@ -260,6 +262,24 @@ function Header({ toggleSidebar }) {
       <button class="icon" onClick={toggleTheme} aria-label={t("theme.toggle")} title={t("theme.toggle")}>
         ◐
       </button>
+      {s.translation && (
+        <label class="reading">
+          {t("translation.language")}{" "}
+          <select
+            value={s.me.language || ""}
+            onChange={(e) => setReadingLanguage(e.currentTarget.value || null).catch(fail)}
+          >
+            <option value="">{s.translation.defaultLanguage}</option>
+            {s.translation.languages
+              .filter((l) => l !== s.translation.defaultLanguage)
+              .map((l) => (
+                <option value={l} key={l}>
+                  {l}
+                </option>
+              ))}
+          </select>
+        </label>
+      )}
       <span class="me" data-user={s.me.username}>
         {s.me.displayName || s.me.username}
       </span>

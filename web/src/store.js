@@ -16,6 +16,8 @@ export const state = {
   typing: {}, // channel id -> { user id: until (ms) }
   calls: {}, // channel id -> Call
   streams: {}, // post id -> the text of an agent's answer so far
+  translation: null, // what the workspace translates into: { provider, languages, defaultLanguage }
+  translations: {}, // post id -> its translation into the language I read
   agents: [], // the agents the user may ask
   loaded: false, // the channel list has come
   route: parseRoute(location.hash),
@@ -125,6 +127,10 @@ export function signedIn(session) {
   http
     .get("/api/v1/ai/agents")
     .then((agents) => update((s) => (s.agents = agents)))
+    .catch(() => {});
+  http
+    .get("/api/v1/translation")
+    .then((offered) => update((s) => (s.translation = offered)))
     .catch(() => {});
   live?.close();
   live = connect({
@@ -237,6 +243,7 @@ export async function loadOlder(id, unread = 0) {
     );
     update((s) => {
       mergePosts(s, id, result.posts);
+      for (const t of result.translations || []) s.translations[t.postId] = t;
       page.next = result.next ?? null;
       page.done = result.next === undefined || result.next === null;
       if (unread > 0 && page.firstUnread === null) {
@@ -361,6 +368,22 @@ export function toggleReaction(post, emoji) {
   return mine ? http.del(url) : http.put(url);
 }
 
+/** The language I read, and whether to translate into it. */
+export function myLanguage() {
+  return state.me?.language || state.translation?.defaultLanguage || null;
+}
+
+export async function setReadingLanguage(language) {
+  await http.put("/api/v1/users/me/language", { language });
+  update((s) => {
+    s.me.language = language;
+    s.translations = {};
+    for (const id of Object.keys(s.posts)) delete s.posts[id];
+  });
+  const route = state.route;
+  if (route.kind === "c") openChannel(route.arg);
+}
+
 /** A summary of the channel since `since` (ISO time), the caller's alone. */
 export const summarise = (channelId, since) => http.post("/api/v1/ai/summaries", { channelId, since });
 
@@ -476,6 +499,9 @@ export function handle(event) {
         });
         if (!s.users[data.userId]) loadMembers(data.channelId);
       });
+      break;
+    case "translated":
+      if (data.language === myLanguage()) update((s) => (s.translations[data.postId] = data));
       break;
     case "typing":
       if (data.userId === state.me?.id) break;

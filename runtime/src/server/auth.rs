@@ -289,6 +289,10 @@ pub struct User {
     /// deactivated accounts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deactivated_at: Option<DateTime<Utc>>,
+    /// The language they read and write (BCP 47); absent: the
+    /// workspace's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// The columns of [`User`], from `users`.
@@ -296,7 +300,7 @@ macro_rules! user_columns {
     () => {
         "id, username, email, display_name, role,
          role = 'guest' OR (role = 'remote' AND attributes->>'guest' = 'true') AS guest,
-         access_expires_at, attributes, created_at, origin, organisation, deactivated_at"
+         access_expires_at, attributes, created_at, origin, organisation, deactivated_at, language"
     };
 }
 pub(crate) use user_columns;

@@ -368,6 +368,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::translation::set_channel))
         .routes(routes!(api::translation::set_mine))
         .routes(routes!(api::translation::status))
+        .routes(routes!(api::translation::offered))
         .routes(routes!(api::ws::connect))
         .routes(routes!(api::health::healthz))
         .routes(routes!(api::health::readyz));

@@ -132,6 +132,31 @@ pub async fn set_mine(
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct Offered {
+    /// Who translates: `apertium`, `libretranslate` or `language-model`.
+    pub provider: String,
+    /// The languages one may choose to read.
+    pub languages: Vec<String>,
+    /// The language of whoever chose none.
+    pub default_language: String,
+}
+
+/// What this workspace translates into, and through whom.
+#[utoipa::path(get, path = "/api/v1/translation", responses((status = 200, body = Offered), (status = 401, description = "not logged in", body = ApiError), (status = 404, description = "this workspace translates nothing", body = ApiError)), security(("bearer" = [])))]
+pub async fn offered(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Offered>> {
+    let translator = state
+        .translator
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("translation"))?;
+    Ok(Json(Offered {
+        provider: translator.provider.name().into(),
+        languages: translator.config.languages.clone(),
+        default_language: translator.config.default_language.clone(),
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct TranslationStatus {
     pub provider: String,
     /// The languages readers may choose.
