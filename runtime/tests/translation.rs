@@ -309,3 +309,119 @@ async fn in_a_shared_channel_each_side_translates_for_its_own_people() {
         "the partner declares no provider and queues nothing"
     );
 }
+
+/// What a LibreTranslate-compatible API was sent.
+type Sent = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// A LibreTranslate-compatible stub: no LibreTranslate can run here (it is
+/// not packaged for Debian, and its PyPI package downloads its models at
+/// run time). It offers en→es, answers `[es] <text>`, and records what it
+/// was sent, so the test reads exactly what left the workspace.
+async fn libretranslate_stub() -> (u16, Sent) {
+    use axum::{routing::get, routing::post, Json, Router};
+    let sent: Sent = Default::default();
+    let recorded = sent.clone();
+    let app = Router::new()
+        .route(
+            "/languages",
+            get(|| async { Json(json!([{"code": "en", "targets": ["en", "es"]}, {"code": "es", "targets": ["es", "en"]}])) }),
+        )
+        .route(
+            "/translate",
+            post(move |Json(body): Json<Value>| {
+                let recorded = recorded.clone();
+                async move {
+                    recorded.lock().unwrap().push(body.clone());
+                    Json(json!({"translatedText": format!("[{}] {}", body["target"].as_str().unwrap(), body["q"].as_str().unwrap())}))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, sent)
+}
+
+/// Alice (English) and bob (Spanish) in ~ops with translation on; bob's socket.
+async fn readers(ws: &Workspace) -> (String, String, Socket) {
+    let port = serve(ws).await;
+    let (_, alice) = ws.user("alice", "member").await;
+    let (_, bob) = ws.user("bob", "member").await;
+    let ops = ws.channel(&alice, "ops", "public").await;
+    ws.post(&format!("/api/v1/channels/{ops}/join"), &bob, json!({}))
+        .await;
+    put(
+        ws,
+        "/api/v1/users/me/language",
+        &bob,
+        json!({"language": "es"}),
+    )
+    .await;
+    let (status, _) = put(
+        ws,
+        &format!("/api/v1/channels/{ops}/translation"),
+        &alice,
+        json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (socket, _) = connect(port, &bob, None).await;
+    (alice, ops, socket)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_libretranslate_api_gets_only_the_words_and_its_key() {
+    let (port, sent) = libretranslate_stub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("lt-key");
+    std::fs::write(&key, "lt-secret\n").unwrap();
+    let section = format!(
+        "\ntranslation:\n  provider: {{libreTranslate: {{url: \"http://127.0.0.1:{port}\", apiKey: {{file: {}}}}}}}\n  languages: [en, es]\n  defaultLanguage: en\n  concurrency: 2\n",
+        key.display()
+    );
+    let ws = Workspace::with_config(move |yaml| format!("{yaml}{section}")).await;
+    let (alice, ops, mut socket) = readers(&ws).await;
+    let post = ws
+        .say(
+            &alice,
+            &ops,
+            "Deploy now @bob with `make deploy` at https://ci.example/run",
+        )
+        .await;
+    let spanish = translated(&mut socket, post["id"].as_str().unwrap(), "es").await;
+    assert_eq!(spanish["provider"], "libretranslate");
+    assert_eq!(
+        spanish["text"],
+        "[es] Deploy now @bob [es] with `make deploy` [es] at https://ci.example/run"
+    );
+    let sent = sent.lock().unwrap().clone();
+    let texts: Vec<&str> = sent.iter().map(|b| b["q"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Deploy now", "with", "at"], "only the words left");
+    assert!(sent
+        .iter()
+        .all(|b| b["api_key"] == "lt-secret" && b["source"] == "en" && b["target"] == "es"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_workspaces_language_model_translates_when_it_is_the_provider() {
+    let proxy = common::model::Proxy::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let section = format!(
+        "{}\ntranslation:\n  provider: languageModel\n  languages: [en, es]\n  defaultLanguage: en\n  concurrency: 2\n",
+        common::model::ai_section(&proxy, dir.path())
+    );
+    let ws = Workspace::with_config(move |yaml| format!("{yaml}{section}")).await;
+    let (alice, ops, mut socket) = readers(&ws).await;
+    let post = ws.say(&alice, &ops, "The bridge is open.").await;
+    let spanish = translated(&mut socket, post["id"].as_str().unwrap(), "es").await;
+    assert_eq!(spanish["provider"], "language-model");
+    assert!(!spanish["text"].as_str().unwrap().is_empty(), "{spanish}");
+    let prompts = proxy.prompts();
+    assert_eq!(prompts.len(), 1, "{prompts:?}");
+    assert!(
+        prompts[0].contains("from the language tagged en into the language tagged es")
+            && prompts[0].contains("The bridge is open."),
+        "{}",
+        prompts[0]
+    );
+}

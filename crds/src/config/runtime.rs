@@ -405,7 +405,11 @@ pub struct TranslationConfig {
 
 /// The one place a workspace's text is sent to be translated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum TranslationProvider {
     /// Apertium's HTTP service (APY): rule-based, offline.
     Apertium { url: String },
