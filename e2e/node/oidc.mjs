@@ -38,7 +38,7 @@ const provider = new Provider(issuer, {
   claims: {
     openid: ["sub"],
     email: ["email", "email_verified"],
-    profile: ["name", "preferred_username"],
+    profile: ["name", "preferred_username", "locale"],
     entra: ["tid", "oid", "groups", "hasgroups", "_claim_names", "_claim_sources", "nation", "clearance"],
   },
   ttl: { IdToken: config.idTokenTtl || 3600, AuthorizationCode: 60 },

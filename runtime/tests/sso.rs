@@ -19,7 +19,7 @@ fn people() -> Value {
     json!({
         "alice": {"sub": "alice-sub", "tid": "tenant-home", "oid": "oid-alice", "email": "alice.martin@agency.example",
                   "preferred_username": "alice.martin@agency.example", "name": "Alice Martin",
-                  "groups": ["g-admins", "g-ops"], "nation": "FR", "clearance": "SECRET"},
+                  "groups": ["g-admins", "g-ops"], "nation": "FR", "clearance": "SECRET", "locale": "fr-FR"},
         "bob": {"sub": "bob-sub", "tid": "tenant-partner", "oid": "oid-bob", "email": "bob@partner.example",
                 "preferred_username": "bob@partner.example", "name": "Bob Jones", "groups": ["g-ops"], "nation": "DE"},
         "mallory": {"sub": "mallory-sub", "tid": "tenant-elsewhere", "oid": "oid-mallory",
@@ -190,6 +190,10 @@ async fn a_person_signs_in_through_the_provider_and_keeps_one_account() {
         json!({"nation": "FR", "clearance": "SECRET"})
     );
     assert!(first["csrfToken"].is_string());
+    assert_eq!(
+        user["language"], "fr",
+        "the provider's locale starts her language"
+    );
 
     // Her email and name change at the provider, and she leaves g-admins:
     // still the same account (keyed on tenant and object id), refreshed.

@@ -417,6 +417,9 @@ pub struct Identity {
     pub email: Option<String>,
     pub groups: Vec<String>,
     pub attributes: Map<String, Value>,
+    /// The language the provider says they use (`locale`; Entra ID's
+    /// optional `xms_pl`), as its primary BCP 47 subtag.
+    pub language: Option<String>,
 }
 
 fn text<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -496,7 +499,15 @@ impl Identity {
             .or(email.as_deref())
             .unwrap_or(&subject);
         let display_name = text(claims, "name").unwrap_or(preferred);
+        let language = text(claims, "locale")
+            .or_else(|| text(claims, "xms_pl"))
+            .and_then(|tag| tag.split(['-', '_']).next())
+            .filter(|primary| {
+                (2..=3).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic())
+            })
+            .map(|primary| primary.to_ascii_lowercase());
         Ok(Identity {
+            language,
             provider,
             username: username_from(preferred),
             display_name: display_name.chars().take(64).collect(),
@@ -583,6 +594,11 @@ impl Identity {
             &role,
         )
         .await?;
+        // The provider's language is where a new account starts; after
+        // that, the person's own choice stands.
+        if created && self.language.is_some() {
+            db::users::set_language(&mut *tx, &user_id, self.language.as_deref()).await?;
+        }
         audit::record(
             &mut *tx,
             audit::Entry {
