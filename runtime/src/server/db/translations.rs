@@ -19,12 +19,13 @@ pub async fn queue<'e>(
     sqlx::query!(
         "WITH wanted AS (
              SELECT DISTINCT p.id AS post_id, COALESCE(r.language, $2) AS language
-             FROM posts p
+             FROM UNNEST($1::text[]) AS q(id)
+             JOIN posts p ON p.id = q.id
              JOIN channels c ON c.id = p.channel_id AND c.translation
              JOIN users a ON a.id = p.user_id
              JOIN channel_members m ON m.channel_id = p.channel_id AND m.translate
              JOIN users r ON r.id = m.user_id AND r.origin IS NULL AND r.role <> 'bot'
-             WHERE p.id = ANY($1) AND p.deleted_at IS NULL
+             WHERE p.deleted_at IS NULL
                AND COALESCE(r.language, $2) <> COALESCE(a.language, $2)),
          cleared AS (DELETE FROM post_translations WHERE post_id = ANY($1))
          INSERT INTO translation_jobs (post_id, language)

@@ -1,0 +1,225 @@
+//! Translation benchmark: one `entente-server` process translating through
+//! Apertium's service (Debian's apertium-apy, English→Spanish). P posters
+//! post closed-loop into one channel, S seconds with translation off and S
+//! with it on (in the order off, on, on, off), with one reader of Spanish;
+//! then it waits until every post is translated. Prints posting throughput both ways (translation
+//! must not slow posting), translations per second, and the delay from a
+//! post's acknowledgement to its `translated` event. Asserts no timings.
+//!
+//!   cargo bench -p entente-runtime --bench translation -- [--posters P] [--seconds S] [--same-language 1]
+//!
+//! `--control 1` leaves translation off throughout (the two figures then
+//! differ only by noise). `--same-language 1` makes the reader read English too: translation is
+//! on, every post is checked for readers who want it, none is translated —
+//! the cost translation adds to the write itself, apart from the provider
+//! working on the same machine.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[((values.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Posts closed-loop from `posters` threads for `seconds`; each post's id
+/// and when it was acknowledged.
+fn post_for(
+    port: u16,
+    token: &str,
+    channel: &str,
+    posters: usize,
+    seconds: u64,
+) -> Vec<(String, Instant)> {
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..posters)
+        .map(|p| {
+            let (token, channel, acked) = (token.to_string(), channel.to_string(), acked.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while Instant::now() < end {
+                    n += 1;
+                    let (status, post) = common::http(
+                        port,
+                        "POST",
+                        &format!("/api/v1/channels/{channel}/posts"),
+                        Some(&token),
+                        Some(json!({"message": format!("The convoy {p}-{n} leaves at dawn from the north gate.")})),
+                    )
+                    .unwrap();
+                    assert_eq!(status, 201, "{post}");
+                    acked
+                        .lock()
+                        .unwrap()
+                        .push((post["id"].as_str().unwrap().to_string(), Instant::now()));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+}
+
+fn main() {
+    std::env::set_var("ENTENTE_PG_DURABLE", "1");
+    let posters = common::bench_option("--posters", 8) as usize;
+    let seconds = common::bench_option("--seconds", 10);
+    let reads = if common::bench_option("--same-language", 0) == 1 {
+        "en"
+    } else {
+        "es"
+    };
+    let apertium = entente_e2e::ApertiumServer::shared();
+    let pg = entente_e2e::Postgres::shared();
+    let url = pg.create_database("translation").unwrap();
+    let port = entente_e2e::free_port();
+    let dir = std::env::temp_dir().join(format!("entente-translation-{}", std::process::id()));
+    let config = common::write_config(&dir, &url, port);
+    let text = std::fs::read_to_string(&config).unwrap().replace("requestsPerMinute: 100000", "requestsPerMinute: 100000000")
+        + &format!(
+            "\ntranslation:\n  provider: {{apertium: {{url: \"{}\"}}}}\n  languages: [en, es]\n  defaultLanguage: en\n  concurrency: 4\n",
+            apertium.endpoint()
+        );
+    std::fs::write(&config, text).unwrap();
+    common::create_bucket_blocking(&config);
+    let mut server = common::start_server(&config, port);
+    let admin = common::admin_token(port);
+    let (status, body) = common::http(
+        port,
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"username": "bob", "password": "bob-password-long", "role": "member"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (_, login) = common::http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "bob", "password": "bob-password-long"})),
+    )
+    .unwrap();
+    let bob = login["token"].as_str().unwrap().to_string();
+    common::http(
+        port,
+        "PUT",
+        "/api/v1/users/me/language",
+        Some(&bob),
+        Some(json!({"language": reads})),
+    )
+    .unwrap();
+    let channel = common::public_channel(port, &admin, "ops");
+    common::http(
+        port,
+        "POST",
+        &format!("/api/v1/channels/{channel}/join"),
+        Some(&bob),
+        Some(json!({})),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Bob's socket notes when each translation arrives.
+    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let (mut socket, _) = runtime.block_on(common::connect(port, &bob, None));
+    let noted = arrived.clone();
+    runtime.spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let event: Value = serde_json::from_str(&text).unwrap();
+            if event["type"] == "translated" && event["data"]["language"] == "es" {
+                noted.lock().unwrap().insert(
+                    event["data"]["postId"].as_str().unwrap().to_string(),
+                    Instant::now(),
+                );
+            }
+        }
+    });
+    // Off, on, on, off (each half the time): drift over the run — a
+    // growing table, checkpoints, the client's closed connections — falls
+    // equally on both.
+    let control = common::bench_option("--control", 0) == 1;
+    let set = |enabled: bool| {
+        let (status, _) = common::http(
+            port,
+            "PUT",
+            &format!("/api/v1/channels/{channel}/translation"),
+            Some(&admin),
+            Some(json!({"enabled": enabled && !control})),
+        )
+        .unwrap();
+        assert_eq!(status, 204);
+    };
+    let half = (seconds / 2).max(1);
+    let started = Instant::now();
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for enabled in [false, true, true, false] {
+        set(enabled);
+        let posted = post_for(port, &admin, &channel, posters, half);
+        if enabled {
+            on.extend(posted);
+        } else {
+            off.extend(posted);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(if reads == "es" { 600 } else { 0 });
+    while arrived.lock().unwrap().len() < on.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let arrived = arrived.lock().unwrap().clone();
+    let last = arrived.values().max().copied().unwrap_or(started);
+    let mut delays: Vec<f64> = on
+        .iter()
+        .filter_map(|(id, acked)| {
+            arrived
+                .get(id)
+                .map(|at| at.duration_since(*acked).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    let rate = |posts: usize| posts as f64 / seconds as f64;
+    println!(
+        "posting, {posters} posters, {seconds} s each: translation off {:.0} posts/s, on {:.0} posts/s ({:+.1}%)",
+        rate(off.len()),
+        rate(on.len()),
+        (rate(on.len()) / rate(off.len()) - 1.0) * 100.0
+    );
+    println!(
+        "apertium (eng→spa): {} of {} posts translated, {:.1} translations/s",
+        arrived.len(),
+        on.len(),
+        arrived.len() as f64 / last.duration_since(started).as_secs_f64()
+    );
+    let mean = delays.iter().sum::<f64>() / delays.len().max(1) as f64;
+    println!(
+        "delay from a post's acknowledgement to its translation: p50 {:.0} ms, p95 {:.0} ms, mean {:.0} ms",
+        percentile(&mut delays, 0.5),
+        percentile(&mut delays, 0.95),
+        mean
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
