@@ -90,6 +90,19 @@ async fn posts(ws: &Workspace, token: &str, channel: &str) -> Vec<Value> {
     page["posts"].as_array().unwrap().clone()
 }
 
+/// The audit entries of `kind` once there are `count` (an answer is posted
+/// before its request is recorded).
+async fn audited(ws: &Workspace, admin: &str, kind: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let entries = audit(ws, admin, kind).await;
+        if entries.len() >= count || tokio::time::Instant::now() > deadline {
+            return entries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn audit(ws: &Workspace, admin: &str, kind: &str) -> Vec<Value> {
     let (status, entries) = ws
         .get(&format!("/api/v1/admin/audit?kind={kind}"), admin)
@@ -266,7 +279,7 @@ async fn a_mention_is_answered_in_its_thread_streamed_and_accounted() {
 
     // Audited with who asked, where, which model and the tokens; counted
     // per user, per workspace and in the metrics.
-    let entries = audit(&ws, &admin, "ai.agent_answered").await;
+    let entries = audited(&ws, &admin, "ai.agent_answered", 1).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
     assert_eq!(entry["channelId"], ops.as_str(), "{entry}");
@@ -470,7 +483,7 @@ async fn what_the_asker_may_not_read_never_reaches_the_model() {
         "{refusal}"
     );
     assert_eq!(proxy.seen().len(), before, "a refused question is not sent");
-    let entries = audit(&ws, &admin, "ai.agent_failed").await;
+    let entries = audited(&ws, &admin, "ai.agent_failed", 1).await;
     assert!(
         entries
             .iter()
@@ -659,13 +672,13 @@ async fn a_model_down_or_overloaded_gets_a_clear_message_and_nothing_is_lost() {
     let (pieces, answer) = answer_on(&mut socket, &agent).await;
     assert!(!pieces.is_empty(), "the model wrote this one");
     assert_eq!(answer["rootId"], again["id"]);
-    let answered = audit(&ws, &admin, "ai.agent_answered").await;
+    let answered = audited(&ws, &admin, "ai.agent_answered", 1).await;
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(
         answered[0]["data"]["answerId"], answer["id"],
         "{answered:?}"
     );
-    let failed = audit(&ws, &admin, "ai.agent_failed").await;
+    let failed = audited(&ws, &admin, "ai.agent_failed", 1).await;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(
         failed[0]["reason"]

@@ -393,6 +393,14 @@ async fn answer(state: &AppState, question: Claimed) {
             }
         }
     };
+    // Counted before it is recorded: whoever reads the record sees the count.
+    state.metrics.ai_request(
+        &outcome.model,
+        "agent",
+        outcome.error.is_none(),
+        outcome.usage,
+        outcome.reply.as_ref(),
+    );
     let finished = async {
         let mut tx = state.db.begin().await?;
         db::ai::finish(
@@ -447,13 +455,6 @@ async fn answer(state: &AppState, question: Claimed) {
     if let Err(error) = finished {
         tracing::warn!(%error, post = %question.post_id, "recording an agent's answer failed");
     }
-    state.metrics.ai_request(
-        &outcome.model,
-        "agent",
-        outcome.error.is_none(),
-        outcome.usage,
-        outcome.reply.as_ref(),
-    );
 }
 
 async fn attempt(state: &AppState, ai: &Ai, question: &Claimed) -> Result<Outcome, db::Error> {
