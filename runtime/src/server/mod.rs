@@ -43,6 +43,7 @@ pub mod input;
 pub mod listen;
 pub mod oidc;
 pub mod ops;
+pub mod outbound;
 pub mod passwords;
 pub mod posts;
 pub mod reload;

@@ -15,10 +15,7 @@
 //! HTTP goes through [`Http`], which asks only the URLs the provider's own
 //! configuration names and never follows a redirect.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use entente_crds::{config::OidcConfig, workspace::OidcProvider};
@@ -58,10 +55,7 @@ const MAX_RESPONSE: usize = 1 << 20;
 /// roots, 10 s per request, 1 MiB per answer, no redirects followed.
 #[derive(Clone)]
 pub struct Http {
-    client: hyper_util::client::legacy::Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
+    client: super::outbound::Https,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,15 +66,9 @@ pub enum HttpError {
 
 impl Http {
     pub fn new() -> std::io::Result<Http> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
-        Ok(Http { client })
+        Ok(Http {
+            client: super::outbound::https()?,
+        })
     }
 
     async fn send(

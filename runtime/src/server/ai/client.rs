@@ -29,10 +29,7 @@ pub const MAX_ANSWER_CHARS: usize = 12_000;
 /// The largest single event or error body read from the model.
 const MAX_EVENT: usize = 1 << 20;
 
-type Https = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+use crate::server::outbound::Https;
 
 /// Why the model gave no answer, as the asker is told.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -146,16 +143,7 @@ impl Model {
             }
             None => None,
         };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            .map_err(|e| format!("TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(connector);
+        let http = crate::server::outbound::https().map_err(|e| format!("TLS roots: {e}"))?;
         let capacity = config.max_concurrent_requests.max(1) as usize;
         Ok(Model {
             http,

@@ -29,10 +29,7 @@ pub enum TranslateError {
 /// Language pairs as (from, to) BCP 47 tags.
 type Pairs = Vec<(String, String)>;
 
-type Https = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+use crate::server::outbound::Https;
 
 /// A workspace's translation provider.
 pub struct Provider {
@@ -113,16 +110,9 @@ impl Provider {
                 "translation.provider is languageModel, and the workspace has no language model (ai)",
             )?),
         };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            .map_err(|e| format!("TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Provider {
             kind,
-            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector),
+            http: crate::server::outbound::https().map_err(|e| format!("TLS roots: {e}"))?,
             pairs: Default::default(),
             languages: config.languages.clone(),
         })
