@@ -13,6 +13,16 @@ pub type Https = hyper_util::client::legacy::Client<
     Full<Bytes>,
 >;
 
+/// The innermost cause of a request's error (hyper's outer one says only
+/// "client error (Connect)").
+pub fn cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = error;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    inner.to_string()
+}
+
 /// A new client; fails only when the system's TLS roots cannot be read.
 pub fn https() -> std::io::Result<Https> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()

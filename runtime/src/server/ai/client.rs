@@ -29,7 +29,7 @@ pub const MAX_ANSWER_CHARS: usize = 12_000;
 /// The largest single event or error body read from the model.
 const MAX_EVENT: usize = 1 << 20;
 
-use crate::server::outbound::Https;
+use crate::server::outbound::{cause, Https};
 
 /// Why the model gave no answer, as the asker is told.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -446,16 +446,6 @@ fn error_text(error: &Value) -> String {
             .unwrap_or_else(|| other.to_string()),
     };
     text.chars().take(300).collect()
-}
-
-/// The innermost cause of a connection error (hyper's outer one says only
-/// "client error (Connect)").
-fn cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = error;
-    while let Some(source) = inner.source() {
-        inner = source;
-    }
-    inner.to_string()
 }
 
 #[cfg(test)]

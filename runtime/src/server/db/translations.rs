@@ -6,8 +6,8 @@ use super::Result;
 /// Queues `posts` for translation into the languages of the members of
 /// their channels who want it: channels with translation on, members who
 /// have not opted out and read another language than the post's author
-/// (`default_language` for whoever chose none). An edited post is queued
-/// again; its old translations go.
+/// (`default_language` for whoever chose none). A job already queued is
+/// queued afresh (an edited post: [`forget`] its old translations first).
 pub async fn queue<'e>(
     db: impl sqlx::PgExecutor<'e>,
     posts: &[String],
@@ -26,8 +26,7 @@ pub async fn queue<'e>(
              JOIN channel_members m ON m.channel_id = p.channel_id AND m.translate
              JOIN users r ON r.id = m.user_id AND r.origin IS NULL AND r.role <> 'bot'
              WHERE p.deleted_at IS NULL
-               AND COALESCE(r.language, $2) <> COALESCE(a.language, $2)),
-         cleared AS (DELETE FROM post_translations WHERE post_id = ANY($1))
+               AND COALESCE(r.language, $2) <> COALESCE(a.language, $2))
          INSERT INTO translation_jobs (post_id, language)
          SELECT post_id, language FROM wanted
          ON CONFLICT (post_id, language) DO UPDATE SET queued_at = now(), attempts = 0, claimed_at = NULL",

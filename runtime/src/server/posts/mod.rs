@@ -408,7 +408,7 @@ pub async fn edit(
     }
     let post = announce(tx, Change::Edited, post_id).await?;
     // Its translations are of the old text: translated again.
-    super::translate::queue(tx, config, vec![post_id.to_string()]).await?;
+    super::translate::requeue(tx, config, post_id).await?;
     if let By::Local = by {
         let op = Op::PostEdited(proto::PostEdited {
             post_id: post_id.to_string(),

@@ -121,6 +121,20 @@ pub(crate) async fn queue(
     db::translations::queue(&mut **tx, &post_ids, &translation.default_language).await
 }
 
+/// Queues an edited post (in `tx`) to be translated again: its
+/// translations are of the old text.
+pub(crate) async fn requeue(
+    tx: &mut Transaction<'_, Postgres>,
+    config: &RuntimeConfig,
+    post_id: &str,
+) -> Result<(), db::Error> {
+    if config.translation.is_none() {
+        return Ok(());
+    }
+    db::translations::forget(&mut **tx, post_id).await?;
+    queue(tx, config, vec![post_id.to_string()]).await
+}
+
 /// Translates queued posts, a bounded number at once, until shutdown.
 pub async fn run(state: AppState) {
     let Some(translator) = state.translator.clone() else {

@@ -156,13 +156,7 @@ impl Provider {
         )
         .await
         .map_err(|_| unavailable("no answer in 30 s".into()))?
-        .map_err(|e| {
-            let mut inner: &dyn std::error::Error = &e;
-            while let Some(source) = inner.source() {
-                inner = source;
-            }
-            unavailable(inner.to_string())
-        })?;
+        .map_err(|e| unavailable(crate::server::outbound::cause(&e)))?;
         let status = response.status();
         let bytes = Limited::new(response.into_body(), 4 << 20)
             .collect()
