@@ -60,21 +60,13 @@ async fn languages(ws: &Workspace, post: &str) -> Vec<String> {
 
 /// Waits until nothing is queued.
 async fn drained(ws: &Workspace) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM translation_jobs")
-            .fetch_one(&ws.state.db)
-            .await
-            .unwrap();
-        if queued == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "translations still queued"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::emptied(
+        ws,
+        "SELECT count(*) FROM translation_jobs",
+        Duration::from_secs(60),
+        "translations still queued",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -374,21 +374,13 @@ pub async fn join_shared(ws: &Workspace, token: &str, name: &str) -> String {
 /// Waits until `ws` has had every event it queued acknowledged by its
 /// partner (seeing a post arrive is not yet hearing that it did).
 pub async fn acknowledged(ws: &Workspace) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM federation_outbox")
-            .fetch_one(&ws.state.db)
-            .await
-            .unwrap();
-        if queued == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the partner never acknowledged"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    super::emptied(
+        ws,
+        "SELECT count(*) FROM federation_outbox",
+        Duration::from_secs(20),
+        "the partner never acknowledged",
+    )
+    .await
 }
 
 pub async fn post(ws: &Workspace, token: &str, channel: &str, body: Value) -> Value {

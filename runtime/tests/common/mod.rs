@@ -451,6 +451,20 @@ pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Serves `ws` on a free port in this process and returns the port.
+/// Waits until a queue of `ws` is empty — until `count` (a `SELECT
+/// count(*)` of it) gives 0 —, failing with `why` after `within`.
+pub async fn emptied(ws: &Workspace, count: &'static str, within: Duration, why: &str) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let (queued,): (i64,) = sqlx::query_as(count).fetch_one(&ws.state.db).await.unwrap();
+        if queued == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn serve(ws: &Workspace) -> u16 {
     serve_on(ws, 0).await
 }
