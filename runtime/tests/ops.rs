@@ -16,35 +16,13 @@ fn get(path: &str, token: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
-/// The metrics, as Prometheus scrapes them from their own listener.
-async fn scrape(ws: &Workspace) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(entente_runtime::server::serve_metrics(
-        ws.state.clone(),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let (status, body) =
-        tokio::task::spawn_blocking(move || common::http(port, "GET", "/metrics", None, None))
-            .await
-            .unwrap()
-            .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
-    body.as_str().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn metrics_are_not_on_the_api_port() {
     let ws = Workspace::new().await;
     let response = ws.request(get("/metrics", None)).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(scrape(&ws).await.contains("entente_websocket_connections"));
+    assert!(common::scrape(&ws).await.contains("entente_websocket_connections"));
 }
 
 #[tokio::test]
@@ -77,7 +55,7 @@ async fn a_user_over_the_limit_gets_429_with_retry_after_and_others_do_not() {
         StatusCode::OK
     );
 
-    let text = scrape(&ws).await;
+    let text = common::scrape(&ws).await;
     assert!(
         text.contains("entente_rate_limited_requests_total"),
         "{text}"
@@ -108,7 +86,7 @@ async fn every_response_has_a_request_id_and_metrics_count_routes_not_ids() {
     let channel = ws.channel(&alice, "ops", "public").await;
     ws.request(get(&format!("/api/v1/channels/{channel}"), Some(&alice)))
         .await;
-    let text = scrape(&ws).await;
+    let text = common::scrape(&ws).await;
     assert!(text.contains(r#"entente_http_requests_total{method="GET",route="/api/v1/channels/{id}",status="200"} 1"#), "{text}");
     assert!(!text.contains(&channel), "object ids never become labels");
     assert!(text.contains("entente_http_request_duration_seconds_bucket"));

@@ -307,16 +307,43 @@ type Sent = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
 
 /// A LibreTranslate-compatible stub: no LibreTranslate can run here (it is
 /// not packaged for Debian, and its PyPI package downloads its models at
-/// run time). It offers en→es, answers `[es] <text>`, and records what it
-/// was sent, so the test reads exactly what left the workspace.
+/// run time). It offers en, es and fr each way, answers `[es] <text>`,
+/// detects French by "bonjour" and Spanish by "hola" (English otherwise),
+/// and records what it was sent to translate, so the test reads exactly
+/// what left the workspace.
 async fn libretranslate_stub() -> (u16, Sent) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    libretranslate_stub_on(listener).await
+}
+
+async fn libretranslate_stub_on(listener: tokio::net::TcpListener) -> (u16, Sent) {
     use axum::{routing::get, routing::post, Json, Router};
     let sent: Sent = Default::default();
     let recorded = sent.clone();
     let app = Router::new()
         .route(
             "/languages",
-            get(|| async { Json(json!([{"code": "en", "targets": ["en", "es"]}, {"code": "es", "targets": ["es", "en"]}])) }),
+            get(|| async {
+                Json(json!([
+                    {"code": "en", "targets": ["en", "es", "fr"]},
+                    {"code": "es", "targets": ["es", "en", "fr"]},
+                    {"code": "fr", "targets": ["fr", "en", "es"]}
+                ]))
+            }),
+        )
+        .route(
+            "/detect",
+            post(|Json(body): Json<Value>| async move {
+                let text = body["q"].as_str().unwrap().to_lowercase();
+                let language = if text.contains("bonjour") {
+                    "fr"
+                } else if text.contains("hola") {
+                    "es"
+                } else {
+                    "en"
+                };
+                Json(json!([{"language": language, "confidence": 90.0}]))
+            }),
         )
         .route(
             "/translate",
@@ -328,7 +355,6 @@ async fn libretranslate_stub() -> (u16, Sent) {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (port, sent)
@@ -365,13 +391,7 @@ async fn readers(ws: &Workspace) -> (String, String, Socket) {
 async fn a_libretranslate_api_gets_only_the_words_and_its_key() {
     let (port, sent) = libretranslate_stub().await;
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("lt-key");
-    std::fs::write(&key, "lt-secret\n").unwrap();
-    let section = format!(
-        "\ntranslation:\n  provider: {{libreTranslate: {{url: \"http://127.0.0.1:{port}\", apiKey: {{file: {}}}}}}}\n  languages: [en, es]\n  defaultLanguage: en\n  concurrency: 2\n",
-        key.display()
-    );
-    let ws = Workspace::with_config(move |yaml| format!("{yaml}{section}")).await;
+    let ws = libretranslate_workspace(port, dir.path()).await;
     let (alice, ops, mut socket) = readers(&ws).await;
     let post = ws
         .say(
@@ -392,6 +412,120 @@ async fn a_libretranslate_api_gets_only_the_words_and_its_key() {
     assert!(sent
         .iter()
         .all(|b| b["api_key"] == "lt-secret" && b["source"] == "en" && b["target"] == "es"));
+}
+
+/// A workspace translating with the LibreTranslate-compatible API on
+/// `port` (its key in `dir`), offering en, es and fr.
+async fn libretranslate_workspace(port: u16, dir: &std::path::Path) -> Workspace {
+    let key = dir.join("lt-key");
+    std::fs::write(&key, "lt-secret\n").unwrap();
+    let section = format!(
+        "\ntranslation:\n  provider: {{libreTranslate: {{url: \"http://127.0.0.1:{port}\", apiKey: {{file: {}}}}}}}\n  languages: [en, es, fr]\n  defaultLanguage: en\n  concurrency: 2\n",
+        key.display()
+    );
+    Workspace::with_config(move |yaml| format!("{yaml}{section}")).await
+}
+
+/// Where the provider tells a text's language, that language is the
+/// source, whatever its author reads: French from an English-reading
+/// author is translated from French, and Spanish is not "translated" for
+/// a Spanish reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_language_a_provider_detects_is_the_source() {
+    let (port, sent) = libretranslate_stub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = libretranslate_workspace(port, dir.path()).await;
+    let (alice, ops, mut socket) = readers(&ws).await;
+    let french = ws.say(&alice, &ops, "Bonjour à tous, le pont est ouvert").await;
+    let french = french["id"].as_str().unwrap();
+    let spanish = translated(&mut socket, french, "es").await;
+    assert_eq!(spanish["source"], "fr", "{spanish}");
+    assert_eq!(sent.lock().unwrap().last().unwrap()["source"], "fr");
+
+    let already = ws.say(&alice, &ops, "Hola a todos, el puente está abierto").await;
+    let already = already["id"].as_str().unwrap();
+    drained(&ws).await;
+    assert!(
+        languages(&ws, already).await.is_empty(),
+        "already in Spanish: nothing stored"
+    );
+    assert!(
+        !sent
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b["q"].as_str().unwrap().contains("Hola")),
+        "not sent to be translated"
+    );
+}
+
+/// Apertium's service tells English from Spanish by how much of a text
+/// each language's analyser knows: a Spanish sentence from an
+/// English-reading author is left as it is for a Spanish reader, an
+/// English one is translated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apertium_tells_a_post_already_in_the_readers_language() {
+    let section = section();
+    let ws = Workspace::with_config(move |yaml| format!("{yaml}{section}")).await;
+    let (alice, ops, mut socket) = readers(&ws).await;
+    let spanish = ws
+        .say(&alice, &ops, "El convoy sale del puerto norte al amanecer")
+        .await;
+    let spanish = spanish["id"].as_str().unwrap();
+    let english = ws
+        .say(&alice, &ops, "The convoy leaves the north harbour at dawn")
+        .await;
+    let english = english["id"].as_str().unwrap();
+    let translated = translated(&mut socket, english, "es").await;
+    assert_eq!(translated["source"], "en", "{translated}");
+    drained(&ws).await;
+    assert!(languages(&ws, spanish).await.is_empty(), "left as it is");
+    assert_eq!(languages(&ws, english).await, ["es"]);
+}
+
+/// A provider that is down: the post waits in the queue (counted in
+/// `entente_queued`), is asked again only after a backoff, and is
+/// translated once the provider is back. Nothing is lost or faked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_post_waits_for_a_provider_that_is_down() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let ws = libretranslate_workspace(port, dir.path()).await;
+    let (alice, ops, mut socket) = readers(&ws).await;
+    let post = ws.say(&alice, &ops, "The bridge is open").await;
+    let post = post["id"].as_str().unwrap();
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (attempts,): (i32,) =
+        sqlx::query_as("SELECT attempts FROM translation_jobs WHERE post_id = $1")
+            .bind(post)
+            .fetch_one(&ws.state.db)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "asked once, then waiting out its backoff");
+    let metrics = common::scrape(&ws).await;
+    assert!(
+        metrics.contains(r#"entente_queued{queue="translation"} 1"#)
+            && metrics.contains(
+                r#"entente_translations_total{provider="libretranslate",outcome="unavailable"} 1"#
+            ),
+        "{metrics}"
+    );
+    assert!(languages(&ws, post).await.is_empty(), "nothing faked");
+
+    // Back, on the same address.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    libretranslate_stub_on(listener).await;
+    let spanish = translated(&mut socket, post, "es").await;
+    assert_eq!(spanish["text"], "[es] The bridge is open");
+    drained(&ws).await;
+    assert!(common::scrape(&ws)
+        .await
+        .contains(r#"entente_queued{queue="translation"} 0"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -81,7 +81,20 @@ pub struct Metrics {
     ai_first_token: Histogram,
     ai_duration: Histogram,
     translations: Family<TranslationLabels, Counter>,
-    translation_duration: Histogram,
+    translation_duration: Family<ProviderLabels, Histogram>,
+    /// Work waiting in each durable queue, read when scraped.
+    pub queued: Family<QueueLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `translation` or `agent`.
+    pub queue: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -191,17 +204,27 @@ impl Default for Metrics {
             "Posts translated into a language, by provider and outcome",
             translations.clone(),
         );
-        let translation_duration = Histogram::new(
-            prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 14),
-        );
+        let translation_duration =
+            Family::<ProviderLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                    0.01, 2.0, 14,
+                ))
+            });
         registry.register(
             "translation_duration_seconds",
-            "Time a provider took to translate a post",
+            "Time a provider took to translate a post, by provider",
             translation_duration.clone(),
+        );
+        let queued = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "queued",
+            "Work waiting in a durable queue: posts to translate, questions for agents",
+            queued.clone(),
         );
         Metrics {
             translations,
             translation_duration,
+            queued,
             ai_requests,
             ai_tokens,
             ai_first_token,
@@ -280,7 +303,11 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
-        self.translation_duration.observe(took.as_secs_f64());
+        self.translation_duration
+            .get_or_create(&ProviderLabels {
+                provider: provider.into(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     pub fn render(&self) -> String {

@@ -465,6 +465,29 @@ pub async fn emptied(ws: &Workspace, count: &'static str, within: Duration, why:
     }
 }
 
+/// The metrics, as Prometheus scrapes them from their own listener.
+pub async fn scrape(ws: &Workspace) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(entente_runtime::server::serve_metrics(
+        ws.state.clone(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let (status, body) =
+        tokio::task::spawn_blocking(move || http(port, "GET", "/metrics", None, None))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    body.as_str().unwrap().to_string()
+}
+
 pub async fn serve(ws: &Workspace) -> u16 {
     serve_on(ws, 0).await
 }

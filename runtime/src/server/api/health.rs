@@ -56,6 +56,25 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_js
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // The durable queues' lengths, as they are now (one query; a database
+    // that cannot answer leaves the last figures).
+    if let Ok(row) = sqlx::query!(
+        "SELECT (SELECT count(*) FROM translation_jobs) AS \"translation!\",
+                (SELECT count(*) FROM agent_requests WHERE state IN ('queued', 'answering')) AS \"agent!\""
+    )
+    .fetch_one(&state.db)
+    .await
+    {
+        for (queue, length) in [("translation", row.translation), ("agent", row.agent)] {
+            state
+                .metrics
+                .queued
+                .get_or_create(&crate::server::ops::QueueLabels {
+                    queue: queue.into(),
+                })
+                .set(length);
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -46,14 +46,16 @@ pub struct Job {
     pub attempts: i32,
 }
 
-/// Claims up to `limit` jobs: queued ones, or ones a stopped server claimed
+/// Claims up to `limit` jobs: queued ones whose time has come (a job given
+/// back waits out its backoff), or ones a stopped server claimed
 /// `stale_seconds` ago.
 pub async fn claim(db: &sqlx::PgPool, limit: i64, stale_seconds: f64) -> Result<Vec<Job>> {
     Ok(sqlx::query_as!(
         Job,
         "UPDATE translation_jobs j SET claimed_at = now(), attempts = j.attempts + 1
          FROM (SELECT post_id, language FROM translation_jobs
-               WHERE claimed_at IS NULL OR claimed_at < now() - make_interval(secs => $2)
+               WHERE (claimed_at IS NULL AND queued_at <= now())
+                  OR claimed_at < now() - make_interval(secs => $2)
                ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED) c
          WHERE j.post_id = c.post_id AND j.language = c.language
          RETURNING j.post_id, j.language, j.attempts",
@@ -89,6 +91,19 @@ pub async fn finish<'e>(db: impl sqlx::PgExecutor<'e>, done: Done<'_>) -> Result
         done.provider,
         done.text,
         done.problem
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Ends a job with nothing to store: the post is already in the
+/// language it was to be translated into.
+pub async fn skip<'e>(db: impl sqlx::PgExecutor<'e>, post_id: &str, language: &str) -> Result<()> {
+    sqlx::query!(
+        "DELETE FROM translation_jobs WHERE post_id = $1 AND language = $2",
+        post_id,
+        language
     )
     .execute(db)
     .await?;

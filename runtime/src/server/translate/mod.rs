@@ -7,7 +7,9 @@
 //! an agent. Posting never waits on a translation. A server claims jobs
 //! ([`run`]), a bounded number at once, has the one declared provider
 //! translate the words of the post (code, links, mentions, channel links
-//! and emoji kept as written, [`text`]), stores one translation per post
+//! and emoji kept as written, [`text`]) from the language the provider
+//! detects, where it can, or else the author's (a post already in the
+//! reader's language is left as it is), stores one translation per post
 //! and language for every reader and replica, and announces it as a
 //! `translated` event. A pair the provider does not offer is stored as a
 //! problem and said, never passed through as a translation; a provider
@@ -198,9 +200,23 @@ async fn translate(
         return db::translations::forget(&state.db, &job.post_id).await;
     };
     let started = std::time::Instant::now();
-    let result = translator
-        .message(&row.message, &row.source, &job.language)
-        .await;
+    let words = pieces(&row.message)
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Words(words) if has_words(words) => Some(words),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let source = match translator.provider.detect(&words).await {
+        Some(detected) => detected,
+        None => row.source,
+    };
+    if Provider::primary(&source) == Provider::primary(&job.language) {
+        // Already in the reader's language, whatever its author reads.
+        return db::translations::skip(&state.db, &job.post_id, &job.language).await;
+    }
+    let result = translator.message(&row.message, &source, &job.language).await;
     let provider = translator.provider.name();
     state
         .metrics
@@ -219,7 +235,7 @@ async fn translate(
         db::translations::Done {
             post_id: &job.post_id,
             language: &job.language,
-            source: &row.source,
+            source: &source,
             provider,
             text: text.as_deref(),
             problem: problem.as_deref(),
@@ -232,7 +248,7 @@ async fn translate(
             post_id: job.post_id.clone(),
             channel_id: row.channel_id,
             language: job.language.clone(),
-            source: row.source,
+            source,
             provider: provider.into(),
             text,
             problem,

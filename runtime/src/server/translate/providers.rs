@@ -240,7 +240,60 @@ impl Provider {
         Ok(pairs)
     }
 
-    fn primary(tag: &str) -> String {
+    /// The language `text` is in, where the provider can tell and is sure
+    /// of it (one language well ahead of the others); otherwise `None`,
+    /// and the author's language stands.
+    pub async fn detect(&self, text: &str) -> Option<String> {
+        if text.split_whitespace().count() < 3 {
+            return None;
+        }
+        // (language, confidence from 0 to 1), best first.
+        let mut scores: Vec<(String, f64)> = match &self.kind {
+            Kind::Apertium { base } => {
+                let url = format!(
+                    "{base}/identifyLang?q={}",
+                    crate::server::api::files::percent_encode(text)
+                );
+                let answer = self.call(Method::GET, &url, None).await.ok()?;
+                answer
+                    .as_object()?
+                    .iter()
+                    .filter_map(|(code, score)| Some((from_apertium(code), score.as_f64()?)))
+                    .collect()
+            }
+            Kind::LibreTranslate { base, key } => {
+                let mut body = json!({"q": text});
+                if let Some(key) = key {
+                    body["api_key"] = json!(key);
+                }
+                let answer = self
+                    .call(Method::POST, &format!("{base}/detect"), Some(body))
+                    .await
+                    .ok()?;
+                answer
+                    .as_array()?
+                    .iter()
+                    .filter_map(|d| {
+                        let confidence = d["confidence"].as_f64()?;
+                        Some((
+                            Self::primary(d["language"].as_str()?),
+                            // LibreTranslate says it out of 100.
+                            if confidence > 1.0 { confidence / 100.0 } else { confidence },
+                        ))
+                    })
+                    .collect()
+            }
+            // A model offers no detection of its own; asking it would cost
+            // a second request per message.
+            Kind::LanguageModel(_) => return None,
+        };
+        scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let best = scores.first()?;
+        let next = scores.get(1).map_or(0.0, |s| s.1);
+        (best.1 >= 0.5 && best.1 - next >= 0.3).then(|| best.0.clone())
+    }
+
+    pub fn primary(tag: &str) -> String {
         tag.split('-').next().unwrap_or(tag).to_ascii_lowercase()
     }
 
