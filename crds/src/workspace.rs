@@ -779,13 +779,29 @@ pub struct TranslationProviderSpec {
 }
 
 /// Apertium's HTTP service (APY): rule-based, offline.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.url) && has(self.pod))").message("apertium takes url (a service that runs already) or pod (one the operator runs), not both"))]
+#[x_kube(validation = Rule::new("!has(self.pod) || has(self.pod.image)").message("apertium.pod.image is required: an image of Apertium's service (APY) with the language pairs, such as apertium/apy"))]
 pub struct ApertiumSpec {
-    /// Its base URL. Absent: `entente up` runs one (Debian's apertium-apy
-    /// with the pairs installed); the operator does not yet, and says so.
+    /// The base URL of a service that runs already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// A service for the operator to run beside the workspace, from an
+    /// image serving APY on port 2737 with the pairs (and, for language
+    /// detection, the analysers) it should offer. Reached only by the
+    /// workspace's servers. Under `entente up`, with no url, Debian's
+    /// apertium-apy runs instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodSettings>,
+    /// Pods of the service the operator runs.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 16))]
+    pub replicas: i32,
+}
+
+fn one() -> i32 {
+    1
 }
 
 /// A LibreTranslate-compatible API (`POST /translate`).

@@ -1864,11 +1864,15 @@ mod translation {
     }
 
     #[tokio::test]
-    async fn apertium_without_a_url_is_said_to_need_one() {
+    async fn apertium_without_a_url_or_a_pod_is_said_to_need_one() {
         let bucket = bucket("apertium");
         let mut ws = workspace(&bucket);
         ws.spec.features.translation = Some(feature(TranslationProviderSpec {
-            apertium: Some(ApertiumSpec { url: None }),
+            apertium: Some(ApertiumSpec {
+                url: None,
+                pod: None,
+                replicas: 1,
+            }),
             libre_translate: None,
         }));
         let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
@@ -1878,9 +1882,144 @@ mod translation {
         assert!(
             stalled
                 .message
-                .contains("the operator does not run Apertium's service yet; give the URL of one"),
+                .contains("give the url of Apertium's service, or a pod (with its image) for the operator to run"),
             "{}",
             stalled.message
         );
+    }
+
+    /// With a `pod`, the operator runs Apertium's service beside the
+    /// workspace, reachable by its servers alone, and the servers are
+    /// given its address; without translation, it is gone.
+    #[tokio::test]
+    async fn apertium_with_a_pod_runs_beside_the_workspace_for_its_servers_alone() {
+        let bucket = bucket("apertium-pod");
+        let mut ws = workspace(&bucket);
+        ws.spec.network.policies = true;
+        ws.spec.features.translation = Some(feature(TranslationProviderSpec {
+            apertium: Some(ApertiumSpec {
+                url: None,
+                pod: Some(entente_crds::common::PodSettings {
+                    image: Some("registry.example/apertium/apy:eng-spa".into()),
+                    ..Default::default()
+                }),
+                replicas: 2,
+            }),
+            libre_translate: None,
+        }));
+        let client = cluster(Some(&ws), vec![s3_secret()], Options::default()).await;
+        settle(&client, "fob-north").await;
+        let status = status(&client, "fob-north").await;
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.type_ != "Stalled" || c.status == "False"),
+            "{:?}",
+            status.conditions
+        );
+
+        let deployment = api::<Deployment>(&client)
+            .get("fob-north-apertium")
+            .await
+            .unwrap();
+        let spec = deployment.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let pod = spec.template.spec.unwrap();
+        let container = &pod.containers[0];
+        assert_eq!(
+            container.image.as_deref(),
+            Some("registry.example/apertium/apy:eng-spa")
+        );
+        assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 2737);
+        assert_eq!(
+            container
+                .security_context
+                .as_ref()
+                .unwrap()
+                .read_only_root_filesystem,
+            Some(true)
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let service = api::<Service>(&client)
+            .get("fob-north-apertium")
+            .await
+            .unwrap();
+        assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 2737);
+
+        // Only the workspace's servers reach it; it reaches nothing.
+        let fence = api::<NetworkPolicy>(&client)
+            .get("fob-north-apertium")
+            .await
+            .unwrap()
+            .spec
+            .unwrap();
+        assert_eq!(fence.egress, Some(Vec::new()));
+        let from = fence.ingress.unwrap()[0].from.clone().unwrap();
+        let labels = from[0].pod_selector.clone().unwrap().match_labels.unwrap();
+        assert_eq!(labels["app.kubernetes.io/component"], "server");
+        assert_eq!(labels["app.kubernetes.io/instance"], "fob-north");
+        let allow = api::<NetworkPolicy>(&client)
+            .get("fob-north-allow")
+            .await
+            .unwrap()
+            .spec
+            .unwrap();
+        assert!(
+            allow.egress.unwrap().iter().any(|rule| {
+                rule.ports.as_ref().is_some_and(|p| {
+                    p[0].port
+                        == Some(
+                            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2737),
+                        )
+                }) && rule.to.as_ref().is_some_and(|to| {
+                    to[0].pod_selector.as_ref().is_some_and(|s| {
+                        s.match_labels.as_ref().unwrap()["app.kubernetes.io/component"]
+                            == "translation"
+                    })
+                })
+            }),
+            "the servers may reach it"
+        );
+
+        // The servers are given its address.
+        let runtime = api::<Secret>(&client)
+            .get("fob-north-runtime")
+            .await
+            .unwrap();
+        let text = String::from_utf8(runtime.data.unwrap()["runtime.yaml"].0.clone()).unwrap();
+        let translation = RuntimeConfig::parse(&text, "runtime")
+            .unwrap()
+            .translation
+            .expect("a translation section");
+        assert_eq!(
+            translation.provider,
+            TranslationProvider::Apertium {
+                url: format!(
+                    "http://fob-north-apertium.{}.svc:2737",
+                    deployment.metadata.namespace.unwrap()
+                ),
+            }
+        );
+
+        // Translation off: the service goes.
+        let workspaces = api::<Workspace>(&client);
+        let mut current = workspaces.get("fob-north").await.unwrap();
+        current.spec.features.translation = None;
+        workspaces
+            .replace("fob-north", &Default::default(), &current)
+            .await
+            .unwrap();
+        settle(&client, "fob-north").await;
+        assert!(api::<Deployment>(&client)
+            .get_opt("fob-north-apertium")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(api::<Service>(&client)
+            .get_opt("fob-north-apertium")
+            .await
+            .unwrap()
+            .is_none());
     }
 }

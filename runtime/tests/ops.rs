@@ -16,13 +16,14 @@ fn get(path: &str, token: Option<&str>) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
-
 #[tokio::test]
 async fn metrics_are_not_on_the_api_port() {
     let ws = Workspace::new().await;
     let response = ws.request(get("/metrics", None)).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(common::scrape(&ws).await.contains("entente_websocket_connections"));
+    assert!(common::scrape(&ws)
+        .await
+        .contains("entente_websocket_connections"));
 }
 
 #[tokio::test]

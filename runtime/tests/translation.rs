@@ -436,13 +436,17 @@ async fn the_language_a_provider_detects_is_the_source() {
     let dir = tempfile::tempdir().unwrap();
     let ws = libretranslate_workspace(port, dir.path()).await;
     let (alice, ops, mut socket) = readers(&ws).await;
-    let french = ws.say(&alice, &ops, "Bonjour à tous, le pont est ouvert").await;
+    let french = ws
+        .say(&alice, &ops, "Bonjour à tous, le pont est ouvert")
+        .await;
     let french = french["id"].as_str().unwrap();
     let spanish = translated(&mut socket, french, "es").await;
     assert_eq!(spanish["source"], "fr", "{spanish}");
     assert_eq!(sent.lock().unwrap().last().unwrap()["source"], "fr");
 
-    let already = ws.say(&alice, &ops, "Hola a todos, el puente está abierto").await;
+    let already = ws
+        .say(&alice, &ops, "Hola a todos, el puente está abierto")
+        .await;
     let already = already["id"].as_str().unwrap();
     drained(&ws).await;
     assert!(

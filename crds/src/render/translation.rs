@@ -25,16 +25,23 @@ pub fn key_secret(workspace: &Workspace) -> Option<crate::common::SecretKeyRef> 
         .clone()
 }
 
-/// Whether `workspace` asks `entente up` to run Apertium's service.
-pub fn wants_local_apertium(workspace: &Workspace) -> bool {
+/// The Apertium provider `workspace` declares, if it does.
+pub fn apertium(workspace: &Workspace) -> Option<&crate::workspace::ApertiumSpec> {
     workspace
         .spec
         .features
         .translation
+        .as_ref()?
+        .provider
+        .as_ref()?
+        .apertium
         .as_ref()
-        .and_then(|t| t.provider.as_ref())
-        .and_then(|p| p.apertium.as_ref())
-        .is_some_and(|a| a.url.is_none())
+}
+
+/// Whether `workspace` asks `entente up` to run Apertium's service (it
+/// names no URL; an operator's `pod` is run from Debian's package there).
+pub fn wants_local_apertium(workspace: &Workspace) -> bool {
+    apertium(workspace).is_some_and(|a| a.url.is_none())
 }
 
 /// Why the translation of `workspace` cannot be rendered here, if it cannot.
@@ -43,7 +50,7 @@ pub fn problem(workspace: &Workspace, apertium_url: Option<&str>) -> Option<Stri
     match &feature.provider {
         Some(provider) => match (&provider.apertium, apertium_url) {
             (Some(apertium), None) if apertium.url.is_none() => Some(
-                "spec.features.translation.provider.apertium.url: the operator does not run Apertium's service yet; give the URL of one".into(),
+                "spec.features.translation.provider.apertium: give the url of Apertium's service, or a pod (with its image) for the operator to run".into(),
             ),
             _ => None,
         },
@@ -60,7 +67,7 @@ pub fn problem(workspace: &Workspace, apertium_url: Option<&str>) -> Option<Stri
 }
 
 /// Renders translation into `config`. `apertium_url`: the Apertium service
-/// `entente up` runs, for a provider that names none; `key`: the
+/// `entente up` or the operator runs, for a provider that names none; `key`: the
 /// LibreTranslate key, once read. Returns the key's file.
 pub fn attach(
     config: &mut RuntimeConfig,

@@ -108,6 +108,7 @@ async fn apply(
         report_problem(api, workspace, ctx, health).await?;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
+    let apertium_url = build::apertium::url(workspace);
     let attached = Attached {
         guest_policies: &refs.guest_policies,
         access_policies: &refs.access_policies,
@@ -125,7 +126,7 @@ async fn apply(
                 .and_then(|key| refs.secret_value(&key.name, &key.key));
             (lm, key)
         }),
-        apertium_url: None,
+        apertium_url: apertium_url.as_deref(),
         translation_key: dereference::translation_key(workspace)
             .and_then(|key| refs.secret_value(&key.name, &key.key)),
     };
@@ -393,6 +394,11 @@ fn build_children(
     }
     if let Some(ingress) = build::ingress::build(workspace) {
         children.add(&ingress);
+    }
+    if let Some((deployment, service, policy)) = build::apertium::build(workspace) {
+        children.add(&deployment);
+        children.add(&service);
+        children.add(&policy);
     }
     let operator = Operator {
         namespace: operator_namespace.to_string(),

@@ -254,7 +254,10 @@ pub async fn dereference(client: &Client, workspace: &Workspace) -> Result<Refs,
             ));
         }
     }
-    if let Some(problem) = entente_crds::render::translation::problem(workspace, None) {
+    if let Some(problem) = entente_crds::render::translation::problem(
+        workspace,
+        super::build::apertium::url(workspace).as_deref(),
+    ) {
         refs.problems.push(problem);
     }
     refs.problems.dedup();

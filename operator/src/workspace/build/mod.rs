@@ -1,5 +1,6 @@
 //! Spec → objects, one builder per child kind. Pure: no API calls.
 
+pub mod apertium;
 pub mod database;
 pub mod deployment;
 pub mod ingress;

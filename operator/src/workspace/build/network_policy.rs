@@ -3,7 +3,8 @@
 //! partners' networks → federation, the operator → admin, and egress to DNS,
 //! the database, declared networks (object store, external database), the
 //! language model (its server's pods, or an external endpoint's declared
-//! networks, on its port) and the partners.
+//! networks, on its port), the Apertium service run beside it, and the
+//! partners.
 
 use std::collections::BTreeMap;
 
@@ -198,6 +199,19 @@ pub fn build(
         });
     }
     egress.extend(model.and_then(model_egress));
+    // The Apertium service the operator runs beside it.
+    if super::apertium::url(workspace).is_some() {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                pod_selector: matching(labels::selector(
+                    &names.workspace,
+                    super::apertium::COMPONENT_APERTIUM,
+                )),
+                ..Default::default()
+            }]),
+            ports: Some(vec![port(super::apertium::PORT, "TCP")]),
+        });
+    }
     let outside: Vec<String> = network
         .egress_cidrs
         .iter()

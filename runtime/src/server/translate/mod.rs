@@ -216,7 +216,9 @@ async fn translate(
         // Already in the reader's language, whatever its author reads.
         return db::translations::skip(&state.db, &job.post_id, &job.language).await;
     }
-    let result = translator.message(&row.message, &source, &job.language).await;
+    let result = translator
+        .message(&row.message, &source, &job.language)
+        .await;
     let provider = translator.provider.name();
     state
         .metrics

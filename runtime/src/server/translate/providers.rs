@@ -278,7 +278,11 @@ impl Provider {
                         Some((
                             Self::primary(d["language"].as_str()?),
                             // LibreTranslate says it out of 100.
-                            if confidence > 1.0 { confidence / 100.0 } else { confidence },
+                            if confidence > 1.0 {
+                                confidence / 100.0
+                            } else {
+                                confidence
+                            },
                         ))
                     })
                     .collect()
