@@ -126,6 +126,22 @@ async fn posts_are_translated_for_each_reader_keeping_code_links_and_mentions() 
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = put(&ws, &path, &alice, json!({"enabled": true})).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // Recorded, since posts here now leave for the provider; and each
+    // channel now says it translates.
+    let (reason,): (String,) = sqlx::query_as(
+        "SELECT reason FROM audit_log WHERE channel_id = $1 AND data->>'translation' = 'true'",
+    )
+    .bind(&ops)
+    .fetch_one(&ws.state.db)
+    .await
+    .unwrap();
+    assert!(reason.contains("translation provider"), "{reason}");
+    let (_, channel) = ws.get(&format!("/api/v1/channels/{ops}"), &bob).await;
+    assert_eq!(
+        (channel["translation"].as_bool(), channel["translate"].as_bool()),
+        (Some(true), Some(true)),
+        "{channel}"
+    );
 
     let (mut bob_socket, _) = connect(port, &bob, None).await;
     let (mut dave_socket, _) = connect(port, &dave, None).await;
@@ -192,6 +208,8 @@ async fn posts_are_translated_for_each_reader_keeping_code_links_and_mentions() 
     // Bob opts out in ~ops: nothing more is translated for him there.
     let (status, _) = put(&ws, &format!("{path}/me"), &bob, json!({"enabled": false})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, channel) = ws.get(&format!("/api/v1/channels/{ops}"), &bob).await;
+    assert_eq!(channel["translate"], false, "{channel}");
     let later = ws.say(&alice, &ops, "The bridge is open.").await;
     let later = later["id"].as_str().unwrap();
     translated(&mut dave_socket, later, "fr").await;

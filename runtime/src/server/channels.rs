@@ -53,6 +53,14 @@ pub struct Channel {
     /// with (empty: only this workspace's).
     #[sqlx(default)]
     pub shared_with: Vec<String>,
+    /// Whether posts here are translated for the members who read another
+    /// language (its admins turn it on).
+    #[sqlx(default)]
+    pub translation: bool,
+    /// Whether the caller has them translated here (a member's own
+    /// choice; on unless they opted out).
+    #[sqlx(default)]
+    pub translate: bool,
 }
 
 impl Channel {
@@ -98,7 +106,8 @@ pub async fn list(state: &AppState, caller: &Caller) -> ApiResult<Vec<Channel>> 
                   COALESCE((SELECT count(*) FROM posts p JOIN mentions x ON x.post_id = p.id AND x.user_id = $1
                             WHERE p.channel_id = c.id AND p.seq > m.last_read_seq
                               AND p.deleted_at IS NULL), 0) AS "mentions!",
-                  ARRAY[]::text[] AS "shared_with!"
+                  ARRAY[]::text[] AS "shared_with!",
+                  c.translation, COALESCE(m.translate, false) AS "translate!"
            FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
            WHERE m.user_id IS NOT NULL OR (c.kind = 'public' AND $2)
            ORDER BY c.created_at, c.id"#,

@@ -87,6 +87,8 @@ pub enum Change {
     Typing(Typing),
     /// A post translated into a language its readers read (or why not).
     Translated(super::translate::Translation),
+    /// A channel's admin turned its translation on or off.
+    TranslationSwitched(TranslationSwitch),
     /// More of an agent's answer, as the model writes it; never stored.
     /// The answer arrives as a `posted` event with the same `postId` once
     /// it is complete.
@@ -115,6 +117,13 @@ pub struct MemberChange {
 #[serde(rename_all = "camelCase")]
 pub struct ChannelRef {
     pub channel_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TranslationSwitch {
+    pub channel_id: String,
+    pub enabled: bool,
 }
 
 /// What a channel is called and says about itself, as it now is.
@@ -170,6 +179,7 @@ impl Change {
             Change::Typing(t) => &t.channel_id,
             Change::Streaming(s) => &s.channel_id,
             Change::Translated(t) => &t.channel_id,
+            Change::TranslationSwitched(t) => &t.channel_id,
         }
     }
 

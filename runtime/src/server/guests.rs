@@ -345,7 +345,7 @@ async fn redeem_checked(state: &AppState, request: Redeem) -> ApiResult<LoginRes
         channels::Channel,
         r#"SELECT id, kind, name, display_name, purpose, header, created_at, archived_at, labels,
                   false AS "member!", 0::bigint AS "unread!", 0::bigint AS "mentions!",
-                  ARRAY[]::text[] AS "shared_with!"
+                  ARRAY[]::text[] AS "shared_with!", translation, false AS "translate!"
            FROM channels WHERE lower(name) = ANY($1) AND archived_at IS NULL"#,
         &rules
             .channels

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::server::{
     api::extract::{Body, Path, Valid},
     auth::Caller,
+    audit,
     authz::gate::see,
     db,
+    events::{self, Change},
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -110,7 +112,34 @@ pub async fn set_channel(
             "only the channel's admins turn translation on or off",
         ));
     }
-    db::channels::set_translation(&state.db, &id, request.enabled).await?;
+    let mut tx = state.db.begin().await?;
+    db::channels::set_translation(&mut *tx, &id, request.enabled).await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            kind: audit::kind::CHANNEL_UPDATED,
+            actor_id: Some(&caller.user_id),
+            channel_id: Some(&id),
+            reason: if request.enabled {
+                "translation turned on: its posts are sent to the workspace's translation provider"
+            } else {
+                "translation turned off"
+            }
+            .into(),
+            data: serde_json::json!({"translation": request.enabled}),
+            ..Default::default()
+        },
+    )
+    .await?;
+    events::record(
+        &mut tx,
+        &Change::TranslationSwitched(events::TranslationSwitch {
+            channel_id: id,
+            enabled: request.enabled,
+        }),
+    )
+    .await?;
+    db::commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

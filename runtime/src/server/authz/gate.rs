@@ -35,7 +35,7 @@ pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResu
     let db = &state.db;
     let row = sqlx::query!(
         r#"SELECT c.id, c.kind, c.name, c.display_name, c.purpose, c.header, c.created_at, c.archived_at,
-                  c.labels, m.role AS "member_role?"
+                  c.labels, m.role AS "member_role?", c.translation, COALESCE(m.translate, false) AS "translate!"
            FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
            WHERE c.id = $1"#,
         channel_id,
@@ -58,6 +58,8 @@ pub async fn see(state: &AppState, caller: &Caller, channel_id: &str) -> ApiResu
             unread: 0,
             mentions: 0,
             shared_with: Vec::new(),
+            translation: r.translation,
+            translate: r.translate,
         }
         .with_partners(&state.config());
         (channel, r.member_role)
