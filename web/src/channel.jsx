@@ -19,6 +19,8 @@ import {
   pin,
   remove,
   send,
+  setChannelTranslation,
+  setMyTranslation,
   summarise,
   state,
   toggleReaction,
@@ -593,6 +595,44 @@ function Pinned({ channelId }) {
   );
 }
 
+/** Translation in this channel: its admins switch it on or off (posts are
+ * then sent to the workspace's provider), each member has it for
+ * themselves or not. */
+function TranslationBar({ channel }) {
+  const s = useStore();
+  const provider = s.translation.provider;
+  const mine = (s.members[channel.id] || []).find((m) => m.id === s.me?.id);
+  const conversation = channel.kind === "direct" || channel.kind === "group";
+  const admin = s.me?.role === "system_admin" || mine?.channelRole === "admin" || (conversation && channel.member);
+  if (!admin && !channel.translation) return null;
+  return (
+    <div class="banner translation-bar" role="group" aria-label={t("translation.settings")}>
+      {admin ? (
+        <label title={t("translation.channelHelp", { provider })}>
+          <input
+            type="checkbox"
+            checked={!!channel.translation}
+            onChange={(e) => setChannelTranslation(channel.id, e.currentTarget.checked).catch(fail)}
+          />{" "}
+          {t("translation.channel")}
+        </label>
+      ) : (
+        <span>{t("translation.on", { provider })}</span>
+      )}
+      {channel.translation && channel.member && (
+        <label>
+          <input
+            type="checkbox"
+            checked={!!channel.translate}
+            onChange={(e) => setMyTranslation(channel.id, e.currentTarget.checked).catch(fail)}
+          />{" "}
+          {t("translation.mine")}
+        </label>
+      )}
+    </div>
+  );
+}
+
 export function ChannelView({ id }) {
   const s = useStore();
   const channel = s.channels[id];
@@ -632,6 +672,7 @@ export function ChannelView({ id }) {
           </p>
         )}
         {channel.header && <p class="banner">{channel.header}</p>}
+        {s.translation && <TranslationBar channel={channel} />}
         {channel.member && <CallBar channelId={id} />}
         <History channelId={id} />
         <Typing channelId={id} />

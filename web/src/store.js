@@ -384,6 +384,24 @@ export async function setReadingLanguage(language) {
   if (route.kind === "c") openChannel(route.arg);
 }
 
+/** Turns translation on or off in a channel (its admins). */
+export async function setChannelTranslation(channelId, enabled) {
+  await http.put(`/api/v1/channels/${channelId}/translation`, { enabled });
+  update((s) => s.channels[channelId] && (s.channels[channelId].translation = enabled));
+}
+
+/** Has posts in a channel translated for me, or not. */
+export async function setMyTranslation(channelId, enabled) {
+  await http.put(`/api/v1/channels/${channelId}/translation/me`, { enabled });
+  update((s) => {
+    if (s.channels[channelId]) s.channels[channelId].translate = enabled;
+    // Shown again as they are (or translated) from the next page read.
+    delete s.posts[channelId];
+    if (!enabled) for (const [id, t] of Object.entries(s.translations)) if (t.channelId === channelId) delete s.translations[id];
+  });
+  if (state.route.kind === "c" && state.route.arg === channelId) openChannel(channelId);
+}
+
 /** A summary of the channel since `since` (ISO time), the caller's alone. */
 export const summarise = (channelId, since) => http.post("/api/v1/ai/summaries", { channelId, since });
 
@@ -501,7 +519,14 @@ export function handle(event) {
       });
       break;
     case "translated":
-      if (data.language === myLanguage()) update((s) => (s.translations[data.postId] = data));
+      if (data.language === myLanguage() && state.channels[data.channelId]?.translate !== false)
+        update((s) => (s.translations[data.postId] = data));
+      break;
+    case "translation_switched":
+      update((s) => {
+        const c = s.channels[data.channelId];
+        if (c) c.translation = data.enabled;
+      });
       break;
     case "typing":
       if (data.userId === state.me?.id) break;
