@@ -30,10 +30,6 @@ use std::{
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::TcpStream,
-};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 struct Options {
@@ -51,52 +47,6 @@ fn options() -> Options {
         seconds: common::bench_option("--seconds", 15),
         posters: common::bench_option("--posters", 8) as usize,
         rate: common::bench_option("--rate", 0),
-    }
-}
-
-/// A keep-alive HTTP/1.1 connection that posts JSON.
-struct Poster {
-    stream: BufReader<TcpStream>,
-}
-
-impl Poster {
-    async fn connect(port: u16) -> Poster {
-        Poster {
-            stream: BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()),
-        }
-    }
-
-    async fn post(&mut self, path: &str, token: &str, body: &str) -> u16 {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.stream
-            .get_mut()
-            .write_all(request.as_bytes())
-            .await
-            .unwrap();
-        let mut status_line = String::new();
-        self.stream.read_line(&mut status_line).await.unwrap();
-        let status = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            self.stream.read_line(&mut line).await.unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await.unwrap();
-        status
     }
 }
 
@@ -210,7 +160,7 @@ fn main() {
             let interval = (options.rate > 0).then(|| Duration::from_secs_f64(options.posters as f64 / options.rate as f64));
             let offset = interval.map(|i| i.mul_f64(posters.len() as f64 / options.posters as f64)).unwrap_or_default();
             posters.push(tokio::spawn(async move {
-                let mut connection = Poster::connect(port).await;
+                let mut connection = common::Poster::connect(port).await;
                 let mut mine = Vec::new();
                 let mut due = started + offset;
                 while started.elapsed() < run_for {
@@ -224,7 +174,7 @@ fn main() {
                         None => epoch.elapsed().as_micros() as u64,
                     };
                     let body = format!("{{\"message\":\"bench@{sent}\"}}");
-                    let status = connection.post(&format!("/api/v1/channels/{channel}/posts"), &token, &body).await;
+                    let (status, _) = connection.post(&format!("/api/v1/channels/{channel}/posts"), &token, &body).await;
                     assert_eq!(status, 201, "a post was refused");
                     mine.push(epoch.elapsed().as_micros() as u64 - sent);
                     posted.fetch_add(1, Ordering::Relaxed);

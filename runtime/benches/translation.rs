@@ -1,18 +1,21 @@
 //! Translation benchmark: one `entente-server` process translating through
 //! Apertium's service (Debian's apertium-apy, English→Spanish). P posters
-//! post closed-loop into one channel, S seconds with translation off and S
-//! with it on (in the order off, on, on, off), with one reader of Spanish;
-//! then it waits until every post is translated. Prints posting throughput both ways (translation
-//! must not slow posting), translations per second, and the delay from a
-//! post's acknowledgement to its `translated` event. Asserts no timings.
+//! post closed-loop over keep-alive connections into one channel, S
+//! seconds with translation off and S with it on, alternating in ABBA
+//! order (`--rounds R`: R × off, on, on, off), with one reader of Spanish;
+//! then it waits until every post is translated. W seconds of posting
+//! first (translation off) are not counted. Prints posting
+//! throughput both ways and per segment, translations per second, and the
+//! delay from a post's acknowledgement to its `translated` event. Asserts
+//! no timings.
 //!
-//!   cargo bench -p entente-runtime --bench translation -- [--posters P] [--seconds S] [--same-language 1]
+//!   cargo bench -p entente-runtime --bench translation -- [--posters P] [--seconds S] [--rounds R] [--warmup W] [--same-language 1] [--control 1]
 //!
 //! `--control 1` leaves translation off throughout (the two figures then
-//! differ only by noise). `--same-language 1` makes the reader read English too: translation is
-//! on, every post is checked for readers who want it, none is translated —
-//! the cost translation adds to the write itself, apart from the provider
-//! working on the same machine.
+//! differ only by noise). `--same-language 1` makes the reader read
+//! English too: translation is on, every post is checked for readers who
+//! want it, none is translated — the cost translation adds to the write
+//! itself, apart from the provider working on the same machine.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -35,45 +38,41 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Posts closed-loop from `posters` threads for `seconds`; each post's id
-/// and when it was acknowledged.
-fn post_for(
+/// Posts closed-loop over `posters` keep-alive connections for
+/// `seconds`; each post's id and when it was acknowledged.
+async fn post_for(
     port: u16,
     token: &str,
     channel: &str,
     posters: usize,
-    seconds: u64,
+    seconds: f64,
 ) -> Vec<(String, Instant)> {
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let threads: Vec<_> = (0..posters)
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..posters)
         .map(|p| {
-            let (token, channel, acked) = (token.to_string(), channel.to_string(), acked.clone());
-            std::thread::spawn(move || {
+            let (token, channel) = (token.to_string(), channel.to_string());
+            tokio::spawn(async move {
+                let mut connection = common::Poster::connect(port).await;
+                let path = format!("/api/v1/channels/{channel}/posts");
+                let mut acked = Vec::new();
                 let mut n = 0;
                 while Instant::now() < end {
                     n += 1;
-                    let (status, post) = common::http(
-                        port,
-                        "POST",
-                        &format!("/api/v1/channels/{channel}/posts"),
-                        Some(&token),
-                        Some(json!({"message": format!("The convoy {p}-{n} leaves at dawn from the north gate.")})),
-                    )
-                    .unwrap();
-                    assert_eq!(status, 201, "{post}");
-                    acked
-                        .lock()
-                        .unwrap()
-                        .push((post["id"].as_str().unwrap().to_string(), Instant::now()));
+                    let body = json!({"message": format!("The convoy {p}-{n} leaves at dawn from the north gate.")}).to_string();
+                    let (status, post) = connection.post(&path, &token, &body).await;
+                    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&post));
+                    let post: Value = serde_json::from_slice(&post).unwrap();
+                    acked.push((post["id"].as_str().unwrap().to_string(), Instant::now()));
                 }
+                acked
             })
         })
         .collect();
-    for thread in threads {
-        thread.join().unwrap();
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.extend(task.await.unwrap());
     }
-    Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+    acked
 }
 
 fn main() {
@@ -158,10 +157,11 @@ fn main() {
             }
         }
     });
-    // Off, on, on, off (each half the time): drift over the run — a
-    // growing table, checkpoints, the client's closed connections — falls
-    // equally on both.
+    // Off and on alternate in ABBA order (off, on, on, off, …), `rounds`
+    // times, each a quarter of the time: drift over the run — a growing
+    // table, checkpoints — falls equally on both.
     let control = common::bench_option("--control", 0) == 1;
+    let rounds = common::bench_option("--rounds", 2);
     let set = |enabled: bool| {
         let (status, _) = common::http(
             port,
@@ -173,13 +173,20 @@ fn main() {
         .unwrap();
         assert_eq!(status, 204);
     };
-    let half = (seconds / 2).max(1);
+    let segment = seconds as f64 / (2 * rounds) as f64;
+    // Posting is fastest into an empty table: a warm-up, not counted,
+    // takes the steepest of the drift out of the comparison.
+    let warmup = common::bench_option("--warmup", 10) as f64;
+    set(false);
+    runtime.block_on(post_for(port, &admin, &channel, posters, warmup));
     let started = Instant::now();
     let mut off = Vec::new();
     let mut on = Vec::new();
-    for enabled in [false, true, true, false] {
+    let mut rates: Vec<(bool, f64)> = Vec::new();
+    for enabled in (0..rounds).flat_map(|_| [false, true, true, false]) {
         set(enabled);
-        let posted = post_for(port, &admin, &channel, posters, half);
+        let posted = runtime.block_on(post_for(port, &admin, &channel, posters, segment));
+        rates.push((enabled, posted.len() as f64 / segment));
         if enabled {
             on.extend(posted);
         } else {
@@ -191,6 +198,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let arrived = arrived.lock().unwrap().clone();
+    let first = arrived.values().min().copied().unwrap_or(started);
     let last = arrived.values().max().copied().unwrap_or(started);
     let mut delays: Vec<f64> = on
         .iter()
@@ -202,16 +210,25 @@ fn main() {
         .collect();
     let rate = |posts: usize| posts as f64 / seconds as f64;
     println!(
-        "posting, {posters} posters, {seconds} s each: translation off {:.0} posts/s, on {:.0} posts/s ({:+.1}%)",
+        "posting, {posters} keep-alive posters, {seconds} s each way in {} segments: translation off {:.0} posts/s, on {:.0} posts/s ({:+.1}%)",
+        rates.len(),
         rate(off.len()),
         rate(on.len()),
         (rate(on.len()) / rate(off.len()) - 1.0) * 100.0
     );
     println!(
+        "  segments (posts/s): {}",
+        rates
+            .iter()
+            .map(|(on, rate)| format!("{}{rate:.0}", if *on { "on " } else { "off " }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
         "apertium (eng→spa): {} of {} posts translated, {:.1} translations/s",
         arrived.len(),
         on.len(),
-        arrived.len() as f64 / last.duration_since(started).as_secs_f64()
+        arrived.len() as f64 / last.duration_since(first).as_secs_f64().max(1e-3)
     );
     let mean = delays.iter().sum::<f64>() / delays.len().max(1) as f64;
     println!(

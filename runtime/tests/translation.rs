@@ -138,7 +138,10 @@ async fn posts_are_translated_for_each_reader_keeping_code_links_and_mentions() 
     assert!(reason.contains("translation provider"), "{reason}");
     let (_, channel) = ws.get(&format!("/api/v1/channels/{ops}"), &bob).await;
     assert_eq!(
-        (channel["translation"].as_bool(), channel["translate"].as_bool()),
+        (
+            channel["translation"].as_bool(),
+            channel["translate"].as_bool()
+        ),
         (Some(true), Some(true)),
         "{channel}"
     );
@@ -481,12 +484,11 @@ async fn the_language_a_provider_detects_is_the_source() {
     );
 }
 
-/// Apertium's service tells English from Spanish by how much of a text
-/// each language's analyser knows: a Spanish sentence from an
-/// English-reading author is left as it is for a Spanish reader, an
-/// English one is translated.
+/// With Apertium, the server tells the language itself (among the
+/// workspace's): a Spanish sentence from an English-reading author is left
+/// as it is for a Spanish reader, an English one is translated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn apertium_tells_a_post_already_in_the_readers_language() {
+async fn with_apertium_a_post_already_in_the_readers_language_is_left_as_it_is() {
     let section = section();
     let ws = Workspace::with_config(move |yaml| format!("{yaml}{section}")).await;
     let (alice, ops, mut socket) = readers(&ws).await;

@@ -341,8 +341,6 @@ pub(crate) async fn start_apertium(plan: &Plan, running: &mut Vec<Running>) -> R
             APERTIUM_SERVER.into(),
             listen.ip().to_string().into(),
             listen.port().to_string().into(),
-            "/usr/share/apertium/modes".into(),
-            dir.join("modes").into(),
         ],
         dir.join("apertium.log"),
         (listen, "/listPairs"),

@@ -488,6 +488,58 @@ pub async fn scrape(ws: &Workspace) -> String {
     body.as_str().unwrap().to_string()
 }
 
+/// A keep-alive HTTP/1.1 connection that posts JSON.
+pub struct Poster {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl Poster {
+    pub async fn connect(port: u16) -> Poster {
+        Poster {
+            stream: tokio::io::BufReader::new(
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    /// Posts `body`; the answer's status and body.
+    pub async fn post(&mut self, path: &str, token: &str, body: &str) -> (u16, Vec<u8>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut status_line = String::new();
+        self.stream.read_line(&mut status_line).await.unwrap();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.unwrap();
+        (status, body)
+    }
+}
+
 pub async fn serve(ws: &Workspace) -> u16 {
     serve_on(ws, 0).await
 }

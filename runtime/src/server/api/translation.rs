@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::server::{
     api::extract::{Body, Path, Valid},
-    auth::Caller,
     audit,
+    auth::Caller,
     authz::gate::see,
     db,
-    events::{self, Change},
     error::{ApiError, ApiResult},
+    events::{self, Change},
     state::AppState,
 };
 

@@ -240,61 +240,68 @@ impl Provider {
         Ok(pairs)
     }
 
-    /// The language `text` is in, where the provider can tell and is sure
-    /// of it (one language well ahead of the others); otherwise `None`,
-    /// and the author's language stands.
+    /// The language `text` is in, if it can be told with confidence;
+    /// otherwise `None`, and the author's language stands. A
+    /// LibreTranslate-compatible API is asked (`/detect`); for Apertium
+    /// and a language model it is told here, in-process, among the
+    /// workspace's languages: Apertium's service tells a language only by
+    /// running every language's analyser in new processes per request
+    /// (about 100 ms, ten times a translation), and a model would cost a
+    /// request of its own.
     pub async fn detect(&self, text: &str) -> Option<String> {
         if text.split_whitespace().count() < 3 {
             return None;
         }
-        // (language, confidence from 0 to 1), best first.
-        let mut scores: Vec<(String, f64)> = match &self.kind {
-            Kind::Apertium { base } => {
-                let url = format!(
-                    "{base}/identifyLang?q={}",
-                    crate::server::api::files::percent_encode(text)
-                );
-                let answer = self.call(Method::GET, &url, None).await.ok()?;
-                answer
-                    .as_object()?
-                    .iter()
-                    .filter_map(|(code, score)| Some((from_apertium(code), score.as_f64()?)))
-                    .collect()
-            }
-            Kind::LibreTranslate { base, key } => {
-                let mut body = json!({"q": text});
-                if let Some(key) = key {
-                    body["api_key"] = json!(key);
-                }
-                let answer = self
-                    .call(Method::POST, &format!("{base}/detect"), Some(body))
-                    .await
-                    .ok()?;
-                answer
-                    .as_array()?
-                    .iter()
-                    .filter_map(|d| {
-                        let confidence = d["confidence"].as_f64()?;
-                        Some((
-                            Self::primary(d["language"].as_str()?),
-                            // LibreTranslate says it out of 100.
-                            if confidence > 1.0 {
-                                confidence / 100.0
-                            } else {
-                                confidence
-                            },
-                        ))
-                    })
-                    .collect()
-            }
-            // A model offers no detection of its own; asking it would cost
-            // a second request per message.
-            Kind::LanguageModel(_) => return None,
+        let Kind::LibreTranslate { base, key } = &self.kind else {
+            return self.detect_here(text);
         };
+        let mut body = json!({"q": text});
+        if let Some(key) = key {
+            body["api_key"] = json!(key);
+        }
+        let answer = self
+            .call(Method::POST, &format!("{base}/detect"), Some(body))
+            .await
+            .ok()?;
+        // (language, confidence from 0 to 1), best first.
+        let mut scores: Vec<(String, f64)> = answer
+            .as_array()?
+            .iter()
+            .filter_map(|d| {
+                let confidence = d["confidence"].as_f64()?;
+                Some((
+                    Self::primary(d["language"].as_str()?),
+                    // LibreTranslate says it out of 100.
+                    if confidence > 1.0 {
+                        confidence / 100.0
+                    } else {
+                        confidence
+                    },
+                ))
+            })
+            .collect();
         scores.sort_by(|a, b| b.1.total_cmp(&a.1));
         let best = scores.first()?;
         let next = scores.get(1).map_or(0.0, |s| s.1);
         (best.1 >= 0.5 && best.1 - next >= 0.3).then(|| best.0.clone())
+    }
+
+    /// [`Provider::detect`] in-process (whatlang's trigram profiles),
+    /// choosing among the workspace's languages only.
+    fn detect_here(&self, text: &str) -> Option<String> {
+        let allowed: Vec<whatlang::Lang> = self
+            .languages
+            .iter()
+            .filter_map(|tag| whatlang::Lang::from_code(to_apertium(tag)))
+            .collect();
+        if allowed.len() < 2 {
+            return None;
+        }
+        let info = whatlang::Detector::with_allowlist(allowed).detect(text)?;
+        // whatlang's own "reliable" (0.9) refuses most sentences of a
+        // chat; below 0.4 its guesses are often wrong (German among en,
+        // es, fr scores 0.02).
+        (info.confidence() >= 0.4).then(|| from_apertium(info.lang().code()))
     }
 
     pub fn primary(tag: &str) -> String {
@@ -388,5 +395,48 @@ mod tests {
         assert_eq!(to_apertium("es"), "spa");
         assert_eq!(from_apertium("eng_US"), "en");
         assert_eq!(from_apertium("xyz"), "xyz");
+    }
+
+    fn apertium(languages: &[&str]) -> Provider {
+        Provider {
+            kind: Kind::Apertium {
+                base: "http://127.0.0.1:9".into(),
+            },
+            http: crate::server::outbound::https().unwrap(),
+            pairs: Default::default(),
+            languages: languages.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_language_is_told_among_the_workspaces_only_and_when_sure() {
+        let provider = apertium(&["en", "es", "fr"]);
+        let detect = |text: &'static str| provider.detect(text);
+        assert_eq!(
+            detect("El convoy sale del puerto norte al amanecer")
+                .await
+                .as_deref(),
+            Some("es")
+        );
+        assert_eq!(
+            detect("The convoy leaves the north harbour at dawn")
+                .await
+                .as_deref(),
+            Some("en")
+        );
+        assert_eq!(
+            detect("Le convoi quitte le port nord à l'aube")
+                .await
+                .as_deref(),
+            Some("fr")
+        );
+        assert_eq!(detect("ok then").await, None, "too short to tell");
+        // German is not among them: never answered as German.
+        assert_ne!(
+            detect("Der Konvoi verlässt den Nordhafen im Morgengrauen")
+                .await
+                .as_deref(),
+            Some("de")
+        );
     }
 }
