@@ -29,9 +29,12 @@ impl ApertiumServer {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("apy.log"))
             .map_err(|e| HarnessError(format!("cannot create Apertium's log: {e}")))?;
-        // Debian's Python, where apertium-apy is installed.
-        let mut command = Command::new("/usr/bin/python3");
+        // Debian's Python, where apertium-apy is installed, at the lowest
+        // priority, as `entente up` runs it: posting goes first on a
+        // shared machine, and translations catch up when it eases.
+        let mut command = Command::new("/usr/bin/nice");
         command
+            .args(["-n", "19", "/usr/bin/python3"])
             .arg("-c")
             .arg(LAUNCHER)
             .arg("127.0.0.1")

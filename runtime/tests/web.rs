@@ -645,7 +645,8 @@ async fn an_agents_answer_streams_in_and_a_summary_stays_private_until_posted() 
 
 /// A channel read in one's own language, in Chromium, through Apertium's
 /// service (Debian's apertium-apy): its admin turns translation on in the
-/// page, a reader reads posts translated and opts out.
+/// page, a reader reads posts translated and opts out, and the system
+/// admin sees what the provider can do.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_chooses_a_language_and_reads_posts_translated_with_the_original_at_hand() {
     let team = Team::with(format!(
@@ -653,5 +654,5 @@ async fn a_reader_chooses_a_language_and_reads_posts_translated_with_the_origina
         entente_e2e::ApertiumServer::shared().endpoint()
     ))
     .await;
-    scenario("translation.mjs", vec![team.url()]).await;
+    scenario("translation.mjs", vec![team.url(), admin_password()]).await;
 }

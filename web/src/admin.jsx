@@ -1,21 +1,24 @@
 // What a system admin does by hand: accounts and their attributes, guest
-// invitations, the audit log, and the access-policy simulator.
+// invitations, the audit log, the access-policy simulator, and what the
+// translation provider can do.
 
 import { useEffect, useState } from "preact/hooks";
 import * as http from "./api.js";
 import { t, time } from "./i18n.js";
-import { fail } from "./store.js";
+import { fail, useStore } from "./store.js";
 import { Field, FormError } from "./ui.jsx";
 
 const PAGES = ["users", "guests", "audit", "simulate"];
 
 export function Admin({ page }) {
+  const s = useStore();
+  const pages = s.translation ? [...PAGES, "translation"] : PAGES;
   return (
     <section class="page admin" aria-labelledby="admin-title">
       <h1 id="admin-title">{t("admin.title")}</h1>
       <nav aria-label={t("admin.title")}>
         <ul class="tabs">
-          {PAGES.map((p) => (
+          {pages.map((p) => (
             <li key={p}>
               <a href={`#/admin/${p}`} aria-current={p === page ? "page" : undefined}>
                 {t(`admin.${p}`)}
@@ -28,6 +31,7 @@ export function Admin({ page }) {
       {page === "guests" && <Guests />}
       {page === "audit" && <Audit />}
       {page === "simulate" && <Simulator />}
+      {page === "translation" && <Translation />}
     </section>
   );
 }
@@ -230,6 +234,34 @@ function Audit() {
       </table>
       {entries.length > 0 && <button onClick={() => load(entries[entries.length - 1].seq)}>{t("admin.more")}</button>}
     </>
+  );
+}
+
+/** The provider, the pairs it offers, and those of the workspace's
+ * languages it lacks (posts between them are not translated). */
+function Translation() {
+  const [status, setStatus] = useState(null);
+  useEffect(() => {
+    http.get("/api/v1/admin/translation").then(setStatus, fail);
+  }, []);
+  if (!status) return <p class="loading">…</p>;
+  return (
+    <dl class="translation-status">
+      <dt>{t("admin.provider")}</dt>
+      <dd>{status.provider}</dd>
+      <dt>{t("admin.languages")}</dt>
+      <dd>{status.languages.join(", ")}</dd>
+      {status.problem && (
+        <>
+          <dt>{t("admin.problem")}</dt>
+          <dd role="alert">{status.problem}</dd>
+        </>
+      )}
+      <dt>{t("admin.pairs")}</dt>
+      <dd>{status.pairs.join(", ") || "—"}</dd>
+      <dt>{t("admin.missing")}</dt>
+      <dd class="missing">{status.missing.join(", ") || "—"}</dd>
+    </dl>
   );
 }
 

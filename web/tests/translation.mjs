@@ -2,7 +2,8 @@
 // the channel's admin, turns translation on in ~ops and writes in
 // English; bob reads her post translated by the workspace's provider
 // (Apertium, run by the harness) with the original one click away, then
-// opts out and reads the originals.
+// opts out and reads the originals; the system admin sees the provider's
+// pairs.
 import assert from "node:assert/strict";
 import { openChannel, say, scenario, shot, signIn, step, until } from "./lib.mjs";
 
@@ -50,4 +51,15 @@ await scenario(async (browser) => {
     "not translated for bob any more",
   );
   assert.ok(await bob.getByLabel("Translate for me").isChecked() === false);
+
+  step("the system admin sees what the provider can do");
+  const admin = await signIn(browser, "admin", process.env.ENTENTE_ADMIN_PASSWORD);
+  await admin.getByRole("link", { name: "Administration" }).click();
+  await admin.getByRole("link", { name: "Translation" }).click();
+  const status = admin.locator(".translation-status");
+  await status.waitFor();
+  const text = await status.textContent();
+  assert.match(text, /apertium/);
+  assert.match(text, /en→es/);
+  await shot(admin, "admin-translation");
 });

@@ -333,10 +333,15 @@ pub(crate) async fn start_apertium(plan: &Plan, running: &mut Vec<Running>) -> R
     };
     let dir = plan.data_dir.join("apertium");
     std::fs::create_dir_all(&dir).map_err(|e| UpError(format!("{}: {e}", dir.display())))?;
+    // At the lowest priority: on one machine posting goes first, and
+    // translations (never on posting's path) catch up when it eases.
     start(
         "Apertium's translation service".into(),
-        Path::new("/usr/bin/python3"),
+        Path::new("/usr/bin/nice"),
         vec![
+            "-n".into(),
+            "19".into(),
+            "/usr/bin/python3".into(),
             "-c".into(),
             APERTIUM_SERVER.into(),
             listen.ip().to_string().into(),

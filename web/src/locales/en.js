@@ -140,6 +140,12 @@ export default {
   "admin.allowed": "Allowed",
   "admin.denied": "Denied",
   "admin.more": "More",
+  "admin.translation": "Translation",
+  "admin.provider": "Provider",
+  "admin.languages": "Languages readers choose",
+  "admin.problem": "Problem",
+  "admin.pairs": "Pairs it translates",
+  "admin.missing": "Pairs it cannot translate (said to readers)",
   "error.generic": "Something went wrong: {message}",
   "error.offline": "The server cannot be reached.",
 };

@@ -140,6 +140,12 @@ export default {
   "admin.allowed": "Autorisé",
   "admin.denied": "Refusé",
   "admin.more": "Plus",
+  "admin.translation": "Traduction",
+  "admin.provider": "Fournisseur",
+  "admin.languages": "Langues proposées aux lecteurs",
+  "admin.problem": "Problème",
+  "admin.pairs": "Paires traduites",
+  "admin.missing": "Paires non traduites (signalé aux lecteurs)",
   "error.generic": "Une erreur s’est produite : {message}",
   "error.offline": "Le serveur est injoignable.",
 };

@@ -38,29 +38,43 @@ pub async fn queue<'e>(
     Ok(())
 }
 
-/// A job claimed by this server.
+/// A job claimed by this server, with the post to translate.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub post_id: String,
     pub language: String,
     pub attempts: i32,
+    pub channel_id: String,
+    pub message: String,
+    /// Its author's language (`default_language` if they chose none).
+    pub source: String,
+    /// Deleted since it was queued: nothing to translate.
+    pub deleted: bool,
 }
 
 /// Claims up to `limit` jobs: queued ones whose time has come (a job given
 /// back waits out its backoff), or ones a stopped server claimed
 /// `stale_seconds` ago.
-pub async fn claim(db: &sqlx::PgPool, limit: i64, stale_seconds: f64) -> Result<Vec<Job>> {
+pub async fn claim(
+    db: &sqlx::PgPool,
+    limit: i64,
+    stale_seconds: f64,
+    default_language: &str,
+) -> Result<Vec<Job>> {
     Ok(sqlx::query_as!(
         Job,
-        "UPDATE translation_jobs j SET claimed_at = now(), attempts = j.attempts + 1
-         FROM (SELECT post_id, language FROM translation_jobs
-               WHERE (claimed_at IS NULL AND queued_at <= now())
-                  OR claimed_at < now() - make_interval(secs => $2)
-               ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED) c
-         WHERE j.post_id = c.post_id AND j.language = c.language
-         RETURNING j.post_id, j.language, j.attempts",
+        r#"UPDATE translation_jobs j SET claimed_at = now(), attempts = j.attempts + 1
+           FROM (SELECT post_id, language FROM translation_jobs
+                 WHERE (claimed_at IS NULL AND queued_at <= now())
+                    OR claimed_at < now() - make_interval(secs => $2)
+                 ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED) c,
+                posts p JOIN users u ON u.id = p.user_id
+           WHERE j.post_id = c.post_id AND j.language = c.language AND p.id = j.post_id
+           RETURNING j.post_id, j.language, j.attempts, p.channel_id, p.message,
+                     COALESCE(u.language, $3) AS "source!", p.deleted_at IS NOT NULL AS "deleted!""#,
         limit,
-        stale_seconds
+        stale_seconds,
+        default_language
     )
     .fetch_all(db)
     .await?)
@@ -76,21 +90,27 @@ pub struct Done<'a> {
     pub problem: Option<&'a str>,
 }
 
-/// Stores what became of a job and ends it.
-pub async fn finish<'e>(db: impl sqlx::PgExecutor<'e>, done: Done<'_>) -> Result<()> {
+/// Stores what became of jobs and ends them, in one statement.
+pub async fn finish<'e>(db: impl sqlx::PgExecutor<'e>, done: &[Done<'_>]) -> Result<()> {
+    let column = |f: fn(&Done<'_>) -> Option<String>| done.iter().map(f).collect::<Vec<_>>();
     sqlx::query!(
-        "WITH ended AS (DELETE FROM translation_jobs WHERE post_id = $1 AND language = $2)
+        "WITH done AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                 AS d(post_id, language, source, provider, text, problem)),
+         ended AS (DELETE FROM translation_jobs j USING done d
+                   WHERE j.post_id = d.post_id AND j.language = d.language)
          INSERT INTO post_translations (post_id, language, source, provider, text, problem)
-         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM posts WHERE id = $1 AND deleted_at IS NULL)
+         SELECT d.post_id, d.language, d.source, d.provider, d.text, d.problem
+         FROM done d JOIN posts p ON p.id = d.post_id AND p.deleted_at IS NULL
          ON CONFLICT (post_id, language) DO UPDATE SET source = EXCLUDED.source,
              provider = EXCLUDED.provider, text = EXCLUDED.text, problem = EXCLUDED.problem,
              created_at = now()",
-        done.post_id,
-        done.language,
-        done.source,
-        done.provider,
-        done.text,
-        done.problem
+        &column(|d| Some(d.post_id.to_string())) as &[Option<String>],
+        &column(|d| Some(d.language.to_string())) as &[Option<String>],
+        &column(|d| Some(d.source.to_string())) as &[Option<String>],
+        &column(|d| Some(d.provider.to_string())) as &[Option<String>],
+        &column(|d| d.text.map(String::from)) as &[Option<String>],
+        &column(|d| d.problem.map(String::from)) as &[Option<String>]
     )
     .execute(db)
     .await?;

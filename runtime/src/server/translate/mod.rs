@@ -137,11 +137,14 @@ pub(crate) async fn requeue(
     queue(tx, config, vec![post_id.to_string()]).await
 }
 
-/// Translates queued posts, a bounded number at once, until shutdown.
+/// Translates queued posts, a bounded number at once, until shutdown;
+/// what they become is stored by one writer, in batches ([`store`]).
 pub async fn run(state: AppState) {
     let Some(translator) = state.translator.clone() else {
         return;
     };
+    let (finished, to_store) = tokio::sync::mpsc::channel::<Finished>(256);
+    tokio::spawn(store(state.clone(), to_store));
     let mut shutdown = state.shutdown.clone();
     loop {
         loop {
@@ -149,7 +152,14 @@ pub async fn run(state: AppState) {
             if free == 0 {
                 break;
             }
-            let jobs = match db::translations::claim(&state.db, free, 300.0).await {
+            let claimed = db::translations::claim(
+                &state.db,
+                free,
+                300.0,
+                &translator.config.default_language,
+            )
+            .await;
+            let jobs = match claimed {
                 Ok(jobs) => jobs,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the translation queue; trying again");
@@ -163,10 +173,19 @@ pub async fn run(state: AppState) {
                 let Ok(permit) = translator.slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (state, translator) = (state.clone(), translator.clone());
+                let (state, translator, finished) =
+                    (state.clone(), translator.clone(), finished.clone());
                 tokio::spawn(async move {
-                    if let Err(error) = translate(&state, &translator, &job).await {
-                        tracing::warn!(%error, post = %job.post_id, "a translation was not stored");
+                    let post = job.post_id.clone();
+                    match translate(&state, &translator, job).await {
+                        Ok(Some(done)) => {
+                            // Stored with others; the writer ends only at shutdown.
+                            let _ = finished.send(done).await;
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, %post, "a translation was not stored")
+                        }
                     }
                     drop(permit);
                     wake();
@@ -181,26 +200,29 @@ pub async fn run(state: AppState) {
     }
 }
 
+/// A job done (translated, or given up with its problem), to be stored.
+struct Finished {
+    job: db::translations::Job,
+    source: String,
+    provider: &'static str,
+    text: Option<String>,
+    problem: Option<String>,
+}
+
+/// Translates one claimed job; `None` when there is nothing to store (the
+/// post was deleted, is already in the reader's language, or the provider
+/// failed and the job went back to the queue).
 async fn translate(
     state: &AppState,
     translator: &Translator,
-    job: &db::translations::Job,
-) -> Result<(), db::Error> {
-    let row = sqlx::query!(
-        "SELECT p.channel_id, p.message, COALESCE(u.language, $2) AS \"source!\"
-         FROM posts p JOIN users u ON u.id = p.user_id
-         WHERE p.id = $1 AND p.deleted_at IS NULL",
-        job.post_id,
-        translator.config.default_language
-    )
-    .fetch_optional(&state.db)
-    .await?;
-    let Some(row) = row else {
-        // Deleted meanwhile: nothing to translate.
-        return db::translations::forget(&state.db, &job.post_id).await;
-    };
+    job: db::translations::Job,
+) -> Result<Option<Finished>, db::Error> {
+    if job.deleted {
+        db::translations::forget(&state.db, &job.post_id).await?;
+        return Ok(None);
+    }
     let started = std::time::Instant::now();
-    let words = pieces(&row.message)
+    let words = pieces(&job.message)
         .into_iter()
         .filter_map(|piece| match piece {
             Piece::Words(words) if has_words(words) => Some(words),
@@ -210,14 +232,15 @@ async fn translate(
         .join(" ");
     let source = match translator.provider.detect(&words).await {
         Some(detected) => detected,
-        None => row.source,
+        None => job.source.clone(),
     };
     if Provider::primary(&source) == Provider::primary(&job.language) {
         // Already in the reader's language, whatever its author reads.
-        return db::translations::skip(&state.db, &job.post_id, &job.language).await;
+        db::translations::skip(&state.db, &job.post_id, &job.language).await?;
+        return Ok(None);
     }
     let result = translator
-        .message(&row.message, &source, &job.language)
+        .message(&job.message, &source, &job.language)
         .await;
     let provider = translator.provider.name();
     state
@@ -227,36 +250,64 @@ async fn translate(
         Ok(text) => (Some(text), None),
         Err(TranslateError::Unavailable(why)) if job.attempts < MAX_ATTEMPTS => {
             tracing::info!(%why, post = %job.post_id, "the translation provider failed; asking again later");
-            return db::translations::release(&state.db, &job.post_id, &job.language).await;
+            db::translations::release(&state.db, &job.post_id, &job.language).await?;
+            return Ok(None);
         }
         Err(error) => (None, Some(error.to_string())),
     };
+    Ok(Some(Finished {
+        job,
+        source,
+        provider,
+        text,
+        problem,
+    }))
+}
+
+/// Stores finished translations and announces them, up to 64 in one
+/// transaction: translating must cost posting as little as it can, and a
+/// commit per translation would be most of its cost to the database. A
+/// batch that cannot be stored leaves its jobs claimed; they are taken
+/// again once stale.
+async fn store(state: AppState, mut finished: tokio::sync::mpsc::Receiver<Finished>) {
+    let mut batch = Vec::with_capacity(64);
+    while finished.recv_many(&mut batch, 64).await > 0 {
+        if let Err(error) = write(&state, &batch).await {
+            tracing::warn!(%error, count = batch.len(), "translations not stored; they will be made again");
+        }
+        batch.clear();
+    }
+}
+
+async fn write(state: &AppState, batch: &[Finished]) -> Result<(), db::Error> {
+    let done: Vec<db::translations::Done> = batch
+        .iter()
+        .map(|f| db::translations::Done {
+            post_id: &f.job.post_id,
+            language: &f.job.language,
+            source: &f.source,
+            provider: f.provider,
+            text: f.text.as_deref(),
+            problem: f.problem.as_deref(),
+        })
+        .collect();
+    let changes: Vec<Change> = batch
+        .iter()
+        .map(|f| {
+            Change::Translated(Translation {
+                post_id: f.job.post_id.clone(),
+                channel_id: f.job.channel_id.clone(),
+                language: f.job.language.clone(),
+                source: f.source.clone(),
+                provider: f.provider.into(),
+                text: f.text.clone(),
+                problem: f.problem.clone(),
+            })
+        })
+        .collect();
     let mut tx = state.db.begin().await?;
-    db::translations::finish(
-        &mut *tx,
-        db::translations::Done {
-            post_id: &job.post_id,
-            language: &job.language,
-            source: &source,
-            provider,
-            text: text.as_deref(),
-            problem: problem.as_deref(),
-        },
-    )
-    .await?;
-    events::record(
-        &mut tx,
-        &Change::Translated(Translation {
-            post_id: job.post_id.clone(),
-            channel_id: row.channel_id,
-            language: job.language.clone(),
-            source,
-            provider: provider.into(),
-            text,
-            problem,
-        }),
-    )
-    .await?;
+    db::translations::finish(&mut *tx, &done).await?;
+    events::record_many(&mut tx, &changes).await?;
     db::commit(tx).await
 }
 
