@@ -29,12 +29,13 @@ impl ApertiumServer {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("apy.log"))
             .map_err(|e| HarnessError(format!("cannot create Apertium's log: {e}")))?;
-        // Debian's Python, where apertium-apy is installed, at the lowest
-        // priority, as `entente up` runs it: posting goes first on a
-        // shared machine, and translations catch up when it eases.
-        let mut command = Command::new("/usr/bin/nice");
+        // Debian's Python, where apertium-apy is installed, scheduled only
+        // when the machine is otherwise idle, as `entente up` runs it:
+        // posting goes first on a shared machine, and translations catch
+        // up when it eases.
+        let mut command = Command::new("/usr/bin/chrt");
         command
-            .args(["-n", "19", "/usr/bin/python3"])
+            .args(["--idle", "0", "/usr/bin/python3"])
             .arg("-c")
             .arg(LAUNCHER)
             .arg("127.0.0.1")

@@ -9,7 +9,11 @@
 //! delay from a post's acknowledgement to its `translated` event. Asserts
 //! no timings.
 //!
-//!   cargo bench -p entente-runtime --bench translation -- [--posters P] [--seconds S] [--rounds R] [--warmup W] [--same-language 1] [--control 1]
+//!   cargo bench -p entente-runtime --bench translation -- [--posters P] [--seconds S] [--rounds R] [--warmup W] [--rate N] [--same-language 1] [--control 1]
+//!
+//! `--rate N` offers N posts per second in all instead of posting
+//! closed-loop: below what the provider translates per second, the delay
+//! to a translation is the provider's and the worker's, not a queue's.
 //!
 //! `--control 1` leaves translation off throughout (the two figures then
 //! differ only by noise). `--same-language 1` makes the reader read
@@ -38,16 +42,19 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Posts closed-loop over `posters` keep-alive connections for
-/// `seconds`; each post's id and when it was acknowledged.
+/// Posts over `posters` keep-alive connections for `seconds`, closed-loop
+/// or, with `rate` > 0, that many posts per second in all; each post's id
+/// and when it was acknowledged.
 async fn post_for(
     port: u16,
     token: &str,
     channel: &str,
     posters: usize,
     seconds: f64,
+    rate: u64,
 ) -> Vec<(String, Instant)> {
     let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let every = (rate > 0).then(|| Duration::from_secs_f64(posters as f64 / rate as f64));
     let tasks: Vec<_> = (0..posters)
         .map(|p| {
             let (token, channel) = (token.to_string(), channel.to_string());
@@ -56,7 +63,12 @@ async fn post_for(
                 let path = format!("/api/v1/channels/{channel}/posts");
                 let mut acked = Vec::new();
                 let mut n = 0;
+                let mut next = Instant::now();
                 while Instant::now() < end {
+                    if let Some(every) = every {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += every;
+                    }
                     n += 1;
                     let body = json!({"message": format!("The convoy {p}-{n} leaves at dawn from the north gate.")}).to_string();
                     let (status, post) = connection.post(&path, &token, &body).await;
@@ -162,6 +174,7 @@ fn main() {
     // table, checkpoints — falls equally on both.
     let control = common::bench_option("--control", 0) == 1;
     let rounds = common::bench_option("--rounds", 2);
+    let rate = common::bench_option("--rate", 0);
     let set = |enabled: bool| {
         let (status, _) = common::http(
             port,
@@ -178,14 +191,14 @@ fn main() {
     // takes the steepest of the drift out of the comparison.
     let warmup = common::bench_option("--warmup", 10) as f64;
     set(false);
-    runtime.block_on(post_for(port, &admin, &channel, posters, warmup));
+    runtime.block_on(post_for(port, &admin, &channel, posters, warmup, 0));
     let started = Instant::now();
     let mut off = Vec::new();
     let mut on = Vec::new();
     let mut rates: Vec<(bool, f64)> = Vec::new();
     for enabled in (0..rounds).flat_map(|_| [false, true, true, false]) {
         set(enabled);
-        let posted = runtime.block_on(post_for(port, &admin, &channel, posters, segment));
+        let posted = runtime.block_on(post_for(port, &admin, &channel, posters, segment, rate));
         rates.push((enabled, posted.len() as f64 / segment));
         if enabled {
             on.extend(posted);

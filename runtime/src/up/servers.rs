@@ -333,14 +333,15 @@ pub(crate) async fn start_apertium(plan: &Plan, running: &mut Vec<Running>) -> R
     };
     let dir = plan.data_dir.join("apertium");
     std::fs::create_dir_all(&dir).map_err(|e| UpError(format!("{}: {e}", dir.display())))?;
-    // At the lowest priority: on one machine posting goes first, and
-    // translations (never on posting's path) catch up when it eases.
+    // Scheduled only when the machine is otherwise idle (SCHED_IDLE): on
+    // one machine posting goes first, and translations (never on
+    // posting's path) catch up when it eases.
     start(
         "Apertium's translation service".into(),
-        Path::new("/usr/bin/nice"),
+        Path::new("/usr/bin/chrt"),
         vec![
-            "-n".into(),
-            "19".into(),
+            "--idle".into(),
+            "0".into(),
             "/usr/bin/python3".into(),
             "-c".into(),
             APERTIUM_SERVER.into(),
