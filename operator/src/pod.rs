@@ -4,9 +4,14 @@
 //! admin's `pod` settings place it (pull secrets, node selector,
 //! tolerations, priority class).
 
+use std::collections::BTreeMap;
+
 use entente_crds::common::PodSettings;
-use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
+use k8s_openapi::{
+    api::core::v1::{
+        Capabilities, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext,
+    },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 
 /// The pod's security context, running as `uid`.
@@ -35,6 +40,26 @@ pub fn container_security() -> SecurityContext {
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// A pod template: the admin's extra labels under the operator's `labels`
+/// (which win: the selector must hold), the admin's annotations, and
+/// `spec` placed as `settings` ask.
+pub fn template(
+    settings: &PodSettings,
+    labels: BTreeMap<String, String>,
+    spec: PodSpec,
+) -> PodTemplateSpec {
+    let mut all = settings.labels.clone();
+    all.extend(labels);
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(all),
+            annotations: (!settings.annotations.is_empty()).then(|| settings.annotations.clone()),
+            ..Default::default()
+        }),
+        spec: Some(placed(settings, spec)),
     }
 }
 

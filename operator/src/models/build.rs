@@ -11,7 +11,7 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
             Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-            ImageVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe,
+            ImageVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, Probe,
             ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort, ServiceSpec,
             Volume, VolumeMount,
         },
@@ -64,9 +64,6 @@ pub fn key_secret(lm: &LanguageModel, key: &[u8]) -> Secret {
 pub fn deployment(lm: &LanguageModel, hosted: &SelfHostedModel) -> Deployment {
     let name = lm.name_any();
     let selector = labels::selector(&name, COMPONENT);
-    let mut pod_labels = labels::labels(&name, COMPONENT);
-    pod_labels.extend(hosted.pod.labels.clone());
-    pod_labels.extend(selector.clone());
     let key = ai::api_key_secret(lm, &name).expect("a self-hosted model always has a key");
     let mut env: Vec<EnvVar> = hosted
         .env
@@ -130,74 +127,65 @@ pub fn deployment(lm: &LanguageModel, hosted: &SelfHostedModel) -> Deployment {
                 match_labels: Some(selector),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!hosted.pod.annotations.is_empty())
-                        .then(|| hosted.pod.annotations.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(crate::pod::placed(
-                    &hosted.pod,
-                    PodSpec {
-                        automount_service_account_token: Some(false),
-                        security_context: Some(crate::pod::pod_security(RUN_AS)),
-                        affinity: hosted.pod.affinity.clone(),
-                        containers: vec![Container {
-                            name: "model".into(),
-                            image: hosted.pod.image.clone(),
-                            image_pull_policy: Some(
-                                pull_policy(hosted.pod.image_pull_policy).into(),
-                            ),
-                            args: (!hosted.args.is_empty()).then(|| hosted.args.clone()),
-                            env: Some(env),
-                            ports: Some(vec![ContainerPort {
-                                name: Some("http".into()),
-                                container_port: port,
-                                protocol: Some("TCP".into()),
-                                ..Default::default()
-                            }]),
-                            // llama.cpp's server and vLLM both answer /health
-                            // once the weights are loaded.
-                            readiness_probe: Some(probe("/health", 10)),
-                            startup_probe: Some(Probe {
-                                failure_threshold: Some(180),
-                                ..probe("/health", 10)
-                            }),
-                            resources: Some(ResourceRequirements { ..resources }),
-                            security_context: Some(crate::pod::container_security()),
-                            volume_mounts: Some(vec![
-                                VolumeMount {
-                                    name: "weights".into(),
-                                    mount_path: source.mount_path.clone(),
-                                    sub_path: source
-                                        .persistent_volume_claim
-                                        .as_ref()
-                                        .and_then(|p| p.sub_path.clone()),
-                                    read_only: Some(true),
-                                    ..Default::default()
-                                },
-                                // The root file system is read-only.
-                                VolumeMount {
-                                    name: "tmp".into(),
-                                    mount_path: "/tmp".into(),
-                                    ..Default::default()
-                                },
-                            ]),
+            template: crate::pod::template(
+                &hosted.pod,
+                labels::labels(&name, COMPONENT),
+                PodSpec {
+                    automount_service_account_token: Some(false),
+                    security_context: Some(crate::pod::pod_security(RUN_AS)),
+                    affinity: hosted.pod.affinity.clone(),
+                    containers: vec![Container {
+                        name: "model".into(),
+                        image: hosted.pod.image.clone(),
+                        image_pull_policy: Some(pull_policy(hosted.pod.image_pull_policy).into()),
+                        args: (!hosted.args.is_empty()).then(|| hosted.args.clone()),
+                        env: Some(env),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("http".into()),
+                            container_port: port,
+                            protocol: Some("TCP".into()),
                             ..Default::default()
-                        }],
-                        volumes: Some(vec![
-                            weights,
-                            Volume {
+                        }]),
+                        // llama.cpp's server and vLLM both answer /health
+                        // once the weights are loaded.
+                        readiness_probe: Some(probe("/health", 10)),
+                        startup_probe: Some(Probe {
+                            failure_threshold: Some(180),
+                            ..probe("/health", 10)
+                        }),
+                        resources: Some(ResourceRequirements { ..resources }),
+                        security_context: Some(crate::pod::container_security()),
+                        volume_mounts: Some(vec![
+                            VolumeMount {
+                                name: "weights".into(),
+                                mount_path: source.mount_path.clone(),
+                                sub_path: source
+                                    .persistent_volume_claim
+                                    .as_ref()
+                                    .and_then(|p| p.sub_path.clone()),
+                                read_only: Some(true),
+                                ..Default::default()
+                            },
+                            // The root file system is read-only.
+                            VolumeMount {
                                 name: "tmp".into(),
-                                empty_dir: Some(EmptyDirVolumeSource::default()),
+                                mount_path: "/tmp".into(),
                                 ..Default::default()
                             },
                         ]),
                         ..Default::default()
-                    },
-                )),
-            },
+                    }],
+                    volumes: Some(vec![
+                        weights,
+                        Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        },
+                    ]),
+                    ..Default::default()
+                },
+            ),
             ..Default::default()
         }),
         ..Default::default()

@@ -9,18 +9,15 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec,
-            PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+            Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec, Probe, Service,
+            ServicePort, ServiceSpec, Volume, VolumeMount,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
             NetworkPolicySpec,
         },
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 use kube::ResourceExt;
 
@@ -61,8 +58,6 @@ pub fn build(workspace: &Workspace) -> Option<(Deployment, Service, NetworkPolic
     let pod = apertium.pod.as_ref().filter(|_| apertium.url.is_none())?;
     let instance = workspace.name_any();
     let selector = labels::selector(&instance, COMPONENT_APERTIUM);
-    let mut pod_labels = pod.labels.clone();
-    pod_labels.extend(labels::labels(&instance, COMPONENT_APERTIUM));
     let probe = |period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/listPairs".into()),
@@ -80,52 +75,46 @@ pub fn build(workspace: &Workspace) -> Option<(Deployment, Service, NetworkPolic
                 match_labels: Some(selector.clone()),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(crate::pod::placed(
-                    pod,
-                    PodSpec {
-                        automount_service_account_token: Some(false),
-                        security_context: Some(crate::pod::pod_security(RUN_AS)),
-                        affinity: pod.affinity.clone(),
-                        containers: vec![Container {
-                            name: "apertium".into(),
-                            image: pod.image.clone(),
-                            image_pull_policy: Some(pull_policy(pod.image_pull_policy).into()),
-                            ports: Some(vec![ContainerPort {
-                                name: Some("http".into()),
-                                container_port: PORT.into(),
-                                protocol: Some("TCP".into()),
-                                ..Default::default()
-                            }]),
-                            readiness_probe: Some(probe(10)),
-                            startup_probe: Some(Probe {
-                                failure_threshold: Some(60),
-                                ..probe(5)
-                            }),
-                            resources: pod.resources.clone(),
-                            security_context: Some(crate::pod::container_security()),
-                            // The root file system is read-only.
-                            volume_mounts: Some(vec![VolumeMount {
-                                name: "tmp".into(),
-                                mount_path: "/tmp".into(),
-                                ..Default::default()
-                            }]),
+            template: crate::pod::template(
+                pod,
+                labels::labels(&instance, COMPONENT_APERTIUM),
+                PodSpec {
+                    automount_service_account_token: Some(false),
+                    security_context: Some(crate::pod::pod_security(RUN_AS)),
+                    affinity: pod.affinity.clone(),
+                    containers: vec![Container {
+                        name: "apertium".into(),
+                        image: pod.image.clone(),
+                        image_pull_policy: Some(pull_policy(pod.image_pull_policy).into()),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("http".into()),
+                            container_port: PORT.into(),
+                            protocol: Some("TCP".into()),
                             ..Default::default()
-                        }],
-                        volumes: Some(vec![Volume {
+                        }]),
+                        readiness_probe: Some(probe(10)),
+                        startup_probe: Some(Probe {
+                            failure_threshold: Some(60),
+                            ..probe(5)
+                        }),
+                        resources: pod.resources.clone(),
+                        security_context: Some(crate::pod::container_security()),
+                        // The root file system is read-only.
+                        volume_mounts: Some(vec![VolumeMount {
                             name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            mount_path: "/tmp".into(),
                             ..Default::default()
                         }]),
                         ..Default::default()
-                    },
-                )),
-            },
+                    }],
+                    volumes: Some(vec![Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                },
+            ),
             ..Default::default()
         }),
         ..Default::default()

@@ -1,7 +1,5 @@
 //! The Deployment of a workspace's servers.
 
-use std::collections::BTreeMap;
-
 use entente_crds::{common::PullPolicy, Workspace};
 use k8s_openapi::{
     api::{
@@ -13,10 +11,7 @@ use k8s_openapi::{
             Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
         },
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 
 use super::secrets;
@@ -80,9 +75,6 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
     let spec = &workspace.spec;
     let pod = &spec.pod;
     let selector = labels::selector(&names.workspace, COMPONENT);
-    // The operator's labels win over the user's: the selector must hold.
-    let mut pod_labels: BTreeMap<String, String> = pod.labels.clone();
-    pod_labels.extend(labels::labels(&names.workspace, COMPONENT));
 
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -200,49 +192,43 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
         ..Default::default()
     });
 
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(pod_labels),
-            annotations: (!pod.annotations.is_empty()).then(|| pod.annotations.clone()),
+    crate::pod::template(
+        pod,
+        labels::labels(&names.workspace, COMPONENT),
+        PodSpec {
+            // The server never calls the Kubernetes API.
+            automount_service_account_token: Some(false),
+            containers: vec![container],
+            affinity: Some(affinity),
+            topology_spread_constraints: Some(spread),
+            security_context: Some(crate::pod::pod_security(RUN_AS)),
+            volumes: Some(vec![
+                Volume {
+                    name: "runtime".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(names.runtime_secret()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "secrets".into(),
+                    projected: Some(ProjectedVolumeSource {
+                        sources: Some(secret_sources),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "tmp".into(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Default::default()
+                },
+            ]),
+            restart_policy: (command == Command::Migrate).then(|| "Never".to_string()),
             ..Default::default()
-        }),
-        spec: Some(crate::pod::placed(
-            pod,
-            PodSpec {
-                // The server never calls the Kubernetes API.
-                automount_service_account_token: Some(false),
-                containers: vec![container],
-                affinity: Some(affinity),
-                topology_spread_constraints: Some(spread),
-                security_context: Some(crate::pod::pod_security(RUN_AS)),
-                volumes: Some(vec![
-                    Volume {
-                        name: "runtime".into(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(names.runtime_secret()),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                    Volume {
-                        name: "secrets".into(),
-                        projected: Some(ProjectedVolumeSource {
-                            sources: Some(secret_sources),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                    Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    },
-                ]),
-                restart_policy: (command == Command::Migrate).then(|| "Never".to_string()),
-                ..Default::default()
-            },
-        )),
-    }
+        },
+    )
 }
 
 pub(crate) fn pull_policy(policy: PullPolicy) -> &'static str {
