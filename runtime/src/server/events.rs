@@ -594,6 +594,7 @@ mod tests {
             "typing",
             "streaming",
             "translated",
+            "translation_switched",
         ] {
             assert!(
                 change.contains(&format!("\"{kind}\"")),
