@@ -39,6 +39,18 @@ pub struct Provider {
     /// and again every 5 minutes.
     pairs: tokio::sync::Mutex<Option<(tokio::time::Instant, Pairs)>>,
     languages: Vec<String>,
+    /// Tells a text's language among the workspace's (at least two of
+    /// them known to it), where the provider cannot.
+    detector: Option<whatlang::Detector>,
+}
+
+/// A detector choosing among `languages` only, if it knows two of them.
+fn detector(languages: &[String]) -> Option<whatlang::Detector> {
+    let allowed: Vec<whatlang::Lang> = languages
+        .iter()
+        .filter_map(|tag| whatlang::Lang::from_code(to_apertium(tag)))
+        .collect();
+    (allowed.len() >= 2).then(|| whatlang::Detector::with_allowlist(allowed))
 }
 
 enum Kind {
@@ -115,6 +127,7 @@ impl Provider {
             http: crate::server::outbound::https().map_err(|e| format!("TLS roots: {e}"))?,
             pairs: Default::default(),
             languages: config.languages.clone(),
+            detector: detector(&config.languages),
         })
     }
 
@@ -289,15 +302,7 @@ impl Provider {
     /// [`Provider::detect`] in-process (whatlang's trigram profiles),
     /// choosing among the workspace's languages only.
     fn detect_here(&self, text: &str) -> Option<String> {
-        let allowed: Vec<whatlang::Lang> = self
-            .languages
-            .iter()
-            .filter_map(|tag| whatlang::Lang::from_code(to_apertium(tag)))
-            .collect();
-        if allowed.len() < 2 {
-            return None;
-        }
-        let info = whatlang::Detector::with_allowlist(allowed).detect(text)?;
+        let info = self.detector.as_ref()?.detect(text)?;
         // whatlang's own "reliable" (0.9) refuses most sentences of a
         // chat; below 0.4 its guesses are often wrong (German among en,
         // es, fr scores 0.02).
@@ -398,13 +403,15 @@ mod tests {
     }
 
     fn apertium(languages: &[&str]) -> Provider {
+        let languages: Vec<String> = languages.iter().map(|l| l.to_string()).collect();
         Provider {
             kind: Kind::Apertium {
                 base: "http://127.0.0.1:9".into(),
             },
             http: crate::server::outbound::https().unwrap(),
             pairs: Default::default(),
-            languages: languages.iter().map(|l| l.to_string()).collect(),
+            detector: detector(&languages),
+            languages,
         }
     }
 
