@@ -2,14 +2,16 @@
 //! (non-root, no privilege escalation, a read-only root file system, no
 //! capabilities, the runtime's default seccomp profile), and where the
 //! admin's `pod` settings place it (pull secrets, node selector,
-//! tolerations, priority class).
+//! tolerations, priority class), and the scratch `/tmp` a read-only root
+//! leaves them.
 
 use std::collections::BTreeMap;
 
 use entente_crds::common::PodSettings;
 use k8s_openapi::{
     api::core::v1::{
-        Capabilities, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext,
+        Capabilities, EmptyDirVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+        SeccompProfile, SecurityContext, Volume, VolumeMount,
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -41,6 +43,23 @@ pub fn container_security() -> SecurityContext {
         }),
         ..Default::default()
     }
+}
+
+/// The one place a container may write, its root file system being
+/// read-only: an empty `/tmp`, as the volume and its mount.
+pub fn scratch() -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    )
 }
 
 /// A pod template: the admin's extra labels under the operator's `labels`

@@ -10,10 +10,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-            ImageVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, Probe,
-            ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort, ServiceSpec,
-            Volume, VolumeMount,
+            Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ImageVolumeSource,
+            PersistentVolumeClaimVolumeSource, PodSpec, Probe, ResourceRequirements, Secret,
+            SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -110,6 +109,7 @@ pub fn deployment(lm: &LanguageModel, hosted: &SelfHostedModel) -> Deployment {
         }
     }
     let port = hosted.port;
+    let (scratch, scratch_mount) = crate::pod::scratch();
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
@@ -166,23 +166,11 @@ pub fn deployment(lm: &LanguageModel, hosted: &SelfHostedModel) -> Deployment {
                                 read_only: Some(true),
                                 ..Default::default()
                             },
-                            // The root file system is read-only.
-                            VolumeMount {
-                                name: "tmp".into(),
-                                mount_path: "/tmp".into(),
-                                ..Default::default()
-                            },
+                            scratch_mount,
                         ]),
                         ..Default::default()
                     }],
-                    volumes: Some(vec![
-                        weights,
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Default::default()
-                        },
-                    ]),
+                    volumes: Some(vec![weights, scratch]),
                     ..Default::default()
                 },
             ),

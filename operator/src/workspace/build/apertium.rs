@@ -4,17 +4,16 @@
 //! NetworkPolicy that lets only the workspace's servers reach it and lets
 //! it reach nothing (the text it translates stays inside). Pure.
 
-use entente_crds::{render::translation, Workspace};
+use entente_crds::{common::PodSettings, render::translation, Workspace};
 use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec, Probe, Service,
-            ServicePort, ServiceSpec, Volume, VolumeMount,
+            Container, ContainerPort, HTTPGetAction, PodSpec, Probe, Service, ServicePort,
+            ServiceSpec,
         },
         networking::v1::{
-            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-            NetworkPolicySpec,
+            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -24,7 +23,10 @@ use kube::ResourceExt;
 use crate::{
     labels,
     workspace::{
-        build::deployment::pull_policy,
+        build::{
+            deployment::pull_policy,
+            network_policy::{matching, port},
+        },
         layout::{metadata, COMPONENT},
     },
 };
@@ -39,10 +41,16 @@ pub fn name(workspace: &Workspace) -> String {
     format!("{}-apertium", workspace.name_any())
 }
 
+/// The pod settings of the service the operator runs for `workspace`, if
+/// it runs one: Apertium with a `pod` and no `url`.
+fn run_here(workspace: &Workspace) -> Option<&PodSettings> {
+    let apertium = translation::apertium(workspace)?;
+    apertium.pod.as_ref().filter(|_| apertium.url.is_none())
+}
+
 /// The URL of the service the operator runs for `workspace`, if it runs one.
 pub fn url(workspace: &Workspace) -> Option<String> {
-    let apertium = translation::apertium(workspace)?;
-    (apertium.url.is_none() && apertium.pod.is_some()).then(|| {
+    run_here(workspace).map(|_| {
         format!(
             "http://{}.{}.svc:{PORT}",
             name(workspace),
@@ -54,10 +62,11 @@ pub fn url(workspace: &Workspace) -> Option<String> {
 /// The Deployment, Service and NetworkPolicy, when `workspace` asks the
 /// operator to run Apertium's service.
 pub fn build(workspace: &Workspace) -> Option<(Deployment, Service, NetworkPolicy)> {
-    let apertium = translation::apertium(workspace)?;
-    let pod = apertium.pod.as_ref().filter(|_| apertium.url.is_none())?;
+    let pod = run_here(workspace)?;
+    let replicas = translation::apertium(workspace)?.replicas;
     let instance = workspace.name_any();
     let selector = labels::selector(&instance, COMPONENT_APERTIUM);
+    let (scratch, scratch_mount) = crate::pod::scratch();
     let probe = |period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/listPairs".into()),
@@ -70,7 +79,7 @@ pub fn build(workspace: &Workspace) -> Option<(Deployment, Service, NetworkPolic
     let deployment = Deployment {
         metadata: metadata(workspace, name(workspace), COMPONENT_APERTIUM),
         spec: Some(DeploymentSpec {
-            replicas: Some(apertium.replicas),
+            replicas: Some(replicas),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..Default::default()
@@ -99,19 +108,10 @@ pub fn build(workspace: &Workspace) -> Option<(Deployment, Service, NetworkPolic
                         }),
                         resources: pod.resources.clone(),
                         security_context: Some(crate::pod::container_security()),
-                        // The root file system is read-only.
-                        volume_mounts: Some(vec![VolumeMount {
-                            name: "tmp".into(),
-                            mount_path: "/tmp".into(),
-                            ..Default::default()
-                        }]),
+                        volume_mounts: Some(vec![scratch_mount]),
                         ..Default::default()
                     }],
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
+                    volumes: Some(vec![scratch]),
                     ..Default::default()
                 },
             ),
@@ -137,24 +137,14 @@ pub fn build(workspace: &Workspace) -> Option<(Deployment, Service, NetworkPolic
     let policy = NetworkPolicy {
         metadata: metadata(workspace, name(workspace), COMPONENT_APERTIUM),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            }),
+            pod_selector: matching(selector),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector {
-                        match_labels: Some(labels::selector(&instance, COMPONENT)),
-                        ..Default::default()
-                    }),
+                    pod_selector: matching(labels::selector(&instance, COMPONENT)),
                     ..Default::default()
                 }]),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(PORT.into())),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
+                ports: Some(vec![port(PORT, "TCP")]),
             }]),
             // No egress rule: it reaches nothing.
             egress: Some(Vec::new()),

@@ -5,10 +5,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment},
         core::v1::{
-            Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
-            KeyToPath, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
-            ProjectedVolumeSource, SecretProjection, SecretVolumeSource, TopologySpreadConstraint,
-            Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+            Affinity, Container, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, PodAffinityTerm,
+            PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+            SecretProjection, SecretVolumeSource, TopologySpreadConstraint, Volume, VolumeMount,
+            VolumeProjection, WeightedPodAffinityTerm,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -76,6 +76,7 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
     let pod = &spec.pod;
     let selector = labels::selector(&names.workspace, COMPONENT);
 
+    let (scratch, scratch_mount) = crate::pod::scratch();
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
@@ -146,11 +147,7 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
         volume_mounts: Some(vec![
             mount("runtime", CONFIG_DIR),
             mount("secrets", SECRETS_DIR),
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
+            scratch_mount,
         ]),
         ..Default::default()
     };
@@ -219,11 +216,7 @@ pub fn pod_template(workspace: &Workspace, command: Command) -> PodTemplateSpec 
                     }),
                     ..Default::default()
                 },
-                Volume {
-                    name: "tmp".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Default::default()
-                },
+                scratch,
             ]),
             restart_policy: (command == Command::Migrate).then(|| "Never".to_string()),
             ..Default::default()

@@ -29,7 +29,7 @@ pub struct Operator {
     pub namespace: String,
 }
 
-fn port(number: u16, protocol: &str) -> NetworkPolicyPort {
+pub(crate) fn port(number: u16, protocol: &str) -> NetworkPolicyPort {
     NetworkPolicyPort {
         port: Some(IntOrString::Int(number.into())),
         protocol: Some(protocol.into()),
@@ -50,7 +50,7 @@ fn cidrs(blocks: &[String]) -> Vec<NetworkPolicyPeer> {
         .collect()
 }
 
-fn matching(labels: BTreeMap<String, String>) -> Option<LabelSelector> {
+pub(crate) fn matching(labels: BTreeMap<String, String>) -> Option<LabelSelector> {
     Some(LabelSelector {
         match_labels: Some(labels),
         ..Default::default()
