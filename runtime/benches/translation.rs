@@ -111,24 +111,7 @@ fn main() {
     common::create_bucket_blocking(&config);
     let mut server = common::start_server(&config, port);
     let admin = common::admin_token(port);
-    let (status, body) = common::http(
-        port,
-        "POST",
-        "/api/v1/users",
-        Some(&admin),
-        Some(json!({"username": "bob", "password": "bob-password-long", "role": "member"})),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let (_, login) = common::http(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "bob", "password": "bob-password-long"})),
-    )
-    .unwrap();
-    let bob = login["token"].as_str().unwrap().to_string();
+    let bob = common::member_token(port, &admin, "bob");
     common::http(
         port,
         "PUT",

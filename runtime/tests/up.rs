@@ -809,25 +809,7 @@ fn a_calls_cluster_runs_and_two_people_hear_each_other() {
 
     let admin = login(port, data.path());
     let channel = public_channel(port, &admin, "net-call");
-    let (status, _) = http(
-        port,
-        "POST",
-        "/api/v1/users",
-        Some(&admin),
-        Some(json!({"username": "bravo6", "password": "a long enough password", "role": "member"})),
-    )
-    .unwrap();
-    assert_eq!(status, 201);
-    let (status, body) = http(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "bravo6", "password": "a long enough password"})),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let other = body["token"].as_str().unwrap().to_string();
+    let other = common::member_token(port, &admin, "bravo6");
     join_id(port, &other, &channel);
     let tickets: Vec<serde_json::Value> = [&admin, &other]
         .iter()
@@ -1396,24 +1378,7 @@ fn a_site_translates_through_the_apertium_service_it_starts() {
     let site = up_for(data.path(), port, manifests.path());
     wait_ready(port);
     let admin = login(port, data.path());
-    let (status, body) = http(
-        port,
-        "POST",
-        "/api/v1/users",
-        Some(&admin),
-        Some(json!({"username": "bob", "password": "bob-password-long", "role": "member"})),
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let (_, login) = http(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "bob", "password": "bob-password-long"})),
-    )
-    .unwrap();
-    let bob = login["token"].as_str().unwrap().to_string();
+    let bob = common::member_token(port, &admin, "bob");
     let (status, _) = http(
         port,
         "PUT",

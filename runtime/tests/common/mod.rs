@@ -432,6 +432,32 @@ pub fn admin_token(port: u16) -> String {
     login["token"].as_str().unwrap().to_string()
 }
 
+/// Creates the member `username` (password `<username>-password-long`)
+/// on the server on `port` as `admin`, and logs them in; returns their
+/// token.
+pub fn member_token(port: u16, admin: &str, username: &str) -> String {
+    let password = format!("{username}-password-long");
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/users",
+        Some(admin),
+        Some(serde_json::json!({"username": username, "password": password, "role": "member"})),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (status, login) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(serde_json::json!({"username": username, "password": password})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{login}");
+    login["token"].as_str().unwrap().to_string()
+}
+
 /// Creates a public channel on the server on `port`; returns its id.
 pub fn public_channel(port: u16, token: &str, name: &str) -> String {
     let (status, channel) = http(
